@@ -1,0 +1,11 @@
+"""dnalm_utils: tested helpers behind the executable book on word identity vs sequence context in
+DNA language models. Notebooks call these modules; logic lives here, not in cells.
+
+Modules: ``genome`` (FASTA I/O, ACGT segments, window sampling), ``tokenization`` (overlapping /
+non-overlapping k-mers, single nucleotides, BPE; token -> nucleotide spans; overlap arithmetic),
+``models`` (one loader for hub ids and local folders, device choice, tiny test checkpoints),
+``data`` (the bundled real human DNA and its manifest), ``plotting``, ``book`` (papermill + Jupyter
+Book runner), ``cli``.
+"""
+
+__version__ = "0.1.0"
