@@ -1,0 +1,786 @@
+"""DNA tokenizers that map every token back to its nucleotide span, plus the overlap arithmetic.
+
+Four schemes, one interface (:class:`DNATokenizer`):
+
+* ``overlapping``    -- DNABERT's overlapping k-mers (stride 1), k = 1..8. Vocabulary exactly as in
+  DNABERT's ``vocab.txt``: ids 0-4 are ``[PAD] [UNK] [CLS] [SEP] [MASK]``, then every k-mer in
+  ``itertools.product("ATCG")`` order (A, T, C, G; *not* alphabetical). Token i covers nucleotides
+  ``[i, i + k)``, so a sequence of L nt gives L - k + 1 tokens.
+* ``nonoverlapping`` -- Nucleotide-Transformer-style k-mers read left to right. Rule for leftovers: inside
+  every N-free stretch, k-mers are taken from its start; the < k nucleotides left at the end of the
+  stretch, and every N, become single-nucleotide tokens. Vocabulary: specials, k-mers (ATCG order),
+  then ``A T C G N``.
+* ``nucleotide``     -- one token per nucleotide (specials, then ``A T C G N``).
+* ``bpe``            -- byte-pair encoding trained with the ``tokenizers`` library on the corpus
+  (DNABERT-2 style).
+
+All encoders are vectorised with numpy (or run inside the Rust ``tokenizers`` library for BPE): there is
+no Python loop per k-mer. Every tokenizer saves to, and loads from, a Hugging Face tokenizer folder
+(``AutoTokenizer.from_pretrained`` works on it) with an extra ``dnalm_tokenizer.json`` naming the scheme.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .errors import (
+    ParameterError,
+    SequenceAlphabetError,
+    VocabularyMismatchError,
+    check_int_range,
+)
+from .io import atomic_path
+
+#: DNABERT's special tokens; their ids are 0..4 in this order.
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+#: Order in which DNABERT enumerates nucleotides when building its k-mer vocabulary.
+NUCLEOTIDE_ORDER = "ATCG"
+#: Single-nucleotide tokens used by the nucleotide scheme and for leftovers of non-overlapping k-mers.
+SINGLE_NUCLEOTIDES = ("A", "T", "C", "G", "N")
+SCHEMES = ("overlapping", "nonoverlapping", "nucleotide", "bpe")
+MAX_K = 8
+METADATA_FILE = "dnalm_tokenizer.json"
+
+_IUPAC = set("RYSWKMBDHVU")
+# Byte -> code: A,T,C,G -> 0..3 (DNABERT order), N -> 4, other IUPAC -> 5, anything else -> 6.
+_CODE = np.full(256, 6, dtype=np.int8)
+for _i, _c in enumerate(NUCLEOTIDE_ORDER):
+    _CODE[ord(_c)] = _CODE[ord(_c.lower())] = _i
+_CODE[ord("N")] = _CODE[ord("n")] = 4
+for _c in _IUPAC:
+    _CODE[ord(_c)] = _CODE[ord(_c.lower())] = 5
+
+_ROLE_NAMES = {  # role -> spellings seen in DNABERT (BERT) and Nucleotide Transformer (ESM) vocabularies
+    "pad": ("[PAD]", "<pad>"),
+    "unk": ("[UNK]", "<unk>"),
+    "cls": ("[CLS]", "<cls>"),
+    "sep": ("[SEP]", "<eos>", "</s>"),
+    "mask": ("[MASK]", "<mask>"),
+}
+
+
+def kmer_vocabulary(k: int) -> list[str]:
+    """All 4**k k-mers in DNABERT's order (``itertools.product("ATCG", repeat=k)``)."""
+    k = check_int_range("k", k, 1, MAX_K)
+    return ["".join(p) for p in itertools.product(NUCLEOTIDE_ORDER, repeat=k)]
+
+
+def nucleotide_codes(seq: str | bytes | np.ndarray, *, where: str = "sequence") -> np.ndarray:
+    """(L,) int8 codes: A,T,C,G -> 0..3, N -> 4, other IUPAC -> 5; raise on non-IUPAC characters."""
+    if isinstance(seq, np.ndarray):
+        raw = seq.astype(np.uint8, copy=False)
+    else:
+        if isinstance(seq, str):
+            try:
+                seq = seq.encode("ascii")
+            except UnicodeEncodeError as exc:
+                raise SequenceAlphabetError(
+                    f"{where}: non-ASCII character {seq[exc.start]!r} at position {exc.start}; "
+                    "DNA must be written with the letters A, C, G, T (N for unknown)."
+                ) from None
+        raw = np.frombuffer(seq, dtype=np.uint8)
+    codes = _CODE[raw]
+    bad = np.flatnonzero(codes == 6)
+    if bad.size:
+        pos = int(bad[0])
+        raise SequenceAlphabetError(
+            f"{where}: character {chr(raw[pos])!r} at position {pos} is not a nucleotide "
+            f"({bad.size} such characters in all). Use only A, C, G, T (N for unknown); "
+            "strip numbers, spaces and FASTA headers first (genome.read_fasta does this)."
+        )
+    return codes
+
+
+def _first_unsupported(codes: np.ndarray, allowed_max: int, where: str, fix: str) -> None:
+    bad = np.flatnonzero(codes > allowed_max)
+    if bad.size:
+        pos = int(bad[0])
+        letter = "N" if codes[pos] == 4 else "an IUPAC ambiguity code"
+        raise SequenceAlphabetError(
+            f"{where}: position {pos} holds {letter} ({bad.size} non-ACGT positions in all), "
+            f"which this tokenizer cannot encode. {fix}"
+        )
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """Token ids of one sequence (no special tokens) and the nucleotides each token covers.
+
+    ids: (n_tokens,) int64. spans: (n_tokens, 2) int64, ``[start, end)`` in nucleotides of the input.
+    """
+
+    ids: np.ndarray
+    spans: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+
+class DNATokenizer:
+    """Base class: a vocabulary (token -> id), the special tokens, encode / decode / save / load."""
+
+    scheme: str = ""
+
+    def __init__(self, vocab: Sequence[str] | dict[str, int], *, k: int | None = None):
+        if isinstance(vocab, dict):
+            size = max(vocab.values()) + 1
+            tokens = [None] * size
+            for tok, i in vocab.items():
+                tokens[i] = tok
+            tokens = [t if t is not None else f"[unused{i}]" for i, t in enumerate(tokens)]
+        else:
+            tokens = list(vocab)
+        if len(set(tokens)) != len(tokens):
+            dup = next(t for t in tokens if tokens.count(t) > 1)
+            raise VocabularyMismatchError(f"vocabulary lists token {dup!r} twice; a vocabulary needs unique tokens.")
+        self.vocab: list[str] = tokens
+        self.token_to_id: dict[str, int] = {t: i for i, t in enumerate(tokens)}
+        self.k = k
+        self.special_tokens: dict[str, str] = {}
+        for role, names in _ROLE_NAMES.items():
+            for name in names:
+                if name in self.token_to_id:
+                    self.special_tokens[role] = name
+                    break
+        missing = [r for r in ("pad", "unk", "cls", "sep", "mask") if r not in self.special_tokens]
+        if missing:
+            raise VocabularyMismatchError(
+                f"vocabulary has no {', '.join(missing)} token (looked for {[_ROLE_NAMES[r][0] for r in missing]}); "
+                "a masked DNA language model needs [PAD] [UNK] [CLS] [SEP] [MASK]."
+            )
+
+    # --- ids of special tokens -------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def special_id(self, role: str) -> int:
+        """Id of the special token with ``role`` in {pad, unk, cls, sep, mask}."""
+        return self.token_to_id[self.special_tokens[role]]
+
+    pad_id = property(lambda self: self.special_id("pad"))
+    unk_id = property(lambda self: self.special_id("unk"))
+    cls_id = property(lambda self: self.special_id("cls"))
+    sep_id = property(lambda self: self.special_id("sep"))
+    mask_id = property(lambda self: self.special_id("mask"))
+
+    @cached_property
+    def special_ids(self) -> np.ndarray:
+        """(n_special,) int64 ids of every special token."""
+        return np.array(sorted(self.token_to_id[t] for t in self.special_tokens.values()), dtype=np.int64)
+
+    @cached_property
+    def is_special(self) -> np.ndarray:
+        """(vocab_size,) bool: True for special (non-nucleotide) tokens."""
+        mask = np.zeros(self.vocab_size, dtype=bool)
+        for i, tok in enumerate(self.vocab):
+            mask[i] = not tok or any(c not in "ACGTN" for c in tok)
+        return mask
+
+    @property
+    def description(self) -> str:
+        return self.scheme
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.description}, vocab {self.vocab_size}>"
+
+    # --- encoding --------------------------------------------------------------------------------
+    def encode(self, seq: str, *, where: str = "sequence") -> Encoding:
+        """Token ids and nucleotide spans of ``seq`` (case-insensitive), without special tokens."""
+        raise NotImplementedError
+
+    def encode_ids(self, seq: str, *, add_special_tokens: bool = False, where: str = "sequence") -> np.ndarray:
+        """(n_tokens,) int64 ids of ``seq``; with ``[CLS]`` ... ``[SEP]`` if ``add_special_tokens``."""
+        ids = self.encode(seq, where=where).ids
+        if add_special_tokens:
+            ids = np.concatenate([[self.cls_id], ids, [self.sep_id]]).astype(np.int64)
+        return ids
+
+    def n_tokens(self, length: int) -> int:
+        """Number of tokens (no specials) for an ACGT-only sequence of ``length`` nt."""
+        return len(self.encode("A" * length))
+
+    def batch_encode(self, seqs: Sequence[str], *, max_length: int | None = None, return_tensors: str = "pt") -> dict:
+        """Encode sequences for a model: ``input_ids`` and ``attention_mask`` of shape (batch, tokens).
+
+        Each row is ``[CLS] tokens [SEP]`` right-padded with ``[PAD]``; ``spans`` is a list of the per-sequence
+        (n_tokens, 2) nucleotide spans (no specials). ``max_length`` (including the two specials) raises a
+        ParameterError for sequences that do not fit rather than truncating silently.
+        """
+        encs = [self.encode(s, where=f"sequence {i}") for i, s in enumerate(seqs)]
+        width = max(len(e) for e in encs) + 2
+        if max_length is not None and width > max_length:
+            raise ParameterError(
+                f"a sequence needs {width} tokens with [CLS]/[SEP] but max_length={max_length}; "
+                "use shorter windows or a model with more positions."
+            )
+        ids = np.full((len(encs), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(encs), width), dtype=np.int64)
+        for row, enc in enumerate(encs):
+            n = len(enc)
+            ids[row, 0] = self.cls_id
+            ids[row, 1 : n + 1] = enc.ids
+            ids[row, n + 1] = self.sep_id
+            mask[row, : n + 2] = 1
+        out = {"input_ids": ids, "attention_mask": mask}
+        if return_tensors == "pt":
+            import torch
+
+            out = {key: torch.from_numpy(val) for key, val in out.items()}
+        out["spans"] = [e.spans for e in encs]
+        return out
+
+    def convert_ids_to_tokens(self, ids: Iterable[int]) -> list[str]:
+        """Token strings of ``ids``."""
+        return [self.vocab[int(i)] for i in ids]
+
+    # --- decoding --------------------------------------------------------------------------------
+    @cached_property
+    def _char_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """(vocab, max_len) uint8 token characters and (vocab,) token lengths (0 for specials)."""
+        width = max(len(t) for t in self.vocab)
+        table = np.zeros((self.vocab_size, width), dtype=np.uint8)
+        lengths = np.zeros(self.vocab_size, dtype=np.int64)
+        for i, tok in enumerate(self.vocab):
+            if not self.is_special[i]:
+                table[i, : len(tok)] = np.frombuffer(tok.encode("ascii"), dtype=np.uint8)
+                lengths[i] = len(tok)
+        return table, lengths
+
+    def decode(self, ids: Sequence[int] | np.ndarray) -> str:
+        """Nucleotide sequence spelled by ``ids`` (special tokens are skipped)."""
+        ids = self._check_ids(ids)
+        table, lengths = self._char_table
+        chars = table[ids]
+        keep = np.arange(table.shape[1])[None, :] < lengths[ids][:, None]
+        return chars[keep].tobytes().decode("ascii")
+
+    def _check_ids(self, ids) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
+            raise VocabularyMismatchError(
+                f"token id {int(ids.max() if ids.max() >= self.vocab_size else ids.min())} is outside this "
+                f"tokenizer's vocabulary (0..{self.vocab_size - 1}); the ids come from a different tokenizer."
+            )
+        return ids
+
+    # --- compatibility with a model --------------------------------------------------------------
+    def check_model_vocab(self, model_vocab_size: int, *, model_name: str = "the model") -> None:
+        """Raise VocabularyMismatchError unless ``model_vocab_size`` equals this vocabulary's size."""
+        if int(model_vocab_size) == self.vocab_size:
+            return
+        hint = ""
+        for k in range(1, MAX_K + 1):
+            if model_vocab_size == 4**k + len(SPECIAL_TOKENS):
+                hint = f" A vocabulary of {model_vocab_size} = 4^{k} + 5 fits overlapping {k}-mers (DNABERT-{k})."
+        raise VocabularyMismatchError(
+            f"{model_name} has an embedding table of {model_vocab_size} tokens but the tokenizer "
+            f"({self.description}) has {self.vocab_size}.{hint} Load the tokenizer saved with the model "
+            "(models.load_model does this) or pass the matching k."
+        )
+
+    # --- persistence -----------------------------------------------------------------------------
+    def metadata(self) -> dict:
+        """What ``dnalm_tokenizer.json`` records: scheme, k, vocabulary size, special tokens."""
+        return {"scheme": self.scheme, "k": self.k, "vocab_size": self.vocab_size, "special_tokens": self.special_tokens}
+
+    def to_hf(self):
+        """A Hugging Face tokenizer with the same vocabulary and ids (see each scheme for its input format)."""
+        raise NotImplementedError
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write a Hugging Face tokenizer folder (plus vocab.txt and dnalm_tokenizer.json) atomically."""
+        folder = Path(folder)
+        with atomic_path(folder) as tmp:
+            self._write_folder(tmp)
+        return folder
+
+    def _write_folder(self, tmp: Path) -> None:
+        hf = self.to_hf()
+        hf.save_pretrained(str(tmp))
+        (tmp / "vocab.txt").write_text("\n".join(self.vocab) + "\n")
+        self._patch_hf_config(tmp)
+        (tmp / METADATA_FILE).write_text(json.dumps(self.metadata(), indent=2) + "\n")
+
+    def _patch_hf_config(self, folder: Path) -> None:
+        cfg_path = folder / "tokenizer_config.json"
+        cfg = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
+        cfg["do_lower_case"] = False
+        cfg["model_max_length"] = 512
+        cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+        (folder / "special_tokens_map.json").write_text(
+            json.dumps({f"{r}_token": t for r, t in self.special_tokens.items()}, indent=2, sort_keys=True) + "\n"
+        )
+
+
+def _default_vocab(body: Sequence[str]) -> list[str]:
+    return list(SPECIAL_TOKENS) + list(body)
+
+
+def _code_lookup(vocab_map: dict[str, int], kmers: Sequence[str], what: str) -> np.ndarray:
+    """(len(kmers),) int64 ids of ``kmers`` in a vocabulary; raise if one is missing."""
+    missing = [t for t in kmers if t not in vocab_map]
+    if missing:
+        raise VocabularyMismatchError(
+            f"vocabulary lacks {len(missing)} {what} (e.g. {missing[0]!r}); it does not fit this tokenizer."
+        )
+    return np.array([vocab_map[t] for t in kmers], dtype=np.int64)
+
+
+def _window_codes(codes: np.ndarray, k: int) -> np.ndarray:
+    """(L - k + 1,) int64 base-4 value of every k-long window of ``codes`` (ATCG digits, first = most significant)."""
+    out = np.zeros(codes.shape[0] - k + 1, dtype=np.int64)
+    for j in range(k):  # k <= 8 vectorised passes, not a loop over k-mers
+        out = out * 4 + codes[j : codes.shape[0] - k + 1 + j]
+    return out
+
+
+class OverlappingKmerTokenizer(DNATokenizer):
+    """DNABERT's overlapping k-mers: token i = ``seq[i:i+k]``; L nt give L - k + 1 tokens.
+
+    The Hugging Face form (``to_hf``) is DNABERT's: a ``BertTokenizer`` over space-separated k-mers, with
+    ``do_lower_case=False`` (DNABERT's shipped ``do_lower_case: true`` turns every k-mer into [UNK]).
+    ``on_invalid="unk"`` maps k-mers that contain N (or another ambiguity code) to [UNK] instead of failing.
+    """
+
+    scheme = "overlapping"
+
+    def __init__(self, k: int, vocab: Sequence[str] | dict[str, int] | None = None, *, on_invalid: str = "error"):
+        k = check_int_range("k", k, 1, MAX_K, hint="Overlapping k-mer tokenizers support k = 1..8 (DNABERT used 3..6).")
+        super().__init__(vocab if vocab is not None else _default_vocab(kmer_vocabulary(k)), k=k)
+        if on_invalid not in ("error", "unk"):
+            raise ParameterError(f"on_invalid={on_invalid!r}: use 'error' or 'unk'.")
+        self.on_invalid = on_invalid
+        self._code_to_id = _code_lookup(self.token_to_id, kmer_vocabulary(k), f"{k}-mers")
+        self._check_no_extra_tokens()
+
+    def _check_no_extra_tokens(self) -> None:
+        extra = [t for t in self.vocab if not self.is_special[self.token_to_id[t]] and len(t) != self.k]
+        if extra:
+            raise VocabularyMismatchError(
+                f"vocabulary holds tokens that are not {self.k}-mers (e.g. {extra[0]!r}); it is not an "
+                f"overlapping {self.k}-mer (DNABERT) vocabulary."
+            )
+
+    @property
+    def description(self) -> str:
+        return f"overlapping {self.k}-mers"
+
+    def encode(self, seq: str, *, where: str = "sequence") -> Encoding:
+        codes = nucleotide_codes(seq, where=where)
+        k = self.k
+        if codes.shape[0] < k:
+            raise ParameterError(
+                f"{where} has {codes.shape[0]} nt, shorter than k={k}: overlapping {k}-mers need at least {k} nt."
+            )
+        if self.on_invalid == "error":
+            _first_unsupported(
+                codes, 3, where,
+                "Split it into ACGT-only segments (genome.acgt_segments / Genome.segments) or build the "
+                "tokenizer with on_invalid='unk'.",
+            )
+            ids = self._code_to_id[_window_codes(codes, k)]
+        else:
+            bad = (codes > 3).astype(np.int64)
+            bad_windows = np.convolve(bad, np.ones(k, dtype=np.int64), mode="valid") > 0
+            ids = self._code_to_id[_window_codes(np.where(codes > 3, 0, codes), k)]
+            ids[bad_windows] = self.unk_id
+        starts = np.arange(ids.shape[0], dtype=np.int64)
+        return Encoding(ids=ids, spans=np.stack([starts, starts + k], axis=1))
+
+    def n_tokens(self, length: int) -> int:
+        return max(0, int(length) - self.k + 1)
+
+    def decode(self, ids, *, strict: bool = True) -> str:
+        """The sequence spelled by consecutive overlapping k-mers: first k-mer + last letter of each next one.
+
+        ``strict`` checks that neighbours agree on their k - 1 shared letters (they always do for ids from
+        ``encode``; predictions of a model need not) and raises ValueError otherwise.
+        """
+        ids = self._check_ids(ids)
+        ids = ids[~self.is_special[ids]]
+        if ids.size == 0:
+            return ""
+        if strict and not self.consistent(ids).all():
+            bad = int(np.flatnonzero(~self.consistent(ids))[0])
+            raise ValueError(
+                f"k-mers {bad} and {bad + 1} ({self.vocab[ids[bad]]}, {self.vocab[ids[bad + 1]]}) do not overlap "
+                "consistently; decode(..., strict=False) takes the last letter of each k-mer instead."
+            )
+        table, _ = self._char_table
+        return self.vocab[ids[0]] + table[ids[1:], self.k - 1].tobytes().decode("ascii")
+
+    def consistent(self, ids) -> np.ndarray:
+        """(n - 1,) bool: k-mer i+1 starts with the last k - 1 letters of k-mer i."""
+        ids = np.asarray(ids, dtype=np.int64)
+        code = self._id_to_code[ids]
+        return (code[:-1] % 4 ** (self.k - 1)) == (code[1:] // 4)
+
+    @cached_property
+    def _id_to_code(self) -> np.ndarray:
+        out = np.full(self.vocab_size, -1, dtype=np.int64)
+        out[self._code_to_id] = np.arange(self._code_to_id.shape[0])
+        return out
+
+    def kmer_string(self, seq: str) -> str:
+        """DNABERT's input format: the space-separated overlapping k-mers of ``seq`` (``seq2kmer``)."""
+        ids = self.encode(seq).ids
+        return " ".join(self.convert_ids_to_tokens(ids))
+
+    def to_hf(self):
+        from transformers import BertTokenizer
+
+        t = self.special_tokens
+        return BertTokenizer(
+            vocab=dict(self.token_to_id), do_lower_case=False, tokenize_chinese_chars=False,
+            unk_token=t["unk"], sep_token=t["sep"], pad_token=t["pad"], cls_token=t["cls"], mask_token=t["mask"],
+            model_max_length=512,
+        )
+
+
+class NonOverlappingKmerTokenizer(DNATokenizer):
+    """Nucleotide-Transformer-style k-mers, read left to right without overlap.
+
+    Inside each N-free stretch, k-mers are taken from its first nucleotide; the < k nucleotides left at the
+    end of the stretch and every N become single-nucleotide tokens. The Hugging Face form is a fast
+    tokenizer whose pre-tokenizer applies the same rule to a raw sequence (regex ``[ACGT]{k}|.``).
+    """
+
+    scheme = "nonoverlapping"
+
+    def __init__(self, k: int, vocab: Sequence[str] | dict[str, int] | None = None):
+        k = check_int_range("k", k, 2, MAX_K, hint="Use the nucleotide scheme for k = 1.")
+        super().__init__(vocab if vocab is not None else _default_vocab(kmer_vocabulary(k) + list(SINGLE_NUCLEOTIDES)), k=k)
+        self._code_to_id = _code_lookup(self.token_to_id, kmer_vocabulary(k), f"{k}-mers")
+        self._single_to_id = _code_lookup(self.token_to_id, SINGLE_NUCLEOTIDES, "single-nucleotide tokens")
+
+    @property
+    def description(self) -> str:
+        return f"non-overlapping {self.k}-mers"
+
+    def encode(self, seq: str, *, where: str = "sequence") -> Encoding:
+        codes = nucleotide_codes(seq, where=where)
+        _first_unsupported(codes, 4, where, "Replace ambiguity codes other than N by N, or split into ACGT segments.")
+        k, n = self.k, codes.shape[0]
+        if n == 0:
+            raise ParameterError(f"{where} is empty; nothing to tokenize.")
+        acgt = codes < 4
+        # Start and length of the N-free stretch that holds each ACGT position.
+        edges = np.flatnonzero(np.diff(np.r_[0, acgt.astype(np.int8), 0]))
+        run_starts, run_lens = edges[0::2], edges[1::2] - edges[0::2]
+        offset = np.zeros(n, dtype=np.int64)
+        run_len = np.zeros(n, dtype=np.int64)
+        offset[acgt] = np.arange(n, dtype=np.int64)[acgt] - np.repeat(run_starts, run_lens)
+        run_len[acgt] = np.repeat(run_lens, run_lens)
+        full = acgt & (offset < (run_len // k) * k)  # position lies in a full k-mer
+        kmer_start = full & (offset % k == 0)
+        single = ~full  # N, or a leftover nucleotide
+        starts = np.flatnonzero(kmer_start | single)
+        is_kmer = kmer_start[starts]
+        ids = np.empty(starts.shape[0], dtype=np.int64)
+        if is_kmer.any():
+            window = _window_codes(codes, k) if n >= k else np.zeros(0, dtype=np.int64)
+            ids[is_kmer] = self._code_to_id[window[starts[is_kmer]]]
+        ids[~is_kmer] = self._single_to_id[codes[starts[~is_kmer]]]
+        ends = starts + np.where(is_kmer, k, 1)
+        return Encoding(ids=ids, spans=np.stack([starts, ends], axis=1))
+
+    def n_tokens(self, length: int) -> int:
+        return int(length) // self.k + int(length) % self.k
+
+    def to_hf(self):
+        return _wordlevel_hf(self, f"[ACGT]{{{self.k}}}|.")
+
+
+class NucleotideTokenizer(DNATokenizer):
+    """One token per nucleotide (A, T, C, G, N)."""
+
+    scheme = "nucleotide"
+
+    def __init__(self, vocab: Sequence[str] | dict[str, int] | None = None):
+        super().__init__(vocab if vocab is not None else _default_vocab(SINGLE_NUCLEOTIDES), k=1)
+        self._single_to_id = _code_lookup(self.token_to_id, SINGLE_NUCLEOTIDES, "single-nucleotide tokens")
+
+    @property
+    def description(self) -> str:
+        return "single nucleotides"
+
+    def encode(self, seq: str, *, where: str = "sequence") -> Encoding:
+        codes = nucleotide_codes(seq, where=where)
+        _first_unsupported(codes, 4, where, "Replace ambiguity codes other than N by N, or split into ACGT segments.")
+        if codes.shape[0] == 0:
+            raise ParameterError(f"{where} is empty; nothing to tokenize.")
+        starts = np.arange(codes.shape[0], dtype=np.int64)
+        return Encoding(ids=self._single_to_id[codes], spans=np.stack([starts, starts + 1], axis=1))
+
+    def n_tokens(self, length: int) -> int:
+        return int(length)
+
+    def to_hf(self):
+        return _wordlevel_hf(self, ".")
+
+
+def _wordlevel_hf(tok: DNATokenizer, pattern: str):
+    """Fast HF tokenizer: regex pre-tokenizer (isolated matches) + word-level vocabulary + [CLS] x [SEP]."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    t = tok.special_tokens
+    core = Tokenizer(models.WordLevel(vocab=dict(tok.token_to_id), unk_token=t["unk"]))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex(pattern), behavior="isolated")
+    core.post_processor = processors.TemplateProcessing(
+        single=f"{t['cls']} $A {t['sep']}",
+        pair=f"{t['cls']} $A {t['sep']} $B {t['sep']}",
+        special_tokens=[(t["cls"], tok.cls_id), (t["sep"], tok.sep_id)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, unk_token=t["unk"], sep_token=t["sep"], pad_token=t["pad"],
+        cls_token=t["cls"], mask_token=t["mask"], model_max_length=512,
+    )
+
+
+class BPETokenizer(DNATokenizer):
+    """Byte-pair encoding over nucleotides (DNABERT-2 style), trained with the ``tokenizers`` library.
+
+    Build with :meth:`train` on ACGT sequences; tokens have variable length; ``spans`` come from the
+    tokenizer's character offsets. Input is upper-cased; N is its own token.
+    """
+
+    scheme = "bpe"
+
+    def __init__(self, hf_tokenizer):
+        from transformers import PreTrainedTokenizerFast
+
+        if not isinstance(hf_tokenizer, PreTrainedTokenizerFast) and hasattr(hf_tokenizer, "encode_batch"):
+            hf_tokenizer = _wrap_fast(hf_tokenizer)
+        self._hf = hf_tokenizer
+        self._core = hf_tokenizer.backend_tokenizer
+        super().__init__(dict(self._core.get_vocab(with_added_tokens=True)), k=None)
+
+    @classmethod
+    def train(cls, sequences: Iterable[str], vocab_size: int = 4096, *, min_frequency: int = 2, chunk: int = 1000) -> "BPETokenizer":
+        """Train on ``sequences`` (cut into ``chunk``-nt pieces, the BPE "words"); deterministic for the same input."""
+        from tokenizers import Tokenizer, models, trainers
+
+        vocab_size = check_int_range("bpe_vocab_size", vocab_size, 16, 2**20)
+        core = Tokenizer(models.BPE(unk_token="[UNK]"))
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS),
+            initial_alphabet=list("ACGTN"), show_progress=False, max_token_length=32,
+        )
+
+        def pieces():
+            for s in sequences:
+                s = s.upper()
+                for i in range(0, len(s), chunk):
+                    yield s[i : i + chunk]
+
+        core.train_from_iterator(pieces(), trainer=trainer)
+        return cls(_wrap_fast(core))
+
+    @property
+    def description(self) -> str:
+        return f"BPE ({self.vocab_size} tokens)"
+
+    def encode(self, seq: str, *, where: str = "sequence") -> Encoding:
+        codes = nucleotide_codes(seq, where=where)
+        _first_unsupported(codes, 4, where, "Replace ambiguity codes other than N by N, or split into ACGT segments.")
+        if codes.shape[0] == 0:
+            raise ParameterError(f"{where} is empty; nothing to tokenize.")
+        upper = seq.upper() if isinstance(seq, str) else bytes(seq).decode("ascii").upper()
+        enc = self._core.encode(upper, add_special_tokens=False)
+        return Encoding(ids=np.asarray(enc.ids, dtype=np.int64), spans=np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2))
+
+    def n_tokens(self, length: int) -> int:
+        raise ParameterError("BPE token counts depend on the sequence; encode it instead of asking n_tokens.")
+
+    def to_hf(self):
+        return self._hf
+
+    def metadata(self) -> dict:
+        meta = super().metadata()
+        meta["max_token_length"] = int(self._char_table[1].max())
+        return meta
+
+
+def _wrap_fast(core):
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = core.get_vocab(with_added_tokens=True)
+    core.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
+        cls_token="[CLS]", mask_token="[MASK]", model_max_length=512,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Construction, detection and loading
+# ------------------------------------------------------------------------------------------------
+def make_tokenizer(scheme: str, k: int | None = None, *, corpus: Iterable[str] | None = None, vocab_size: int = 4096) -> DNATokenizer:
+    """Build a tokenizer by scheme name: overlapping / nonoverlapping (need k), nucleotide, bpe (needs corpus)."""
+    if scheme == "overlapping":
+        return OverlappingKmerTokenizer(_need_k(scheme, k))
+    if scheme == "nonoverlapping":
+        return NonOverlappingKmerTokenizer(_need_k(scheme, k))
+    if scheme == "nucleotide":
+        return NucleotideTokenizer()
+    if scheme == "bpe":
+        if corpus is None:
+            raise ParameterError("scheme='bpe' needs a corpus to train on (e.g. the bundled pre-training FASTA).")
+        return BPETokenizer.train(corpus, vocab_size)
+    raise ParameterError(f"unknown tokenization scheme {scheme!r}; choose one of {', '.join(SCHEMES)}.")
+
+
+def _need_k(scheme: str, k) -> int:
+    if k is None:
+        raise ParameterError(f"scheme={scheme!r} needs k (the k-mer length, 1..{MAX_K}).")
+    return k
+
+
+def detect_tokenizer(vocab: Sequence[str] | dict[str, int]) -> DNATokenizer:
+    """Infer the scheme from a vocabulary (token -> id) and return a tokenizer that keeps its ids.
+
+    Only k-mers of one length k and all 4**k present -> overlapping (DNABERT); all 4**k k-mers plus single
+    nucleotides -> non-overlapping (Nucleotide Transformer); only single nucleotides -> nucleotide;
+    anything else made of nucleotide strings -> BPE is not inferable from a vocabulary alone (load it from
+    its tokenizer.json).
+    """
+    tokens = list(vocab) if not isinstance(vocab, dict) else sorted(vocab, key=vocab.get)
+    body = [t for t in tokens if t and all(c in "ACGTN" for c in t)]
+    lengths = sorted({len(t) for t in body if "N" not in t})
+    kmers = {t for t in body if "N" not in t}
+    if lengths == [1] and len(kmers) == 4:
+        return NucleotideTokenizer(vocab)
+    if len(lengths) == 1 and len(kmers) == 4 ** lengths[0]:
+        return OverlappingKmerTokenizer(lengths[0], vocab)
+    if len(lengths) == 2 and lengths[0] == 1 and len(kmers) == 4 ** lengths[1] + 4:
+        return NonOverlappingKmerTokenizer(lengths[1], vocab)
+    raise VocabularyMismatchError(
+        f"cannot tell the tokenization from this vocabulary ({len(tokens)} tokens, nucleotide-token lengths "
+        f"{lengths[:6]}{'...' if len(lengths) > 6 else ''}): it is neither complete k-mers (DNABERT), k-mers plus "
+        "single nucleotides (Nucleotide Transformer) nor single nucleotides. For a BPE model load the folder's "
+        "tokenizer.json with load_tokenizer()."
+    )
+
+
+def load_tokenizer(folder: str | Path) -> DNATokenizer:
+    """Load a tokenizer folder: ours (dnalm_tokenizer.json), a DNABERT / NT folder (vocab.txt) or BPE (tokenizer.json)."""
+    folder = Path(folder)
+    meta_path = folder / METADATA_FILE
+    vocab_txt = folder / "vocab.txt"
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        scheme = meta.get("scheme")
+        if scheme == "bpe":
+            return BPETokenizer(_load_fast(folder))
+        vocab = _read_vocab_txt(vocab_txt)
+        if scheme == "overlapping":
+            return OverlappingKmerTokenizer(meta["k"], vocab)
+        if scheme == "nonoverlapping":
+            return NonOverlappingKmerTokenizer(meta["k"], vocab)
+        if scheme == "nucleotide":
+            return NucleotideTokenizer(vocab)
+        raise VocabularyMismatchError(f"{meta_path}: unknown scheme {scheme!r}; expected one of {', '.join(SCHEMES)}.")
+    if vocab_txt.exists():
+        return detect_tokenizer(_read_vocab_txt(vocab_txt))
+    if (folder / "tokenizer.json").exists():
+        fast = _load_fast(folder)
+        try:
+            return detect_tokenizer(fast.get_vocab())
+        except VocabularyMismatchError:
+            return BPETokenizer(fast)
+    raise VocabularyMismatchError(
+        f"{folder} holds no tokenizer (no {METADATA_FILE}, vocab.txt or tokenizer.json); pass the model folder "
+        "that was saved with its tokenizer."
+    )
+
+
+def _read_vocab_txt(path: Path) -> list[str]:
+    lines = path.read_text().splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return [line.strip() for line in lines]
+
+
+def _load_fast(folder: Path):
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"))
+
+
+# ------------------------------------------------------------------------------------------------
+# Corpus statistics and the overlap arithmetic behind the paper
+# ------------------------------------------------------------------------------------------------
+def token_counts(tokenizer: DNATokenizer, sequences: Iterable[str]) -> np.ndarray:
+    """(vocab_size,) int64: how often each token id occurs when ``sequences`` are tokenized."""
+    counts = np.zeros(tokenizer.vocab_size, dtype=np.int64)
+    for seq in sequences:
+        counts += np.bincount(tokenizer.encode(seq).ids, minlength=tokenizer.vocab_size)
+    return counts
+
+
+def hidden_nucleotides(m: int, k: int) -> int:
+    """Nucleotides of m contiguous masked overlapping k-mers that no unmasked neighbour contains: max(0, m-k+1)."""
+    m = check_int_range("m", m, 1)
+    k = check_int_range("k", k, 1, MAX_K)
+    return max(0, m - k + 1)
+
+
+def revealed_nucleotides(token_masked: np.ndarray, k: int, n_nucleotides: int | None = None) -> np.ndarray:
+    """(n_nucleotides,) bool: True where some *unmasked* overlapping k-mer contains the nucleotide.
+
+    ``token_masked`` is a (n_tokens,) bool mask over the tokens of an overlapping-k-mer sequence
+    (token i covers nucleotides [i, i+k)). Works for any mask pattern, not only contiguous spans.
+    """
+    token_masked = np.asarray(token_masked, dtype=bool)
+    n_tok = token_masked.shape[0]
+    n_nt = n_tok + k - 1 if n_nucleotides is None else int(n_nucleotides)
+    delta = np.zeros(n_nt + 1, dtype=np.int64)
+    visible = np.flatnonzero(~token_masked)
+    np.add.at(delta, visible, 1)
+    np.add.at(delta, visible + k, -1)
+    return np.cumsum(delta)[:n_nt] > 0
+
+
+def hidden_span_positions(m: int, k: int) -> np.ndarray:
+    """Offsets (from the first masked nucleotide) of the nucleotides hidden by m contiguous masked k-mers.
+
+    With masked tokens a..a+m-1 and unmasked neighbours on both sides, the hidden nucleotides are
+    ``[a + k - 1, a + m)``: offsets k-1 .. m-1. Empty for m < k.
+    """
+    return np.arange(k - 1, m, dtype=np.int64) if m >= k else np.zeros(0, dtype=np.int64)
+
+
+def overlap_table(ks: Iterable[int] = (4, 5, 6), ms: Iterable[int] | None = None) -> "pandas.DataFrame":
+    """Per (k, m): masked nucleotides, nucleotides hidden from the flanks, candidate spans, chance of a guess.
+
+    Columns: k, m, masked_nt (m + k - 1), hidden_nt (max(0, m-k+1)), revealed_nt, candidates (4**hidden_nt),
+    chance_span (1 / candidates), plus the same masked nucleotides under non-overlapping tokens for contrast.
+    """
+    import pandas as pd
+
+    rows = []
+    for k in ks:
+        for m in (ms if ms is not None else range(1, k + 4)):
+            hidden = hidden_nucleotides(m, k)
+            masked = m + k - 1
+            rows.append(
+                dict(k=k, m=m, masked_nt=masked, hidden_nt=hidden, revealed_nt=masked - hidden,
+                     candidates=4**hidden, chance_span=4.0**-hidden)
+            )
+    return pd.DataFrame(rows)
