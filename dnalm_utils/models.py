@@ -1,0 +1,334 @@
+"""Load any DNA masked language model through one function, pick the device, build tiny test checkpoints.
+
+``load_model(name_or_path)`` accepts
+* a local folder: a DNABERT-3..6-format checkpoint (``BertForMaskedLM`` + ``vocab.txt``), a Nucleotide-
+  Transformer-style ``EsmForMaskedLM`` folder, or any model this project saves;
+* the name of a model in the project's zoo (a folder under ``models_dir``, default ``artifacts/models``);
+* a Hugging Face hub id such as ``zhihan1996/DNA_bert_6`` (needs internet, or the model in the local HF cache).
+
+The tokenization is detected from the vocabulary (never from the shipped tokenizer config, whose
+``do_lower_case: true`` silently turns DNABERT's k-mers into ``[UNK]``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .errors import ModelNotAvailableError, ParameterError, VocabularyMismatchError
+from .io import atomic_path
+from .tokenization import (
+    DNATokenizer,
+    OverlappingKmerTokenizer,
+    NonOverlappingKmerTokenizer,
+    kmer_vocabulary,
+    load_tokenizer,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HEADS = ("mlm", "base", "classification")
+
+
+def default_models_dir() -> Path:
+    """Where the project's pre-trained zoo lives: $DNALM_MODELS_DIR or <repo>/artifacts/models."""
+    return Path(os.environ.get("DNALM_MODELS_DIR", REPO_ROOT / "artifacts" / "models"))
+
+
+def pick_device(device: str = "auto"):
+    """torch.device: "auto" takes CUDA, then Apple MPS, then CPU; otherwise the named device (checked)."""
+    import torch
+
+    if device in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(f"device={device!r} but CUDA is not available here; use device='auto' or 'cpu'.")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ParameterError(f"device={device!r} but Apple MPS is not available here; use device='auto' or 'cpu'.")
+    return dev
+
+
+def pick_dtype(device, dtype: str = "auto"):
+    """torch dtype for weights: "auto" = bfloat16 on a CUDA GPU that supports it, else float32."""
+    import torch
+
+    if dtype in (None, "", "auto"):
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+             "float16": torch.float16, "fp16": torch.float16}
+    if dtype not in table:
+        raise ParameterError(f"dtype={dtype!r}: use 'auto' or one of {', '.join(table)}.")
+    return table[dtype]
+
+
+def autocast(device):
+    """Context manager: bf16 autocast on CPU (uses AMX where present) and on CUDA; a no-op elsewhere."""
+    import contextlib
+
+    import torch
+
+    if device.type == "cpu" or (device.type == "cuda" and torch.cuda.is_bf16_supported()):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@dataclass
+class LoadedModel:
+    """A model on its device with the DNA tokenizer that matches its vocabulary."""
+
+    model: object
+    tokenizer: DNATokenizer
+    name: str
+    source: str  # "local", "zoo" or "hub"
+    path: Path | None
+    device: object
+    dtype: object
+
+    @property
+    def hf_tokenizer(self):
+        """The Hugging Face tokenizer with the same ids (DNABERT: BertTokenizer on space-separated k-mers)."""
+        return self.tokenizer.to_hf()
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def describe(self) -> dict:
+        """One-row summary: name, architecture, layers, hidden size, heads, parameters, tokenization."""
+        cfg = self.model.config
+        return {
+            "model": self.name,
+            "source": self.source,
+            "architecture": type(self.model).__name__,
+            "layers": getattr(cfg, "num_hidden_layers", None),
+            "hidden": getattr(cfg, "hidden_size", None),
+            "heads": getattr(cfg, "num_attention_heads", None),
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "tokenization": self.tokenizer.description,
+            "vocab_size": self.tokenizer.vocab_size,
+            "device": str(self.device),
+            "dtype": str(self.dtype).replace("torch.", ""),
+        }
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """True if the Hugging Face hub (or $HF_ENDPOINT) answers a TCP connect within ``timeout`` seconds."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def resolve_model(name_or_path: str | os.PathLike, *, models_dir: str | os.PathLike | None = None, revision: str | None = None) -> tuple[str, str]:
+    """(what to pass to from_pretrained, source) for a local folder, a zoo name or a hub id.
+
+    A hub id is first looked up in the local Hugging Face cache; if absent and the hub cannot be reached,
+    ModelNotAvailableError says so at once (instead of transformers' long retry loop).
+    """
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return str(path), "local"
+    zoo = Path(models_dir) if models_dir else default_models_dir()
+    if (zoo / text).is_dir():
+        return str(zoo / text), "zoo"
+    if path.exists():
+        raise ModelNotAvailableError(f"model={text!r} is a file, not a folder; pass the folder that holds config.json.")
+    if not _looks_like_hub_id(text):
+        available = sorted(p.name for p in zoo.iterdir() if p.is_dir()) if zoo.is_dir() else []
+        raise ModelNotAvailableError(
+            f"model={text!r} is neither a local folder, a model of the project's zoo in {zoo} "
+            f"(available: {', '.join(available) or 'none yet; pre-train them with the 02 notebook'}) nor a hub id "
+            "like 'zhihan1996/DNA_bert_6'."
+        )
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(text, revision=revision, local_files_only=True), "hub"
+    except Exception:
+        pass
+    if not hub_reachable():
+        raise ModelNotAvailableError(
+            f"no network: the Hugging Face hub cannot be reached to download {text!r}, and it is not in the local "
+            "cache. Pass a local folder instead (download it on a machine with internet, e.g. "
+            f"`hf download {text} --local-dir models/{text.split('/')[-1]}`, and copy it here); see README, "
+            "'Using a hub model'."
+        )
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(text, revision=revision), "hub"
+    except Exception as exc:  # the hub answered, but not with this model
+        raise ModelNotAvailableError(f"could not download {text!r} from the Hugging Face hub: {exc}") from None
+
+
+def load_model(
+    name_or_path: str | os.PathLike,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    head: str = "mlm",
+    num_labels: int | None = None,
+    attn_implementation: str | None = None,
+    models_dir: str | os.PathLike | None = None,
+    revision: str | None = None,
+    eval_mode: bool = True,
+) -> LoadedModel:
+    """Load a DNA language model and its tokenizer (detected from the vocabulary) on the chosen device.
+
+    head: "mlm" (AutoModelForMaskedLM; fails clearly if the checkpoint has no MLM head), "base" (encoder
+    only) or "classification" (AutoModelForSequenceClassification with ``num_labels``).
+    attn_implementation: pass "eager" to get attention weights (SDPA returns none).
+    """
+    import torch
+    import transformers
+
+    if head not in HEADS:
+        raise ParameterError(f"head={head!r}: use one of {', '.join(HEADS)}.")
+    location, source = resolve_model(name_or_path, models_dir=models_dir, revision=revision)
+    folder = Path(location)
+    if not (folder / "config.json").exists():
+        raise ModelNotAvailableError(f"{folder} has no config.json; it is not a Hugging Face model folder.")
+    tokenizer = load_tokenizer(folder)
+    dev = pick_device(device)
+    torch_dtype = pick_dtype(dev, dtype)
+    config = transformers.AutoConfig.from_pretrained(folder)
+    kwargs = {"dtype": torch_dtype}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    if head == "mlm":
+        _require_mlm_head(folder, config)
+        model = transformers.AutoModelForMaskedLM.from_pretrained(folder, **kwargs)
+    elif head == "base":
+        model = transformers.AutoModel.from_pretrained(folder, **kwargs)
+    else:
+        if not num_labels or num_labels < 2:
+            raise ParameterError("head='classification' needs num_labels >= 2.")
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(folder, num_labels=num_labels, **kwargs)
+    tokenizer.check_model_vocab(model.config.vocab_size, model_name=f"model {str(name_or_path)!r}")
+    model.to(dev)
+    if eval_mode:
+        model.eval()
+    return LoadedModel(model=model, tokenizer=tokenizer, name=Path(str(name_or_path)).name, source=source,
+                       path=folder, device=dev, dtype=torch_dtype)
+
+
+def _require_mlm_head(folder: Path, config) -> None:
+    archs = getattr(config, "architectures", None) or []
+    if archs and not any(a.endswith(("ForMaskedLM", "ForPreTraining")) for a in archs):
+        raise ParameterError(
+            f"{folder} holds a {archs[0]} without a masked-language-model head, so it cannot predict masked "
+            "tokens; use a pre-trained (MLM) checkpoint, or load it with head='base' for embeddings only."
+        )
+
+
+def save_model(model, tokenizer: DNATokenizer, folder: str | os.PathLike, *, card: str | None = None, extra: dict | None = None) -> Path:
+    """Save model + tokenizer (+ README model card, + extra JSON files) into ``folder`` atomically."""
+    folder = Path(folder)
+    with atomic_path(folder) as tmp:
+        model.save_pretrained(str(tmp))
+        tokenizer._write_folder(tmp)
+        if card:
+            (tmp / "README.md").write_text(card)
+        for name, obj in (extra or {}).items():
+            (tmp / name).write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    return folder
+
+
+# ------------------------------------------------------------------------------------------------
+# Tiny random checkpoints in the exact on-disk formats of the real models (for tests and smoke runs)
+# ------------------------------------------------------------------------------------------------
+def make_tiny_dnabert(
+    folder: str | os.PathLike,
+    k: int = 6,
+    *,
+    layers: int = 2,
+    hidden: int = 32,
+    heads: int = 2,
+    intermediate: int = 64,
+    max_positions: int = 128,
+    seed: int = 0,
+    legacy_bin: bool = False,
+) -> Path:
+    """Write a random DNABERT-k checkpoint exactly as the hub ships it: config.json (BertForMaskedLM),
+    vocab.txt (5 specials + k-mers in ATCG order), tokenizer_config.json with DNABERT's ``do_lower_case:
+    true``, special_tokens_map.json, and model.safetensors (or legacy pytorch_model.bin)."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + kmer_vocabulary(k)
+    config = BertConfig(
+        vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+        intermediate_size=intermediate, max_position_embeddings=max_positions, pad_token_id=0,
+        architectures=["BertForMaskedLM"],
+    )
+    torch.manual_seed(seed)
+    model = BertForMaskedLM(config)
+    folder = Path(folder)
+    with atomic_path(folder) as tmp:
+        if legacy_bin:  # DNABERT's original release format
+            tmp.mkdir()
+            config.save_pretrained(str(tmp))
+            torch.save(model.state_dict(), tmp / "pytorch_model.bin")
+        else:
+            model.save_pretrained(str(tmp))
+        (tmp / "vocab.txt").write_text("\n".join(vocab) + "\n")
+        (tmp / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True, "model_max_length": 512}) + "\n")
+        (tmp / "special_tokens_map.json").write_text(json.dumps(
+            {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]"}
+        ) + "\n")
+    return folder
+
+
+def make_tiny_nt(
+    folder: str | os.PathLike, k: int = 6, *, layers: int = 2, hidden: int = 32, heads: int = 2,
+    intermediate: int = 64, max_positions: int = 128, seed: int = 0,
+) -> Path:
+    """Write a random Nucleotide-Transformer-style EsmForMaskedLM checkpoint: NT's vocab.txt (``<unk> <pad>
+    <mask> <cls> <eos> <bos>``, k-mers, then A T C G N) and an EsmTokenizer config."""
+    import torch
+    from transformers import EsmConfig, EsmForMaskedLM
+
+    vocab = ["<unk>", "<pad>", "<mask>", "<cls>", "<eos>", "<bos>"] + kmer_vocabulary(k) + ["A", "T", "C", "G", "N"]
+    config = EsmConfig(
+        vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+        intermediate_size=intermediate, max_position_embeddings=max_positions + 2, pad_token_id=1, mask_token_id=2,
+        position_embedding_type="absolute", token_dropout=False, architectures=["EsmForMaskedLM"],
+    )
+    torch.manual_seed(seed)
+    model = EsmForMaskedLM(config)
+    folder = Path(folder)
+    with atomic_path(folder) as tmp:
+        model.save_pretrained(str(tmp))
+        (tmp / "vocab.txt").write_text("\n".join(vocab) + "\n")
+        (tmp / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "EsmTokenizer", "model_max_length": 1000}) + "\n")
+        (tmp / "special_tokens_map.json").write_text(json.dumps(
+            {"unk_token": "<unk>", "pad_token": "<pad>", "mask_token": "<mask>", "cls_token": "<cls>", "eos_token": "<eos>"}
+        ) + "\n")
+    return folder
+
+
+__all__ = [
+    "LoadedModel", "load_model", "save_model", "resolve_model", "pick_device", "pick_dtype", "autocast",
+    "hub_reachable", "make_tiny_dnabert", "make_tiny_nt", "default_models_dir",
+    "OverlappingKmerTokenizer", "NonOverlappingKmerTokenizer", "VocabularyMismatchError",
+]
