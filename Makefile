@@ -1,0 +1,50 @@
+# Two commands do all set-up on a fresh machine:
+#   make book   -> build the whole book on the embedded default (bundled human DNA, models pre-trained here)
+#   make test   -> run the test suite (this is what .ci/run runs)
+# Both create a project-local virtual environment (.venv) with pinned dependencies and the Jupyter kernel
+# registered inside it, once; later runs reuse it (the stamp is rebuilt only when the pins change).
+
+SHELL   := /bin/bash
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.dnalm-installed
+PROFILE ?= default
+PYTEST_ARGS ?=
+
+.PHONY: book test smoke bench env data-verify data-rebuild lock clean
+
+book: $(STAMP)
+	$(BIN)/dnalm-book run --profile $(PROFILE)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+smoke: $(STAMP)
+	$(BIN)/dnalm-book run --profile smoke
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_tokenization.py
+	$(BIN)/python benchmarks/bench_window_sampling.py
+
+env: $(STAMP)
+
+data-verify: $(STAMP)
+	$(BIN)/dnalm-book data verify
+
+data-rebuild: $(STAMP)
+	$(BIN)/dnalm-book data rebuild
+
+# Re-pin every transitive dependency after changing pyproject.toml (needs PyPI).
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | sed -E 's/^torch==([0-9.]+)\+cpu$$/torch==\1/' > constraints.txt
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (dnalm-book)" >/dev/null
+	@touch $(STAMP)
+	@echo "environment ready in $(VENV)"
+
+clean:
+	rm -rf _build book/_generated runs .pytest_cache
