@@ -784,3 +784,70 @@ def overlap_table(ks: Iterable[int] = (4, 5, 6), ms: Iterable[int] | None = None
                      candidates=4**hidden, chance_span=4.0**-hidden)
             )
     return pd.DataFrame(rows)
+
+
+def standard_tokenizers(k: int, corpus: Iterable[str], *, bpe_vocab_size: int = 4096) -> dict[str, DNATokenizer]:
+    """The four schemes side by side, keyed by a display label: overlapping k-mers, non-overlapping
+    k-mers, single nucleotides, and BPE trained on ``corpus`` (ACGT sequences)."""
+    k = check_int_range("k", k, 2, MAX_K, hint="The side-by-side comparison needs k >= 2 (k = 1 is the nucleotide scheme).")
+    toks = [OverlappingKmerTokenizer(k), NonOverlappingKmerTokenizer(k), NucleotideTokenizer(),
+            BPETokenizer.train(corpus, bpe_vocab_size)]
+    return {t.description: t for t in toks}
+
+
+def vocabulary_usage(tokenizers: dict[str, DNATokenizer], sequences: Sequence[str]):
+    """Token counts of each tokenizer over ``sequences`` and a summary table.
+
+    Returns (table, counts): table has one row per tokenizer (scheme, vocabulary without specials, tokens,
+    nt per token, used, unused, share of tokens taken by the top 1 % of the vocabulary); counts maps the
+    label to (scheme, (n_nonspecial,) int64 counts).
+    """
+    import pandas as pd
+
+    n_nt = sum(len(s) for s in sequences)
+    rows, counts = [], {}
+    for label, tok in tokenizers.items():
+        c = token_counts(tok, sequences)[~tok.is_special]
+        counts[label] = (tok.scheme, c)
+        top = np.sort(c)[::-1][: max(1, c.size // 100)].sum()
+        rows.append(dict(tokenizer=label, scheme=tok.scheme, vocabulary=int(c.size), tokens=int(c.sum()),
+                         nt_per_token=n_nt / c.sum(), used=int((c > 0).sum()), unused=int((c == 0).sum()),
+                         top1pct_share=top / c.sum()))
+    return pd.DataFrame(rows), counts
+
+
+def overlap_only_guess(windows: Sequence[str], k: int, ms: Iterable[int], *, guess: str = "A", seed: int = 0):
+    """How far reading the unmasked neighbours gets on real windows, per number m of masked k-mers.
+
+    For each window one contiguous span of m overlapping k-mers is masked at a random position away from the
+    ends; nucleotides shown by an unmasked neighbour are read off exactly, each hidden one is guessed as
+    ``guess`` (e.g. the corpus' most common base). Returns a DataFrame with m, hidden_nt (formula),
+    observed_hidden (mean count measured with :func:`revealed_nucleotides`), span_accuracy (whole masked
+    span right), hidden_nt_accuracy (share of hidden nucleotides right) and chance_span (1/4^hidden).
+    """
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    seqs = [w.upper() for w in windows]
+    length = min(len(s) for s in seqs)
+    n_tok = length - k + 1
+    rows = []
+    for m in ms:
+        if n_tok < m + 2:
+            raise ParameterError(f"windows of {length} nt hold {n_tok} {k}-mers: too few to mask m={m} with a neighbour on each side.")
+        starts = rng.integers(1, n_tok - m, size=len(seqs))  # at least one unmasked token each side
+        hidden_counts, span_ok, nt_right, nt_total = [], 0, 0, 0
+        for seq, a in zip(seqs, starts):
+            masked = np.zeros(n_tok, dtype=bool)
+            masked[a : a + m] = True
+            hidden = np.flatnonzero(~revealed_nucleotides(masked, k, length)[a : a + m + k - 1]) + a
+            hidden_counts.append(hidden.size)
+            right = sum(seq[i] == guess for i in hidden)
+            nt_right += right
+            nt_total += hidden.size
+            span_ok += right == hidden.size
+        rows.append(dict(k=k, m=m, hidden_nt=hidden_nucleotides(m, k), observed_hidden=float(np.mean(hidden_counts)),
+                         span_accuracy=span_ok / len(seqs),
+                         hidden_nt_accuracy=(nt_right / nt_total) if nt_total else float("nan"),
+                         chance_span=4.0 ** -hidden_nucleotides(m, k), windows=len(seqs)))
+    return pd.DataFrame(rows)

@@ -1,0 +1,156 @@
+"""Figures shared by the chapters. Each function takes tidy data, returns a matplotlib Figure, draws nothing
+it was not given, and leaves saving to :func:`save_figure` (PNG, atomic, 150 dpi)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .io import atomic_path
+
+#: One colour per tokenization scheme, used in every chapter.
+SCHEME_COLORS = {
+    "overlapping": "#c0392b",
+    "nonoverlapping": "#2471a3",
+    "nucleotide": "#7d3c98",
+    "bpe": "#229954",
+}
+NUCLEOTIDE_COLORS = {"A": "#2ca02c", "C": "#1f77b4", "G": "#ff7f0e", "T": "#d62728", "N": "#7f7f7f"}
+
+
+def save_figure(fig, path: str | Path, *, dpi: int = 150) -> Path:
+    """Write ``fig`` as PNG to ``path`` atomically; return the path."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+    return path
+
+
+def plot_token_tracks(seq: str, tracks: Sequence[tuple[str, str, np.ndarray, Sequence[str]]], *, max_rows: int = 12):
+    """Nucleotides of ``seq`` on top, then one track per tokenizer with a bar per token over its span.
+
+    tracks: (label, scheme, spans (n, 2) in nt, token strings). Overlapping tokens are stacked on
+    ``max_rows`` staggered rows so each bar is visible.
+    """
+    n = len(seq)
+    heights = [1.0] + [min(max_rows, _rows_needed(spans)) * 0.32 + 0.5 for _, _, spans, _ in tracks]
+    fig, axes = plt.subplots(len(tracks) + 1, 1, figsize=(max(8, n * 0.22), sum(heights) * 0.9 + 0.6),
+                             gridspec_kw={"height_ratios": heights}, sharex=True)
+    top = axes[0]
+    for i, c in enumerate(seq):
+        top.text(i + 0.5, 0.5, c, ha="center", va="center", family="monospace", fontsize=10,
+                 color=NUCLEOTIDE_COLORS.get(c, "black"), fontweight="bold")
+    top.set_ylim(0, 1)
+    top.set_yticks([])
+    top.set_title("sequence (nucleotide positions 0..%d)" % (n - 1), fontsize=10, loc="left")
+    for ax, (label, scheme, spans, toks) in zip(axes[1:], tracks):
+        rows = min(max_rows, _rows_needed(spans))
+        color = SCHEME_COLORS.get(scheme, "#555555")
+        for j, ((s, e), tok) in enumerate(zip(spans, toks)):
+            if s >= n:
+                break
+            row = j % rows
+            e = min(e, n)
+            ax.add_patch(plt.Rectangle((s + 0.05, row + 0.1), e - s - 0.1, 0.8, color=color, alpha=0.35, lw=0))
+            if rows == 1 or e - s >= 3:
+                ax.text((s + e) / 2, row + 0.5, tok[: e - s], ha="center", va="center", family="monospace", fontsize=7)
+        ax.set_ylim(rows, 0)
+        ax.set_yticks([])
+        ax.set_title(label, fontsize=10, loc="left", color=color)
+    axes[-1].set_xlim(0, n)
+    axes[-1].set_xlabel("nucleotide position in the window")
+    fig.tight_layout()
+    return fig
+
+
+def _rows_needed(spans: np.ndarray) -> int:
+    """Rows so that tokens on one row never overlap (1 for tiling tokens, k for overlapping k-mers)."""
+    if len(spans) < 2:
+        return 1
+    return int(max(1, np.max(spans[:, 1] - spans[:, 0]) if (spans[1:, 0] < spans[:-1, 1]).any() else 1))
+
+
+def plot_rank_frequency(counts: Mapping[str, tuple[str, np.ndarray]]):
+    """Token frequency spectrum: for each tokenizer, token counts sorted by rank (log-log).
+
+    counts: label -> (scheme, (n_tokens,) counts of the non-special vocabulary). Unused tokens (count 0)
+    are shown as a tick at the bottom of the curve's range with their number in the legend.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for label, (scheme, c) in counts.items():
+        c = np.sort(np.asarray(c))[::-1]
+        used = c[c > 0]
+        freq = used / c.sum()
+        ax.loglog(np.arange(1, used.size + 1), freq, label=f"{label} ({(c == 0).sum()} of {c.size} unused)",
+                  color=SCHEME_COLORS.get(scheme), lw=1.6)
+    ax.set_xlabel("token rank")
+    ax.set_ylabel("share of all tokens")
+    ax.legend(fontsize=8, frameon=False)
+    ax.set_title("Vocabulary usage on the pre-training corpus", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def plot_hidden_nucleotides(table, *, ks: Sequence[int] | None = None):
+    """Three panels against m, the number of contiguous masked tokens, one line per k: nucleotides hidden
+    from the unmasked neighbours, the hidden share of the masked nucleotides (non-overlapping k-mers: all of
+    them, dashed), and the chance of guessing the masked span uniformly.
+
+    ``table`` is :func:`tokenization.overlap_table`, optionally with an ``observed_hidden`` column measured on
+    real windows (drawn as open circles).
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    ks = sorted(set(table.k)) if ks is None else ks
+    cmap = plt.get_cmap("Reds")
+    for i, k in enumerate(ks):
+        sub = table[table.k == k]
+        color = cmap(0.45 + 0.5 * i / max(1, len(ks) - 1))
+        axes[0].plot(sub.m, sub.hidden_nt, "-", color=color, lw=2, label=f"overlapping {k}-mers")
+        if "observed_hidden" in sub:
+            axes[0].plot(sub.m, sub.observed_hidden, "o", color=color, ms=5, mfc="white")
+        axes[1].plot(sub.m, sub.hidden_nt / sub.masked_nt, "-o", color=color, ms=3, label=f"overlapping {k}-mers")
+        axes[2].semilogy(sub.m, sub.chance_span, "-o", color=color, ms=3, label=f"overlapping {k}-mers")
+    m_all = np.arange(1, table.m.max() + 1)
+    axes[1].plot(m_all, np.ones_like(m_all), "--", color=SCHEME_COLORS["nonoverlapping"], label="non-overlapping k-mers")
+    axes[0].set_ylabel("nucleotides no unmasked token shows")
+    axes[0].set_title("hidden = max(0, m - k + 1)", fontsize=10)
+    axes[1].set_ylabel("hidden share of the masked nucleotides")
+    axes[1].set_title("how much of the span is really masked", fontsize=10)
+    axes[2].set_ylabel("chance of guessing the whole span")
+    axes[2].set_title("overlap-only guessing: 1 / 4^hidden", fontsize=10)
+    for ax in axes:
+        ax.set_xlabel("m, contiguous masked tokens")
+        ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_mask_coverage(k: int, ms: Sequence[int], *, n_tokens: int | None = None):
+    """One row per m: which nucleotides are masked-but-revealed (light) or hidden (dark) when m contiguous
+    overlapping k-mers are masked in the middle of a sequence."""
+    from .tokenization import revealed_nucleotides
+
+    n_tokens = n_tokens or (max(ms) + 2 * k + 2)
+    n_nt = n_tokens + k - 1
+    grid = np.zeros((len(ms), n_nt))
+    for r, m in enumerate(ms):
+        a = (n_tokens - m) // 2
+        masked = np.zeros(n_tokens, dtype=bool)
+        masked[a : a + m] = True
+        covered_by_masked = np.zeros(n_nt, dtype=bool)
+        covered_by_masked[a : a + m + k - 1] = True
+        revealed = revealed_nucleotides(masked, k)
+        grid[r] = np.where(covered_by_masked & ~revealed, 2, np.where(covered_by_masked, 1, 0))
+    fig, ax = plt.subplots(figsize=(max(6, n_nt * 0.22), 0.35 * len(ms) + 1.2))
+    ax.imshow(grid, cmap=matplotlib.colors.ListedColormap(["#f2f2f2", "#f5b7b1", "#922b21"]), aspect="auto",
+              vmin=0, vmax=2, interpolation="nearest")
+    ax.set_yticks(range(len(ms)), [f"m={m}" for m in ms])
+    ax.set_xlabel("nucleotide position")
+    ax.set_title(f"overlapping {k}-mers: light = inside a masked token but shown by a neighbour, "
+                 "dark = hidden", fontsize=9, loc="left")
+    fig.tight_layout()
+    return fig
