@@ -255,3 +255,27 @@ def test_token_counts_sum_to_tokens():
     tok = T.OverlappingKmerTokenizer(2)
     counts = T.token_counts(tok, ["ACGT", "AAAA"])
     assert counts.sum() == 6 and counts[tok.token_to_id["AA"]] == 3
+
+
+def test_overlap_only_guess_reads_neighbours_and_guesses_hidden():
+    windows = ["A" * 40] * 20
+    right = T.overlap_only_guess(windows, 4, range(1, 8), guess="A")
+    wrong = T.overlap_only_guess(windows, 4, range(1, 8), guess="C")
+    assert (right.span_accuracy == 1).all()
+    assert (wrong.span_accuracy == (wrong.m < 4).astype(float)).all()
+    assert (wrong.observed_hidden == wrong.hidden_nt).all()
+    with pytest.raises(ParameterError, match="too few"):
+        T.overlap_only_guess(["ACGTACGT"], 4, [4])
+
+
+def test_standard_tokenizers_and_vocabulary_usage(corpus):
+    toks = T.standard_tokenizers(3, corpus, bpe_vocab_size=64)
+    assert [t.scheme for t in toks.values()] == ["overlapping", "nonoverlapping", "nucleotide", "bpe"]
+    table, counts = T.vocabulary_usage(toks, corpus)
+    n_nt = sum(map(len, corpus))
+    row = table.set_index("scheme").loc["overlapping"]
+    assert row.tokens == sum(len(s) - 2 for s in corpus) and row.vocabulary == 64
+    assert table.set_index("scheme").loc["nucleotide"].tokens == n_nt
+    assert (table.used + table.unused == table.vocabulary).all()
+    with pytest.raises(ParameterError, match="k >= 2"):
+        T.standard_tokenizers(1, corpus)

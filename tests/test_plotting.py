@@ -1,0 +1,59 @@
+"""Figures draw what they are given: one track / curve per input, saved atomically as real PNGs."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+
+from dnalm_utils import plotting
+from dnalm_utils import tokenization as tk
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    matplotlib.pyplot.close("all")
+
+
+def test_token_tracks_one_bar_per_token_in_view():
+    seq = "ACGTACGTACGTAAC"
+    tracks = []
+    for tok in (tk.OverlappingKmerTokenizer(4), tk.NonOverlappingKmerTokenizer(4)):
+        enc = tok.encode(seq)
+        tracks.append((tok.description, tok.scheme, enc.spans, tok.convert_ids_to_tokens(enc.ids)))
+    fig = plotting.plot_token_tracks(seq, tracks, max_rows=4)
+    axes = fig.axes
+    assert len(axes) == 3
+    assert len(axes[1].patches) == len(seq) - 3  # every overlapping 4-mer
+    assert len(axes[2].patches) == 3 + 3  # three 4-mers and three leftover nucleotides
+    assert axes[1].get_ylim() == (4, 0)  # k staggered rows
+
+
+def test_rank_frequency_reports_unused(tmp_path):
+    counts = {"a": ("overlapping", np.array([5, 0, 3, 0])), "b": ("bpe", np.array([1, 2, 3]))}
+    fig = plotting.plot_rank_frequency(counts)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["a (2 of 4 unused)", "b (0 of 3 unused)"]
+    path = plotting.save_figure(fig, tmp_path / "f.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in tmp_path.iterdir() if p.name != "f.png"]  # no temp file left behind
+
+
+def test_hidden_nucleotides_plots_the_table():
+    table = tk.overlap_table([4, 6])
+    table["observed_hidden"] = table.hidden_nt
+    fig = plotting.plot_hidden_nucleotides(table)
+    line = fig.axes[0].get_lines()[0]
+    sub = table[table.k == 4]
+    assert list(line.get_ydata()) == list(sub.hidden_nt)
+
+
+def test_mask_coverage_marks_exactly_the_hidden_nucleotides():
+    fig = plotting.plot_mask_coverage(5, [1, 5, 7])
+    grid = fig.axes[0].get_images()[0].get_array()
+    assert [(row == 2).sum() for row in grid] == [tk.hidden_nucleotides(m, 5) for m in (1, 5, 7)]
+    assert [(row >= 1).sum() for row in grid] == [m + 4 for m in (1, 5, 7)]
