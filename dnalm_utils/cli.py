@@ -1,0 +1,154 @@
+"""``dnalm-book``: run the notebooks of a profile, build the book, list parameters, manage data.
+
+Examples::
+
+    dnalm-book run                          # every notebook of params/default.yml, then the book
+    dnalm-book run 01 --profile smoke       # only notebook 01, with the smoke profile
+    dnalm-book run 01 -p k 4 -p n_windows 200
+    dnalm-book build                        # rebuild _build/html from book/_generated
+    dnalm-book params 01                    # the parameters of notebooks/01_*.ipynb
+    dnalm-book data verify                  # delegated to dnalm_utils.data
+
+Bad input (unknown profile, parameter, notebook; a missing kernel) is reported as ``error: ...`` on
+stderr with exit status 2; a notebook that fails while running, or a failed book build, exits with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from .errors import DnalmInputError
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dnalm-book",
+        description="Execute the book's notebooks with papermill and build it with Jupyter Book.",
+    )
+    parser.add_argument("--root", default=None, help="book root holding _config.yml and _toc.yml "
+                        "(default: the repository)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="execute notebooks of a profile, then build the book",
+                         description="Execute the notebooks of a run profile into book/_generated, then "
+                         "build the book. Any parameter not set keeps the notebook's default.")
+    run.add_argument("notebooks", nargs="*", metavar="NN",
+                     help="notebook number prefixes to run, e.g. 01 03 (default: all in the profile)")
+    run.add_argument("--profile", default="default",
+                     help="profile name (params/NAME.yml) or path to a YAML file (default: default)")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="override a parameter in every selected notebook that has it; VALUE is parsed "
+                     "as YAML (numbers, lists, true/false) unless the parameter is a string")
+    run.add_argument("--no-build", action="store_true", help="execute the notebooks only")
+    run.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
+    run.add_argument("--log-output", action="store_true", help="stream the notebooks' output to the terminal")
+    run.add_argument("--no-progress", action="store_true", help="hide papermill's progress bar")
+
+    sub.add_parser("build", help="build the book from the executed notebooks (no execution)",
+                   description="Run jupyter-book build -W -n --keep-going and replace _build/html "
+                   "only if it passed.")
+
+    params = sub.add_parser("params", help="list a notebook's parameters",
+                            description="List the parameters declared in a notebook's parameters cell.")
+    params.add_argument("notebook", help="notebook path or number, e.g. 01 or notebooks/01_tokenization.ipynb")
+
+    sub.add_parser("data", help="verify or rebuild the bundled data (dnalm_utils.data)", add_help=False,
+                   description="Delegates to dnalm_utils.data: dnalm-book data verify|rebuild [...]")
+    return parser
+
+
+def _root(args) -> Path:
+    from .book import REPO_ROOT
+
+    return Path(args.root).resolve() if args.root else REPO_ROOT
+
+
+def _cmd_run(args) -> int:
+    from . import book
+
+    overrides = {}
+    for name, raw in args.parameter:
+        if name in overrides:
+            raise DnalmInputError(f"-p {name} is given twice; give each parameter once.")
+        overrides[name] = book.CliValue(raw)
+    if args.log_output:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    book.run_profile(
+        args.profile, only=args.notebooks or None, overrides=overrides, root=_root(args),
+        build=not args.no_build, kernel=args.kernel, log_output=args.log_output,
+        progress=not args.no_progress,
+    )
+    return 0
+
+
+def _cmd_build(args) -> int:
+    from . import book
+
+    t0 = time.perf_counter()
+    print("building the book (jupyter-book build -W -n --keep-going) ...", flush=True)
+    html = book.build_book(_root(args))
+    print(f"book built in {time.perf_counter() - t0:.1f} s: {html / 'index.html'}", flush=True)
+    return 0
+
+
+def _cmd_params(args) -> int:
+    from . import book
+
+    path = book.resolve_notebook(args.notebook, root=_root(args))
+    spec = book.notebook_parameters(path)
+    print(f"Parameters of {path.name}:")
+    if not spec:
+        print("  (no cell tagged 'parameters')")
+        return 0
+    width = max(len(n) for n in spec)
+    for p in spec.values():
+        help_ = f"  # {p['help']}" if p["help"] else ""
+        print(f"  {p['name']:<{width}}  {p['type'] or 'any':<6} = {p['default_source']}{help_}")
+    return 0
+
+
+def _cmd_data(argv: list[str]) -> int:
+    try:
+        from . import data
+    except ImportError as exc:
+        raise DnalmInputError(f"the data commands are not available: cannot import dnalm_utils.data ({exc}).") from None
+    rc = data.main(list(argv))
+    return int(rc or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``dnalm-book``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        # `data` passes its arguments through untouched (including --help) to dnalm_utils.data.main.
+        if argv and argv[0] == "data":
+            return _cmd_data(argv[1:])
+        try:
+            args = _build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help, or a usage error already printed by argparse
+            return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+        if args.command == "data":  # pragma: no cover - handled above
+            return _cmd_data([])
+        handler = {"run": _cmd_run, "build": _cmd_build, "params": _cmd_params}[args.command]
+        return handler(args)
+    except DnalmInputError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr, flush=True)
+        return 130
+    except Exception as exc:
+        from .book import BookBuildError, NotebookExecutionError
+
+        if isinstance(exc, (NotebookExecutionError, BookBuildError)):
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            return 1
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
