@@ -489,22 +489,23 @@ def parameters_table_markdown(spec: Mapping[str, dict], overrides: Mapping[str, 
         "```{admonition} Parameters of this run",
         ":class: note",
         "",
-        "Every parameter of this chapter, with the value it ran with. Rows marked **overridden** were "
-        "changed from the notebook default by the run profile or the command line.",
+        "The value each parameter of this chapter ran with; a value changed from the notebook's default by "
+        "the run profile or the command line is marked **(changed)**, with the default beside it.",
         "",
-        "| Parameter | Value | Notebook default | Source | Meaning |",
-        "|---|---|---|---|---|",
+        "| Parameter | Value | Meaning |",
+        "|---|---|---|",
     ]
     changed = set(overridden_names(spec, overrides))
     for name, p in spec.items():
-        value = overrides[name] if name in overrides else p["default"]
-        source = "**overridden**" if name in changed else "default"
-        default = _md_value(p["default"]) if p["literal"] else "`" + p["default_source"].replace("|", "\\|").replace("`", "'") + "`"
+        value = _md_value(overrides[name] if name in overrides else p["default"])
+        if name in changed:
+            default = _md_value(p["default"]) if p["literal"] else "`" + p["default_source"].replace("|", "\\|").replace("`", "'") + "`"
+            value += f" **(changed;** default {default}**)**"
         help_ = p["help"].replace("|", "\\|")
-        lines.append(f"| `{name}` | {_md_value(value)} | {default} | {source} | {help_} |")
+        lines.append(f"| `{name}` | {value} | {help_} |")
     extra = [n for n in overrides if n not in spec]
     for name in extra:  # only reachable with validation off
-        lines.append(f"| `{name}` | {_md_value(overrides[name])} | (not declared) | **overridden** | |")
+        lines.append(f"| `{name}` | {_md_value(overrides[name])} **(not declared by the notebook)** | |")
     lines.append("```")
     return "\n".join(lines)
 

@@ -216,9 +216,9 @@ def test_run_notebook_adds_parameters_table(tmp_path):
     assert book.TABLE_TAG in tags[i_inj + 1], "the table follows the injected cell"
     table = nb.cells[i_inj + 1].source
     assert "Parameters of this run" in table
-    assert "| `n` | `2` | `3` | **overridden** |" in table
-    assert "| `scale` | `1.5` | `1.5` | default |" in table
-    assert "| `flag` | `False` | `False` | default |" in table  # set to its default: not an override
+    assert "| `n` | `2` **(changed;** default `3`**)** |" in table
+    assert "| `scale` | `1.5` |  |" in table
+    assert "| `flag` | `False` |  |" in table  # set to its default: not an override
     assert book.HIDE_TAG in tags[i_inj]
     assert book.HIDE_TAG in next(t for t in tags if "parameters" in t)
     assert nb.metadata["dnalm_book"]["overridden"] == ["label", "n"]
@@ -268,7 +268,7 @@ def test_run_profile_builds_the_book(tiny_book, capsys):
     html = root / "_build" / "html"
     assert (html / "index.html").is_file()
     page = (html / "book" / "_generated" / "params_ok.html").read_text()
-    assert "Parameters of this run" in page and "overridden" in page
+    assert "Parameters of this run" in page and "changed" in page
     assert "ababababab" in page  # printed and glued value
     assert "7.50" in page  # {glue:text} with a format spec
     assert "_static/mathjax/tex-mml-chtml.js" in page
