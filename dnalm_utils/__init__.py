@@ -9,3 +9,9 @@ Book runner), ``cli``.
 """
 
 __version__ = "0.1.0"
+
+import warnings as _warnings
+
+# tqdm.auto (used by transformers and this package) warns once per notebook that ipywidgets is missing and
+# falls back to text progress bars, which is what a static book wants anyway.
+_warnings.filterwarnings("ignore", message="IProgress not found")

@@ -555,6 +555,14 @@ class Window:
     strand: str
     sequence: str
 
+    @property
+    def locus(self) -> str:
+        """Human-readable 1-based locus, e.g. ``chr22:20,865,521-20,865,580 (+)``; record names of the form
+        ``chrom:start-end`` (1-based, like the bundled held-out slice) are resolved to chromosome coordinates."""
+        m = re.fullmatch(r"(.+):(\d+)-(\d+)", self.name)
+        chrom, offset = (m.group(1), int(m.group(2)) - 1) if m else (self.name, 0)
+        return f"{chrom}:{offset + self.start + 1:,}-{offset + self.end:,} ({self.strand})"
+
 
 class Genome:
     """One interface over an in-memory or an indexed (pyfaidx) FASTA.

@@ -30,6 +30,16 @@ def save_figure(fig, path: str | Path, *, dpi: int = 150) -> Path:
     return path
 
 
+def publish(fig, name: str, path: str | Path) -> None:
+    """Save ``fig`` to ``path``, glue it under ``name`` for a ``{glue:figure}`` in the book, and close it
+    (so the notebook does not also show it inline). Returns None, so a cell ending with it prints nothing."""
+    from myst_nb import glue
+
+    save_figure(fig, path)
+    glue(name, fig, display=False)
+    plt.close(fig)
+
+
 def plot_token_tracks(seq: str, tracks: Sequence[tuple[str, str, np.ndarray, Sequence[str]]], *, max_rows: int = 12):
     """Nucleotides of ``seq`` on top, then one track per tokenizer with a bar per token over its span.
 

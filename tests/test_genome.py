@@ -537,3 +537,10 @@ def test_tile_windows(genome_file):
         tile_windows(small, 11)
     with pytest.raises(ParameterError, match="stride"):
         tile_windows(small, 4, stride=0)
+
+
+def test_window_locus_resolves_slice_names_to_chromosome_coordinates():
+    from dnalm_utils.genome import Window
+
+    assert Window("chr22:20000001-21000000", 0, 60, "+", "").locus == "chr22:20,000,001-20,000,060 (+)"
+    assert Window("BA000025.2", 9, 19, "-", "").locus == "BA000025.2:10-19 (-)"

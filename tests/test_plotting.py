@@ -57,3 +57,14 @@ def test_mask_coverage_marks_exactly_the_hidden_nucleotides():
     grid = fig.axes[0].get_images()[0].get_array()
     assert [(row == 2).sum() for row in grid] == [tk.hidden_nucleotides(m, 5) for m in (1, 5, 7)]
     assert [(row >= 1).sum() for row in grid] == [m + 4 for m in (1, 5, 7)]
+
+
+def test_publish_saves_glues_and_closes(tmp_path, monkeypatch):
+    import myst_nb
+
+    glued = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, obj, display=True: glued.setdefault(name, (obj, display)))
+    fig = plotting.plot_mask_coverage(3, [1, 3])
+    plotting.publish(fig, "fig_x", tmp_path / "x.png")
+    assert (tmp_path / "x.png").exists() and glued["fig_x"] == (fig, False)
+    assert not matplotlib.pyplot.fignum_exists(fig.number)
