@@ -43,6 +43,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from .errors import DnalmInputError, FastaFormatError, ParameterError
+from .genome import parse_fasta, read_fasta, reverse_complement
 from .io import atomic_write_bytes, atomic_write_json, gzip_bytes, sha256_bytes, sha256_file
 
 __all__ = [
@@ -312,35 +313,9 @@ def verify_or_raise(data_dir: str | os.PathLike | None = None) -> None:
         )
 
 
-def _open_text(path: Path) -> str:
-    data = path.read_bytes()
-    if path.suffix == ".gz":
-        data = gzip.decompress(data)
-    return data.decode("ascii")
-
-
-def read_fasta_text(text: str, *, source: str = "<text>") -> list[tuple[str, str, str]]:
-    """Parse FASTA text into ``(name, description, sequence)`` tuples (name = header up to the first
-    whitespace, description = the rest). Minimal reader for the bundled/source files only."""
-    records: list[tuple[str, str, list[str]]] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        line = line.rstrip("\r")
-        if line.startswith(">"):
-            head = line[1:].strip()
-            if not head:
-                raise FastaFormatError(f"{source}, line {lineno}: empty FASTA header.")
-            name, _, desc = head.partition(" ")
-            records.append((name, desc.strip(), []))
-        elif line.strip():
-            if not records:
-                raise FastaFormatError(
-                    f"{source}, line {lineno}: sequence before the first '>' header; "
-                    "is this a FASTA file?"
-                )
-            records[-1][2].append(line.strip())
-    if not records:
-        raise FastaFormatError(f"{source}: no FASTA records found.")
-    return [(n, d, "".join(s)) for n, d, s in records]
+def read_fasta_text(text: str | bytes, *, source: str = "<text>") -> list[tuple[str, str, str]]:
+    """``(name, description, sequence)`` of FASTA held in memory, case kept (genome.parse_fasta's checks)."""
+    return [(r.name, r.description, r.sequence) for r in parse_fasta(text, source=source, uppercase=False)]
 
 
 def load_sequences(role: str = "pretrain", data_dir: str | os.PathLike | None = None) -> dict[str, str]:
@@ -350,8 +325,7 @@ def load_sequences(role: str = "pretrain", data_dir: str | os.PathLike | None = 
         raise ParameterError(
             f"load_sequences: {role!r} is not a FASTA file; use 'pretrain', 'heldout' or 'tf_peaks'."
         )
-    path = bundled_file(role, data_dir)
-    return {n: s for n, _, s in read_fasta_text(_open_text(path), source=str(path))}
+    return {r.name: r.sequence for r in read_fasta(bundled_file(role, data_dir), uppercase=False)}
 
 
 def load_features(data_dir: str | os.PathLike | None = None):
@@ -596,7 +570,6 @@ _CODE = np.full(256, 255, dtype=np.uint8)
 for _i, _ch in enumerate("ACGT"):
     _CODE[ord(_ch)] = _i
     _CODE[ord(_ch.lower())] = _i
-_RC = str.maketrans("ACGTNacgtn", "TGCANtgcan")
 
 
 def _kmer_codes(seq: str, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -621,7 +594,7 @@ def _kmer_set(seqs: Iterable[str], k: int) -> np.ndarray:
     """Sorted unique k-mers of ``seqs`` on both strands."""
     chunks = []
     for s in seqs:
-        for strand in (s, s.translate(_RC)[::-1]):
+        for strand in (s, reverse_complement(s)):
             v, ok = _kmer_codes(strand, k)
             chunks.append(np.unique(v[ok]))
     return np.unique(np.concatenate(chunks)) if chunks else np.zeros(0, np.uint64)
@@ -647,7 +620,7 @@ def kmer_overlap(queries: Sequence[str], reference: Iterable[str], k: int = SCRE
 def _canonical_kmer_set(seq: str, k: int) -> np.ndarray:
     """Sorted unique canonical k-mers (min of a k-mer and its reverse complement) of ``seq``."""
     v, ok = _kmer_codes(seq, k)
-    r, okr = _kmer_codes(seq.translate(_RC)[::-1], k)
+    r, okr = _kmer_codes(reverse_complement(seq), k)
     return np.unique(np.minimum(v, r[::-1])[ok & okr[::-1]])
 
 

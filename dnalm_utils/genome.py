@@ -423,6 +423,13 @@ def read_fasta(path, *, uppercase: bool = True) -> list[FastaRecord]:
     return list(iter_fasta(path, uppercase=uppercase))
 
 
+def parse_fasta(text: str | bytes, *, source: str = "<text>", uppercase: bool = True) -> list[FastaRecord]:
+    """Records of FASTA held in memory (``str`` or ``bytes``), with the same checks as :func:`read_fasta`;
+    ``source`` names it in error messages."""
+    data = text.encode("ascii", "replace") if isinstance(text, str) else bytes(text)
+    return list(_parse(iter(data.splitlines(keepends=True)), source, uppercase=uppercase))
+
+
 # --------------------------------------------------------------------------------------------------
 # Index (.fai / .gzi) handling for pyfaidx
 # --------------------------------------------------------------------------------------------------
