@@ -109,6 +109,15 @@ def _first_unsupported(codes: np.ndarray, allowed_max: int, where: str, fix: str
         )
 
 
+def _acgtn_codes(seq, where: str) -> np.ndarray:
+    """Codes of a non-empty sequence of A, C, G, T and N (schemes with an N token); raise otherwise."""
+    codes = nucleotide_codes(seq, where=where)
+    _first_unsupported(codes, 4, where, "Replace ambiguity codes other than N by N, or split into ACGT segments.")
+    if codes.shape[0] == 0:
+        raise ParameterError(f"{where} is empty; nothing to tokenize.")
+    return codes
+
+
 @dataclass(frozen=True)
 class Encoding:
     """Token ids of one sequence (no special tokens) and the nucleotides each token covers.
@@ -469,11 +478,8 @@ class NonOverlappingKmerTokenizer(DNATokenizer):
         return f"non-overlapping {self.k}-mers"
 
     def encode(self, seq: str, *, where: str = "sequence") -> Encoding:
-        codes = nucleotide_codes(seq, where=where)
-        _first_unsupported(codes, 4, where, "Replace ambiguity codes other than N by N, or split into ACGT segments.")
+        codes = _acgtn_codes(seq, where)
         k, n = self.k, codes.shape[0]
-        if n == 0:
-            raise ParameterError(f"{where} is empty; nothing to tokenize.")
         acgt = codes < 4
         # Start and length of the N-free stretch that holds each ACGT position.
         edges = np.flatnonzero(np.diff(np.r_[0, acgt.astype(np.int8), 0]))
@@ -516,10 +522,7 @@ class NucleotideTokenizer(DNATokenizer):
         return "single nucleotides"
 
     def encode(self, seq: str, *, where: str = "sequence") -> Encoding:
-        codes = nucleotide_codes(seq, where=where)
-        _first_unsupported(codes, 4, where, "Replace ambiguity codes other than N by N, or split into ACGT segments.")
-        if codes.shape[0] == 0:
-            raise ParameterError(f"{where} is empty; nothing to tokenize.")
+        codes = _acgtn_codes(seq, where)
         starts = np.arange(codes.shape[0], dtype=np.int64)
         return Encoding(ids=self._single_to_id[codes], spans=np.stack([starts, starts + 1], axis=1))
 
@@ -593,10 +596,7 @@ class BPETokenizer(DNATokenizer):
         return f"BPE ({self.vocab_size} tokens)"
 
     def encode(self, seq: str, *, where: str = "sequence") -> Encoding:
-        codes = nucleotide_codes(seq, where=where)
-        _first_unsupported(codes, 4, where, "Replace ambiguity codes other than N by N, or split into ACGT segments.")
-        if codes.shape[0] == 0:
-            raise ParameterError(f"{where} is empty; nothing to tokenize.")
+        codes = _acgtn_codes(seq, where)
         upper = seq.upper() if isinstance(seq, str) else bytes(seq).decode("ascii").upper()
         enc = self._core.encode(upper, add_special_tokens=False)
         return Encoding(ids=np.asarray(enc.ids, dtype=np.int64), spans=np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2))
