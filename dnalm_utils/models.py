@@ -208,6 +208,12 @@ def load_model(
     folder = Path(location)
     if not (folder / "config.json").exists():
         raise ModelNotAvailableError(f"{folder} has no config.json; it is not a Hugging Face model folder.")
+    problems = verify_model_folder(folder)
+    if problems:
+        raise ModelNotAvailableError(
+            f"model folder {folder} is damaged ({'; '.join(problems[:3])}); delete it and re-create it "
+            "(zoo models: re-run the pre-training notebook, which retrains what is missing)."
+        )
     tokenizer = load_tokenizer(folder)
     dev = pick_device(device)
     torch_dtype = pick_dtype(dev, dtype)
@@ -241,8 +247,15 @@ def _require_mlm_head(folder: Path, config) -> None:
         )
 
 
-def save_model(model, tokenizer: DNATokenizer, folder: str | os.PathLike, *, card: str | None = None, extra: dict | None = None) -> Path:
-    """Save model + tokenizer (+ README model card, + extra JSON files) into ``folder`` atomically."""
+CHECKSUMS = "dnalm_checksums.json"
+
+
+def save_model(model, tokenizer: DNATokenizer, folder: str | os.PathLike, *, card: str | None = None,
+               extra: dict | None = None, files: dict[str, str] | None = None) -> Path:
+    """Save model + tokenizer (+ README model card, + ``extra`` JSON files, + ``files`` text files) into
+    ``folder`` atomically, with ``dnalm_checksums.json`` (sha256 of every file) so a damaged copy is detected."""
+    from .io import sha256_file
+
     folder = Path(folder)
     with atomic_path(folder) as tmp:
         model.save_pretrained(str(tmp))
@@ -251,7 +264,34 @@ def save_model(model, tokenizer: DNATokenizer, folder: str | os.PathLike, *, car
             (tmp / "README.md").write_text(card)
         for name, obj in (extra or {}).items():
             (tmp / name).write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+        for name, text in (files or {}).items():
+            (tmp / name).write_text(text)
+        sums = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=2, sort_keys=True) + "\n")
     return folder
+
+
+def verify_model_folder(folder: str | os.PathLike) -> list[str]:
+    """Problems with a folder written by :func:`save_model` (missing or altered files); [] if intact or if the
+    folder has no checksum file (e.g. a hub download)."""
+    from .io import sha256_file
+
+    folder = Path(folder)
+    path = folder / CHECKSUMS
+    if not path.exists():
+        return []
+    try:
+        sums = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return [f"{path} is not valid JSON"]
+    problems = []
+    for name, digest in sums.items():
+        f = folder / name
+        if not f.is_file():
+            problems.append(f"{f} is missing")
+        elif sha256_file(f) != digest:
+            problems.append(f"{f} does not match its recorded sha256")
+    return problems
 
 
 # ------------------------------------------------------------------------------------------------

@@ -36,7 +36,6 @@ from .errors import (
     VocabularyMismatchError,
     check_int_range,
 )
-from .io import atomic_path
 
 #: DNABERT's special tokens; their ids are 0..4 in this order.
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -308,10 +307,20 @@ class DNATokenizer:
         raise NotImplementedError
 
     def save_pretrained(self, folder: str | Path) -> Path:
-        """Write a Hugging Face tokenizer folder (plus vocab.txt and dnalm_tokenizer.json) atomically."""
+        """Write the Hugging Face tokenizer files (plus vocab.txt and dnalm_tokenizer.json) into ``folder``.
+
+        Files are written to a temporary sibling first and then renamed one by one, so each file is whole;
+        other files already in ``folder`` (e.g. model weights) are kept.
+        """
+        import os
+        import tempfile
+
         folder = Path(folder)
-        with atomic_path(folder) as tmp:
-            self._write_folder(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".tokenizer-", dir=folder.parent) as tmp:
+            self._write_folder(Path(tmp))
+            for f in Path(tmp).iterdir():
+                os.replace(f, folder / f.name)
         return folder
 
     def _write_folder(self, tmp: Path) -> None:

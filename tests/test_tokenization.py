@@ -279,3 +279,10 @@ def test_standard_tokenizers_and_vocabulary_usage(corpus):
     assert (table.used + table.unused == table.vocabulary).all()
     with pytest.raises(ParameterError, match="k >= 2"):
         T.standard_tokenizers(1, corpus)
+
+
+def test_save_pretrained_keeps_other_files_in_the_folder(tmp_path):
+    (tmp_path / "model.safetensors").write_text("weights")
+    T.NucleotideTokenizer().save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").read_text() == "weights"
+    assert isinstance(T.load_tokenizer(tmp_path), T.NucleotideTokenizer)

@@ -1,0 +1,648 @@
+"""Context-only n-gram (Markov) nucleotide models: the baselines shown beside the neural models.
+
+The question of the book is whether masked-token pre-training teaches k-mer "word identity" or sequence
+context. These models know *only* context: they predict hidden nucleotides from exact counts of the
+surrounding k-mers in the pre-training corpus, with add-alpha smoothing and backoff to shorter contexts.
+
+Conventions used throughout this module:
+
+* **Letter order is "ACGT" everywhere**: A=0, C=1, G=2, T=3. Probability columns, per-position rows and
+  k-mer classes all use it.
+* **k-mer codes** are 2-bit packed ``uint64`` numbers, first letter most significant, i.e. the base-4
+  number of the letters: ``"ACGT"`` -> 0b00_01_10_11 = 27. So the class index of a k-mer in a
+  ``4**k``-column output is its code, and classes run in ``itertools.product("ACGT", repeat=k)`` order
+  (AA..A, AA..C, ..., TT..T). k <= 31 (62 bits). (This is *not* DNABERT's "ATCG" vocabulary order used
+  by :mod:`dnalm_utils.tokenization`.)
+* Lower-case letters (soft-masking) count as the upper-case base. In the corpus, every window that holds
+  any other character (N, IUPAC codes, ...) is skipped.
+* ``both_strands=True`` counts each k-mer on the forward strand and on the reverse complement of every
+  sequence, so ``count(x) == count(reverse_complement(x))``.
+* In query windows/contexts, ``N`` (any case) is an unknown base: the context stops before it (a
+  shorter order is used, see :func:`two_sided_block_probs`). Any other non-ACGT character in the context
+  raises :class:`~dnalm_utils.errors.SequenceAlphabetError`. The content of a hidden block is never read.
+* Probabilities are ``float64``; log-losses are in nats.
+
+Everything that touches the corpus is vectorised with numpy; query-time loops run over (order, block
+length) groups or positions inside a k-mer, each iteration vectorised over windows and candidates.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .errors import ParameterError, SequenceAlphabetError, check_int_range
+
+__all__ = [
+    "ALPHABET",
+    "MAX_BLOCK",
+    "MAX_KMER",
+    "MAX_NEXT",
+    "KmerCounts",
+    "all_kmers",
+    "block_truth",
+    "decode_kmers",
+    "encode_kmers",
+    "fit_order",
+    "left_context_probs",
+    "nucleotide_frequencies",
+    "score_probs",
+    "two_sided_block_probs",
+]
+
+#: Letter order of every probability column and k-mer code (A=0, C=1, G=2, T=3).
+ALPHABET = "ACGT"
+#: Longest k-mer that fits the 2-bit packing in one uint64 (62 bits used).
+MAX_KMER = 31
+#: Longest hidden block of :func:`two_sided_block_probs` (4**6 = 4096 candidates per block).
+MAX_BLOCK = 6
+#: Longest continuation of :func:`left_context_probs` (4**8 = 65,536 classes).
+MAX_NEXT = 8
+
+_BAD = np.uint8(255)  # code of any non-ACGT byte in the corpus
+_N_CODE = np.uint8(4)  # code of N/n in query strings
+_OTHER = np.uint8(5)  # code of any other non-ACGT byte in query strings
+# Byte -> code: A,C,G,T (any case) -> 0..3; everything else -> 255.
+_CORPUS_LUT = np.full(256, _BAD, dtype=np.uint8)
+# Byte -> code for queries: A,C,G,T -> 0..3, N -> 4, anything else -> 5.
+_QUERY_LUT = np.full(256, _OTHER, dtype=np.uint8)
+for _i, _ch in enumerate(ALPHABET):
+    for _b in (ord(_ch), ord(_ch.lower())):
+        _CORPUS_LUT[_b] = _QUERY_LUT[_b] = _i
+_QUERY_LUT[ord("N")] = _QUERY_LUT[ord("n")] = _N_CODE
+_LETTERS = np.frombuffer(ALPHABET.encode("ascii"), dtype=np.uint8)
+_TWO = np.uint64(2)
+_THREE = np.uint64(3)
+_CHUNK_CANDIDATES = 2**20  # candidate scores per vectorised step (8 MiB of uint64 codes)
+
+
+# --------------------------------------------------------------------------------------------------
+# encoding helpers
+
+
+def _text(seq, what: str) -> str:
+    """The sequence text of a str, bytes, or an object with a ``.sequence`` str (FastaRecord, Window)."""
+    if isinstance(seq, str):
+        return seq
+    if isinstance(seq, (bytes, bytearray)):
+        return bytes(seq).decode("ascii", errors="replace")
+    inner = getattr(seq, "sequence", None)
+    if isinstance(inner, str):
+        return inner
+    raise ParameterError(
+        f"{what} must be a DNA sequence (str), got {type(seq).__name__}. Pass the sequence text, e.g. 'ACGT', "
+        "or a genome.Window / FastaRecord."
+    )
+
+
+def _bytes_of(text: str) -> np.ndarray:
+    """(L,) uint8 ASCII bytes of ``text``; each non-ASCII character becomes one '?' (positions kept)."""
+    return np.frombuffer(text.encode("ascii", errors="replace"), dtype=np.uint8)
+
+
+def _pack(digits: np.ndarray) -> np.ndarray:
+    """(n, k) letter codes 0..3 -> (n,) uint64 codes, first column most significant."""
+    v = np.zeros(digits.shape[0], dtype=np.uint64)
+    for j in range(digits.shape[1]):
+        v = (v << _TWO) | digits[:, j].astype(np.uint64)
+    return v
+
+
+def encode_kmers(kmers: str | Sequence[str]) -> np.ndarray:
+    """2-bit codes of k-mers that all have the same length k (1..31), A/C/G/T in any case.
+
+    ``kmers``: one str or a sequence of n str. Returns (n,) uint64 (base-4 number, A=0 C=1 G=2 T=3,
+    first letter most significant; ``"ACGT"`` -> 27). Raises :class:`SequenceAlphabetError` on other
+    characters and :class:`ParameterError` on mixed or out-of-range lengths.
+    """
+    if isinstance(kmers, (str, bytes)):
+        kmers = [kmers]
+    texts = [_text(s, "each k-mer") for s in kmers]
+    if not texts:
+        return np.zeros(0, dtype=np.uint64)
+    k = len(texts[0])
+    if any(len(t) != k for t in texts):
+        lengths = sorted({len(t) for t in texts})
+        raise ParameterError(
+            f"encode_kmers: all k-mers must have the same length, got lengths {lengths}. Encode each length "
+            "separately, or use KmerCounts.count_strings, which accepts mixed lengths."
+        )
+    check_int_range("k (k-mer length)", k, 1, MAX_KMER, hint="k-mers are packed 2 bits per letter in a uint64.")
+    digits = _CORPUS_LUT[_bytes_of("".join(texts))].reshape(len(texts), k)
+    bad = np.flatnonzero((digits == _BAD).any(axis=1))
+    if bad.size:
+        i = int(bad[0])
+        raise SequenceAlphabetError(
+            f"encode_kmers: k-mer {i} ({texts[i]!r}) holds a character other than A, C, G, T "
+            f"({bad.size} of {len(texts)} k-mers do). Only ACGT k-mers have counts; drop or split the others."
+        )
+    return _pack(digits)
+
+
+def decode_kmers(codes: np.ndarray, k: int) -> list[str]:
+    """Inverse of :func:`encode_kmers`: (n,) codes of k-mers of length ``k`` -> list of n str."""
+    k = check_int_range("k", k, 1, MAX_KMER)
+    codes = _as_codes(codes, k, "decode_kmers")
+    shifts = (np.uint64(2) * np.arange(k - 1, -1, -1, dtype=np.uint64))
+    digits = ((codes[:, None] >> shifts[None, :]) & _THREE).astype(np.intp)
+    raw = _LETTERS[digits].tobytes().decode("ascii")
+    return [raw[i * k: (i + 1) * k] for i in range(codes.size)]
+
+
+def all_kmers(k: int) -> list[str]:
+    """All ``4**k`` k-mers in class order (``itertools.product("ACGT", repeat=k)``): index i has code i."""
+    k = check_int_range("k", k, 1, 12, hint="4**k strings are built; use codes (np.arange(4**k)) beyond that.")
+    return decode_kmers(np.arange(4**k, dtype=np.uint64), k)
+
+
+def _as_codes(kmers, k: int, where: str) -> np.ndarray:
+    """Validated (n,) uint64 codes < 4**k."""
+    a = np.asarray(kmers)
+    if a.dtype.kind not in "ui" and not (a.size == 0 and a.dtype.kind == "f"):
+        raise ParameterError(
+            f"{where}: k-mer codes must be integers (2-bit packed uint64), got dtype {a.dtype}. Encode strings "
+            "with encode_kmers() or call count_strings()."
+        )
+    a = a.reshape(-1)
+    if a.dtype.kind == "i" and a.size and a.min() < 0:
+        raise ParameterError(f"{where}: k-mer codes must be >= 0, got {int(a.min())}.")
+    a = a.astype(np.uint64, copy=False)
+    if a.size and int(a.max()) >= 4**k:
+        raise ParameterError(
+            f"{where}: code {int(a.max())} is not a {k}-mer code (codes of {k}-mers are 0..{4**k - 1}). "
+            "Check that k matches the length the codes were encoded with."
+        )
+    return a
+
+
+# --------------------------------------------------------------------------------------------------
+# corpus counts
+
+
+class KmerCounts:
+    """Counts of every k-mer, k = 1..max_len, in ACGT-only sequences (optionally both strands), 2-bit packed (k <= 31).
+
+    ``sequences``: str (or FastaRecord / Window) items, any case; windows holding a non-ACGT character
+    (N, IUPAC, ...) are skipped, so whole records with N runs can be passed. ``max_len``: longest k
+    (1..31). The tables are built lazily per k on first use and cached: for each k a sorted unique
+    ``uint64`` code array and its counts (``uint32``, or ``int64`` for >= 2**32 windows). Memory: the
+    corpus codes (1 byte per nt per strand) plus about 12 bytes per distinct k-mer for each built k.
+    """
+
+    def __init__(self, sequences: Iterable[str], max_len: int, *, both_strands: bool = True):
+        self.max_len = check_int_range(
+            "max_len", max_len, 1, MAX_KMER, hint="It is the longest k-mer counted (2 bits per letter in a uint64)."
+        )
+        if isinstance(sequences, (str, bytes)):
+            sequences = [sequences]
+        texts = [_text(s, "each sequence") for s in sequences]
+        self.both_strands = bool(both_strands)
+        self.n_sequences = len(texts)
+        # One code array: sequences separated by a non-ACGT byte (\x00 -> 255), then the reverse complement.
+        fwd = _CORPUS_LUT[_bytes_of("\x00".join(texts))]
+        #: number of A/C/G/T letters in the forward sequences (nt)
+        self.n_acgt = int(np.count_nonzero(fwd != _BAD))
+        if self.both_strands:
+            rc = np.where(fwd == _BAD, _BAD, np.uint8(3) - fwd)[::-1]
+            codes = np.concatenate([fwd, np.array([_BAD], dtype=np.uint8), rc])
+        else:
+            codes = fwd
+        self._codes = np.ascontiguousarray(codes)
+        cum_dtype = np.int32 if self._codes.size < 2**31 else np.int64
+        self._bad_cum = np.concatenate([np.zeros(1, cum_dtype), np.cumsum(self._codes == _BAD, dtype=cum_dtype)])
+        self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._totals: dict[int, int] = {}
+
+    def __repr__(self) -> str:
+        strands = "both strands" if self.both_strands else "forward strand"
+        return (f"KmerCounts({self.n_sequences} sequences, {self.n_acgt:,} ACGT nt, {strands}, "
+                f"max_len={self.max_len}, built k={sorted(self._tables)})")
+
+    def _check_k(self, k) -> int:
+        return check_int_range("k", k, 1, self.max_len,
+                               hint=f"These counts go up to max_len={self.max_len}; build KmerCounts with a larger "
+                               "max_len for longer k-mers.")
+
+    def table(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(codes, counts) of the k-mers seen at least once: (m,) sorted unique uint64 and (m,) counts."""
+        k = self._check_k(k)
+        if k not in self._tables:
+            self._tables[k] = self._build(k)
+        return self._tables[k]
+
+    def _build(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        c = self._codes
+        n = c.size - k + 1
+        if n <= 0:
+            self._totals[k] = 0
+            return np.zeros(0, np.uint64), np.zeros(0, np.uint32)
+        valid = (self._bad_cum[k:] - self._bad_cum[:-k]) == 0
+        c64 = np.where(c == _BAD, np.uint8(0), c).astype(np.uint64)
+        v = c64[:n].copy()
+        for j in range(1, k):
+            v <<= _TWO
+            v |= c64[j: j + n]
+        del c64
+        v = v[valid]
+        if 4**k <= max(2**22, v.size):  # dense histogram: O(n), no sort
+            dense = np.bincount(v.astype(np.intp), minlength=4**k)
+            uniq = np.flatnonzero(dense)
+            cnt = dense[uniq]
+            uniq = uniq.astype(np.uint64)
+        else:
+            uniq, cnt = np.unique(v, return_counts=True)
+        total = int(cnt.sum())
+        self._totals[k] = total
+        return uniq, cnt.astype(np.uint32 if total < 2**32 else np.int64)
+
+    def _count_codes(self, codes: np.ndarray, k: int) -> np.ndarray:
+        """Counts of already-valid uint64 codes (any shape), same shape, int64."""
+        uniq, cnt = self.table(k)
+        if uniq.size == 0:
+            return np.zeros(codes.shape, dtype=np.int64)
+        pos = np.searchsorted(uniq, codes)
+        pos = np.minimum(pos, uniq.size - 1)
+        return np.where(uniq[pos] == codes, cnt[pos], 0).astype(np.int64)
+
+    def count(self, kmers: np.ndarray, k: int) -> np.ndarray:
+        """Counts of k-mers given as (n,) uint64 codes (ACGT 2-bit, first letter most significant).
+
+        Returns (n,) int64 (0 for unseen k-mers). With ``both_strands`` a k-mer's count includes its
+        occurrences on the reverse-complement strand.
+        """
+        k = self._check_k(k)
+        return self._count_codes(_as_codes(kmers, k, "KmerCounts.count"), k)
+
+    def count_strings(self, kmers: Sequence[str]) -> np.ndarray:
+        """Counts of k-mers given as str (ACGT, any case; lengths may differ, each 1..max_len): (n,) int64."""
+        if isinstance(kmers, (str, bytes)):
+            kmers = [kmers]
+        texts = [_text(s, "each k-mer") for s in kmers]
+        out = np.zeros(len(texts), dtype=np.int64)
+        lengths = np.array([len(t) for t in texts], dtype=np.int64)
+        for k in np.unique(lengths).tolist():
+            self._check_k(k)
+            idx = np.flatnonzero(lengths == k)
+            out[idx] = self._count_codes(encode_kmers([texts[i] for i in idx]), k)
+        return out
+
+    def total(self, k: int) -> int:
+        """Number of ACGT-only windows of length k counted (both strands if ``both_strands``)."""
+        k = self._check_k(k)
+        if k not in self._totals:
+            self.table(k)
+        return self._totals[k]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: corpus codes + cumulative-N index + every cached table."""
+        return int(self._codes.nbytes + self._bad_cum.nbytes
+                   + sum(u.nbytes + c.nbytes for u, c in self._tables.values()))
+
+    def clear(self, k: int | None = None) -> None:
+        """Drop the cached table of ``k`` (all tables if None) to free memory; it is rebuilt on demand."""
+        if k is None:
+            self._tables.clear()
+        else:
+            self._tables.pop(int(k), None)
+
+
+def nucleotide_frequencies(sequences: str | Iterable[str], *, both_strands: bool = False) -> np.ndarray:
+    """(4,) float64 frequencies of A, C, G, T (in that order) among the ACGT letters of ``sequences``.
+
+    Any case; N and other codes are ignored. ``both_strands`` adds the reverse complement (A=T, C=G).
+    All NaN when there is no A/C/G/T letter.
+    """
+    if isinstance(sequences, (str, bytes)):
+        sequences = [sequences]
+    tally = np.zeros(256, dtype=np.int64)
+    for s in sequences:
+        tally += np.bincount(_bytes_of(_text(s, "each sequence")), minlength=256)
+    per = np.array([tally[ord(ch)] + tally[ord(ch.lower())] for ch in ALPHABET], dtype=np.float64)
+    if both_strands:
+        per = per + per[::-1]
+    tot = per.sum()
+    return per / tot if tot > 0 else np.full(4, np.nan)
+
+
+# --------------------------------------------------------------------------------------------------
+# query-side helpers
+
+
+def _check_smoothing(alpha, min_count, order) -> tuple[float, int, int]:
+    order = check_int_range("order", order, 0, hint="It is the number of context nt used on each side.")
+    min_count = check_int_range("min_count", min_count, 0,
+                                hint="Back off to a shorter context when the candidates' counts sum below it.")
+    try:
+        alpha = float(alpha)
+    except (TypeError, ValueError):
+        raise ParameterError(f"parameter alpha={alpha!r} must be a number >= 0 (add-alpha smoothing).") from None
+    if not math.isfinite(alpha) or alpha < 0:
+        raise ParameterError(f"parameter alpha={alpha} must be finite and >= 0 (add-alpha smoothing; 0.5 is usual).")
+    return alpha, min_count, order
+
+
+def _encode_queries(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat (sum L,) uint8 query codes (0..3 ACGT, 4 N, 5 other), (n,) offsets and (n,) lengths."""
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if texts else np.zeros(0, np.int64)
+    flat = _QUERY_LUT[_bytes_of("".join(texts))]
+    return flat, offsets, lengths
+
+
+def _raise_other(texts, flat, offsets, pos: int, what: str, extra: str) -> None:
+    w = int(np.searchsorted(offsets, pos, side="right") - 1)
+    i = pos - int(offsets[w])
+    raise SequenceAlphabetError(
+        f"{what}[{w}]: position {i} (0-based) holds {texts[w][i]!r}, but a context may only hold A, C, G, T "
+        f"(any case) and N (unknown; the context stops before it){extra}. Replace the character with N, or "
+        "draw ACGT windows with genome.sample_windows()."
+    )
+
+
+def _flank_code(flat: np.ndarray, pos: np.ndarray, length: int) -> np.ndarray:
+    """(m,) uint64 codes of the ``length``-nt runs of ``flat`` starting at ``pos`` (m,)."""
+    v = np.zeros(pos.size, dtype=np.uint64)
+    for j in range(length):
+        v = (v << _TWO) | flat[pos + j].astype(np.uint64)
+    return v
+
+
+def _smoothed(raw: np.ndarray, alpha: float) -> np.ndarray:
+    """Rows of (m, c) raw counts -> add-alpha probabilities; an all-zero row with alpha=0 -> uniform."""
+    p = raw.astype(np.float64) + alpha
+    s = p.sum(axis=1, keepdims=True)
+    empty = s[:, 0] <= 0
+    if empty.any():
+        p[empty] = 1.0
+        s[empty] = p.shape[1]
+    return p / s
+
+
+def _marginals(p: np.ndarray, h: int) -> np.ndarray:
+    """(m, 4**h) candidate probabilities -> (m, h, 4) per-position marginals (ACGT)."""
+    cube = p.reshape((p.shape[0],) + (4,) * h)
+    out = np.empty((p.shape[0], h, 4), dtype=np.float64)
+    for j in range(h):
+        axes = tuple(a for a in range(1, h + 1) if a != j + 1)
+        out[:, j] = cube.sum(axis=axes) if axes else cube
+    return out
+
+
+def _check_blocks(blocks, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    b = np.asarray(blocks)
+    n = lengths.size
+    if n == 0 and b.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if b.ndim != 2 or b.shape[1] != 2 or b.shape[0] != n:
+        raise ParameterError(
+            f"blocks must be an (n_windows, 2) integer array of [start, end) pairs, one row per window; got "
+            f"shape {b.shape} for {n} windows."
+        )
+    if b.dtype.kind not in "iu":
+        if b.dtype.kind != "f" or not np.all(np.isfinite(b) & (np.mod(b, 1) == 0)):
+            raise ParameterError(f"blocks must hold integer [start, end) positions, got dtype {b.dtype}.")
+    start = b[:, 0].astype(np.int64)
+    end = b[:, 1].astype(np.int64)
+    h = end - start
+    bad = np.flatnonzero((start < 0) | (end > lengths) | (h < 1))
+    if bad.size:
+        i = int(bad[0])
+        raise ParameterError(
+            f"blocks[{i}] = [{int(start[i])}, {int(end[i])}) is not a non-empty block inside window {i} "
+            f"(length {int(lengths[i])} nt): need 0 <= start < end <= window length "
+            f"({bad.size} block(s) are invalid)."
+        )
+    big = np.flatnonzero(h > MAX_BLOCK)
+    if big.size:
+        i = int(big[0])
+        raise ParameterError(
+            f"blocks[{i}] hides {int(h[i])} nt, but blocks of at most {MAX_BLOCK} nt are supported "
+            f"(4**h candidates are scored per block). Split the block or hide fewer nucleotides."
+        )
+    return start, end
+
+
+def two_sided_block_probs(counts: KmerCounts, windows: Sequence[str], blocks: np.ndarray, *, order: int,
+                          alpha: float = 0.5, min_count: int = 1, return_order: bool = False):
+    """Per-nucleotide probabilities of hidden blocks from both flanks (a context-only "masked" n-gram).
+
+    ``windows``: n str (or Windows); ``blocks``: (n, 2) int ``[start, end)`` of the hidden block in
+    each window, h = end - start in 1..6 nt (may differ between windows; the block's letters are never
+    read). For each window the flank order is ``o = min(order, start, len - end)``, further cut so that
+    no N (any case) enters either flank (the same o on both sides). Every candidate ``x`` in
+    ``{A,C,G,T}^h`` is scored by ``count(left_o + x + right_o) + alpha``; if the raw counts of the 4**h
+    candidates sum below ``min_count`` the window backs off to ``o - 1``, down to ``o = 0`` (the count of
+    the h-mer ``x`` alone), which is always accepted (all-zero counts with alpha=0 give a uniform
+    distribution). The candidate distribution is marginalised to each hidden position.
+
+    Needs ``counts.max_len >= 2 * order + max h``. Returns (sum of h, 4) float64 probabilities in ACGT
+    order, rows in window order then position order; with ``return_order=True`` also the (n,) int64
+    order finally used per window.
+    Raises ParameterError (order < 0, bad block, too short max_len) or SequenceAlphabetError (a character
+    other than A/C/G/T/N outside a block).
+    """
+    alpha, min_count, order = _check_smoothing(alpha, min_count, order)
+    if isinstance(windows, (str, bytes)):
+        windows = [windows]
+    texts = [_text(w, "each window") for w in windows]
+    flat, offsets, lengths = _encode_queries(texts)
+    start, end = _check_blocks(blocks, lengths)
+    n = len(texts)
+    h = end - start
+    if n == 0:
+        out = np.zeros((0, 4), dtype=np.float64)
+        return (out, np.zeros(0, np.int64)) if return_order else out
+    need = 2 * order + int(h.max())
+    if need > counts.max_len:
+        raise ParameterError(
+            f"order={order} with blocks of up to {int(h.max())} nt needs counts of k-mers up to "
+            f"{need} nt, but the KmerCounts were built with max_len={counts.max_len}. Build them with "
+            f"max_len >= {need} (at most {MAX_KMER}) or lower the order."
+        )
+    S = offsets + start  # absolute block start / end in flat
+    E = offsets + end
+    # Characters other than ACGTN outside the blocks.
+    other = np.flatnonzero(flat == _OTHER)
+    if other.size:
+        w_of = np.searchsorted(offsets, other, side="right") - 1
+        outside = (other < S[w_of]) | (other >= E[w_of])
+        if outside.any():
+            _raise_other(texts, flat, offsets, int(other[np.argmax(outside)]), "windows", " outside the hidden block")
+    # N shortens the flanks.
+    left_av = start.copy()
+    right_av = lengths - end
+    npos = np.flatnonzero(flat == _N_CODE)
+    if npos.size:
+        li = np.searchsorted(npos, S, side="left") - 1
+        has = li >= 0
+        lastn = np.where(has, npos[np.maximum(li, 0)], -1)
+        hit = has & (lastn >= offsets)
+        left_av = np.where(hit, S - lastn - 1, left_av)
+        ri = np.searchsorted(npos, E, side="left")
+        has = ri < npos.size
+        firstn = np.where(has, npos[np.minimum(ri, npos.size - 1)], -1)
+        hit = has & (firstn < offsets + lengths)
+        right_av = np.where(hit, firstn - E, right_av)
+    o_cur = np.minimum(np.minimum(left_av, right_av), order).astype(np.int64)
+
+    out = np.empty((int(h.sum()), 4), dtype=np.float64)
+    row0 = np.concatenate([[0], np.cumsum(h)[:-1]])
+
+    def emit(idx, hh, probs):
+        rows = row0[idx][:, None] + np.arange(hh)[None, :]
+        out[rows.reshape(-1)] = _marginals(probs, hh).reshape(-1, 4)
+
+    used = _backoff(counts, flat, S, E, o_cur, h, alpha, min_count, emit, two_sided=True)
+    return (out, used) if return_order else out
+
+
+def _backoff(counts: KmerCounts, flat: np.ndarray, S: np.ndarray, E: np.ndarray, o0: np.ndarray, h: np.ndarray,
+             alpha: float, min_count: int, emit, *, two_sided: bool) -> np.ndarray:
+    """Shared scoring engine. Item i has a hidden run of h[i] nt between ``flat[S[i]-o:S[i]]`` and (if
+    ``two_sided``) ``flat[E[i]:E[i]+o]``, starting at o = o0[i]. Each step handles one (o, h) group,
+    vectorised over its items and their 4**h candidates; accepted items go to ``emit(idx, h, probs)``
+    with (m, 4**h) candidate probabilities. Returns the (n,) order used per item."""
+    o_cur = o0.astype(np.int64).copy()
+    pending = np.arange(o_cur.size)
+    hmax = int(h.max()) + 1 if h.size else 1
+    while pending.size:
+        keys = o_cur[pending] * hmax + h[pending]
+        rejected = []
+        for key in np.unique(keys).tolist():
+            o, hh = divmod(key, hmax)
+            group = pending[keys == key]
+            cand = np.arange(4**hh, dtype=np.uint64) << np.uint64(2 * o if two_sided else 0)
+            shift_left = np.uint64(2 * (hh + o) if two_sided else 2 * hh)
+            k = (2 * o if two_sided else o) + hh
+            step = max(1, _CHUNK_CANDIDATES // 4**hh)
+            for c0 in range(0, group.size, step):
+                idx = group[c0: c0 + step]
+                base = _flank_code(flat, S[idx] - o, o) << shift_left
+                if two_sided:
+                    base |= _flank_code(flat, E[idx], o)
+                raw = counts._count_codes(base[:, None] | cand[None, :], k)
+                ok = (raw.sum(axis=1) >= min_count) | (o == 0)
+                if ok.any():
+                    emit(idx[ok], hh, _smoothed(raw[ok], alpha))
+                if not ok.all():
+                    rejected.append(idx[~ok])
+        pending = np.concatenate(rejected) if rejected else np.zeros(0, dtype=np.int64)
+        o_cur[pending] -= 1
+    return o_cur
+
+
+def left_context_probs(counts: KmerCounts, contexts: Sequence[str], k: int, *, order: int, alpha: float = 0.5,
+                       min_count: int = 1, return_order: bool = False):
+    """Next-k-mer distribution from the left context only (the n-gram baseline of the next-k-mer benchmark).
+
+    For each context (str, may be ''), its last ``o = min(order, len)`` letters are used, cut at the last
+    N (any case) so that no N enters the context. Each of the ``4**k`` continuations y is scored by
+    ``count(tail_o + y) + alpha``; if the raw counts sum below ``min_count`` the context backs off to
+    ``o - 1``, down to ``o = 0`` (the k-mer count of y alone), as in :func:`two_sided_block_probs`.
+
+    Returns (n_contexts, 4**k) float64 probabilities. **Class order**: class index = the k-mer's code =
+    base-4 number with A=0, C=1, G=2, T=3, first letter most significant, i.e. ``all_kmers(k)`` /
+    ``itertools.product("ACGT", repeat=k)`` order (k=2: AA, AC, AG, AT, CA, ..., TT). ``k`` is 1..8 and
+    ``counts.max_len >= order + k``. With ``return_order=True`` also the (n,) int64 order used.
+    """
+    alpha, min_count, order = _check_smoothing(alpha, min_count, order)
+    k = check_int_range("k", k, 1, MAX_NEXT, hint="It is the length of the predicted k-mer (4**k classes).")
+    if order + k > counts.max_len:
+        raise ParameterError(
+            f"order={order} with k={k} needs counts of k-mers up to {order + k} nt, but the KmerCounts were "
+            f"built with max_len={counts.max_len}. Build them with max_len >= {order + k} or lower the order."
+        )
+    if isinstance(contexts, (str, bytes)):
+        contexts = [contexts]
+    texts = [_text(c, "each context") for c in contexts]
+    flat, offsets, lengths = _encode_queries(texts)
+    n = len(texts)
+    out = np.empty((n, 4**k), dtype=np.float64)
+    if n == 0:
+        return (out, np.zeros(0, np.int64)) if return_order else out
+    other = np.flatnonzero(flat == _OTHER)
+    if other.size:
+        _raise_other(texts, flat, offsets, int(other[0]), "contexts", "")
+    S = offsets + lengths  # the continuation starts right after each context
+    avail = lengths.copy()
+    npos = np.flatnonzero(flat == _N_CODE)
+    if npos.size:
+        li = np.searchsorted(npos, S, side="left") - 1
+        has = li >= 0
+        lastn = np.where(has, npos[np.maximum(li, 0)], -1)
+        hit = has & (lastn >= offsets)
+        avail = np.where(hit, S - lastn - 1, avail)
+    o0 = np.minimum(avail, order)
+
+    def emit(idx, hh, probs):
+        out[idx] = probs
+
+    used = _backoff(counts, flat, S, S, o0, np.full(n, k, dtype=np.int64), alpha, min_count, emit,
+                    two_sided=False)
+    return (out, used) if return_order else out
+
+
+# --------------------------------------------------------------------------------------------------
+# evaluation helpers
+
+
+def block_truth(windows: Sequence[str], blocks: np.ndarray) -> np.ndarray:
+    """(sum of h,) int64 true letters of the hidden blocks (A=0, C=1, G=2, T=3; -1 for any other character),
+    rows in the order of :func:`two_sided_block_probs`."""
+    if isinstance(windows, (str, bytes)):
+        windows = [windows]
+    texts = [_text(w, "each window") for w in windows]
+    flat, offsets, lengths = _encode_queries(texts)
+    start, end = _check_blocks(blocks, lengths)
+    h = end - start
+    pos = np.repeat(offsets + start, h) + (np.arange(int(h.sum())) - np.repeat(np.cumsum(h) - h, h))
+    codes = flat[pos].astype(np.int64)
+    return np.where(codes < 4, codes, -1)
+
+
+def score_probs(probs: np.ndarray, truth: np.ndarray) -> dict:
+    """Accuracy (argmax == truth) and mean log-loss (nats) of (n, c) probabilities against (n,) class
+    indices; rows with truth < 0 are left out. Returns {"n", "accuracy", "log_loss"}."""
+    probs = np.asarray(probs, dtype=np.float64)
+    truth = np.asarray(truth).astype(np.int64).reshape(-1)
+    if probs.ndim != 2 or probs.shape[0] != truth.size:
+        raise ParameterError(f"score_probs: probs must be (n, classes) and truth (n,); got {probs.shape} and "
+                             f"{truth.shape}.")
+    keep = truth >= 0
+    p, t = probs[keep], truth[keep]
+    if t.size == 0:
+        return {"n": 0, "accuracy": float("nan"), "log_loss": float("nan")}
+    pt = p[np.arange(t.size), t]
+    return {
+        "n": int(t.size),
+        "accuracy": float(np.mean(p.argmax(axis=1) == t)),
+        "log_loss": float(-np.mean(np.log(np.maximum(pt, 1e-300)))),
+    }
+
+
+def fit_order(counts: KmerCounts, windows: Sequence[str], blocks: np.ndarray, orders: Iterable[int], *,
+              alpha: float = 0.5, min_count: int = 1, metric: str = "log_loss"):
+    """Pick the flank order of :func:`two_sided_block_probs` on validation windows/blocks.
+
+    Returns ``(best_order, table)``: ``table`` is a pandas DataFrame with columns order, n, accuracy,
+    log_loss (nats), one row per order; best = lowest log_loss or highest accuracy (ties: smaller order).
+    """
+    import pandas as pd
+
+    if metric not in ("log_loss", "accuracy"):
+        raise ParameterError(f"fit_order: metric={metric!r} is not supported: use 'log_loss' or 'accuracy'.")
+    orders = [check_int_range("order", o, 0) for o in orders]
+    if not orders:
+        raise ParameterError("fit_order: orders is empty; pass e.g. range(0, 9).")
+    truth = block_truth(windows, blocks)
+    rows = []
+    for o in orders:
+        probs = two_sided_block_probs(counts, windows, blocks, order=o, alpha=alpha, min_count=min_count)
+        rows.append({"order": o, **score_probs(probs, truth)})
+    table = pd.DataFrame(rows)
+    key = table["log_loss"] if metric == "log_loss" else -table["accuracy"]
+    best = int(table["order"].iloc[int(np.argmin(key.to_numpy()))])
+    return best, table

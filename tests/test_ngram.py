@@ -1,0 +1,424 @@
+"""Tests for dnalm_utils.ngram: k-mer counts and the context-only n-gram baselines, against brute force."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dnalm_utils.errors import DnalmInputError, ParameterError, SequenceAlphabetError
+from dnalm_utils.genome import Window
+from dnalm_utils.ngram import (
+    KmerCounts,
+    all_kmers,
+    block_truth,
+    decode_kmers,
+    encode_kmers,
+    fit_order,
+    left_context_probs,
+    nucleotide_frequencies,
+    score_probs,
+    two_sided_block_probs,
+)
+
+ACGT = "ACGT"
+COMP = str.maketrans("ACGTN", "TGCAN")
+FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def rc(s: str) -> str:
+    return s.upper().translate(COMP)[::-1]
+
+
+# ---- brute-force references -----------------------------------------------------------------------
+
+
+def brute_counter(seqs, k, both=True) -> Counter:
+    c = Counter()
+    for s in seqs:
+        for strand in ([s.upper(), rc(s)] if both else [s.upper()]):
+            for i in range(len(strand) - k + 1):
+                w = strand[i: i + k]
+                if set(w) <= set(ACGT):
+                    c[w] += 1
+    return c
+
+
+def overlapping(s: str, w: str) -> int:
+    return sum(1 for i in range(len(s) - len(w) + 1) if s.startswith(w, i))
+
+
+def brute_count(seqs, w: str, both=True) -> int:
+    strands = [s.upper() for s in seqs] + ([rc(s) for s in seqs] if both else [])
+    return sum(overlapping(s, w) for s in strands)
+
+
+def brute_block(seqs, window, start, end, order, alpha, min_count, both=True):
+    """(h, 4) marginals and the order used, by explicit loops over candidates."""
+    h = end - start
+    o = min(order, start, len(window) - end)
+    while o > 0 and ("N" in window[start - o: start].upper() or "N" in window[end: end + o].upper()):
+        o -= 1
+    cands = ["".join(p) for p in itertools.product(ACGT, repeat=h)]
+    while True:
+        left, right = window[start - o: start].upper(), window[end: end + o].upper()
+        raw = np.array([brute_count(seqs, left + x + right, both) for x in cands], dtype=float)
+        if raw.sum() >= min_count or o == 0:
+            break
+        o -= 1
+    p = raw + alpha
+    p = p / p.sum() if p.sum() > 0 else np.full(len(cands), 1 / len(cands))
+    marg = np.zeros((h, 4))
+    for x, px in zip(cands, p):
+        for j, ch in enumerate(x):
+            marg[j, ACGT.index(ch)] += px
+    return marg, o
+
+
+def brute_next(seqs, context, k, order, alpha, min_count, both=True):
+    tail = context.upper().split("N")[-1]
+    o = min(order, len(tail))
+    cands = ["".join(p) for p in itertools.product(ACGT, repeat=k)]
+    while True:
+        t = tail[len(tail) - o:] if o else ""
+        raw = np.array([brute_count(seqs, t + y, both) for y in cands], dtype=float)
+        if raw.sum() >= min_count or o == 0:
+            break
+        o -= 1
+    p = raw + alpha
+    return (p / p.sum() if p.sum() > 0 else np.full(len(cands), 1 / len(cands))), o
+
+
+# ---- strategies -------------------------------------------------------------------------------------
+
+dna_n = st.text(alphabet="ACGTNacgt", min_size=0, max_size=40)
+
+
+@st.composite
+def block_case(draw):
+    corpus = draw(st.lists(st.text(alphabet="ACGTN", min_size=1, max_size=50), min_size=1, max_size=3))
+    n = draw(st.integers(1, 4))
+    windows, blocks = [], []
+    for _ in range(n):
+        h = draw(st.integers(1, 3))
+        w = draw(st.text(alphabet="ACGTN" if draw(st.booleans()) else "ACGT", min_size=h, max_size=14))
+        s = draw(st.integers(0, len(w) - h))
+        windows.append(w)
+        blocks.append((s, s + h))
+    order = draw(st.integers(0, 4))
+    alpha = draw(st.sampled_from([0.0, 0.5, 1.0]))
+    min_count = draw(st.integers(0, 3))
+    both = draw(st.booleans())
+    return corpus, windows, np.array(blocks), order, alpha, min_count, both
+
+
+# ---- encoding ---------------------------------------------------------------------------------------
+
+
+def test_encode_order_is_acgt_first_letter_most_significant():
+    assert encode_kmers(["A", "C", "G", "T"]).tolist() == [0, 1, 2, 3]
+    assert int(encode_kmers("ACGT")[0]) == 0b00011011
+    assert int(encode_kmers("acgt")[0]) == 27  # case-insensitive
+    assert all_kmers(2)[:5] == ["AA", "AC", "AG", "AT", "CA"]
+    assert all_kmers(3) == ["".join(p) for p in itertools.product(ACGT, repeat=3)]
+    assert encode_kmers("T" * 31)[0] == np.uint64(4**31 - 1)
+    assert encode_kmers([]).shape == (0,)
+
+
+@FAST
+@given(st.integers(1, 31).flatmap(lambda k: st.lists(st.text(alphabet=ACGT, min_size=k, max_size=k), min_size=1,
+                                                     max_size=8)))
+def test_encode_decode_roundtrip(kmers):
+    codes = encode_kmers(kmers)
+    assert codes.dtype == np.uint64
+    assert decode_kmers(codes, len(kmers[0])) == kmers
+    assert [int(c) for c in codes] == [int("".join(str(ACGT.index(ch)) for ch in x), 4) for x in kmers]
+
+
+def test_encode_rejects_bad_input():
+    with pytest.raises(SequenceAlphabetError, match="k-mer 1"):
+        encode_kmers(["AC", "AN"])
+    with pytest.raises(ParameterError, match="same length"):
+        encode_kmers(["AC", "ACG"])
+    with pytest.raises(ParameterError, match="k"):
+        encode_kmers(["A" * 32])
+
+
+# ---- KmerCounts ----------------------------------------------------------------------------------------
+
+
+@FAST
+@given(st.lists(dna_n, min_size=0, max_size=4), st.booleans())
+def test_kmer_counts_match_brute_force(seqs, both):
+    kc = KmerCounts(seqs, 6, both_strands=both)
+    for k in range(1, 7):
+        ref = brute_counter(seqs, k, both)
+        codes, cnt = kc.table(k)
+        got = dict(zip(decode_kmers(codes, k), cnt.tolist()))
+        assert got == dict(ref)
+        assert kc.total(k) == sum(ref.values())
+        probe = all_kmers(k) if k <= 3 else list(ref) + ["ACGTAC"[:k], "TTTTTT"[:k]]
+        assert kc.count_strings(probe).tolist() == [ref[x] for x in probe]
+        assert kc.count(encode_kmers(probe), k).tolist() == [ref[x] for x in probe]
+        assert np.all(np.diff(codes.astype(np.float64)) > 0)  # sorted unique
+
+
+def test_kmer_counts_both_strands_symmetric_and_skip_n():
+    kc = KmerCounts(["AACGTNNAAG", "gattaca"], 5)
+    assert kc.count_strings(["AAC", "GTT"]).tolist() == [1, 1]  # GTT = revcomp(AAC)
+    assert kc.count_strings(["GT", "TA"]).tolist() == [brute_count(["AACGTNNAAG", "gattaca"], x) for x in ("GT", "TA")]
+    fwd = KmerCounts(["AACGTNNAAG"], 5, both_strands=False)
+    assert fwd.count_strings(["GT", "AAG", "CTT"]).tolist() == [1, 1, 0]
+    assert fwd.total(3) == 3 + 1  # AAC ACG CGT | AAG
+    assert fwd.count(np.array([0, 2], dtype=np.int64), 2).tolist() == [2, 1]  # AA, AG
+    assert kc.count(np.zeros(0, dtype=np.uint64), 3).shape == (0,)
+    assert "KmerCounts(2 sequences" in repr(kc)
+
+
+def test_kmer_counts_accept_records_and_lazy_cache():
+    w = Window("chr", 0, 4, "+", "ACGT")
+    kc = KmerCounts([w, "AC"], 20)
+    assert kc._tables == {}
+    assert kc.count_strings(["ACG", "A"]).tolist() == [2, 3]  # ACGT + its reverse complement ACGT, AC
+    assert sorted(kc._tables) == [1, 3]
+    before = kc.nbytes
+    kc.clear(3)
+    assert sorted(kc._tables) == [1] and kc.nbytes < before
+    kc.clear()
+    assert kc.count_strings(["ACG"]).tolist() == [2]
+
+
+def test_kmer_counts_errors():
+    kc = KmerCounts(["ACGT"], 4)
+    with pytest.raises(ParameterError, match="max_len=4"):
+        kc.count(np.array([0], dtype=np.uint64), 5)
+    with pytest.raises(ParameterError, match="not a 2-mer code"):
+        kc.count(np.array([16], dtype=np.uint64), 2)
+    with pytest.raises(ParameterError, match=">= 0"):
+        kc.count(np.array([-1]), 2)
+    with pytest.raises(ParameterError, match="integers"):
+        kc.count(np.array([0.5]), 2)
+    with pytest.raises(ParameterError, match="max_len"):
+        KmerCounts(["ACGT"], 32)
+    with pytest.raises(ParameterError, match="max_len"):
+        KmerCounts(["ACGT"], 0)
+    with pytest.raises(ParameterError, match="int"):
+        KmerCounts([123], 3)
+    with pytest.raises(SequenceAlphabetError):
+        kc.count_strings(["AN"])
+    assert issubclass(SequenceAlphabetError, DnalmInputError)
+
+
+def test_nucleotide_frequencies():
+    f = nucleotide_frequencies(["AACN", "gt"])
+    assert f.tolist() == pytest.approx([2 / 5, 1 / 5, 1 / 5, 1 / 5])
+    assert nucleotide_frequencies("AAAC", both_strands=True).tolist() == pytest.approx([3 / 8, 1 / 8, 1 / 8, 3 / 8])
+    assert np.isnan(nucleotide_frequencies(["NNN"])).all()
+
+
+# ---- two-sided block model ------------------------------------------------------------------------------
+
+
+@FAST
+@given(block_case())
+def test_two_sided_matches_brute_force(case):
+    corpus, windows, blocks, order, alpha, min_count, both = case
+    kc = KmerCounts(corpus, 2 * order + 3, both_strands=both)
+    got, used = two_sided_block_probs(kc, windows, blocks, order=order, alpha=alpha, min_count=min_count,
+                                      return_order=True)
+    assert got.shape == (int((blocks[:, 1] - blocks[:, 0]).sum()), 4)
+    rows = []
+    for i, (w, (s, e)) in enumerate(zip(windows, blocks.tolist())):
+        m, o = brute_block(corpus, w, s, e, order, alpha, min_count, both)
+        rows.append(m)
+        assert used[i] == o
+    np.testing.assert_allclose(got, np.concatenate(rows), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-12)
+
+
+def test_two_sided_backoff_when_context_unseen():
+    corpus = ["AAACAAAGAAAT"]
+    kc = KmerCounts(corpus, 9, both_strands=False)
+    # Context GG?GG never occurs: back off to order 0 (unigram of the hidden letter).
+    p, used = two_sided_block_probs(kc, ["GGGGAGGGG"], np.array([[4, 5]]), order=4, alpha=0.0, return_order=True)
+    assert used.tolist() == [0]
+    np.testing.assert_allclose(p[0], np.array([9, 1, 1, 1]) / 12)
+    # "AA?AA" is seen with ? = C and G only (AAACAAAG): order 2 is used.
+    p, used = two_sided_block_probs(kc, ["AAAAA"], np.array([[2, 3]]), order=2, alpha=0.0, return_order=True)
+    assert used.tolist() == [2]
+    np.testing.assert_allclose(p[0], [0, 0.5, 0.5, 0])
+    # min_count=3 is not reached at order 2 (2 hits) nor 1 (A?A: AAA x4 ... counted): compare to brute force.
+    p, used = two_sided_block_probs(kc, ["AAAAA"], np.array([[2, 3]]), order=2, alpha=0.5, min_count=3,
+                                    return_order=True)
+    ref, o = brute_block(corpus, "AAAAA", 2, 3, 2, 0.5, 3, both=False)
+    assert used.tolist() == [o] and o < 2
+    np.testing.assert_allclose(p, ref)
+
+
+def test_two_sided_uniform_when_nothing_seen_and_alpha_zero():
+    kc = KmerCounts(["AAAA"], 5, both_strands=False)
+    p = two_sided_block_probs(kc, ["CCGCC"], np.array([[2, 3]]), order=2, alpha=0.0)
+    assert p.tolist() == [[1.0, 0.0, 0.0, 0.0]]  # order 0 = unigram: only A seen
+    p = two_sided_block_probs(kc, ["CCGCC"], np.array([[1, 3]]), order=1, alpha=0.0)
+    assert p[:, 0].tolist() == [1.0, 1.0]  # 2-mer AA seen
+    kc2 = KmerCounts(["AC"], 7, both_strands=False)
+    p = two_sided_block_probs(kc2, ["GGGG"], np.array([[0, 3]]), order=2, alpha=0.0)
+    np.testing.assert_allclose(p, 0.25)  # no 3-mer at all: uniform
+
+
+@pytest.mark.parametrize("h", [1, 2, 3, 4])
+def test_periodic_corpus_is_predicted_exactly(h):
+    unit = "ACGGTCA"  # its reverse complement TGACCGT has another composition: no cross-strand clash
+    corpus = [unit * 300]
+    kc = KmerCounts(corpus, 2 * 4 + h)
+    # alpha is added to each of the 4**h candidates, so keep it small next to ~300 hits per context.
+    alpha = 0.01
+    genome = unit * 20
+    rng = np.random.default_rng(0)
+    starts = rng.integers(0, len(genome) - 30, size=50)
+    windows = [genome[s: s + 30] for s in starts]
+    blocks = np.tile([13, 13 + h], (50, 1))
+    p = two_sided_block_probs(kc, windows, blocks, order=4, alpha=alpha)
+    truth = block_truth(windows, blocks)
+    s = score_probs(p, truth)
+    assert s["accuracy"] == 1.0
+    assert p[np.arange(truth.size), truth].min() > 0.98
+    # The reverse-complement strand is predicted as well (both strands counted).
+    p_rc = two_sided_block_probs(kc, [rc(w) for w in windows], np.tile([30 - 13 - h, 30 - 13], (50, 1)), order=4,
+                                 alpha=alpha)
+    assert score_probs(p_rc, block_truth([rc(w) for w in windows], np.tile([30 - 13 - h, 30 - 13], (50, 1))))[
+        "accuracy"] == 1.0
+
+
+def test_mixed_block_lengths_keep_row_order():
+    corpus = ["ACGTTGCAAGGCTTACGATCGATCGGCTAGCTAGGATCCA" * 3]
+    kc = KmerCounts(corpus, 12)
+    windows = ["ACGTTGCAAGGCTTAC", "GATCGATCGGCTAG", "TTGCAAGG"]
+    blocks = np.array([[5, 8], [2, 3], [3, 5]])
+    got = two_sided_block_probs(kc, windows, blocks, order=3)
+    ref = np.concatenate([brute_block(corpus, w, s, e, 3, 0.5, 1)[0] for w, (s, e) in zip(windows, blocks.tolist())])
+    np.testing.assert_allclose(got, ref)
+    # Each window alone gives the same rows (no cross-talk between groups).
+    alone = np.concatenate([two_sided_block_probs(kc, [w], b[None], order=3) for w, b in zip(windows, blocks)])
+    np.testing.assert_allclose(got, alone)
+
+
+def test_n_in_flank_shortens_the_context():
+    corpus = ["TTACGATTCCGATGGACGATCC" * 4]
+    kc = KmerCounts(corpus, 11)
+    # N two letters left of the block: o = 1 on both sides although order=4 and 5 nt are on the right.
+    windows = ["GGNCGATTCCG", "ACGATnCCGAT", "NNNNANNNN"]
+    blocks = np.array([[4, 5], [3, 4], [4, 5]])
+    p, used = two_sided_block_probs(kc, windows, blocks, order=4, return_order=True)
+    assert used[:2].tolist() == [1, 1] and used[2] == 0
+    ref = np.concatenate([brute_block(corpus, w, s, e, 4, 0.5, 1)[0] for w, (s, e) in zip(windows, blocks.tolist())])
+    np.testing.assert_allclose(p, ref)
+    # N or any other letter inside the block itself is ignored (it is hidden).
+    p2 = two_sided_block_probs(kc, ["ACGAT?CCGAT"], np.array([[5, 6]]), order=4)
+    p3 = two_sided_block_probs(kc, ["ACGATACCGAT"], np.array([[5, 6]]), order=4)
+    np.testing.assert_allclose(p2, p3)
+
+
+def test_windows_may_be_window_objects_and_lowercase():
+    kc = KmerCounts(["ACGTTGCAAGGCTTACG" * 3], 9)
+    w = Window("x", 0, 9, "+", "GCAAGGCTT")
+    a = two_sided_block_probs(kc, [w], np.array([[4, 5]]), order=3)
+    b = two_sided_block_probs(kc, ["gcaaggctt"], np.array([[4, 5]]), order=3)
+    np.testing.assert_allclose(a, b)
+
+
+def test_two_sided_errors():
+    kc = KmerCounts(["ACGTACGTAC" * 5], 20)
+    win = ["ACGTACGTACGT"]
+    with pytest.raises(ParameterError, match="order"):
+        two_sided_block_probs(kc, win, np.array([[5, 6]]), order=-1)
+    with pytest.raises(ParameterError, match="at most 6"):
+        two_sided_block_probs(kc, ["A" * 20], np.array([[2, 9]]), order=1)
+    with pytest.raises(ParameterError, match="inside window 0"):
+        two_sided_block_probs(kc, win, np.array([[10, 13]]), order=1)
+    with pytest.raises(ParameterError, match="inside window 0"):
+        two_sided_block_probs(kc, win, np.array([[-1, 2]]), order=1)
+    with pytest.raises(ParameterError, match="non-empty"):
+        two_sided_block_probs(kc, win, np.array([[4, 4]]), order=1)
+    with pytest.raises(ParameterError, match="one row per window"):
+        two_sided_block_probs(kc, win, np.array([[4, 5], [1, 2]]), order=1)
+    with pytest.raises(ParameterError, match="integer"):
+        two_sided_block_probs(kc, win, np.array([[4.5, 5.5]]), order=1)
+    with pytest.raises(ParameterError, match="max_len >= 22"):
+        two_sided_block_probs(kc, ["A" * 30], np.array([[10, 16]]), order=8)
+    with pytest.raises(ParameterError, match="alpha"):
+        two_sided_block_probs(kc, win, np.array([[4, 5]]), order=1, alpha=-1)
+    with pytest.raises(ParameterError, match="min_count"):
+        two_sided_block_probs(kc, win, np.array([[4, 5]]), order=1, min_count=-2)
+    with pytest.raises(SequenceAlphabetError, match=r"windows\[1\]: position 2 .*'R'"):
+        two_sided_block_probs(kc, ["ACGTA", "ACRTA"], np.array([[2, 3], [3, 4]]), order=1)
+    with pytest.raises(SequenceAlphabetError, match="outside the hidden block"):
+        two_sided_block_probs(kc, ["AC-TA"], np.array([[3, 4]]), order=1)
+    with pytest.raises(ParameterError, match="DNA sequence"):
+        two_sided_block_probs(kc, [42], np.array([[0, 1]]), order=1)
+    assert two_sided_block_probs(kc, [], np.zeros((0, 2), int), order=2).shape == (0, 4)
+
+
+# ---- left-context (next k-mer) model ---------------------------------------------------------------------
+
+
+@FAST
+@given(st.lists(st.text(alphabet="ACGTN", min_size=1, max_size=50), min_size=1, max_size=3),
+       st.lists(dna_n, min_size=1, max_size=4), st.integers(1, 3), st.integers(0, 4),
+       st.sampled_from([0.0, 0.5]), st.integers(0, 3), st.booleans())
+def test_left_context_matches_brute_force(corpus, contexts, k, order, alpha, min_count, both):
+    kc = KmerCounts(corpus, order + k, both_strands=both)
+    got, used = left_context_probs(kc, contexts, k, order=order, alpha=alpha, min_count=min_count, return_order=True)
+    assert got.shape == (len(contexts), 4**k)
+    for i, c in enumerate(contexts):
+        ref, o = brute_next(corpus, c, k, order, alpha, min_count, both)
+        np.testing.assert_allclose(got[i], ref, rtol=1e-12, atol=1e-12)
+        assert used[i] == o
+    np.testing.assert_allclose(got.sum(axis=1), 1.0)
+
+
+def test_left_context_class_order_is_acgt_product():
+    kc = KmerCounts(["CATGT" * 50], 6, both_strands=False)
+    p = left_context_probs(kc, ["TTCA", "GTCA", "CAT"], 2, order=3, alpha=0.0)
+    labels = all_kmers(2)
+    assert [labels[i] for i in p.argmax(axis=1)] == ["TG", "TG", "GT"]
+    assert labels.index("TG") == 4 * 3 + 2
+    assert p[0, 14] == 1.0
+
+
+def test_left_context_errors():
+    kc = KmerCounts(["ACGT" * 5], 6)
+    with pytest.raises(ParameterError, match="order"):
+        left_context_probs(kc, ["ACG"], 1, order=-1)
+    with pytest.raises(ParameterError, match="max_len >= 8"):
+        left_context_probs(kc, ["ACG"], 3, order=5)
+    with pytest.raises(ParameterError, match="k"):
+        left_context_probs(kc, ["ACG"], 9, order=0)
+    with pytest.raises(SequenceAlphabetError, match=r"contexts\[0\]: position 1"):
+        left_context_probs(kc, ["A-G"], 1, order=2)
+    assert left_context_probs(kc, [], 2, order=2).shape == (0, 16)
+
+
+# ---- evaluation helpers -------------------------------------------------------------------------------------
+
+
+def test_block_truth_score_and_fit_order():
+    unit = "ACGGTCA"
+    kc = KmerCounts([unit * 100], 12)
+    windows = [(unit * 5)[s: s + 20] for s in range(7)]
+    blocks = np.tile([9, 11], (7, 1))
+    truth = block_truth(windows, blocks)
+    assert truth.tolist() == [ACGT.index(ch) for w in windows for ch in w[9:11]]
+    assert block_truth(["ACNT"], np.array([[2, 4]])).tolist() == [-1, 3]
+    best, table = fit_order(kc, windows, blocks, range(0, 4))
+    assert list(table.columns) == ["order", "n", "accuracy", "log_loss"]
+    assert best >= 2 and table.loc[table["order"] == best, "accuracy"].item() == 1.0
+    assert table["log_loss"].iloc[0] > table["log_loss"].min()
+    s = score_probs(np.array([[0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.7]]), np.array([0, -1]))
+    assert s["n"] == 1 and s["accuracy"] == 1.0 and s["log_loss"] == pytest.approx(-np.log(0.7))
+    with pytest.raises(ParameterError, match="metric"):
+        fit_order(kc, windows, blocks, [1], metric="auc")

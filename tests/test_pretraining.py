@@ -1,0 +1,195 @@
+"""Pre-training: DNABERT's masking statistics, caching, atomic completion, kill-and-resume, determinism,
+and a 2-process gloo run under torchrun -- all on tiny configurations."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dnalm_utils import models as M
+from dnalm_utils import pretraining as P
+from dnalm_utils.errors import ModelNotAvailableError, ParameterError
+
+TINY = dict(layers=1, hidden=16, heads=2, intermediate=32, max_positions=64, window_nt=40, batch_size=8,
+            steps=6, warmup_steps=1, logging_steps=2, save_steps=3, learning_rate=1e-3)
+TINY_CLI = [f"--set={k}={v}" for k, v in TINY.items() if k not in ("steps", "save_steps")]
+
+
+def tiny_cfg(name="tiny4", **kw):
+    return P.PretrainConfig(name=name, **{"scheme": "overlapping", "k": 4, **TINY, **kw})
+
+
+# --- masking -------------------------------------------------------------------------------------------------
+def test_dnabert_offsets_match_dnaberts_mask_list():
+    assert P.dnabert_offsets(3) == [-1, 1]
+    assert P.dnabert_offsets(4) == [-1, 1, 2]
+    assert P.dnabert_offsets(5) == [-2, -1, 1, 2]
+    assert P.dnabert_offsets(6) == [-2, -1, 1, 2, 3]
+
+
+def _batch(b=400, t=130):
+    ids = torch.randint(5, 4101, (b, t))
+    special = torch.zeros((b, t), dtype=torch.bool)
+    special[:, 0] = special[:, -1] = True
+    special[: b // 2, -10:] = True  # padding in half the rows
+    return ids, special
+
+
+def test_dnabert_spans_are_exactly_k_tokens_and_never_touch_specials():
+    ids, special = _batch()
+    gen = torch.Generator().manual_seed(0)
+    _, labels = P.mask_tokens(ids, special, centre_rate=0.004, offsets=P.dnabert_offsets(6), mask_id=4,
+                              random_ids=torch.arange(5, 4101), generator=gen)
+    chosen = (labels != -100).numpy()
+    assert not chosen[special.numpy()].any()
+    lengths = []
+    for row, sp in zip(chosen, special.numpy()):
+        padded = np.r_[0, row.astype(int), 0]
+        starts, ends = np.flatnonzero(np.diff(padded) == 1), np.flatnonzero(np.diff(padded) == -1)
+        for s, e in zip(starts, ends):
+            if not sp[max(s - 3, 0) : e + 3].any():  # spans clipped by [CLS]/[SEP]/padding are shorter
+                lengths.append(e - s)
+    lengths = np.array(lengths)
+    # Isolated centres give exactly k tokens; two centres closer than k merge into one longer run.
+    assert len(lengths) > 100 and (lengths >= 6).all() and (lengths == 6).mean() > 0.95
+
+
+def test_mask_rate_and_80_10_10_split():
+    ids, special = _batch(1000)
+    gen = torch.Generator().manual_seed(1)
+    out, labels = P.mask_tokens(ids, special, centre_rate=0.025, offsets=P.dnabert_offsets(6), mask_id=4,
+                                random_ids=torch.arange(5, 4101), generator=gen)
+    chosen = labels != -100
+    rate = chosen.sum().item() / (~special).sum().item()
+    assert rate == pytest.approx(1 - (1 - 0.025) ** 6, abs=0.01)  # about 14 %: DNABERT's "about 15 %"
+    as_mask = (out[chosen] == 4).float().mean().item()
+    unchanged = (out[chosen] == ids[chosen]).float().mean().item()
+    assert as_mask == pytest.approx(0.8, abs=0.01) and unchanged == pytest.approx(0.1, abs=0.01)
+    assert ((out[chosen] != 4) & (out[chosen] != ids[chosen])).float().mean().item() == pytest.approx(0.1, abs=0.01)
+    assert torch.equal(out[~chosen], ids[~chosen])
+    _, labels = P.mask_tokens(ids, special, centre_rate=0.15, offsets=[], mask_id=4,
+                              random_ids=torch.arange(5, 4101), generator=gen)
+    assert (labels != -100).sum().item() / (~special).sum().item() == pytest.approx(0.15, abs=0.01)
+
+
+def test_every_row_gets_a_masked_token():
+    ids, special = _batch(50, 12)
+    _, labels = P.mask_tokens(ids, special, centre_rate=0.0, offsets=[], mask_id=4, random_ids=torch.arange(5, 9))
+    assert ((labels != -100).sum(1) == 1).all()
+
+
+def test_config_validation():
+    with pytest.raises(ParameterError, match="DNABERT span masking needs overlapping"):
+        P.PretrainConfig(name="x", scheme="nucleotide", masking="dnabert")
+    with pytest.raises(ParameterError, match="unknown zoo model"):
+        P.zoo_config("overlap9")
+    with pytest.raises(ParameterError, match="unknown pre-training setting"):
+        P.zoo_config("overlap4").replace(stepz=3)
+    cfg = P.zoo_config("overlap6")
+    assert cfg.masking == "dnabert" and cfg.span_length == 6 and cfg.centre_rate == pytest.approx(0.025)
+    assert P.zoo_config("nonoverlap6").masking == "token"
+
+
+def test_nucleotide_sum_init_builds_kmer_rows_from_letters():
+    from dnalm_utils.tokenization import OverlappingKmerTokenizer
+
+    tok = OverlappingKmerTokenizer(3)
+    emb = P.build_model(tiny_cfg(k=3, embedding_init="nucleotide_sum"), tok).bert.embeddings.word_embeddings.weight
+    e = lambda t: emb[tok.token_to_id[t]]
+    # AAC - AAA == TTC - TTA: the third letter contributes the same vector whatever the first two are.
+    assert torch.allclose(e("AAC") - e("AAA"), e("TTC") - e("TTA"), atol=1e-6)
+
+
+# --- training, caching, determinism --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    zoo = tmp_path_factory.mktemp("zoo")
+    return zoo, P.train(tiny_cfg(), models_dir=zoo, progress=False, log=lambda *_: None)
+
+
+def test_training_writes_a_loadable_zoo_model(trained):
+    zoo, folder = trained
+    manifest = json.loads((folder / P.MANIFEST).read_text())
+    assert manifest["config"]["steps"] == 6 and manifest["nucleotides_seen"] == 6 * 8 * 40
+    assert (folder / "README.md").read_text().startswith("# tiny4")
+    curve = (folder / "loss_curve.csv").read_text().splitlines()
+    assert curve[0].startswith("step,loss") and len(curve) == 1 + 3
+    assert not (zoo / ".work").exists() or not any((zoo / ".work").iterdir())
+    lm = M.load_model("tiny4", models_dir=zoo)
+    assert lm.source == "zoo" and lm.tokenizer.k == 4
+
+
+def test_same_seed_same_weights_and_cache_hit(trained, tmp_path):
+    zoo, folder = trained
+    other = P.train(tiny_cfg(), models_dir=tmp_path, progress=False, log=lambda *_: None)
+    a = M.load_model(folder).model.state_dict()
+    b = M.load_model(other).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    messages = []
+    P.train(tiny_cfg(), models_dir=zoo, progress=False, log=messages.append)
+    assert messages and "cached" in messages[0]
+    assert P.cached_model(tiny_cfg(steps=7), zoo, P.corpus_fingerprint()) is None  # another recipe: no hit
+
+
+def test_corrupt_cache_is_detected_and_never_used(trained, tmp_path):
+    import shutil
+
+    zoo, folder = trained
+    copy = tmp_path / "zoo"
+    shutil.copytree(zoo, copy)
+    weights = copy / "tiny4" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    assert P.cached_model(tiny_cfg(), copy, P.corpus_fingerprint()) is None
+    with pytest.raises(ModelNotAvailableError, match="damaged"):
+        M.load_model("tiny4", models_dir=copy)
+
+
+def _cli(zoo: Path, steps: int, save_steps: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "dnalm_utils.pretraining", "tinyrun", "--models-dir", str(zoo), "--no-progress",
+            "--set=scheme=overlapping", "--set=k=4", f"--set=steps={steps}", f"--set=save_steps={save_steps}",
+            *TINY_CLI, *extra]
+
+
+@pytest.mark.slow
+def test_killed_run_leaves_no_model_and_resumes(tmp_path):
+    zoo = tmp_path / "zoo"
+    proc = subprocess.Popen(_cli(zoo, 150, 15), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(zoo.glob(".work/*/checkpoints/checkpoint-*/trainer_state.json")):
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (zoo / "tinyrun").exists(), "an interrupted run must not leave a finished-looking model"
+    with pytest.raises(ModelNotAvailableError):
+        M.load_model("tinyrun", models_dir=zoo)
+    done = subprocess.run(_cli(zoo, 150, 15), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "resuming from checkpoint-" in done.stdout
+    manifest = json.loads((zoo / "tinyrun" / P.MANIFEST).read_text())
+    assert manifest["resumed_from"].startswith("checkpoint-")
+    assert M.load_model("tinyrun", models_dir=zoo).tokenizer.k == 4
+
+
+@pytest.mark.slow
+def test_torchrun_two_gloo_processes_train_a_loadable_model(tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", *_cli(tmp_path, 6, 3)[1:]]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    manifest = json.loads((tmp_path / "tinyrun" / P.MANIFEST).read_text())
+    assert manifest["world_size"] == 2
+    assert M.load_model(tmp_path / "tinyrun").describe()["layers"] == 1
