@@ -164,3 +164,73 @@ def plot_mask_coverage(k: int, ms: Sequence[int], *, n_tokens: int | None = None
                  "dark = hidden", fontsize=9, loc="left")
     fig.tight_layout()
     return fig
+
+
+def model_color(name: str, scheme: str | None = None) -> str:
+    """Colour of a zoo model: its scheme's colour, darker for larger k among overlapping models."""
+    if scheme == "overlapping" or name.startswith("overlap"):
+        shades = {"4": "#f1948a", "5": "#e74c3c", "6": "#922b21"}
+        return "#6e2c00" if name.endswith("_nuc") else shades.get(name.rstrip("_nuc")[-1], SCHEME_COLORS["overlapping"])
+    return SCHEME_COLORS.get(scheme or "", "#555555")
+
+
+def plot_loss_curves(curves, uniform: Mapping[str, float], schemes: Mapping[str, str]):
+    """Training loss by step for every model: left in nats, right as a share of the uniform-guess loss
+    ln(vocabulary), so that vocabularies of different sizes compare. curves: DataFrame (model, step, loss)."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for name, sub in curves.groupby("model", sort=False):
+        color = model_color(name, schemes.get(name))
+        ls = "--" if name.endswith("_nuc") else "-"
+        axes[0].plot(sub.step, sub.loss, ls, color=color, label=name, lw=1.6)
+        axes[1].plot(sub.step, sub.loss / uniform[name], ls, color=color, label=name, lw=1.6)
+    axes[0].set_ylabel("masked-token loss (nats)")
+    axes[1].set_ylabel("loss / ln(vocabulary)  (1 = uniform guess)")
+    axes[1].axhline(1, color="grey", lw=0.8, ls=":")
+    for ax in axes:
+        ax.set_xlabel("training step")
+        ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_span_sweep(summary, bound: Mapping[int, Sequence[float]] | None = None):
+    """Masked-token accuracy against m (contiguous masked tokens), one panel per model.
+
+    summary: DataFrame (model, k, m, accuracy, top5); bound: k -> analytic overlap-only accuracy for m = 1..
+    (drawn dashed)."""
+    models = list(dict.fromkeys(summary.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(3.3 * len(models), 3.4), sharey=True, squeeze=False)
+    for ax, name in zip(axes[0], models):
+        sub = summary[summary.model == name]
+        k = int(sub.k.iloc[0])
+        color = model_color(name, "overlapping")
+        ax.plot(sub.m, sub.accuracy, "-o", color=color, ms=4, label="top-1")
+        ax.plot(sub.m, sub.top5, ":s", color=color, ms=3, label="top-5")
+        if bound and k in bound:
+            ax.plot(sub.m, [bound[k][m - 1] for m in sub.m], "--", color="black", lw=1, label="overlap rule only")
+        ax.axvline(k, color="grey", lw=0.8, ls=":")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("m, masked tokens")
+    axes[0][0].set_ylabel("masked-token accuracy")
+    axes[0][0].set_ylim(-0.02, 1.02)
+    axes[0][-1].legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_hidden_nucleotide_scores(table, baselines: Mapping[str, tuple[float, float]]):
+    """Accuracy and bits per hidden nucleotide for every model (bars) and baselines (horizontal lines).
+
+    table: DataFrame (model, scheme, accuracy, bits); baselines: label -> (accuracy, bits)."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    colors = [model_color(m, s) for m, s in zip(table.model, table.scheme)]
+    for ax, col, label in ((axes[0], "accuracy", "accuracy on hidden nucleotides"), (axes[1], "bits", "bits per hidden nucleotide")):
+        ax.bar(range(len(table)), table[col], color=colors)
+        ax.set_xticks(range(len(table)), table.model, rotation=30, ha="right", fontsize=8)
+        styles = iter(["--", ":", "-."])
+        for name, (acc, bits) in baselines.items():
+            ax.axhline(acc if col == "accuracy" else bits, color="black", lw=1, ls=next(styles), label=name)
+        ax.set_ylabel(label)
+        ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig

@@ -860,3 +860,12 @@ def overlap_only_guess(windows: Sequence[str], k: int, ms: Iterable[int], *, gue
                          hidden_nt_accuracy=(nt_right / nt_total) if nt_total else float("nan"),
                          chance_span=4.0 ** -hidden_nucleotides(m, k), windows=len(seqs)))
     return pd.DataFrame(rows)
+
+
+def overlap_only_token_accuracy(m: int, k: int) -> float:
+    """Expected top-1 accuracy per masked token of a model that knows only the overlap rule and guesses each
+    hidden nucleotide uniformly: the mean over the m masked k-mers of 4**-(hidden nucleotides inside it).
+    1 for m < k; the analytic leak bound drawn beside measured accuracies."""
+    hidden = set((hidden_span_positions(m, k)).tolist())
+    per_token = [4.0 ** -sum(1 for o in range(j, j + k) if o in hidden) for j in range(m)]
+    return float(np.mean(per_token))

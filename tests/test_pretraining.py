@@ -193,3 +193,21 @@ def test_torchrun_two_gloo_processes_train_a_loadable_model(tmp_path):
     manifest = json.loads((tmp_path / "tinyrun" / P.MANIFEST).read_text())
     assert manifest["world_size"] == 2
     assert M.load_model(tmp_path / "tinyrun").describe()["layers"] == 1
+
+
+def test_letter_init_covers_every_scheme():
+    from dnalm_utils.tokenization import BPETokenizer, NonOverlappingKmerTokenizer
+
+    bpe = BPETokenizer.train(["ACGTTGCA" * 200, "TTTTACGA" * 200], vocab_size=40)
+    for tok in (bpe, NonOverlappingKmerTokenizer(3)):
+        model = P.build_model(tiny_cfg(scheme=tok.scheme, k=tok.k, masking="token"), tok)
+        emb = model.bert.embeddings.word_embeddings.weight.detach()
+        rows = emb[torch.from_numpy(np.flatnonzero(~tok.is_special))]
+        assert rows.std().item() == pytest.approx(0.02, rel=0.35)
+    # Random (DNABERT) init leaves BERT's own initialisation untouched and differs from the letter init.
+    from dnalm_utils.tokenization import OverlappingKmerTokenizer
+
+    tok = OverlappingKmerTokenizer(3)
+    a = P.build_model(tiny_cfg(k=3, embedding_init="random"), tok).bert.embeddings.word_embeddings.weight
+    b = P.build_model(tiny_cfg(k=3), tok).bert.embeddings.word_embeddings.weight
+    assert not torch.allclose(a, b)

@@ -286,3 +286,12 @@ def test_save_pretrained_keeps_other_files_in_the_folder(tmp_path):
     T.NucleotideTokenizer().save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").read_text() == "weights"
     assert isinstance(T.load_tokenizer(tmp_path), T.NucleotideTokenizer)
+
+
+@pytest.mark.parametrize("k", [3, 4, 6])
+def test_overlap_only_token_accuracy(k):
+    assert all(T.overlap_only_token_accuracy(m, k) == 1.0 for m in range(1, k))
+    assert T.overlap_only_token_accuracy(k, k) == pytest.approx(0.25)  # every masked k-mer holds the hidden nt
+    # m = k + 1: two hidden nucleotides; the first and last masked k-mers hold one, the middle ones both.
+    expected = (2 * 0.25 + (k - 1) * 0.0625) / (k + 1)
+    assert T.overlap_only_token_accuracy(k + 1, k) == pytest.approx(expected)
