@@ -26,6 +26,7 @@ smoke: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_tokenization.py
 	$(BIN)/python benchmarks/bench_window_sampling.py
+	$(BIN)/python benchmarks/bench_pretraining.py
 
 env: $(STAMP)
 

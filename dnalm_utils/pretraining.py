@@ -543,21 +543,22 @@ def train_zoo(names: Sequence[str] = tuple(ZOO), *, models_dir=None, progress: b
     return out
 
 
-def recipe_table(configs: dict[str, PretrainConfig], corpus=None):
-    """One row per model: tokenization, vocabulary, masking, embedding init, tokens per window, parameters."""
+def recipe_table(configs: dict[str, PretrainConfig], folders: dict[str, Path], corpus=None):
+    """One row per model: tokenization, vocabulary, masking, embedding init, mean tokens per training window
+    (measured with the model's own tokenizer on 256 training windows), architecture and budget."""
     import pandas as pd
 
-    records = corpus_records(corpus)
-    probe = sample_training_windows(next(iter(configs.values())), records, n=64)
+    from .tokenization import load_tokenizer
+
+    probe = sample_training_windows(next(iter(configs.values())), corpus_records(corpus), n=256)
     rows = []
     for name, cfg in configs.items():
-        tok = (make_tokenizer(cfg.scheme, cfg.k, corpus=_acgt_pieces([r.sequence for r in records]), vocab_size=cfg.bpe_vocab_size)
-               if cfg.scheme != "bpe" else None)
-        per_window = (float(np.mean([len(tok.encode(w[: cfg.window_nt])) for w in probe])) if tok else float("nan"))
-        rows.append({"model": name, "tokenization": cfg.scheme + (f" k={cfg.k}" if cfg.k else ""),
-                     "vocabulary": tok.vocab_size if tok else cfg.bpe_vocab_size,
-                     "masking": f"{cfg.masking} ({cfg.span_length}-token spans)" if cfg.span_length > 1 else f"{cfg.masking} ({cfg.mask_rate:.0%})",
-                     "embedding init": cfg.embedding_init, "tokens per window": per_window,
+        tok = load_tokenizer(folders[name])
+        rows.append({"model": name, "tokenization": tok.description, "vocabulary": tok.vocab_size,
+                     "masking": (f"{cfg.masking}, {cfg.span_length}-token spans" if cfg.span_length > 1
+                                 else f"{cfg.masking}, {cfg.mask_rate:.0%}"),
+                     "embedding init": cfg.embedding_init,
+                     "tokens per window": float(np.mean([len(tok.encode(w)) for w in probe])),
                      "layers x hidden": f"{cfg.layers} x {cfg.hidden}", "steps": cfg.steps,
                      "nucleotides seen": cfg.nucleotides_seen})
     return pd.DataFrame(rows)
