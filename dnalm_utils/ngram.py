@@ -425,6 +425,16 @@ def _check_blocks(blocks, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return start, end
 
 
+def _left_room_before_n(npos: np.ndarray, S: np.ndarray, offsets: np.ndarray, room: np.ndarray) -> np.ndarray:
+    """Letters available left of position S (flat index) before the nearest N inside the same text;
+    ``npos`` are the sorted flat positions of N, ``offsets`` each text's start, ``room`` the N-free default."""
+    li = np.searchsorted(npos, S, side="left") - 1
+    has = li >= 0
+    lastn = np.where(has, npos[np.maximum(li, 0)], -1)
+    hit = has & (lastn >= offsets)
+    return np.where(hit, S - lastn - 1, room)
+
+
 def two_sided_block_probs(counts: KmerCounts, windows: Sequence[str], blocks: np.ndarray, *, order: int,
                           alpha: float = 0.5, min_count: int = 1, return_order: bool = False):
     """Per-nucleotide probabilities of hidden blocks from both flanks (a context-only "masked" n-gram).
@@ -476,11 +486,7 @@ def two_sided_block_probs(counts: KmerCounts, windows: Sequence[str], blocks: np
     right_av = lengths - end
     npos = np.flatnonzero(flat == _N_CODE)
     if npos.size:
-        li = np.searchsorted(npos, S, side="left") - 1
-        has = li >= 0
-        lastn = np.where(has, npos[np.maximum(li, 0)], -1)
-        hit = has & (lastn >= offsets)
-        left_av = np.where(hit, S - lastn - 1, left_av)
+        left_av = _left_room_before_n(npos, S, offsets, left_av)
         ri = np.searchsorted(npos, E, side="left")
         has = ri < npos.size
         firstn = np.where(has, npos[np.minimum(ri, npos.size - 1)], -1)
@@ -570,11 +576,7 @@ def left_context_probs(counts: KmerCounts, contexts: Sequence[str], k: int, *, o
     avail = lengths.copy()
     npos = np.flatnonzero(flat == _N_CODE)
     if npos.size:
-        li = np.searchsorted(npos, S, side="left") - 1
-        has = li >= 0
-        lastn = np.where(has, npos[np.maximum(li, 0)], -1)
-        hit = has & (lastn >= offsets)
-        avail = np.where(hit, S - lastn - 1, avail)
+        avail = _left_room_before_n(npos, S, offsets, avail)
     o0 = np.minimum(avail, order)
 
     def emit(idx, hh, probs):
