@@ -55,3 +55,23 @@ def test_tokenization_chapter_outputs(smoke_book):
     assert list(usage.scheme) == ["overlapping", "nonoverlapping", "nucleotide", "bpe"]
     for png in ("token_tracks", "rank_frequency", "mask_coverage", "hidden_nucleotides"):
         assert (out / f"{png}.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_pretraining_chapter_outputs(smoke_book):
+    root, _ = smoke_book
+    nb = nbformat.read(root / "book" / "_generated" / "02_pretraining.ipynb", as_version=4)
+    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    out = root / "runs" / "smoke" / "02_pretraining"
+    recipes = pd.read_csv(out / "recipes.csv")
+    assert len(recipes) == 7 and (recipes["nucleotides seen"] == recipes["nucleotides seen"].iloc[0]).all()
+    sweep = pd.read_csv(out / "span_sweep.csv")
+    assert set(sweep.model) == {"overlap4", "overlap5", "overlap6", "overlap6_dnabert"}
+    assert sweep.groupby("model").m.max().to_dict() == {"overlap4": 7, "overlap5": 8, "overlap6": 9, "overlap6_dnabert": 9}
+    scores = pd.read_csv(out / "hidden_nucleotide_scores.csv")
+    assert {"chance", "corpus base frequencies"} <= set(scores.model)
+    assert scores.model.str.startswith("two-sided").any()
+    assert ((scores.accuracy >= 0) & (scores.accuracy <= 1)).all()
+    for name in recipes.model:  # every model is a loadable zoo folder with its loss curve
+        folder = root / "artifacts" / "smoke-models" / name
+        assert (folder / "loss_curve.csv").exists() and (folder / "README.md").exists()
