@@ -216,8 +216,8 @@ def nucleotide_block_eval(lm, windows: Sequence[str], blocks: np.ndarray, *, bat
         enc = tok.encode(seq, where=f"window {w}")
         s, e = blocks[w]
         hit = np.flatnonzero((enc.spans[:, 0] < e) & (enc.spans[:, 1] > s))
-        if hit.size == 0 or hit[0] == 0 or hit[-1] == len(enc) - 1:
-            raise ParameterError(f"window {w}: the block [{s}, {e}) reaches the first or last token; use a larger margin.")
+        if hit.size == 0 or hit.size == len(enc):
+            raise ParameterError(f"window {w}: hiding [{s}, {e}) masks every token of the window; use longer windows.")
         ids = enc.ids.copy()
         ids[hit] = tok.mask_id
         encs.append(ids)

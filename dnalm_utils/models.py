@@ -219,6 +219,7 @@ def load_model(
     torch_dtype = pick_dtype(dev, dtype)
     config = transformers.AutoConfig.from_pretrained(folder)
     kwargs = {"dtype": torch_dtype}
+    transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar per model in the book
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     if head == "mlm":

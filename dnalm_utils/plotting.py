@@ -167,24 +167,32 @@ def plot_mask_coverage(k: int, ms: Sequence[int], *, n_tokens: int | None = None
 
 
 def model_color(name: str, scheme: str | None = None) -> str:
-    """Colour of a zoo model: its scheme's colour, darker for larger k among overlapping models."""
-    if scheme == "overlapping" or name.startswith("overlap"):
-        shades = {"4": "#f1948a", "5": "#e74c3c", "6": "#922b21"}
-        return "#6e2c00" if name.endswith("_nuc") else shades.get(name.rstrip("_nuc")[-1], SCHEME_COLORS["overlapping"])
+    """Colour of a zoo model: its scheme's colour; overlapping models darker with larger k (``overlapK...``)."""
+    import re
+
+    m = re.match(r"overlap(\d)", name)
+    if scheme == "overlapping" or m:
+        return {"3": "#f5b7b1", "4": "#f1948a", "5": "#e74c3c", "6": "#922b21"}.get(m.group(1) if m else "", SCHEME_COLORS["overlapping"])
     return SCHEME_COLORS.get(scheme or "", "#555555")
+
+
+def _is_control(name: str) -> bool:
+    """Models trained with DNABERT's exact recipe as a control are drawn dashed."""
+    return name.endswith("_dnabert")
 
 
 def plot_loss_curves(curves, uniform: Mapping[str, float], schemes: Mapping[str, str]):
     """Training loss by step for every model: left in nats, right as a share of the uniform-guess loss
-    ln(vocabulary), so that vocabularies of different sizes compare. curves: DataFrame (model, step, loss)."""
+    ``uniform[model]`` (ln of the number of tokens it can predict), so that vocabularies of different sizes
+    compare. curves: DataFrame (model, step, loss)."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for name, sub in curves.groupby("model", sort=False):
         color = model_color(name, schemes.get(name))
-        ls = "--" if name.endswith("_nuc") else "-"
+        ls = "--" if _is_control(name) else "-"
         axes[0].plot(sub.step, sub.loss, ls, color=color, label=name, lw=1.6)
         axes[1].plot(sub.step, sub.loss / uniform[name], ls, color=color, label=name, lw=1.6)
     axes[0].set_ylabel("masked-token loss (nats)")
-    axes[1].set_ylabel("loss / ln(vocabulary)  (1 = uniform guess)")
+    axes[1].set_ylabel("loss / ln(predictable tokens)  (1 = uniform guess)")
     axes[1].axhline(1, color="grey", lw=0.8, ls=":")
     for ax in axes:
         ax.set_xlabel("training step")
@@ -232,5 +240,8 @@ def plot_hidden_nucleotide_scores(table, baselines: Mapping[str, tuple[float, fl
             ax.axhline(acc if col == "accuracy" else bits, color="black", lw=1, ls=next(styles), label=name)
         ax.set_ylabel(label)
         ax.legend(fontsize=7, frameon=False)
+        if col == "bits":  # differences are small next to 2 bits: start the axis near the smallest value
+            low = min(table[col].min(), *(b for _, b in baselines.values()))
+            ax.set_ylim(0.95 * low, 1.02 * max(table[col].max(), *(b for _, b in baselines.values())))
     fig.tight_layout()
     return fig
