@@ -10,6 +10,19 @@ Three batched probes, each taking a loaded model (:class:`models.LoadedModel`) a
   that overlaps it) and turn the predicted token distributions into per-nucleotide distributions, so that
   tokenizations are compared on identical nucleotides.
 
+What the overlap alone gives, and whether the model uses it (overlapping k-mers):
+
+* :func:`overlap_oracle` / :func:`flank_agreement` -- the prediction obtained by copying every letter the
+  unmasked neighbours reveal, and how far a model's predicted k-mers agree with those letters;
+* ``span_mask_sweep(..., nucleotide_level=True)`` + :func:`summarize_hidden` -- accuracy on the nucleotides
+  no neighbour reveals (max(0, m-k+1) per span), the only ones that need sequence context;
+* :func:`flank_perturbation` -- change one revealed letter inside a neighbour: does the prediction follow
+  the altered flank or the genome?
+
+Inside the model: :func:`layer_readout` (logit lens of an encoder: every layer's hidden state through the
+MLM head) and :func:`attention_shares` (where masked queries attend: overlapping neighbours, other masked
+tokens, distant tokens, [CLS]/[SEP]).
+
 Predictions exclude special tokens. Letter order of nucleotide distributions: ``ACGT`` (index 0..3).
 """
 
@@ -26,29 +39,70 @@ from .errors import ParameterError
 LETTERS = "ACGT"
 
 
-def _forward_logprobs(lm, input_ids: np.ndarray, attention: np.ndarray, positions: list[np.ndarray], batch_size: int):
-    """Log-probabilities over the vocabulary (specials excluded) at ``positions[i]`` of row i.
-
-    input_ids / attention: (rows, tokens) int arrays. Returns a list of (len(positions[i]), vocab) float32 arrays.
-    """
-    import torch
+def _amp(lm, amp: bool):
+    """bf16 autocast on the model's device (models.autocast) if ``amp``, else a no-op context."""
+    import contextlib
 
     from .models import autocast
 
+    return autocast(lm.device) if amp else contextlib.nullcontext()
+
+
+def _check_batch_size(batch_size) -> int:
+    from .errors import check_int_range
+
+    return check_int_range("batch_size", batch_size, 1, hint="Rows per forward pass, e.g. 64.")
+
+
+def _encoder_and_head(model):
+    """(encoder, head) of a ForMaskedLM model, to run the MLM head on the wanted positions only (BERT:
+    ``.bert`` + ``.cls``; ESM: ``.esm`` + ``.lm_head``); None if the model does not expose both."""
+    cls = getattr(model, "cls", None)
+    head = getattr(cls, "predictions", cls) if cls is not None else getattr(model, "lm_head", None)
+    base = getattr(model, "base_model", None)
+    if head is None or base is None or base is model:
+        return None
+    return base, head
+
+
+def _forward_logprobs(lm, input_ids: np.ndarray, attention: np.ndarray, positions: list[np.ndarray], batch_size: int,
+                      *, amp: bool = True):
+    """Log-probabilities over the vocabulary (specials excluded) at ``positions[i]`` of row i.
+
+    input_ids / attention: (rows, tokens) int arrays. Returns a list of (len(positions[i]), vocab) float32 arrays.
+    ``amp``: run the model under bf16 autocast (models.autocast); False = the model's own dtype. Models that
+    expose encoder and MLM head get the head on the requested positions only (the vocabulary projection
+    dominates small models); others run their full forward.
+    """
+    import torch
+
     special = torch.from_numpy(lm.tokenizer.is_special)
+    parts = _encoder_and_head(lm.model)
     out = []
     lm.model.eval()
     with torch.no_grad():
         for lo in range(0, input_ids.shape[0], batch_size):
             ids = torch.from_numpy(input_ids[lo : lo + batch_size]).to(lm.device)
             att = torch.from_numpy(attention[lo : lo + batch_size]).to(lm.device)
-            with autocast(lm.device):
-                logits = lm.model(input_ids=ids, attention_mask=att).logits
+            pos = positions[lo : lo + batch_size]
+            r = torch.from_numpy(np.repeat(np.arange(len(pos)), [len(p) for p in pos])).to(lm.device)
+            c = torch.from_numpy(np.concatenate(pos).astype(np.int64)).to(lm.device)
+            with _amp(lm, amp):
+                if parts is not None:
+                    hidden = parts[0](input_ids=ids, attention_mask=att).last_hidden_state
+                    logits = parts[1](hidden[r, c])
+                else:
+                    logits = getattr(lm.model(input_ids=ids, attention_mask=att), "logits", None)
+                    if logits is None:
+                        raise ParameterError(
+                            f"{type(lm.model).__name__} returns no token logits: it has no masked-language-model "
+                            "head. Load a pre-trained MLM checkpoint with models.load_model(..., head='mlm')."
+                        )
+                    logits = logits[r, c]
             logits = logits.float().cpu()
-            logits[..., special] = float("-inf")
-            logp = torch.log_softmax(logits, dim=-1)
-            for r in range(ids.shape[0]):
-                out.append(logp[r, torch.from_numpy(positions[lo + r])].numpy())
+            logits[:, special] = float("-inf")
+            logp = torch.log_softmax(logits, dim=-1).numpy()
+            out += np.split(logp, np.cumsum([len(p) for p in pos])[:-1])
     return out
 
 
@@ -63,26 +117,28 @@ def _rows(tokenizer, encodings: Sequence[np.ndarray]):
     return ids, att
 
 
-def span_mask_sweep(lm, windows: Sequence[str], ms: Sequence[int], *, seed: int = 0, batch_size: int = 64,
-                    progress: bool = False):
-    """Mask m contiguous tokens per window, for each m in ``ms``, and score the predictions.
+@dataclass
+class _Spans:
+    """m contiguous masked tokens per (window, m) variant, in the order windows x ms.
 
-    Start positions are drawn uniformly so that at least one unmasked token remains on each side. All mask
-    variants of a window run in the same batches. Returns a tidy DataFrame with one row per masked token:
-    window, m, position (0-based inside the span), start (token index), true_id, pred_id, correct, top5, nll
-    (nats).
+    meta: (rows, 3) int64 window, m, start (token index of the first masked token); encs: per row the window's
+    (n_tokens,) ids; token_spans: per row the (n_tokens, 2) nucleotide spans; masked: per row the ids with
+    tokens start .. start+m-1 set to [MASK]; positions: per row the masked columns in model input ([CLS] = 0).
     """
-    import pandas as pd
-    from tqdm.auto import tqdm
 
-    ms = [int(m) for m in ms]
-    if not ms or min(ms) < 1:
-        raise ParameterError(f"m values {ms}: every m must be >= 1 (number of contiguous masked tokens).")
-    tok = lm.tokenizer
-    rng = np.random.default_rng(seed)
-    encs, meta, positions = [], [], []
+    meta: np.ndarray
+    encs: list
+    token_spans: list
+    masked: list
+    positions: list
+
+
+def _draw_spans(tok, windows: Sequence[str], ms: Sequence[int], rng) -> _Spans:
+    """Draw one start per (window, m), uniform so that at least one unmasked token remains on each side."""
+    meta, encs, spans, masked, positions = [], [], [], [], []
     for w, seq in enumerate(windows):
-        ids = tok.encode(seq, where=f"window {w}").ids
+        enc = tok.encode(seq, where=f"window {w}")
+        ids = enc.ids
         for m in ms:
             if len(ids) < m + 2:
                 raise ParameterError(
@@ -90,29 +146,151 @@ def span_mask_sweep(lm, windows: Sequence[str], ms: Sequence[int], *, seed: int 
                     "token on each side; use longer windows or smaller m."
                 )
             a = int(rng.integers(1, len(ids) - m))  # tokens a .. a+m-1, with a >= 1 and a+m <= len-1
-            masked = ids.copy()
-            masked[a : a + m] = tok.mask_id
-            encs.append(masked)
-            meta.append((w, m, a, ids[a : a + m]))
+            row = ids.copy()
+            row[a : a + m] = tok.mask_id
+            meta.append((w, m, a))
+            encs.append(ids)
+            spans.append(enc.spans)
+            masked.append(row)
             positions.append(np.arange(a, a + m) + 1)  # +1 for [CLS]
-    input_ids, att = _rows(tok, encs)
+    return _Spans(np.array(meta, dtype=np.int64).reshape(-1, 3), encs, spans, masked, positions)
+
+
+def _check_ms(ms) -> list[int]:
+    """List of m values (one int or an iterable), each >= 1."""
+    ms = [int(x) for x in ([ms] if isinstance(ms, (int, np.integer)) else ms)]
+    if not ms or min(ms) < 1:
+        raise ParameterError(f"m values {ms}: every m must be >= 1 (number of contiguous masked tokens).")
+    return ms
+
+
+def _hidden_positions(tok, spans: np.ndarray, a: int, m: int) -> np.ndarray:
+    """Nucleotide positions of masked tokens a..a+m-1 that no unmasked neighbour covers (a >= 1, a+m < n).
+
+    Overlapping k-mers: ``a + tokenization.hidden_span_positions(m, k)``; other schemes: the masked tokens'
+    nucleotides between the left neighbour's end and the right neighbour's start.
+    """
+    from .tokenization import hidden_span_positions
+
+    if tok.scheme == "overlapping":
+        return a + hidden_span_positions(m, tok.k)
+    lo = max(spans[a, 0], spans[a - 1, 1])
+    hi = min(spans[a + m - 1, 1], spans[a + m, 0])
+    return np.arange(lo, max(lo, hi), dtype=np.int64)
+
+
+def span_mask_sweep(lm, windows: Sequence[str], ms: Sequence[int], *, seed: int = 0, batch_size: int = 64,
+                    progress: bool = False, nucleotide_level: bool = False, amp: bool = True):
+    """Mask m contiguous tokens per window, for each m in ``ms``, and score the predictions.
+
+    Start positions are drawn uniformly so that at least one unmasked token remains on each side. All mask
+    variants of a window run in the same batches. Returns a tidy DataFrame with one row per masked token:
+    window, m, position (0-based inside the span), start (token index), true_id, pred_id, correct, top5, nll
+    (nats).
+
+    ``nucleotide_level=True`` returns ``(sweep, hidden)``: ``hidden`` has one row per nucleotide that no
+    unmasked neighbour reveals (overlapping k-mers: max(0, m-k+1) per span, at offsets
+    ``tokenization.hidden_span_positions``; other schemes: every nucleotide of the masked tokens), with the
+    model's letter distribution derived from the predicted token distributions as in
+    :func:`nucleotide_block_eval`. Columns: window, m, start, offset (nt after the first masked nucleotide),
+    position (nt in the window), truth (ACGT index), p_A, p_C, p_G, p_T, pred, correct, bits.
+    ``hidden.attrs`` records ``ms`` and ``windows`` for :func:`summarize_hidden`.
+    ``amp=False`` runs without bf16 autocast (the model's own dtype).
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    ms = _check_ms(ms)
+    batch_size = _check_batch_size(batch_size)
+    tok = lm.tokenizer
+    sp = _draw_spans(tok, windows, ms, np.random.default_rng(seed))
+    input_ids, att = _rows(tok, sp.masked)
     logps = []
-    for lo in tqdm(range(0, len(encs), 4096), desc="span sweep", disable=not progress):
-        logps += _forward_logprobs(lm, input_ids[lo : lo + 4096], att[lo : lo + 4096], positions[lo : lo + 4096], batch_size)
+    for lo in tqdm(range(0, len(sp.masked), 4096), desc="span sweep", disable=not progress):
+        logps += _forward_logprobs(lm, input_ids[lo : lo + 4096], att[lo : lo + 4096], sp.positions[lo : lo + 4096],
+                                   batch_size, amp=amp)
     rows = []
-    for (w, m, a, true), lp in zip(meta, logps):
+    for (w, m, a), ids, lp in zip(sp.meta.tolist(), sp.encs, logps):
+        true = ids[a : a + m]
         pred = lp.argmax(axis=1)
         top5 = np.argsort(-lp, axis=1)[:, :5]
         for j in range(m):
             rows.append((w, m, j, a, int(true[j]), int(pred[j]), bool(pred[j] == true[j]),
                          bool(true[j] in top5[j]), float(-lp[j, true[j]])))
-    return pd.DataFrame(rows, columns=["window", "m", "position", "start", "true_id", "pred_id", "correct", "top5", "nll"])
+    sweep = pd.DataFrame(rows, columns=["window", "m", "position", "start", "true_id", "pred_id", "correct", "top5", "nll"])
+    if not nucleotide_level:
+        return sweep
+    return sweep, _hidden_table(tok, windows, sp, logps, ms)
 
 
-def summarize_sweep(sweep):
-    """Per m: token top-1 and top-5 accuracy and mean NLL over all masked tokens."""
-    return (sweep.groupby("m").agg(accuracy=("correct", "mean"), top5=("top5", "mean"), nll=("nll", "mean"),
-                                   tokens=("correct", "size")).reset_index())
+def _hidden_table(tok, windows, sp: _Spans, logps, ms):
+    """Per hidden nucleotide of every (window, m) span: the model's ACGT distribution (see span_mask_sweep)."""
+    import pandas as pd
+
+    onehot = _letter_onehot(tuple(tok.vocab))
+    cols = ["window", "m", "start", "offset", "position", "truth"]
+    parts, probs = {c: [] for c in cols}, []
+    for (w, m, a), spans, lp in zip(sp.meta.tolist(), sp.token_spans, logps):
+        pos = _hidden_positions(tok, spans, a, m)
+        if pos.size == 0:
+            continue
+        probs.append(_letter_marginals(np.exp(lp), spans[a : a + m], pos, onehot))
+        for c, v in zip(cols, (w, m, a, pos - spans[a, 0], pos, _acgt_index(windows[w], pos))):
+            parts[c].append(np.broadcast_to(np.asarray(v, dtype=np.int64), pos.shape))
+    df = pd.DataFrame({c: np.concatenate(v) if v else np.zeros(0, dtype=np.int64) for c, v in parts.items()})
+    probs = np.concatenate(probs) if probs else np.zeros((0, 4))
+    for i, c in enumerate(LETTERS):
+        df[f"p_{c}"] = probs[:, i]
+    truth = df["truth"].to_numpy()
+    df["pred"] = probs.argmax(1).astype(np.int64)
+    df["correct"] = df["pred"].to_numpy() == truth
+    df["bits"] = -np.log2(np.clip(probs[np.arange(len(truth)), truth], 1e-12, 1.0))
+    df.attrs.update(ms=list(ms), windows=len(windows))
+    return df
+
+
+_ACGT_INDEX = np.full(256, -1, dtype=np.int64)
+for _i, _c in enumerate(LETTERS):
+    _ACGT_INDEX[ord(_c)] = _ACGT_INDEX[ord(_c.lower())] = _i
+
+
+def _acgt_index(seq: str, pos: np.ndarray) -> np.ndarray:
+    """(len(pos),) int64 ACGT index (A=0 .. T=3) of ``seq`` at ``pos``; non-ACGT raises ParameterError."""
+    raw = np.frombuffer(seq.encode("ascii"), dtype=np.uint8)[pos]
+    idx = _ACGT_INDEX[raw]
+    if (idx < 0).any():
+        raise ParameterError(f"nucleotide {chr(raw[idx < 0][0])!r} is not A/C/G/T; these letters must be ACGT.")
+    return idx
+
+
+def summarize_sweep(sweep, *, span: bool = False):
+    """Per m: token top-1 and top-5 accuracy and mean NLL over all masked tokens. ``span=True`` adds
+    span_accuracy: share of (window, m) spans whose m masked tokens are all right."""
+    out = (sweep.groupby("m").agg(accuracy=("correct", "mean"), top5=("top5", "mean"), nll=("nll", "mean"),
+                                  tokens=("correct", "size")).reset_index())
+    if span:
+        whole = sweep.groupby(["m", "window"]).correct.all().groupby("m").mean()
+        out["span_accuracy"] = out["m"].map(whole).to_numpy()
+    return out
+
+
+def summarize_hidden(hidden, ms: Sequence[int] | None = None, windows: int | None = None):
+    """Per m: hidden nucleotides (total, and per window), accuracy (argmax == truth), bits per nucleotide.
+
+    ``hidden`` is the second output of ``span_mask_sweep(..., nucleotide_level=True)``; ``ms`` / ``windows``
+    default to what it recorded, so m values without hidden nucleotides (m < k) appear with 0 and NaN.
+    """
+    import pandas as pd
+
+    ms = list(ms if ms is not None else hidden.attrs.get("ms", sorted(hidden["m"].unique())))
+    n = windows if windows is not None else hidden.attrs.get("windows")
+    g = hidden.groupby("m")
+    out = pd.DataFrame({"m": ms})
+    out["nucleotides"] = out["m"].map(g.size()).fillna(0).astype(np.int64)
+    out["hidden_per_window"] = out["nucleotides"] / n if n else np.nan
+    out["accuracy"] = out["m"].map(g.correct.mean()).astype(float)
+    out["bits"] = out["m"].map(g.bits.mean()).astype(float)
+    return out
 
 
 def own_masking_eval(lm, windows: Sequence[str], cfg, *, seed: int = 0, batch_size: int = 64) -> dict:
@@ -228,18 +406,364 @@ def nucleotide_block_eval(lm, windows: Sequence[str], blocks: np.ndarray, *, bat
     logps = _forward_logprobs(lm, input_ids, att, positions, batch_size)
     probs, truth, win, off = [], [], [], []
     for w, (lp, (spans, true_seq, s, e)) in enumerate(zip(logps, covers)):
-        p_tok = np.exp(lp)  # (masked, vocab)
-        for pos in range(s, e):
-            acc, n = np.zeros(4), 0
-            for t, (ts, te) in enumerate(spans):
-                o = pos - ts
-                if 0 <= o < te - ts and o < onehot.shape[1]:
-                    q = p_tok[t] @ onehot[:, o, :]
-                    if q.sum() > 0:
-                        acc += q / q.sum()
-                        n += 1
-            probs.append(acc / max(n, 1) if n else np.full(4, 0.25))
-            truth.append(LETTERS.index(true_seq[pos - s]))
-            win.append(w)
-            off.append(pos - s)
-    return BlockResult(np.array(probs), np.array(truth), np.array(win), np.array(off), np.asarray(blocks), masked_count)
+        pos = np.arange(s, e, dtype=np.int64)
+        probs.append(_letter_marginals(np.exp(lp), spans, pos, onehot))
+        truth += [LETTERS.index(c) for c in true_seq]
+        win.append(np.full(e - s, w))
+        off.append(pos - s)
+    return BlockResult(np.concatenate(probs), np.array(truth), np.concatenate(win), np.concatenate(off),
+                       np.asarray(blocks), masked_count)
+
+
+def _letter_marginals(p_tok: np.ndarray, spans: np.ndarray, positions: np.ndarray, onehot: np.ndarray) -> np.ndarray:
+    """(P, 4) ACGT distribution of each nucleotide in ``positions`` from masked-token distributions.
+
+    p_tok: (t, vocab) probabilities of t masked tokens; spans: (t, 2) their [start, end) in nt; onehot:
+    :func:`_letter_onehot` (vocab, width, 4). For each covering token, the probability of letter x is the
+    total probability of tokens with x at offset (position - token start), renormalised (tokens shorter than
+    the offset contribute nothing); covering tokens are averaged. A nucleotide without any: uniform.
+    """
+    t, width = p_tok.shape[0], onehot.shape[1]
+    per_offset = (p_tok.astype(np.float64) @ onehot.reshape(onehot.shape[0], -1)).reshape(t, width, 4)
+    off = positions[:, None] - spans[None, :, 0]  # (P, t)
+    valid = (off >= 0) & (off < spans[None, :, 1] - spans[None, :, 0]) & (off < width)
+    q = per_offset[np.arange(t)[None, :], np.clip(off, 0, width - 1)]  # (P, t, 4)
+    total = q.sum(-1)
+    valid &= total > 0
+    q = np.where(valid[..., None], q / np.where(total > 0, total, 1.0)[..., None], 0.0)
+    n = valid.sum(1)
+    return np.where(n[:, None] > 0, q.sum(1) / np.maximum(n, 1)[:, None], 0.25)
+
+
+# ------------------------------------------------------------------------------------------------
+# What the overlap gives (overlapping k-mers only)
+# ------------------------------------------------------------------------------------------------
+#: ACGT index (A=0, C=1, G=2, T=3) -> the tokenizer's ATCG code (A=0, T=1, C=2, G=3).
+_ACGT_TO_ATCG = np.array([0, 2, 3, 1], dtype=np.int64)
+
+
+def _require_overlapping(tokenizer, what: str) -> int:
+    """k of an overlapping k-mer tokenizer; ParameterError for any other scheme."""
+    if getattr(tokenizer, "scheme", None) != "overlapping":
+        raise ParameterError(
+            f"{what} is only defined for overlapping k-mers (DNABERT): there a token shares k-1 nucleotides with "
+            f"each neighbour, so unmasked neighbours reveal letters of a masked token. This tokenizer "
+            f"({getattr(tokenizer, 'description', tokenizer)}) has tokens that share no nucleotides with their "
+            "neighbours, so no flank reveals anything."
+        )
+    return int(tokenizer.k)
+
+
+def _span_letters(tokenizer, windows: Sequence[str], starts, m: int):
+    """Masked-span letters and which of them the unmasked neighbours reveal, for overlapping k-mers.
+
+    Tokens starts[i] .. starts[i]+m-1 of window i are masked; they cover nucleotides [a, a+m+k-1).
+    Returns codes (n, m+k-1) int64 in the tokenizer's ATCG code (A=0, T=1, C=2, G=3), revealed (n, m+k-1)
+    bool (left neighbour a-1 shows offsets < k-1, right neighbour a+m shows offsets >= m; a missing
+    neighbour at a window edge shows nothing), and k.
+    """
+    from .tokenization import nucleotide_codes
+
+    k = _require_overlapping(tokenizer, "the overlap arithmetic")
+    m = _check_ms(m)
+    if len(m) != 1:
+        raise ParameterError(f"m={m}: pass one number of contiguous masked tokens.")
+    m = m[0]
+    starts = np.asarray(starts, dtype=np.int64).reshape(-1)
+    if starts.shape[0] != len(windows):
+        raise ParameterError(f"{starts.shape[0]} starts for {len(windows)} windows; pass one start per window.")
+    width = m + k - 1
+    n_tok = np.array([len(w) - k + 1 for w in windows], dtype=np.int64)
+    bad = np.flatnonzero((starts < 0) | (starts + m > n_tok))
+    if bad.size:
+        i = int(bad[0])
+        raise ParameterError(
+            f"window {i}: tokens {starts[i]}..{starts[i] + m - 1} are not inside its {max(n_tok[i], 0)} {k}-mers; "
+            "starts must satisfy 0 <= start and start + m <= number of tokens (windows shorter than the span?)."
+        )
+    codes = np.zeros((len(windows), width), dtype=np.int64)
+    for i, (w, a) in enumerate(zip(windows, starts.tolist())):
+        codes[i] = nucleotide_codes(w[a : a + width], where=f"window {i}")
+    if (codes > 3).any():
+        i = int(np.flatnonzero((codes > 3).any(1))[0])
+        raise ParameterError(f"window {i}: the masked span holds a non-ACGT letter; use ACGT-only windows.")
+    off = np.arange(width)
+    left_end = np.where(starts >= 1, k - 1, 0)
+    right_start = np.where(starts + m < n_tok, m, width)
+    revealed = (off[None, :] < left_end[:, None]) | (off[None, :] >= right_start[:, None])
+    return codes, revealed, k
+
+
+def overlap_oracle(tokenizer, windows: Sequence[str], starts, m: int, *, guess_probs) -> np.ndarray:
+    """(n, m) int64 ids that reading the unmasked neighbours gives for masked tokens starts .. starts+m-1.
+
+    Every letter an unmasked overlapping neighbour reveals is copied; each hidden letter (none for m < k
+    away from the edges) is the argmax of ``guess_probs``: (4,) or (n, 4) in ACGT order, e.g. the corpus'
+    base frequencies. ``starts``: (n,) token index of the first masked token per window.
+    """
+    codes, revealed, k = _span_letters(tokenizer, windows, starts, m)
+    guess = np.asarray(guess_probs, dtype=np.float64)
+    if guess.shape not in ((4,), (len(windows), 4)):
+        raise ParameterError(f"guess_probs has shape {guess.shape}; pass (4,) or (n_windows, 4) in ACGT order.")
+    fill = _ACGT_TO_ATCG[np.broadcast_to(guess, (len(windows), 4)).argmax(1)]
+    letters = np.where(revealed, codes, fill[:, None])
+    m = letters.shape[1] - k + 1
+    kmer = np.zeros((letters.shape[0], m), dtype=np.int64)
+    for o in range(k):  # k vectorised passes over all windows and masked tokens
+        kmer = kmer * 4 + letters[:, o : o + m]
+    return tokenizer._code_to_id[kmer]
+
+
+def flank_agreement(tokenizer, windows: Sequence[str], starts, m: int, pred_ids) -> np.ndarray:
+    """(n, m) float: per masked token, the share of its revealed letters that its predicted k-mer matches.
+
+    1.0 = the prediction agrees with everything the flanks show; NaN for a token with no revealed letter
+    (possible when m >= 2k-1). ``pred_ids``: (n, m) predicted ids (a special token matches nothing).
+    """
+    codes, revealed, k = _span_letters(tokenizer, windows, starts, m)
+    m = codes.shape[1] - k + 1
+    pred = np.asarray(pred_ids, dtype=np.int64).reshape(len(windows), -1)
+    if pred.shape[1] != m:
+        raise ParameterError(f"pred_ids has {pred.shape[1]} columns per window; expected m={m}.")
+    code = tokenizer._id_to_code[tokenizer._check_ids(pred).reshape(pred.shape)]  # -1 for specials
+    digit = 4 ** np.arange(k - 1, -1, -1)
+    pred_letters = np.where(code[..., None] >= 0, (code[..., None] // digit) % 4, -1)  # (n, m, k)
+    idx = np.arange(m)[:, None] + np.arange(k)[None, :]  # span offset of letter o of token j
+    rev = revealed[:, idx]
+    match = ((pred_letters == codes[:, idx]) & rev).sum(-1)
+    n_rev = rev.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_rev > 0, match / n_rev, np.nan)
+
+
+def span_predictions(sweep, m: int):
+    """(windows (n,), starts (n,), pred_ids (n, m), true_ids (n, m)) of one m of a :func:`span_mask_sweep`."""
+    part = sweep[sweep.m == m].sort_values(["window", "position"])
+    if part.empty:
+        raise ParameterError(f"the sweep holds no spans with m={m}; it has m in {sorted(sweep.m.unique())}.")
+    first = part[part.position == 0]
+    return (first.window.to_numpy(), first.start.to_numpy(), part.pred_id.to_numpy().reshape(-1, m),
+            part.true_id.to_numpy().reshape(-1, m))
+
+
+def _covering_letters(tokenizer, pred: np.ndarray, a: int, p: int) -> str:
+    """Letters at nucleotide p of the predicted k-mers (masked tokens a .. a+len(pred)-1) that cover it."""
+    k = tokenizer.k
+    js = range(max(a, p - k + 1), min(a + len(pred) - 1, p) + 1)
+    return "".join(tokenizer.vocab[int(pred[j - a])][p - j] for j in js)
+
+
+def flank_perturbation(lm, windows: Sequence[str], m: int = 1, *, seed: int = 0, batch_size: int = 64,
+                       amp: bool = True):
+    """Change one flank letter that reveals a masked token: does the prediction follow the flank or the genome?
+
+    Per window: mask m contiguous tokens away from the edges (starts as in ``span_mask_sweep(.., [m], seed)``),
+    pick at random one nucleotide of the masked span that an unmasked overlapping neighbour reveals, and a
+    different letter for it; re-tokenize the altered copy, mask the same tokens, and run original and
+    altered inputs in the same batches. Returns (table, summary). Table columns: window, start, m, position
+    (nt in the window), offset (nt after the first masked nucleotide), original, substitute (letters), true
+    (the masked k-mers, space-separated), pred_original, pred_perturbed (predicted k-mers, space-separated), letters_original, letters_perturbed
+    (letters the covering masked predictions put at ``position``), follows_flank (all equal the substitute),
+    follows_genome (all equal the original letter), neither, original_follows_genome (unaltered input),
+    changed (prediction differs). Summary: windows, m, and the mean of those booleans.
+    """
+    import pandas as pd
+
+    tok = lm.tokenizer
+    k = _require_overlapping(tok, "flank_perturbation")
+    (m,) = _check_ms([m])
+    batch_size = _check_batch_size(batch_size)
+    rng = np.random.default_rng(seed)
+    sp = _draw_spans(tok, windows, [m], rng)
+    off = np.arange(m + k - 1)
+    revealed_off = np.flatnonzero((off < k - 1) | (off >= m))  # a >= 1 and a+m <= n-1: both neighbours exist
+    rows, info = [], []
+    for (w, _, a), masked, ids in zip(sp.meta.tolist(), sp.masked, sp.encs):
+        seq = windows[w]
+        p = a + int(rng.choice(revealed_off))
+        orig = seq[p].upper()
+        if orig not in LETTERS:
+            raise ParameterError(f"window {w}: nucleotide {p} is {orig!r}, not A/C/G/T; use ACGT-only windows.")
+        sub = str(rng.choice([c for c in LETTERS if c != orig]))
+        altered = seq[:p] + sub + seq[p + 1 :]
+        pert = tok.encode(altered, where=f"altered window {w}").ids.copy()
+        pert[a : a + m] = tok.mask_id
+        diff = np.flatnonzero(np.frombuffer(seq.upper().encode(), np.uint8) != np.frombuffer(altered.upper().encode(), np.uint8))
+        if len(altered) != len(seq) or diff.tolist() != [p]:
+            raise AssertionError(f"window {w}: the altered copy differs at {diff.tolist()}, not only at {p}.")
+        if pert.shape != masked.shape or not ((masked[a : a + m] == tok.mask_id).all() and (pert[a : a + m] == tok.mask_id).all()):
+            raise AssertionError(f"window {w}: masked tokens {a}..{a + m - 1} are not [MASK] in both copies.")
+        if (pert == masked).all():
+            raise AssertionError(f"window {w}: changing nucleotide {p} changed no unmasked token.")
+        rows += [masked, pert]
+        info.append((w, a, p, orig, sub, " ".join(tok.convert_ids_to_tokens(ids[a : a + m]))))
+    input_ids, att = _rows(tok, rows)
+    positions = [np.arange(a, a + m) + 1 for (_, a, *_) in info for _ in range(2)]
+    logps = _forward_logprobs(lm, input_ids, att, positions, batch_size, amp=amp)
+    out = []
+    for i, (w, a, p, orig, sub, true) in enumerate(info):
+        po, pp = logps[2 * i].argmax(1), logps[2 * i + 1].argmax(1)
+        lo, lp = _covering_letters(tok, po, a, p), _covering_letters(tok, pp, a, p)
+        flank, genome = lp == sub * len(lp), lp == orig * len(lp)
+        out.append(dict(window=w, start=a, m=m, position=p, offset=p - a, original=orig, substitute=sub,
+                        true=true, pred_original=" ".join(tok.convert_ids_to_tokens(po)),
+                        pred_perturbed=" ".join(tok.convert_ids_to_tokens(pp)),
+                        letters_original=lo, letters_perturbed=lp, follows_flank=flank, follows_genome=genome,
+                        neither=not (flank or genome), original_follows_genome=lo == orig * len(lo),
+                        changed=bool((po != pp).any())))
+    table = pd.DataFrame(out)
+    cols = ["follows_flank", "follows_genome", "neither", "original_follows_genome", "changed"]
+    summary = {"windows": len(table), "m": m, **{c: float(table[c].mean()) if len(table) else float("nan") for c in cols}}
+    return table, summary
+
+
+# ------------------------------------------------------------------------------------------------
+# Inside the model: logit lens and attention
+# ------------------------------------------------------------------------------------------------
+def _mlm_head(model):
+    """(head, final_norm): the module mapping hidden states (..., dim) to vocabulary logits, and for ESM the
+    encoder's final LayerNorm (applied to intermediate layers; the last hidden state already has it)."""
+    cls = getattr(model, "cls", None)
+    if cls is not None:  # BertForMaskedLM (BertOnlyMLMHead) / BertForPreTraining (BertPreTrainingHeads)
+        return getattr(cls, "predictions", cls), None
+    head = getattr(model, "lm_head", None)
+    if head is not None:  # EsmForMaskedLM
+        encoder = getattr(getattr(model, "esm", None), "encoder", None)
+        return head, getattr(encoder, "emb_layer_norm_after", None)
+    raise ParameterError(
+        f"{type(model).__name__} has no masked-language-model head (.cls for BERT, .lm_head for ESM), so hidden "
+        "states cannot be read out as tokens. Load the checkpoint with models.load_model(..., head='mlm')."
+    )
+
+
+def _masked_index(sp: _Spans, lo: int, hi: int):
+    """(row-in-batch, column) int64 tensors of the masked positions of rows lo .. hi-1."""
+    import torch
+
+    r = np.concatenate([np.full(len(p), i) for i, p in enumerate(sp.positions[lo:hi])])
+    c = np.concatenate(sp.positions[lo:hi])
+    return torch.from_numpy(r), torch.from_numpy(c)
+
+
+def layer_readout(lm, windows: Sequence[str], m: int = 1, *, seed: int = 0, batch_size: int = 64, amp: bool = True,
+                  progress: bool = False, return_predictions: bool = False):
+    """Logit lens for an encoder: every layer's hidden state at the masked positions through the MLM head.
+
+    Masks m contiguous tokens per window (starts as in ``span_mask_sweep(.., [m], seed)``), runs the model
+    once with output_hidden_states, and reads each hidden state (layer 0 = embedding output, layer L = final
+    layer) through ``lm.model.cls`` (BERT) or ``lm.model.lm_head`` (ESM, after the encoder's final LayerNorm),
+    specials excluded. Returns a DataFrame with one row per layer: layer, accuracy, top5, nll (nats), tokens.
+    The last row equals the ordinary prediction (``summarize_sweep`` of the same sweep).
+    ``return_predictions=True`` returns ``(table, pred)`` with pred (layer, token) int64 predicted ids, tokens
+    in the sweep's row order (window, then position inside the span).
+    """
+    import pandas as pd
+    import torch
+    from tqdm.auto import tqdm
+
+    head, final_norm = _mlm_head(lm.model)
+    encoder = (_encoder_and_head(lm.model) or (lm.model,))[0]  # skip the unused full-vocabulary logits
+    tok = lm.tokenizer
+    (m,) = _check_ms([m])
+    batch_size = _check_batch_size(batch_size)
+    sp = _draw_spans(tok, windows, [m], np.random.default_rng(seed))
+    input_ids, att = _rows(tok, sp.masked)
+    special = torch.from_numpy(tok.is_special)
+    sums, n, preds = None, 0, []
+    lm.model.eval()
+    with torch.no_grad():
+        for lo in tqdm(range(0, len(sp.masked), batch_size), desc="layer readout", disable=not progress):
+            hi = min(lo + batch_size, len(sp.masked))
+            ids = torch.from_numpy(input_ids[lo:hi]).to(lm.device)
+            mask = torch.from_numpy(att[lo:hi]).to(lm.device)
+            r, c = _masked_index(sp, lo, hi)
+            true = torch.from_numpy(np.concatenate([e[a : a + m] for e, (_, _, a) in zip(sp.encs[lo:hi], sp.meta[lo:hi].tolist())]))
+            with _amp(lm, amp):
+                states = encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+                h = torch.stack([s[r.to(lm.device), c.to(lm.device)] for s in states])  # (layer, token, dim)
+                if final_norm is not None:
+                    h = torch.cat([final_norm(h[:-1]), h[-1:]])
+                logits = head(h)
+            logp = torch.log_softmax(logits.float().cpu().masked_fill(special, float("-inf")), dim=-1)
+            pred = logp.argmax(-1)  # (layer, token)
+            preds.append(pred.numpy())
+            correct = (pred == true).sum(1)
+            top5 = (logp.topk(5, dim=-1).indices == true[None, :, None]).any(-1).sum(1)
+            nll = -logp.gather(-1, true[None, :, None].expand(logp.shape[0], -1, 1)).squeeze(-1).sum(1)
+            batch = torch.stack([correct.double(), top5.double(), nll.double()], 1).numpy()
+            sums = batch if sums is None else sums + batch
+            n += true.shape[0]
+    stats = sums / n
+    table = pd.DataFrame({"layer": np.arange(len(stats)), "accuracy": stats[:, 0], "top5": stats[:, 1],
+                          "nll": stats[:, 2], "tokens": n})
+    return (table, np.concatenate(preds, axis=1).astype(np.int64)) if return_predictions else table
+
+
+#: Key categories of :func:`attention_shares`, in column order.
+ATTENTION_KEYS = ("overlapping", "masked", "distant", "special")
+
+
+def attention_shares(lm, windows: Sequence[str], m: int = 1, *, seed: int = 0, batch_size: int = 64,
+                     amp: bool = True, progress: bool = False):
+    """Where queries at masked positions attend, per (layer, head).
+
+    Masks m contiguous tokens per window (starts as in ``span_mask_sweep(.., [m], seed)``). Keys fall into:
+    overlapping (unmasked tokens sharing a nucleotide with the masked span: the k-1 neighbours on each side
+    for overlapping k-mers, none for non-overlapping schemes), masked (every masked token, the query itself
+    included), distant (all other tokens) and special ([CLS], [SEP]; padding, which gets no weight). Each
+    query's attention row is renormalised to 1 (absorbs bf16 rounding), then averaged over all masked
+    queries. Returns a DataFrame: layer (1..L, the l-th transformer layer), head, share_overlapping,
+    share_masked, share_distant, share_special, queries. Needs a model loaded with
+    ``attn_implementation="eager"`` (SDPA returns no attention weights).
+    """
+    import pandas as pd
+    import torch
+    from tqdm.auto import tqdm
+
+    impl = getattr(getattr(lm.model, "config", None), "_attn_implementation", None)
+    hint = ("attention_shares needs attention weights, which SDPA / flash attention do not return; load the model "
+            "with models.load_model(..., attn_implementation=\"eager\").")
+    if impl not in (None, "eager"):
+        raise ParameterError(f"the model uses attn_implementation={impl!r}: {hint}")
+    encoder = (_encoder_and_head(lm.model) or (lm.model,))[0]  # no vocabulary logits needed
+    tok = lm.tokenizer
+    (m,) = _check_ms([m])
+    batch_size = _check_batch_size(batch_size)
+    sp = _draw_spans(tok, windows, [m], np.random.default_rng(seed))
+    input_ids, att = _rows(tok, sp.masked)
+    cat = np.full(input_ids.shape, 2, dtype=np.int64)  # distant
+    cat[att == 0] = 3
+    cat[:, 0] = 3
+    for i, ((_, _, a), spans) in enumerate(zip(sp.meta.tolist(), sp.token_spans)):
+        n_tok = spans.shape[0]
+        cat[i, n_tok + 1] = 3  # [SEP]
+        s, e = spans[a, 0], spans[a + m - 1, 1]
+        overlap = np.flatnonzero((spans[:, 0] < e) & (spans[:, 1] > s))
+        cat[i, overlap + 1] = 0
+        cat[i, a + 1 : a + m + 1] = 1
+    onehot = torch.nn.functional.one_hot(torch.from_numpy(cat), len(ATTENTION_KEYS)).double()  # (rows, T, 4)
+    totals, n = None, 0
+    lm.model.eval()
+    with torch.no_grad():
+        for lo in tqdm(range(0, len(sp.masked), batch_size), desc="attention", disable=not progress):
+            hi = min(lo + batch_size, len(sp.masked))
+            ids = torch.from_numpy(input_ids[lo:hi]).to(lm.device)
+            mask = torch.from_numpy(att[lo:hi]).to(lm.device)
+            r, c = _masked_index(sp, lo, hi)
+            with _amp(lm, amp):
+                atts = encoder(input_ids=ids, attention_mask=mask, output_attentions=True).attentions
+            if not atts or any(a is None for a in atts):
+                raise ParameterError(f"the model returned no attention weights: {hint}")
+            # (layer, query, head, key) rows of the masked queries only
+            q = torch.stack([a[r.to(a.device), :, c.to(a.device), :].float().cpu().double() for a in atts])
+            q = q / q.sum(-1, keepdim=True)
+            share = torch.einsum("lqhk,qkc->lhc", q, onehot[lo:hi][r])
+            totals = share if totals is None else totals + share
+            n += r.shape[0]
+    shares = (totals / n).numpy()  # (layer, head, 4)
+    n_layers, n_heads = shares.shape[:2]
+    df = pd.DataFrame({"layer": np.repeat(np.arange(1, n_layers + 1), n_heads), "head": np.tile(np.arange(n_heads), n_layers)})
+    for i, key in enumerate(ATTENTION_KEYS):
+        df[f"share_{key}"] = shares[:, :, i].reshape(-1)
+    df["queries"] = n
+    return df

@@ -111,3 +111,312 @@ def test_own_masking_eval_rates(tiny):
     assert 0.08 < out["masked_fraction"] < 0.25
     assert out["perplexity"] == pytest.approx(np.exp(out["nll"]))
     assert 0 <= out["accuracy"] <= out["top5"] <= 1
+
+
+# ------------------------------------------------------------------------------------------------
+# Overlap oracle, flank agreement, hidden nucleotides
+# ------------------------------------------------------------------------------------------------
+def _brute_oracle(tok, seq, a, m, guess):
+    """Reconstruct masked k-mers a..a+m-1 letter by letter from the unmasked neighbours (strings only)."""
+    k, n_tok = tok.k, len(seq) - tok.k + 1
+    masked = np.zeros(n_tok, dtype=bool)
+    masked[a : a + m] = True
+    shown = T.revealed_nucleotides(masked, k, len(seq))
+    letters = [seq[p] if shown[p] else guess for p in range(len(seq))]
+    return [tok.token_to_id["".join(letters[j : j + k])] for j in range(a, a + m)], shown
+
+
+def _brute_agreement(tok, seq, a, m, pred):
+    k, n_tok = tok.k, len(seq) - tok.k + 1
+    masked = np.zeros(n_tok, dtype=bool)
+    masked[a : a + m] = True
+    shown = T.revealed_nucleotides(masked, k, len(seq))
+    out = []
+    for j, pid in zip(range(a, a + m), pred):
+        kmer = tok.vocab[pid]
+        rev = [o for o in range(k) if shown[j + o]]
+        out.append(np.nan if not rev else sum(kmer[o] == seq[j + o] for o in rev) / len(rev))
+    return out
+
+
+@pytest.mark.parametrize("k", [3, 4, 5, 6])
+def test_oracle_agreement_and_hidden_positions_match_brute_force(k):
+    tok = T.OverlappingKmerTokenizer(k)
+    rng = np.random.default_rng(k)
+    windows = _windows(12, 30, seed=k)
+    n_tok = 30 - k + 1
+    guess = np.array([0.1, 0.2, 0.4, 0.3])  # argmax G
+    per_window = rng.dirichlet(np.ones(4), size=len(windows))
+    for m in range(1, k + 4):
+        starts = rng.integers(1, n_tok - m, size=len(windows))
+        starts[:2] = [0, n_tok - m]  # window edges: a missing neighbour reveals nothing
+        oracle = MK.overlap_oracle(tok, windows, starts, m, guess_probs=guess)
+        assert oracle.shape == (len(windows), m)
+        oracle_w = MK.overlap_oracle(tok, windows, starts, m, guess_probs=per_window)
+        pred = rng.integers(5, tok.vocab_size, size=(len(windows), m))
+        agree = MK.flank_agreement(tok, windows, starts, m, pred)
+        for i, (seq, a) in enumerate(zip(windows, starts)):
+            ids, shown = _brute_oracle(tok, seq, a, m, "G")
+            assert oracle[i].tolist() == ids
+            assert oracle_w[i].tolist() == _brute_oracle(tok, seq, a, m, "ACGT"[per_window[i].argmax()])[0]
+            np.testing.assert_array_equal(agree[i], _brute_agreement(tok, seq, a, m, pred[i]))
+            if 1 <= a and a + m <= n_tok - 1:  # away from the edges: the closed-form hidden positions
+                hidden = np.flatnonzero(~shown[a : a + m + k - 1])
+                assert hidden.tolist() == T.hidden_span_positions(m, k).tolist()
+                assert (a + hidden).tolist() == MK._hidden_positions(tok, tok.encode(seq).spans, a, m).tolist()
+        # the true ids agree with the flanks everywhere
+        true = np.stack([tok.encode(s).ids[a : a + m] for s, a in zip(windows, starts)])
+        full = MK.flank_agreement(tok, windows, starts, m, true)
+        assert np.all((full == 1) | np.isnan(full))
+        interior = (starts >= 1) & (starts + m <= n_tok - 1)
+        assert np.isnan(full[interior]).any() == (m >= 2 * k - 1)  # a token with no revealed letter
+
+
+@pytest.mark.parametrize("k", [3, 4, 5, 6])
+def test_sweep_hidden_rows_sit_on_the_hidden_nucleotides(k):
+    tok = T.OverlappingKmerTokenizer(k)
+    lm = constant_lm(tok, "A" * k)
+    windows = _windows(5, 40, seed=1)
+    ms = list(range(1, k + 4))
+    sweep, hidden = MK.span_mask_sweep(lm, windows, ms, seed=2, nucleotide_level=True)
+    starts = sweep[sweep.position == 0].set_index(["window", "m"]).start
+    for (w, m), a in starts.items():
+        rows = hidden[(hidden.window == w) & (hidden.m == m)]
+        _, shown = _brute_oracle(tok, windows[w], a, m, "A")
+        expect = np.flatnonzero(~shown[a : a + m + k - 1]) + a
+        assert rows.position.tolist() == expect.tolist() and rows.offset.tolist() == (expect - a).tolist()
+        assert rows.truth.tolist() == ["ACGT".index(windows[w][p]) for p in expect]
+    assert np.allclose(hidden[["p_A", "p_C", "p_G", "p_T"]].to_numpy(), [1, 0, 0, 0], atol=1e-4)  # always AAA..A (logit gap 20)
+    summary = MK.summarize_hidden(hidden)
+    assert summary.m.tolist() == ms
+    assert summary.hidden_per_window.tolist() == [T.hidden_nucleotides(m, k) for m in ms]
+    assert summary[summary.m < k].accuracy.isna().all()
+    assert summary[summary.m >= k].accuracy.iloc[-1] == pytest.approx((hidden[hidden.m == k + 3].truth == 0).mean())
+    plain = MK.span_mask_sweep(lm, windows, ms, seed=2)
+    assert plain.equals(sweep)  # the default output is unchanged
+
+
+def test_sweep_hidden_rows_other_schemes():
+    tok = T.NonOverlappingKmerTokenizer(3)
+    lm = constant_lm(tok, "AAA")
+    _, hidden = MK.span_mask_sweep(lm, ["A" * 60, "C" * 60], [1, 2], seed=0, nucleotide_level=True)
+    assert MK.summarize_hidden(hidden).hidden_per_window.tolist() == [3, 6]  # every masked nucleotide is hidden
+    assert hidden[hidden.window == 0].correct.all() and not hidden[hidden.window == 1].correct.any()
+
+
+class CopyModel(torch.nn.Module):
+    """Predicts, at every [MASK], the k-mer read off the unmasked overlapping neighbours (hidden letters: A)."""
+
+    def __init__(self, tok, guess="A"):
+        super().__init__()
+        self.tok, self.guess = tok, guess
+
+    def forward(self, input_ids, attention_mask=None):
+        tok, k = self.tok, self.tok.k
+        logits = torch.zeros(*input_ids.shape, tok.vocab_size)
+        for r, row in enumerate(input_ids.tolist()):
+            body = row[1 : row.index(tok.sep_id)]
+            letters = [None] * (len(body) + k - 1)
+            for i, t in enumerate(body):
+                if t != tok.mask_id:
+                    letters[i : i + k] = tok.vocab[t]
+            for i, t in enumerate(body):
+                if t == tok.mask_id:
+                    kmer = "".join(c or self.guess for c in letters[i : i + k])
+                    logits[r, i + 1, tok.token_to_id[kmer]] = 20.0
+        return SimpleNamespace(logits=logits)
+
+
+def copy_lm(k):
+    tok = T.OverlappingKmerTokenizer(k)
+    return SimpleNamespace(model=CopyModel(tok), tokenizer=tok, device=torch.device("cpu"))
+
+
+@pytest.mark.parametrize("k", [3, 4, 6])
+def test_copy_model_agrees_with_flanks_and_equals_the_oracle(k):
+    lm, windows = copy_lm(k), _windows(6, 40, seed=k)
+    ms = list(range(1, k + 4))
+    sweep = MK.span_mask_sweep(lm, windows, ms, seed=0)
+    summary = MK.summarize_sweep(sweep, span=True).set_index("m")
+    assert (summary.loc[[m for m in ms if m < k], ["accuracy", "span_accuracy"]] == 1).all().all()
+    for m in ms:
+        win, starts, pred, true = MK.span_predictions(sweep, m)
+        wins = [windows[w] for w in win]
+        agree = MK.flank_agreement(lm.tokenizer, wins, starts, m, pred)
+        assert np.all((agree == 1) | np.isnan(agree))
+        oracle = MK.overlap_oracle(lm.tokenizer, wins, starts, m, guess_probs=[0.4, 0.2, 0.2, 0.2])
+        assert (oracle == pred).all()
+
+
+# ------------------------------------------------------------------------------------------------
+# Flank perturbation
+# ------------------------------------------------------------------------------------------------
+class Spy(torch.nn.Module):
+    """Wraps a model and keeps every input_ids batch it sees."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.seen = inner, []
+
+    def forward(self, input_ids, attention_mask=None):
+        self.seen.append(input_ids.clone())
+        return self.inner(input_ids, attention_mask)
+
+
+@pytest.mark.parametrize("m", [1, 3, 6])
+def test_flank_perturbation_inputs_and_copy_model(m):
+    k = 4
+    lm = copy_lm(k)
+    tok = lm.tokenizer
+    lm.model = Spy(lm.model)
+    windows = _windows(10, 40, seed=m)
+    table, summary = MK.flank_perturbation(lm, windows, m, seed=5, batch_size=8)
+    assert len(table) == 10 and summary["windows"] == 10
+    rows = torch.cat([torch.nn.functional.pad(b, (0, 64 - b.shape[1])) for b in lm.model.seen]).numpy()
+    assert rows.shape[0] == 20  # original and perturbed copy of each window, in the same batches
+    for i, r in table.iterrows():
+        seq, a, p = windows[r.window], r.start, r.position
+        altered = seq[:p] + r.substitute + seq[p + 1 :]
+        assert r.original == seq[p] != r.substitute
+        assert sum(x != y for x, y in zip(seq, altered)) == 1
+        assert p - a < k - 1 or p - a >= m  # a letter the flanks reveal
+        orig, pert = rows[2 * i], rows[2 * i + 1]
+        cols = np.arange(a, a + m) + 1
+        assert (orig[cols] == tok.mask_id).all() and (pert[cols] == tok.mask_id).all()
+        changed = set((np.flatnonzero(orig != pert) - 1).tolist())
+        n_tok = len(seq) - k + 1
+        assert changed == {j for j in range(max(0, p - k + 1), min(p, n_tok - 1) + 1) if not a <= j < a + m} and changed
+        assert orig[1 : len(seq) - k + 2].tolist() == np.where(np.isin(np.arange(len(seq) - k + 1), cols - 1), tok.mask_id, tok.encode(seq).ids).tolist()
+    # the copy model reads the flank: it always follows the altered letter, and the genome on the original
+    assert summary["follows_flank"] == 1 and summary["follows_genome"] == 0 and summary["original_follows_genome"] == 1
+    assert table.changed.all() and not table.neither.any()
+
+
+def test_flank_perturbation_seed_and_errors(tiny):
+    windows = _windows(6, 50)
+    t1, s1 = MK.flank_perturbation(tiny, windows, 2, seed=3)
+    t2, s2 = MK.flank_perturbation(tiny, windows, 2, seed=3)
+    assert t1.equals(t2) and s1 == s2
+    assert not t1.equals(MK.flank_perturbation(tiny, windows, 2, seed=4)[0])
+    sweep = MK.span_mask_sweep(tiny, windows, [2], seed=3)
+    assert t1.start.tolist() == sweep[sweep.position == 0].start.tolist()  # same spans as the sweep
+    assert set(t1.pred_original.str.split().str.len()) == {2}
+    with pytest.raises(ParameterError, match="only defined for overlapping"):
+        MK.flank_perturbation(constant_lm(T.NonOverlappingKmerTokenizer(3), "AAA"), windows)
+    with pytest.raises(ParameterError, match="must be >= 1"):
+        MK.flank_perturbation(tiny, windows, 0)
+    with pytest.raises(ParameterError, match="too few"):
+        MK.flank_perturbation(tiny, ["ACGTACGT"], 4)
+
+
+# ------------------------------------------------------------------------------------------------
+# Logit lens and attention shares
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    return M.make_tiny_dnabert(tmp_path_factory.mktemp("lens") / "tiny4", k=4, max_positions=128, layers=3)
+
+
+@pytest.mark.parametrize("amp", [False, True])
+def test_layer_readout_last_layer_is_the_prediction(tiny_folder, amp):
+    lm = M.load_model(tiny_folder)
+    windows = _windows(12, 60, seed=7)
+    lens, pred = MK.layer_readout(lm, windows, 3, seed=2, amp=amp, batch_size=5, return_predictions=True)
+    assert lens.layer.tolist() == [0, 1, 2, 3] and (lens.tokens == 36).all() and pred.shape == (4, 36)
+    sweep = MK.span_mask_sweep(lm, windows, [3], seed=2, amp=amp)
+    assert (pred[-1] == sweep.pred_id.to_numpy()).all()  # token by token
+    plain = MK.summarize_sweep(sweep).iloc[0]
+    last = lens.iloc[-1]
+    assert last.accuracy == plain.accuracy and last.top5 == plain.top5
+    assert last.nll == pytest.approx(plain.nll, abs=1e-5 if not amp else 2e-3)
+    assert lens.equals(MK.layer_readout(lm, windows, 3, seed=2, amp=amp, batch_size=5))
+
+
+def test_layer_readout_esm_and_refusals(tmp_path):
+    nt = M.load_model(M.make_tiny_nt(tmp_path / "nt", k=3))
+    windows = _windows(6, 60, seed=1)
+    lens = MK.layer_readout(nt, windows, 2, seed=0, amp=False)
+    plain = MK.summarize_sweep(MK.span_mask_sweep(nt, windows, [2], seed=0, amp=False)).iloc[0]
+    assert len(lens) == 3 and lens.iloc[-1].nll == pytest.approx(plain.nll, abs=1e-5)
+    base = M.load_model(M.make_tiny_dnabert(tmp_path / "b", k=4), head="base")
+    with pytest.raises(ParameterError, match="no masked-language-model head"):
+        MK.layer_readout(base, windows, 1)
+    with pytest.raises(ParameterError, match="no masked-language-model head"):
+        MK.layer_readout(constant_lm(T.OverlappingKmerTokenizer(4), "AAAA"), windows, 1)
+    with pytest.raises(ParameterError, match="no masked-language-model head"):
+        MK.span_mask_sweep(base, windows, [1])
+    with pytest.raises(ParameterError, match="must be >= 1"):
+        MK.layer_readout(nt, windows, 0)
+
+
+def test_attention_shares_sum_to_one_and_sdpa_refused(tiny_folder):
+    windows = _windows(8, 60, seed=3)
+    with pytest.raises(ParameterError, match='attn_implementation="eager"'):
+        MK.attention_shares(M.load_model(tiny_folder), windows, 2)
+    lm = M.load_model(tiny_folder, attn_implementation="eager")
+    shares = MK.attention_shares(lm, windows, 2, seed=1, batch_size=3)
+    cols = [f"share_{c}" for c in MK.ATTENTION_KEYS]
+    assert len(shares) == 3 * 2 and shares.layer.tolist() == [1, 1, 2, 2, 3, 3]
+    assert np.allclose(shares[cols].sum(axis=1), 1, atol=1e-9) and (shares[cols] >= 0).all().all()
+    assert shares.equals(MK.attention_shares(lm, windows, 2, seed=1, batch_size=3))  # same seed, same numbers
+    other = MK.attention_shares(lm, windows, 2, seed=1, batch_size=8)  # batching changes only rounding
+    assert np.allclose(other[cols], shares[cols], atol=2e-3)
+    with pytest.raises(ParameterError, match="must be >= 1"):
+        MK.attention_shares(lm, windows, 0)
+
+
+class UniformAttention(torch.nn.Module):
+    """Every query spreads its attention evenly over the non-padding keys (one layer, one head)."""
+
+    def forward(self, input_ids, attention_mask=None, output_attentions=False):
+        a = attention_mask.float()[:, None, None, :].expand(-1, 1, input_ids.shape[1], -1)
+        return SimpleNamespace(attentions=(a / a.sum(-1, keepdim=True),))
+
+
+def test_attention_categories_on_known_attention():
+    k, m, n_nt = 4, 2, 50
+    tok = T.OverlappingKmerTokenizer(k)
+    lm = SimpleNamespace(model=UniformAttention(), tokenizer=tok, device=torch.device("cpu"))
+    windows = _windows(30, n_nt, seed=2)
+    shares = MK.attention_shares(lm, windows, m, seed=4).iloc[0]
+    starts = MK.span_mask_sweep(constant_lm(tok, "AAAA"), windows, [m], seed=4).query("position == 0").start.to_numpy()
+    n_tok = n_nt - k + 1
+    overlap = np.minimum(k - 1, starts) + np.minimum(k - 1, n_tok - starts - m)
+    assert shares.share_overlapping == pytest.approx((overlap / (n_tok + 2)).mean())
+    assert shares.share_masked == pytest.approx(m / (n_tok + 2))
+    assert shares.share_special == pytest.approx(2 / (n_tok + 2))
+
+    class NoAttention(torch.nn.Module):
+        def forward(self, input_ids, attention_mask=None, output_attentions=False):
+            return SimpleNamespace(attentions=())
+
+    lm.model = NoAttention()
+    with pytest.raises(ParameterError, match='attn_implementation="eager"'):
+        MK.attention_shares(lm, windows, m)
+
+
+# ------------------------------------------------------------------------------------------------
+# Bad input
+# ------------------------------------------------------------------------------------------------
+def test_overlap_helpers_reject_bad_input():
+    tok = T.OverlappingKmerTokenizer(4)
+    windows = _windows(3, 30)
+    g = [0.25, 0.25, 0.25, 0.25]
+    with pytest.raises(ParameterError, match="must be >= 1"):
+        MK.overlap_oracle(tok, windows, [1, 1, 1], 0, guess_probs=g)
+    with pytest.raises(ParameterError, match="not inside"):
+        MK.overlap_oracle(tok, windows, [1, 1, 25], 3, guess_probs=g)  # 27 tokens: 25 + 3 > 27
+    with pytest.raises(ParameterError, match="not inside"):
+        MK.overlap_oracle(tok, ["ACG", *windows[1:]], [0, 1, 1], 1, guess_probs=g)  # shorter than k
+    with pytest.raises(ParameterError, match="one start per window"):
+        MK.overlap_oracle(tok, windows, [1, 1], 2, guess_probs=g)
+    with pytest.raises(ParameterError, match="guess_probs"):
+        MK.overlap_oracle(tok, windows, [1, 1, 1], 2, guess_probs=[0.5, 0.5])
+    with pytest.raises(ParameterError, match="expected m=2"):
+        MK.flank_agreement(tok, windows, [1, 1, 1], 2, np.zeros((3, 3), dtype=int) + 5)
+    with pytest.raises(ParameterError, match="only defined for overlapping"):
+        MK.overlap_oracle(T.NucleotideTokenizer(), windows, [1, 1, 1], 2, guess_probs=g)
+    with pytest.raises(ParameterError, match="no spans with m=5"):
+        MK.span_predictions(MK.span_mask_sweep(constant_lm(tok, "AAAA"), windows, [1]), 5)
+    with pytest.raises(ParameterError, match="batch_size"):
+        MK.span_mask_sweep(constant_lm(tok, "AAAA"), windows, [1], batch_size=0)
