@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_tokenization.py
 	$(BIN)/python benchmarks/bench_window_sampling.py
 	$(BIN)/python benchmarks/bench_pretraining.py
+	$(BIN)/python benchmarks/bench_masking.py
 
 env: $(STAMP)
 

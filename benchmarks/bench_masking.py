@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from common import best_time
 
 
 def real_windows(n: int, length: int, seed: int) -> tuple[list[str], str]:
@@ -46,15 +46,6 @@ def real_windows(n: int, length: int, seed: int) -> tuple[list[str], str]:
         pass
     rng = np.random.default_rng(seed)
     return ["".join(rng.choice(list("ACGT"), length)) for _ in range(n)], "seeded random sequence"
-
-
-def best_time(fn, repeats: int):
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main(argv=None) -> int:

@@ -10,9 +10,9 @@ prints both times and their ratio (target: >= 50x), measured in one run, best of
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from common import best_time
 
 from dnalm_utils.tokenization import OverlappingKmerTokenizer
 
@@ -39,15 +39,6 @@ def real_sequence(n: int) -> tuple[str, str]:
         pass
     rng = np.random.default_rng(0)
     return "".join(rng.choice(list("ACGT"), n)), "seeded random sequence"
-
-
-def best_time(fn, repeats: int):
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main(argv=None) -> int:

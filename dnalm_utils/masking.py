@@ -645,6 +645,18 @@ def _masked_index(sp: _Spans, lo: int, hi: int):
     return torch.from_numpy(r), torch.from_numpy(c)
 
 
+def _device_batches(lm, sp, input_ids, att, batch_size: int, *, desc: str, progress: bool):
+    """Yield (lo, hi, ids, attention, rows, cols) per batch of mask variants: the (batch, tokens) tensors on the
+    model's device and the row/column indices of the masked positions inside the batch."""
+    import torch
+    from tqdm.auto import tqdm
+
+    for lo in tqdm(range(0, len(sp.masked), batch_size), desc=desc, disable=not progress):
+        hi = min(lo + batch_size, len(sp.masked))
+        r, c = _masked_index(sp, lo, hi)
+        yield (lo, hi, torch.from_numpy(input_ids[lo:hi]).to(lm.device), torch.from_numpy(att[lo:hi]).to(lm.device), r, c)
+
+
 def layer_readout(lm, windows: Sequence[str], m: int = 1, *, seed: int = 0, batch_size: int = 64, amp: bool = True,
                   progress: bool = False, return_predictions: bool = False):
     """Logit lens for an encoder: every layer's hidden state at the masked positions through the MLM head.
@@ -672,11 +684,7 @@ def layer_readout(lm, windows: Sequence[str], m: int = 1, *, seed: int = 0, batc
     sums, n, preds = None, 0, []
     lm.model.eval()
     with torch.no_grad():
-        for lo in tqdm(range(0, len(sp.masked), batch_size), desc="layer readout", disable=not progress):
-            hi = min(lo + batch_size, len(sp.masked))
-            ids = torch.from_numpy(input_ids[lo:hi]).to(lm.device)
-            mask = torch.from_numpy(att[lo:hi]).to(lm.device)
-            r, c = _masked_index(sp, lo, hi)
+        for lo, hi, ids, mask, r, c in _device_batches(lm, sp, input_ids, att, batch_size, desc="layer readout", progress=progress):
             true = torch.from_numpy(np.concatenate([e[a : a + m] for e, (_, _, a) in zip(sp.encs[lo:hi], sp.meta[lo:hi].tolist())]))
             with _amp(lm, amp):
                 states = encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
@@ -745,11 +753,7 @@ def attention_shares(lm, windows: Sequence[str], m: int = 1, *, seed: int = 0, b
     totals, n = None, 0
     lm.model.eval()
     with torch.no_grad():
-        for lo in tqdm(range(0, len(sp.masked), batch_size), desc="attention", disable=not progress):
-            hi = min(lo + batch_size, len(sp.masked))
-            ids = torch.from_numpy(input_ids[lo:hi]).to(lm.device)
-            mask = torch.from_numpy(att[lo:hi]).to(lm.device)
-            r, c = _masked_index(sp, lo, hi)
+        for lo, hi, ids, mask, r, c in _device_batches(lm, sp, input_ids, att, batch_size, desc="attention", progress=progress):
             with _amp(lm, amp):
                 atts = encoder(input_ids=ids, attention_mask=mask, output_attentions=True).attentions
             if not atts or any(a is None for a in atts):
