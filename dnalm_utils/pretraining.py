@@ -50,6 +50,10 @@ def dnabert_offsets(k: int) -> list[int]:
     return [o for o in range(-left, k - left) if o != 0]
 
 
+#: PretrainConfig.reverse_complement -> genome.sample_windows(reverse_complement=...).
+_STRANDS = {"random": "random", "none": False, "all": True}
+
+
 @dataclass
 class PretrainConfig:
     """Everything that defines one pre-trained model; its JSON (plus the corpus checksum) is the cache key."""
@@ -74,7 +78,7 @@ class PretrainConfig:
     weight_decay: float = 0.01
     adam_beta2: float = 0.98
     adam_epsilon: float = 1e-6
-    reverse_complement: str = "random"
+    reverse_complement: str = "random"  # random (each window's strand drawn at random) | none | all
     seed: int = 0
     precision: str = "auto"  # auto (bf16 autocast where supported) | fp32
     logging_steps: int = 25
@@ -91,6 +95,8 @@ class PretrainConfig:
             raise ParameterError(f"model {self.name!r}: DNABERT span masking needs overlapping k-mers.")
         if self.embedding_init not in ("random", "nucleotide_sum"):
             raise ParameterError(f"model {self.name!r}: embedding_init={self.embedding_init!r}; use random or nucleotide_sum.")
+        if self.reverse_complement not in _STRANDS:
+            raise ParameterError(f"reverse_complement={self.reverse_complement!r}; use one of {', '.join(_STRANDS)}.")
         if self.precision not in ("auto", "fp32"):
             raise ParameterError(f"precision={self.precision!r}; use auto or fp32.")
         for name in ("steps", "batch_size", "window_nt", "layers", "hidden", "heads"):
@@ -177,8 +183,8 @@ def sample_training_windows(cfg: PretrainConfig, records, *, n: int | None = Non
     from .genome import Genome, sample_windows
 
     n = n or cfg.steps * cfg.batch_size
-    rc = cfg.reverse_complement if cfg.reverse_complement in ("random",) else cfg.reverse_complement == "true"
-    wins = sample_windows(Genome.from_records(records), n, cfg.window_nt, seed=cfg.seed, reverse_complement=rc)
+    wins = sample_windows(Genome.from_records(records), n, cfg.window_nt, seed=cfg.seed,
+                          reverse_complement=_STRANDS[cfg.reverse_complement])
     return [w.sequence for w in wins]
 
 

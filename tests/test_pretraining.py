@@ -211,3 +211,14 @@ def test_letter_init_covers_every_scheme():
     a = P.build_model(tiny_cfg(k=3, embedding_init="random"), tok).bert.embeddings.word_embeddings.weight
     b = P.build_model(tiny_cfg(k=3), tok).bert.embeddings.word_embeddings.weight
     assert not torch.allclose(a, b)
+
+
+def test_strand_choice_is_validated_and_applied():
+    with pytest.raises(ParameterError, match="reverse_complement"):
+        tiny_cfg(reverse_complement="true")
+    records = P.corpus_records()
+    plus = P.sample_training_windows(tiny_cfg(reverse_complement="none"), records, n=20)
+    minus = P.sample_training_windows(tiny_cfg(reverse_complement="all"), records, n=20)
+    from dnalm_utils.genome import reverse_complement
+
+    assert [reverse_complement(w) for w in plus] == minus
