@@ -318,6 +318,16 @@ def read_fasta_text(text: str | bytes, *, source: str = "<text>") -> list[tuple[
     return [(r.name, r.description, r.sequence) for r in parse_fasta(text, source=source, uppercase=False)]
 
 
+def evaluation_genome(fasta: str | os.PathLike = "", region: str = "", data_dir: str | os.PathLike | None = None):
+    """The :class:`genome.Genome` that chapters draw held-out windows from: ``fasta`` (empty: the bundled
+    held-out chr22:20-21 Mb, hg19), cut to ``region`` (``"name"`` or ``"name:start-end"``, 1-based inclusive;
+    empty: every record)."""
+    from .genome import Genome
+
+    g = Genome.open(fasta if str(fasta) else bundled_file("heldout", data_dir))
+    return g.region(region) if str(region).strip() else g
+
+
 def load_sequences(role: str = "pretrain", data_dir: str | os.PathLike | None = None) -> dict[str, str]:
     """``{record name: sequence}`` of a bundled FASTA (``"pretrain"``, ``"heldout"`` or ``"tf_peaks"``)."""
     role = _role_for(role)

@@ -764,6 +764,21 @@ class Genome:
                 "first word of each FASTA header (check e.g. 'chr1' vs '1')."
             )
 
+    def region(self, text: str) -> "Genome":
+        """In-memory genome holding one region, ``"name"`` or ``"name:start-end"`` (1-based, inclusive, commas
+        allowed, as samtools writes it). The record is named ``name:start-end``, so :attr:`Window.locus` of
+        windows drawn from it gives coordinates on ``name``."""
+        name, start, end = parse_region(text)
+        self._check_name(name)
+        length = self.lengths[name]
+        end = length if end is None else end
+        if end > length or start >= end:
+            raise ParameterError(
+                f"region {text!r} is outside record {name!r}, which has {length:,} nt; use 1-based inclusive "
+                f"coordinates with 1 <= start <= end <= {length:,}, e.g. '{name}:1-{min(length, 100000)}'."
+            )
+        return Genome.from_sequences({f"{name}:{start + 1}-{end}": self.fetch(name, start, end)})
+
     def _read(self, name: str, start: int, end: int) -> str:
         """Raw text [start, end) of a record (original case, unchecked bounds)."""
         if self._seqs is not None:
@@ -953,6 +968,23 @@ def _strand_mode(reverse_complement) -> str:
         f"reverse_complement={reverse_complement!r} is not allowed: use False (all '+'), True (all '-') or "
         "'random' (each strand with probability 0.5)."
     )
+
+
+def parse_region(text: str) -> tuple[str, int, int | None]:
+    """``"chr1"`` -> ("chr1", 0, None); ``"chr1:1,001-2,000"`` -> ("chr1", 1000, 2000): 1-based inclusive text
+    to 0-based half-open coordinates (None = to the end of the record)."""
+    if not isinstance(text, str) or not text.strip():
+        raise ParameterError(f"region={text!r}: pass 'name' or 'name:start-end' (1-based, inclusive), e.g. 'chr22:1-100000'.")
+    m = re.fullmatch(r"\s*(\S+?)(?::([\d,]+)-([\d,]+))?\s*", text)
+    if m is None:
+        raise ParameterError(f"region={text!r} is not 'name' or 'name:start-end' (1-based, inclusive), e.g. 'chr22:1-100000'.")
+    name, a, b = m.groups()
+    if a is None:
+        return name, 0, None
+    start, end = int(a.replace(",", "")), int(b.replace(",", ""))
+    if start < 1 or end < start:
+        raise ParameterError(f"region={text!r}: coordinates are 1-based and inclusive, so 1 <= start <= end.")
+    return name, start - 1, end
 
 
 def sample_windows(genome: Genome, n: int, length: int, *, seed: int, reverse_complement: bool | str = False,

@@ -156,6 +156,11 @@ def _draw_spans(tok, windows: Sequence[str], ms: Sequence[int], rng) -> _Spans:
     return _Spans(np.array(meta, dtype=np.int64).reshape(-1, 3), encs, spans, masked, positions)
 
 
+def max_span(tokenizer, windows: Sequence[str]) -> int:
+    """Largest m that every window can mask with an unmasked token on each side: (fewest tokens) - 2."""
+    return min(len(tokenizer.encode(seq, where=f"window {w}").ids) for w, seq in enumerate(windows)) - 2
+
+
 def _check_ms(ms) -> list[int]:
     """List of m values (one int or an iterable), each >= 1."""
     ms = [int(x) for x in ([ms] if isinstance(ms, (int, np.integer)) else ms)]
@@ -771,3 +776,125 @@ def attention_shares(lm, windows: Sequence[str], m: int = 1, *, seed: int = 0, b
         df[f"share_{key}"] = shares[:, :, i].reshape(-1)
     df["queries"] = n
     return df
+
+
+# ------------------------------------------------------------------------------------------------
+# Chapter tables: one model's sweep with its references, the same nucleotides for every model
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class SweepTables:
+    """Tidy outputs of :func:`sweep_with_references` for one model.
+
+    summary: one row per m (model, scheme, k, m, accuracy, top5, nll, span_accuracy, tokens, leak_bound,
+    oracle_accuracy, flank_agreement, hidden_per_window, hidden_accuracy, hidden_bits); by_position: one
+    row per (m, position inside the span) with accuracy, top5 and the per-position leak bound; sweep and
+    hidden: the raw per-token and per-hidden-nucleotide tables of :func:`span_mask_sweep`.
+    """
+
+    summary: object
+    by_position: object
+    sweep: object
+    hidden: object
+
+
+def sweep_with_references(lm, windows: Sequence[str], ms: Sequence[int], *, name: str, guess_probs, seed: int = 0,
+                          batch_size: int = 64, progress: bool = False) -> SweepTables:
+    """:func:`span_mask_sweep` at nucleotide level plus, for overlapping k-mers, its references on the same spans.
+
+    leak_bound: :func:`tokenization.overlap_only_token_accuracy` (hidden letters guessed uniformly);
+    oracle_accuracy: token accuracy of :func:`overlap_oracle` with hidden letters guessed as the argmax of
+    ``guess_probs`` (ACGT order, e.g. corpus base frequencies); flank_agreement: mean over masked tokens of
+    the share of revealed letters the predicted k-mer matches (:func:`flank_agreement`). These three are NaN
+    for tokenizations without overlap, where no neighbour reveals anything.
+    """
+    import pandas as pd
+
+    from .tokenization import overlap_only_position_accuracy
+
+    ms = _check_ms(ms)
+    tok = lm.tokenizer
+    sweep, hidden = span_mask_sweep(lm, windows, ms, seed=seed, batch_size=batch_size, progress=progress,
+                                    nucleotide_level=True)
+    summary = summarize_sweep(sweep, span=True)
+    overlapping = tok.scheme == "overlapping"
+    k = int(tok.k) if getattr(tok, "k", None) else np.nan
+    extra, pos_rows = [], []
+    for m in ms:
+        win, starts, pred, true = span_predictions(sweep, m)
+        wins = [windows[w] for w in win]
+        row = {"m": m, "leak_bound": np.nan, "oracle_accuracy": np.nan, "flank_agreement": np.nan}
+        bound = np.full(m, np.nan)
+        if overlapping:
+            bound = overlap_only_position_accuracy(m, k)
+            oracle = overlap_oracle(tok, wins, starts, m, guess_probs=guess_probs)
+            row.update(leak_bound=float(bound.mean()), oracle_accuracy=float((oracle == true).mean()),
+                       flank_agreement=float(np.nanmean(flank_agreement(tok, wins, starts, m, pred))))
+        extra.append(row)
+        correct = pred == true
+        top5 = sweep[sweep.m == m].sort_values(["window", "position"]).top5.to_numpy().reshape(-1, m)
+        for j in range(m):
+            pos_rows.append({"m": m, "position": j, "accuracy": float(correct[:, j].mean()),
+                             "top5": float(top5[:, j].mean()), "leak_bound": float(bound[j])})
+    hid = summarize_hidden(hidden).rename(columns={"accuracy": "hidden_accuracy", "bits": "hidden_bits"})
+    summary = (summary.merge(pd.DataFrame(extra), on="m")
+               .merge(hid[["m", "hidden_per_window", "hidden_accuracy", "hidden_bits"]], on="m"))
+    head = {"model": name, "scheme": tok.scheme, "k": k}
+    summary["chance"] = 1.0 / float((~tok.is_special).sum())  # uniform guess over the predictable tokens
+    summary = pd.concat([pd.DataFrame([head] * len(summary)), summary], axis=1)
+    by_position = pd.DataFrame(pos_rows)
+    by_position = pd.concat([pd.DataFrame([head] * len(by_position)), by_position], axis=1)
+    return SweepTables(summary, by_position, sweep, hidden)
+
+
+def span_hidden_blocks(windows: Sequence[str], ms: Sequence[int], k: int, *, seed: int = 0) -> dict[int, np.ndarray]:
+    """m -> (n_windows, 2) [start, end) of the nucleotides hidden from the flanks when ``span_mask_sweep(lm,
+    windows, ms, seed=seed)`` masks m contiguous overlapping k-mers (same draws; m < k hide nothing and are
+    left out). Model-free, so every tokenization can be scored on exactly these nucleotides."""
+    from .tokenization import OverlappingKmerTokenizer
+
+    ms = _check_ms(ms)
+    sp = _draw_spans(OverlappingKmerTokenizer(k), windows, ms, np.random.default_rng(seed))
+    out: dict[int, list] = {}
+    for w, m, a in sp.meta.tolist():
+        if m >= k:
+            out.setdefault(m, []).append((a + k - 1, a + m))
+    return {m: np.array(v, dtype=np.int64) for m, v in out.items()}
+
+
+def same_nucleotide_scores(models, windows: Sequence[str], blocks_by_m, *, batch_size: int = 64, progress: bool = False):
+    """Hide the same nucleotide blocks for every model (:func:`nucleotide_block_eval`) and score them.
+
+    models: name -> loaded model; blocks_by_m: m -> (n_windows, 2) blocks (e.g. the blocks an
+    overlapping model's sweep (:func:`span_hidden_blocks`), so every model is scored on exactly the nucleotides that model
+    could not see).
+    Returns a DataFrame: m, h (block length), model, scheme, accuracy, bits, nucleotides, tokens_masked (mean
+    tokens masked per window to hide the block).
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    rows = []
+    for m, blocks in tqdm(list(blocks_by_m.items()), desc="same nucleotides", disable=not progress):
+        blocks = np.asarray(blocks, dtype=np.int64)
+        h = int((blocks[:, 1] - blocks[:, 0]).max())
+        for name, lm in models.items():
+            res = nucleotide_block_eval(lm, windows, blocks, batch_size=batch_size)
+            rows.append({"m": m, "h": h, "model": name, "scheme": lm.tokenizer.scheme,
+                         "tokens_masked": float(res.masked_tokens.mean()), **res.metrics()})
+    return pd.DataFrame(rows)
+
+
+def block_baselines(windows: Sequence[str], blocks: np.ndarray, *, counts, order: int, prior) -> list[dict]:
+    """Context-only references on hidden blocks: the two-sided n-gram of ``order`` (ngram.two_sided_block_probs
+    on ``counts``), the base frequencies ``prior`` (4,) ACGT, and chance. Rows: model, scheme ("baseline"),
+    accuracy, bits, nucleotides."""
+    from . import ngram
+
+    truth = ngram.block_truth(windows, blocks)
+    ngram_probs = ngram.two_sided_block_probs(counts, windows, blocks, order=order)
+    prior = np.asarray(prior, dtype=np.float64)
+    return [
+        {"model": f"two-sided n-gram (order {order})", "scheme": "baseline", **block_metrics(ngram_probs, truth)},
+        {"model": "corpus base frequencies", "scheme": "baseline", **block_metrics(np.tile(prior, (len(truth), 1)), truth)},
+        {"model": "chance", "scheme": "baseline", "accuracy": 0.25, "bits": 2.0, "nucleotides": int(len(truth))},
+    ]

@@ -648,3 +648,39 @@ def fit_order(counts: KmerCounts, windows: Sequence[str], blocks: np.ndarray, or
     key = table["log_loss"] if metric == "log_loss" else -table["accuracy"]
     best = int(table["order"].iloc[int(np.argmin(key.to_numpy()))])
     return best, table
+
+
+def held_out_order(sequences: Sequence[str], block_lengths: Iterable[int], *, orders: Iterable[int], window_nt: int,
+                   n_windows: int = 1000, holdout_every: int = 5, seed: int = 0, alpha: float = 0.5,
+                   min_count: int = 1, margin: int | None = None) -> dict:
+    """Pick the flank order of :func:`two_sided_block_probs` without in-sample bias.
+
+    Counting k-mers on the very sequences the order is scored on rewards long flanks that only memorise. So
+    every ``holdout_every``-th sequence (0-based index % holdout_every == holdout_every - 1; whole records,
+    i.e. separate genomic loci) is held out, k-mers are counted on the others, and each order is scored by
+    log-loss on ``n_windows`` windows of ``window_nt`` nt drawn from the held-out sequences, with one hidden
+    block of h nt per window at least ``margin`` nt (default: the largest order) from both ends. Returns
+    {h: (best_order, table)} for every h in ``block_lengths`` (table as in :func:`fit_order`).
+    """
+    from .genome import Genome, sample_windows
+
+    seqs = [_text(s, "each sequence") for s in ([sequences] if isinstance(sequences, (str, bytes)) else sequences)]
+    holdout_every = check_int_range("holdout_every", holdout_every, 2, hint="Every n-th sequence is held out.")
+    held = [s for i, s in enumerate(seqs) if i % holdout_every == holdout_every - 1]
+    fit = [s for i, s in enumerate(seqs) if i % holdout_every != holdout_every - 1]
+    if not held or not fit:
+        raise ParameterError(f"held_out_order needs at least {holdout_every} sequences to hold one out; got {len(seqs)}.")
+    orders = [check_int_range("order", o, 0) for o in orders]
+    hs = [check_int_range("h", h, 1, MAX_BLOCK) for h in block_lengths]
+    margin = max(orders) if margin is None else check_int_range("margin", margin, 0)
+    if window_nt < 2 * margin + max(hs):
+        raise ParameterError(f"window_nt={window_nt} is too short for blocks of {max(hs)} nt with {margin} nt on each side.")
+    counts = KmerCounts(fit, max_len=2 * max(orders) + max(hs))
+    valid = [w.sequence for w in sample_windows(Genome.from_sequences({f"held{i}": s for i, s in enumerate(held)}),
+                                                n_windows, window_nt, seed=seed)]
+    rng = np.random.default_rng(seed)
+    out = {}
+    for h in hs:
+        starts = rng.integers(margin, window_nt - margin - h + 1, size=len(valid))
+        out[h] = fit_order(counts, valid, np.stack([starts, starts + h], 1), orders, alpha=alpha, min_count=min_count)
+    return out

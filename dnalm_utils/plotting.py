@@ -204,8 +204,9 @@ def plot_loss_curves(curves, uniform: Mapping[str, float], schemes: Mapping[str,
 def plot_span_sweep(summary, bound: Mapping[int, Sequence[float]] | None = None):
     """Masked-token accuracy against m (contiguous masked tokens), one panel per model.
 
-    summary: DataFrame (model, k, m, accuracy, top5); bound: k -> analytic overlap-only accuracy for m = 1..
-    (drawn dashed)."""
+    summary: DataFrame (model, k, m, accuracy, top5; optional oracle_accuracy and chance columns, drawn in
+    grey); bound: k -> analytic overlap-only accuracy for m = 1.. (drawn dashed; default: the summary's
+    leak_bound column if present)."""
     models = list(dict.fromkeys(summary.model))
     fig, axes = plt.subplots(1, len(models), figsize=(3.3 * len(models), 3.4), sharey=True, squeeze=False)
     for ax, name in zip(axes[0], models):
@@ -216,12 +217,18 @@ def plot_span_sweep(summary, bound: Mapping[int, Sequence[float]] | None = None)
         ax.plot(sub.m, sub.top5, ":s", color=color, ms=3, label="top-5")
         if bound and k in bound:
             ax.plot(sub.m, [bound[k][m - 1] for m in sub.m], "--", color="black", lw=1, label="overlap rule only")
+        elif "leak_bound" in sub:
+            ax.plot(sub.m, sub.leak_bound, "--", color="black", lw=1, label="leak bound (overlap rule, uniform guess)")
+        if "oracle_accuracy" in sub:
+            ax.plot(sub.m, sub.oracle_accuracy, "-.", color="grey", lw=1, label="overlap oracle, commonest base")
+        if "chance" in sub:
+            ax.plot(sub.m, sub.chance, ":", color="lightgrey", lw=1, label="chance (uniform token)")
         ax.axvline(k, color="grey", lw=0.8, ls=":")
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("m, masked tokens")
     axes[0][0].set_ylabel("masked-token accuracy")
     axes[0][0].set_ylim(-0.02, 1.02)
-    axes[0][-1].legend(fontsize=7, frameon=False)
+    axes[0][-1].legend(fontsize=7, frameon=False, bbox_to_anchor=(1.02, 1), loc="upper left")
     fig.tight_layout()
     return fig
 
@@ -243,5 +250,136 @@ def plot_hidden_nucleotide_scores(table, baselines: Mapping[str, tuple[float, fl
         if col == "bits":  # differences are small next to 2 bits: start the axis near the smallest value
             low = min(table[col].min(), *(b for _, b in baselines.values()))
             ax.set_ylim(0.95 * low, 1.02 * max(table[col].max(), *(b for _, b in baselines.values())))
+    fig.tight_layout()
+    return fig
+
+
+def _model_panels(n: int, *, width: float = 3.3, height: float = 3.2, sharey: bool = True, rows: int = 1,
+                  constrained: bool = False):
+    """(fig, axes) with ``rows`` x ``n`` panels, axes always 2-D."""
+    return plt.subplots(rows, n, figsize=(width * n, height * rows), sharey=sharey, squeeze=False,
+                        layout="constrained" if constrained else None)
+
+
+def plot_position_heatmaps(by_position):
+    """Accuracy by position inside the masked span (columns) and m (rows), one panel per model; the lower row
+    shows the leak bound per position (what the overlap rule alone gives with uniform guesses), so the two
+    rows differ exactly where the model knows more (or less) than the overlap.
+
+    by_position: DataFrame (model, m, position, accuracy, leak_bound)."""
+    models = list(dict.fromkeys(by_position.model))
+    has_bound = by_position.leak_bound.notna().any()
+    fig, axes = _model_panels(len(models), width=3.6, height=3.5, sharey=False, rows=2 if has_bound else 1, constrained=True)
+    for c, name in enumerate(models):
+        sub = by_position[by_position.model == name]
+        for r, (col, title) in enumerate((("accuracy", f"{name}: measured"), ("leak_bound", f"{name}: overlap rule only"))):
+            if r >= axes.shape[0]:
+                break
+            grid = sub.pivot(index="m", columns="position", values=col)
+            ax = axes[r][c]
+            im = ax.imshow(grid.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis", aspect="auto", interpolation="nearest")
+            ax.set_yticks(range(len(grid.index)), [str(m) for m in grid.index], fontsize=7)
+            ax.set_xticks(range(len(grid.columns)), [str(p + 1) for p in grid.columns], fontsize=7)
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel("position inside the masked span", fontsize=8)
+            if c == 0:
+                ax.set_ylabel("m, masked tokens", fontsize=8)
+    fig.colorbar(im, ax=axes, shrink=0.8, label="token accuracy")
+    return fig
+
+
+def plot_same_nucleotides(scores, baselines, *, schemes: Mapping[str, str] | None = None):
+    """Accuracy (left) and bits (right) per hidden nucleotide against the block length h, one line per model,
+    baselines in black/grey. scores: DataFrame (model, scheme, h, accuracy, bits); baselines: DataFrame
+    (model, h, accuracy, bits) of the reference predictors on the same blocks."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for name, sub in scores.groupby("model", sort=False):
+        color = model_color(name, sub.scheme.iloc[0])
+        ls = "--" if _is_control(name) else "-"
+        for ax, col in zip(axes, ("accuracy", "bits")):
+            ax.plot(sub.h, sub[col], ls, marker="o", ms=4, color=color, label=name)
+    styles = iter([("black", "-", 2.0), ("grey", "--", 1.2), ("lightgrey", ":", 1.2), ("black", "-.", 1.0)])
+    for name, sub in baselines.groupby("model", sort=False):
+        color, ls, lw = next(styles, ("black", ":", 1.0))
+        for ax, col in zip(axes, ("accuracy", "bits")):
+            ax.plot(sub.h, sub[col], ls, color=color, lw=lw, label=name)
+    for ax, label in zip(axes, ("accuracy on hidden nucleotides", "bits per hidden nucleotide")):
+        ax.set_xlabel("h, nucleotides hidden from every model")
+        ax.set_ylabel(label)
+        ax.set_xticks(sorted(scores.h.unique()))
+    axes[1].legend(fontsize=7, frameon=False, bbox_to_anchor=(1.02, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+#: Outcome colours of the flank-perturbation test.
+PERTURBATION_COLORS = {"follows_flank": "#c0392b", "follows_genome": "#2471a3", "neither": "#bbbbbb"}
+
+
+def plot_flank_perturbation(summary):
+    """Stacked bars per (model, m): share of predictions that follow the altered flank, the genome, or neither.
+
+    summary: DataFrame (model, m, follows_flank, follows_genome, neither), shares summing to 1 per row."""
+    labels = [f"{r.model}\nm={r.m}" for r in summary.itertuples()]
+    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(labels) + 2), 3.8))
+    bottom = np.zeros(len(summary))
+    names = {"follows_flank": "copies the altered flank", "follows_genome": "keeps the genome's letter", "neither": "neither"}
+    for col, color in PERTURBATION_COLORS.items():
+        ax.bar(range(len(summary)), summary[col], bottom=bottom, color=color, label=names[col])
+        bottom += summary[col].to_numpy()
+    ax.set_xticks(range(len(summary)), labels, fontsize=8)
+    ax.set_ylabel("share of perturbed windows")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_layer_readout(table, *, schemes: Mapping[str, str] | None = None):
+    """Logit-lens accuracy against layer (0 = embedding output), one panel per m, one line per model.
+
+    table: DataFrame (model, m, layer, accuracy)."""
+    ms = sorted(table.m.unique())
+    fig, axes = _model_panels(len(ms), width=4.2, height=3.4)
+    for ax, m in zip(axes[0], ms):
+        for name, sub in table[table.m == m].groupby("model", sort=False):
+            scheme = (schemes or {}).get(name)
+            ax.plot(sub.layer, sub.accuracy, "--" if _is_control(name) else "-", marker="o", ms=4,
+                    color=model_color(name, scheme), label=name)
+        ax.set_title(f"m = {m} masked token{'s' if m > 1 else ''}", fontsize=10)
+        ax.set_xlabel("layer read out (0 = embeddings)")
+        ax.set_xticks(sorted(table.layer.unique()))
+    axes[0][0].set_ylabel("masked-token accuracy")
+    axes[0][0].set_ylim(-0.02, 1.02)
+    handles = {}
+    for ax in axes[0]:  # a model may be missing from a panel (its windows too short for that m)
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    axes[0][-1].legend(handles.values(), handles.keys(), fontsize=7, frameon=False, bbox_to_anchor=(1.02, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+ATTENTION_COLORS = {"overlapping": "#c0392b", "masked": "#f5b041", "distant": "#2471a3", "special": "#aaaaaa"}
+
+
+def plot_attention_shares(table):
+    """Where masked positions attend: stacked bars per (layer, head), one panel per model.
+
+    table: DataFrame (model, layer, head, share_overlapping, share_masked, share_distant, share_special)."""
+    models = list(dict.fromkeys(table.model))
+    fig, axes = _model_panels(len(models), width=2.6, height=3.4)
+    for ax, name in zip(axes[0], models):
+        sub = table[table.model == name]
+        bottom = np.zeros(len(sub))
+        for key, color in ATTENTION_COLORS.items():
+            vals = sub[f"share_{key}"].to_numpy()
+            ax.bar(range(len(sub)), vals, bottom=bottom, color=color, label=key, width=0.85)
+            bottom += vals
+        ax.set_xticks(range(len(sub)), [f"L{l}H{h}" for l, h in zip(sub["layer"], sub["head"])], rotation=90, fontsize=7)
+        ax.set_title(name, fontsize=9)
+        ax.set_ylim(0, 1)
+    axes[0][0].set_ylabel("share of attention from masked tokens")
+    axes[0][-1].legend(fontsize=7, frameon=False, bbox_to_anchor=(1.02, 1), loc="upper left")
     fig.tight_layout()
     return fig

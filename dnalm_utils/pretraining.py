@@ -549,6 +549,31 @@ def train_zoo(names: Sequence[str] = tuple(ZOO), *, models_dir=None, progress: b
     return out
 
 
+def model_sources(names: Sequence[str], *, models_dir=None, device: str = "auto", log=print) -> dict[str, str]:
+    """name -> what to pass to ``models.load_model`` for the models a chapter analyses.
+
+    A zoo name whose folder exists in ``models_dir`` is used as it is (whatever recipe trained it, e.g. the
+    smoke profile's small models); a zoo name without a folder is trained with the default recipe first
+    (minutes on a CPU); anything else (a local folder or a hub id) is passed through unchanged.
+    """
+    from .models import default_models_dir
+
+    zoo_dir = Path(models_dir) if models_dir else default_models_dir()
+    if isinstance(names, str):
+        names = [names]
+    out = {}
+    for name in names:
+        name = str(name)
+        if name in ZOO and not (zoo_dir / name / "config.json").exists():
+            log(f"{name}: not in {zoo_dir}; pre-training it with the default recipe")
+            out[name] = str(train(zoo_config(name), models_dir=zoo_dir, log=log, device=device))
+        elif name in ZOO:
+            out[name] = str(zoo_dir / name)
+        else:
+            out[Path(name).name or name] = name
+    return out
+
+
 def recipe_table(configs: dict[str, PretrainConfig], folders: dict[str, Path], corpus=None):
     """One row per model: tokenization, vocabulary, masking, embedding init, mean tokens per training window
     (measured with the model's own tokenizer on 256 training windows), architecture and budget."""

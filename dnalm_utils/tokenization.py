@@ -862,10 +862,18 @@ def overlap_only_guess(windows: Sequence[str], k: int, ms: Iterable[int], *, gue
     return pd.DataFrame(rows)
 
 
+def overlap_only_position_accuracy(m: int, k: int) -> np.ndarray:
+    """(m,) expected top-1 accuracy of each of m contiguous masked k-mers (position 0 = leftmost) for a model
+    that knows only the overlap rule and guesses each hidden nucleotide uniformly: 4**-(hidden nucleotides
+    inside that k-mer). All ones for m < k."""
+    hidden = hidden_span_positions(m, k)
+    j = np.arange(check_int_range("m", m, 1))[:, None]
+    inside = ((hidden[None, :] >= j) & (hidden[None, :] < j + k)).sum(1)
+    return 4.0 ** -inside
+
+
 def overlap_only_token_accuracy(m: int, k: int) -> float:
     """Expected top-1 accuracy per masked token of a model that knows only the overlap rule and guesses each
-    hidden nucleotide uniformly: the mean over the m masked k-mers of 4**-(hidden nucleotides inside it).
+    hidden nucleotide uniformly: the mean of :func:`overlap_only_position_accuracy` over the m masked k-mers.
     1 for m < k; the analytic leak bound drawn beside measured accuracies."""
-    hidden = set((hidden_span_positions(m, k)).tolist())
-    per_token = [4.0 ** -sum(1 for o in range(j, j + k) if o in hidden) for j in range(m)]
-    return float(np.mean(per_token))
+    return float(np.mean(overlap_only_position_accuracy(m, k)))

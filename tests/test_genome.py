@@ -544,3 +544,31 @@ def test_window_locus_resolves_slice_names_to_chromosome_coordinates():
 
     assert Window("chr22:20000001-21000000", 0, 60, "+", "").locus == "chr22:20,000,001-20,000,060 (+)"
     assert Window("BA000025.2", 9, 19, "-", "").locus == "BA000025.2:10-19 (-)"
+
+
+def test_regions_parse_and_cut_records(tmp_path):
+    from dnalm_utils.genome import parse_region
+
+    assert parse_region("chr1") == ("chr1", 0, None)
+    assert parse_region(" chr22:1,001-2,000 ") == ("chr22", 1000, 2000)
+    for bad in ("", "chr1:0-5", "chr1:9-5", "chr1 chr2"):
+        with pytest.raises(ParameterError, match="region"):
+            parse_region(bad)
+    seq = "ACGT" * 50 + "NNNN" + "GGCC" * 50
+    g = Genome.from_sequences({"chrA": seq, "chrB": "ACGT" * 10})
+    r = g.region("chrA:11-50")
+    assert r.names == ["chrA:11-50"] and r.fetch("chrA:11-50", 0, 40) == seq[10:50]
+    w = sample_windows(r, 5, 10, seed=0)
+    assert all(seq[int(x.locus.split(":")[1].split("-")[0].replace(",", "")) - 1 :].startswith(x.sequence) for x in w)
+    assert g.region("chrB").fetch("chrB:1-40", 0, 40) == "ACGT" * 10
+    with pytest.raises(ParameterError, match="outside record 'chrA'"):
+        g.region("chrA:100-1000")
+    with pytest.raises(ParameterError, match="unknown record name 'chrC'"):
+        g.region("chrC:1-10")
+    fa = tmp_path / "g.fa"
+    fa.write_text(">chrA\n" + seq + "\n")
+    from dnalm_utils import data
+
+    assert data.evaluation_genome(fa, "chrA:201-204").fetch("chrA:201-204", 0, 4) == "NNNN"
+    assert data.evaluation_genome(fa).names == ["chrA"]
+    assert data.evaluation_genome().names == list(Genome.open(data.bundled_file("heldout")).names)

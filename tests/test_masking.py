@@ -420,3 +420,107 @@ def test_overlap_helpers_reject_bad_input():
         MK.span_predictions(MK.span_mask_sweep(constant_lm(tok, "AAAA"), windows, [1]), 5)
     with pytest.raises(ParameterError, match="batch_size"):
         MK.span_mask_sweep(constant_lm(tok, "AAAA"), windows, [1], batch_size=0)
+
+
+# ------------------------------------------------------------------------------------------------
+# What the model is fed; chapter tables
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("scheme", ["overlapping", "nonoverlapping", "nucleotide"])
+def test_masking_never_touches_special_tokens_or_padding(scheme):
+    tok = {"overlapping": T.OverlappingKmerTokenizer(4), "nonoverlapping": T.NonOverlappingKmerTokenizer(3),
+           "nucleotide": T.NucleotideTokenizer()}[scheme]
+    lm = constant_lm(tok, tok.vocab[-1])
+    lm.model = Spy(lm.model)
+    rng = np.random.default_rng(0)
+    windows = ["".join(rng.choice(list("ACGT"), n)) for n in (30, 45, 61, 38)]  # unequal lengths: padding
+    ms = [1, 2, 5]
+    sweep = MK.span_mask_sweep(lm, windows, ms, seed=3, batch_size=5)
+    rows = [r for b in lm.model.seen for r in b.numpy()]
+    starts = sweep[sweep.position == 0][["window", "m", "start"]].to_numpy()
+    assert len(rows) == len(starts) == len(windows) * len(ms)
+    for row, (w, m, a) in zip(rows, starts):
+        ids = tok.encode(windows[w]).ids
+        n = len(ids)
+        assert row[0] == tok.cls_id and row[n + 1] == tok.sep_id and (row[n + 2 :] == tok.pad_id).all()
+        body = row[1 : n + 1]
+        assert (np.flatnonzero(body == tok.mask_id) == np.arange(a, a + m)).all()  # exactly the span
+        keep = np.ones(n, dtype=bool)
+        keep[a : a + m] = False
+        assert (body[keep] == ids[keep]).all() and 1 <= a and a + m <= n - 1
+
+
+@pytest.mark.parametrize("k", [3, 4, 6])
+def test_sweep_with_references_on_the_copy_model(k):
+    lm, windows = copy_lm(k), _windows(8, 40, seed=k)
+    ms = list(range(1, k + 4))
+    t = MK.sweep_with_references(lm, windows, ms, name="copy", guess_probs=[0.4, 0.2, 0.2, 0.2], seed=1)
+    s = t.summary.set_index("m")
+    assert s.model.eq("copy").all() and s.k.eq(k).all() and s.chance.eq(1 / 4**k).all()
+    assert (s.accuracy == s.oracle_accuracy).all()  # the copy model guesses A, the oracle the commonest base A
+    assert (s.flank_agreement == 1).all()
+    assert s.leak_bound.tolist() == [T.overlap_only_token_accuracy(m, k) for m in ms]
+    assert s.hidden_per_window.tolist() == [T.hidden_nucleotides(m, k) for m in ms]
+    pos = t.by_position
+    assert pos.groupby("m").size().tolist() == ms
+    assert np.allclose(pos.groupby("m").accuracy.mean(), s.accuracy)  # same number of spans at every position
+    assert np.allclose(pos.groupby("m").leak_bound.mean(), s.leak_bound)
+
+
+def test_sweep_with_references_other_schemes_have_no_overlap_references():
+    tok = T.NonOverlappingKmerTokenizer(3)
+    t = MK.sweep_with_references(constant_lm(tok, "AAA"), _windows(4, 60), [1, 2], name="n", guess_probs=[1, 0, 0, 0])
+    assert t.summary[["leak_bound", "oracle_accuracy", "flank_agreement"]].isna().all().all()
+    assert t.summary.hidden_per_window.tolist() == [3, 6]
+
+
+@pytest.mark.parametrize("k", [3, 4, 5, 6])
+def test_span_hidden_blocks_are_the_sweeps_hidden_nucleotides(k):
+    lm, windows = constant_lm(T.OverlappingKmerTokenizer(k), "A" * k), _windows(6, 45, seed=k)
+    ms = list(range(1, k + 4))
+    _, hidden = MK.span_mask_sweep(lm, windows, ms, seed=5, nucleotide_level=True)
+    blocks = MK.span_hidden_blocks(windows, ms, k, seed=5)
+    assert sorted(blocks) == [m for m in ms if m >= k]
+    for m, b in blocks.items():
+        assert b.shape == (len(windows), 2) and ((b[:, 1] - b[:, 0]) == m - k + 1).all()
+        for w in range(len(windows)):
+            pos = hidden[(hidden.m == m) & (hidden.window == w)].position.tolist()
+            assert pos == list(range(b[w, 0], b[w, 1]))
+
+
+def test_same_nucleotide_scores_match_the_reference_sweep(tiny, tmp_path):
+    k, windows = 4, _windows(10, 60, seed=9)
+    ms = list(range(1, k + 3))
+    _, hidden = MK.span_mask_sweep(tiny, windows, ms, seed=2, nucleotide_level=True, amp=False)
+    blocks = MK.span_hidden_blocks(windows, ms, k, seed=2)
+    nuc = M.load_model(M.make_tiny_nt(tmp_path / "nt", k=3))
+    scores = MK.same_nucleotide_scores({"tiny": tiny, "nt": nuc}, windows, blocks)
+    assert scores.model.tolist() == ["tiny", "nt"] * len(blocks) and scores.h.tolist() == [1, 1, 2, 2, 3, 3]
+    assert (scores.nucleotides == scores.h * len(windows)).all()
+    mine = scores[scores.model == "tiny"].set_index("m")
+    hid = MK.summarize_hidden(hidden).set_index("m")
+    for m in blocks:  # the overlapping model masks the same m tokens either way
+        assert mine.tokens_masked[m] == m
+        assert mine.bits[m] == pytest.approx(hid.bits[m], abs=0.05)
+
+
+def test_block_baselines_rows():
+    from dnalm_utils import ngram
+
+    windows = _windows(20, 40, seed=1)
+    blocks = MK.choose_blocks([40] * 20, 2, margin=5, seed=0)
+    counts = ngram.KmerCounts(_windows(50, 200, seed=2), max_len=8)
+    rows = MK.block_baselines(windows, blocks, counts=counts, order=3, prior=[0.1, 0.2, 0.3, 0.4])
+    assert [r["model"] for r in rows] == ["two-sided n-gram (order 3)", "corpus base frequencies", "chance"]
+    truth = ngram.block_truth(windows, blocks)
+    expect = MK.block_metrics(ngram.two_sided_block_probs(counts, windows, blocks, order=3), truth)
+    assert rows[0]["accuracy"] == expect["accuracy"] and rows[0]["bits"] == expect["bits"]
+    assert rows[1]["accuracy"] == pytest.approx((truth == 3).mean())  # always T
+    assert rows[2]["nucleotides"] == 40
+
+
+def test_max_span():
+    tok = T.OverlappingKmerTokenizer(4)
+    assert MK.max_span(tok, ["A" * 20, "A" * 12]) == 12 - 4 + 1 - 2
+    MK.span_mask_sweep(constant_lm(tok, "AAAA"), ["A" * 20, "A" * 12], [7])  # fits
+    with pytest.raises(ParameterError, match="too few"):
+        MK.span_mask_sweep(constant_lm(tok, "AAAA"), ["A" * 20, "A" * 12], [8])

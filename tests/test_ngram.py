@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dnalm_utils.errors import DnalmInputError, ParameterError, SequenceAlphabetError
+from dnalm_utils import ngram
 from dnalm_utils.genome import Window
 from dnalm_utils.ngram import (
     KmerCounts,
@@ -422,3 +423,31 @@ def test_block_truth_score_and_fit_order():
     assert s["n"] == 1 and s["accuracy"] == 1.0 and s["log_loss"] == pytest.approx(-np.log(0.7))
     with pytest.raises(ParameterError, match="metric"):
         fit_order(kc, windows, blocks, [1], metric="auc")
+
+
+def test_held_out_order_counts_only_the_other_records_and_resists_memorising(monkeypatch):
+    rng = np.random.default_rng(0)
+    seqs = ["".join(rng.choice(list("ACGT"), 3000)) for _ in range(10)]  # i.i.d. letters: no context to learn
+    seen = []
+    real = ngram.KmerCounts
+
+    def spy(sequences, *a, **kw):
+        seen.append(list(sequences))
+        return real(seen[-1], *a, **kw)
+
+    monkeypatch.setattr(ngram, "KmerCounts", spy)
+    res = ngram.held_out_order(seqs, [1, 2], orders=range(0, 7), window_nt=40, n_windows=300, holdout_every=5, seed=1)
+    assert seen == [[s for i, s in enumerate(seqs) if i % 5 != 4]]  # records 4 and 9 are never counted
+    assert sorted(res) == [1, 2] and all(best <= 2 for best, _ in res.values())
+    # scored on the counted sequences themselves, the longest flank would look best
+    counts = real(seqs, max_len=14)
+    wins = [s[100:140] for s in seqs] * 5
+    starts = np.full(len(wins), 18)
+    best_in_sample, _ = ngram.fit_order(counts, wins, np.stack([starts, starts + 1], 1), range(0, 7))
+    assert best_in_sample >= 5
+    again = ngram.held_out_order(seqs, [1, 2], orders=range(0, 7), window_nt=40, n_windows=300, holdout_every=5, seed=1)
+    assert all(again[h][1].equals(res[h][1]) for h in res)
+    with pytest.raises(ParameterError, match="too short"):
+        ngram.held_out_order(seqs, [4], orders=range(0, 9), window_nt=12)
+    with pytest.raises(ParameterError, match="at least 5 sequences"):
+        ngram.held_out_order(seqs[:3], [1], orders=range(0, 3), window_nt=40)

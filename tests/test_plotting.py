@@ -68,3 +68,35 @@ def test_publish_saves_glues_and_closes(tmp_path, monkeypatch):
     plotting.publish(fig, "fig_x", tmp_path / "x.png")
     assert (tmp_path / "x.png").exists() and glued["fig_x"] == (fig, False)
     assert not matplotlib.pyplot.fignum_exists(fig.number)
+
+
+def test_chapter3_figures_draw_their_tables():
+    import pandas as pd
+
+    pos = pd.DataFrame([{"model": "overlap4", "m": m, "position": j, "accuracy": 0.1 * j, "leak_bound": tk.overlap_only_position_accuracy(m, 4)[j]}
+                        for m in (1, 5) for j in range(m)])
+    fig = plotting.plot_position_heatmaps(pos)
+    grid = fig.axes[0].get_images()[0].get_array()
+    assert grid.shape == (2, 5) and grid[1, 4] == pytest.approx(0.4) and np.ma.is_masked(grid[0, 1])
+    assert fig.axes[1].get_images()[0].get_array()[1].tolist() == tk.overlap_only_position_accuracy(5, 4).tolist()
+
+    pert = pd.DataFrame({"model": ["a", "b"], "m": [1, 3], "follows_flank": [0.9, 0.2], "follows_genome": [0.1, 0.5],
+                         "neither": [0.0, 0.3]})
+    fig = plotting.plot_flank_perturbation(pert)
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    assert heights == pytest.approx([0.9, 0.2, 0.1, 0.5, 0.0, 0.3])
+
+    lens = pd.DataFrame({"model": ["a"] * 3 + ["b"] * 3, "m": 1, "layer": [0, 1, 2] * 2, "accuracy": [0.1, 0.5, 0.9, 0.2, 0.2, 0.3]})
+    fig = plotting.plot_layer_readout(lens)
+    assert [list(line.get_ydata()) for line in fig.axes[0].get_lines()] == [[0.1, 0.5, 0.9], [0.2, 0.2, 0.3]]
+
+    att = pd.DataFrame({"model": "a", "layer": [1, 1, 2, 2], "head": [0, 1, 0, 1], "share_overlapping": 0.4,
+                        "share_masked": 0.1, "share_distant": 0.4, "share_special": 0.1})
+    fig = plotting.plot_attention_shares(att)
+    assert len(fig.axes[0].patches) == 4 * 4 and [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["L1H0", "L1H1", "L2H0", "L2H1"]
+
+    same = pd.DataFrame({"model": ["a", "a", "b", "b"], "scheme": ["overlapping"] * 2 + ["nucleotide"] * 2, "h": [1, 2, 1, 2],
+                         "accuracy": [0.4, 0.35, 0.3, 0.3], "bits": [1.9, 1.95, 2.0, 2.0]})
+    base = pd.DataFrame({"model": ["chance", "chance"], "h": [1, 2], "accuracy": [0.25, 0.25], "bits": [2.0, 2.0]})
+    fig = plotting.plot_same_nucleotides(same, base)
+    assert [list(line.get_ydata()) for line in fig.axes[0].get_lines()] == [[0.4, 0.35], [0.3, 0.3], [0.25, 0.25]]

@@ -222,3 +222,16 @@ def test_strand_choice_is_validated_and_applied():
     from dnalm_utils.genome import reverse_complement
 
     assert [reverse_complement(w) for w in plus] == minus
+
+
+def test_model_sources_use_existing_folders_and_pass_others_through(trained, tmp_path, monkeypatch):
+    zoo, folder = trained
+    (zoo / "overlap6").mkdir(exist_ok=True)
+    (zoo / "overlap6" / "config.json").write_text("{}")
+    calls = []
+    monkeypatch.setattr(P, "train", lambda cfg, **kw: calls.append(cfg.name) or tmp_path / cfg.name)
+    out = P.model_sources(["overlap6", "overlap4", str(folder), "zhihan1996/DNA_bert_6"], models_dir=zoo,
+                          log=lambda *_: None)
+    assert out == {"overlap6": str(zoo / "overlap6"), "overlap4": str(tmp_path / "overlap4"),
+                   "tiny4": str(folder), "DNA_bert_6": "zhihan1996/DNA_bert_6"}
+    assert calls == ["overlap4"]  # only the missing zoo model is trained, with the default recipe

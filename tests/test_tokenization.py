@@ -295,3 +295,27 @@ def test_overlap_only_token_accuracy(k):
     # m = k + 1: two hidden nucleotides; the first and last masked k-mers hold one, the middle ones both.
     expected = (2 * 0.25 + (k - 1) * 0.0625) / (k + 1)
     assert T.overlap_only_token_accuracy(k + 1, k) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("k", [3, 4, 5, 6])
+def test_leak_bound_matches_brute_force(k):
+    """Enumerate every fill of the hidden letters (uniform guess) on a random sequence: the expected share of
+    masked k-mers rebuilt exactly, per position, is the analytic bound."""
+    rng = np.random.default_rng(k)
+    seq = "".join(rng.choice(list("ACGT"), 3 * k + 8))
+    tok = T.OverlappingKmerTokenizer(k)
+    n_tok = len(seq) - k + 1
+    a = 1
+    for m in range(1, k + 4):
+        masked = np.zeros(n_tok, dtype=bool)
+        masked[a : a + m] = True
+        hidden = np.flatnonzero(~T.revealed_nucleotides(masked, k, len(seq)))
+        right = np.zeros(m)
+        fills = list(itertools.product("ACGT", repeat=len(hidden)))
+        for fill in fills:
+            letters = list(seq)
+            for p, c in zip(hidden, fill):
+                letters[p] = c
+            right += [("".join(letters[j : j + k]) == seq[j : j + k]) for j in range(a, a + m)]
+        np.testing.assert_allclose(right / len(fills), T.overlap_only_position_accuracy(m, k))
+        assert T.overlap_only_token_accuracy(m, k) == pytest.approx((right / len(fills)).mean())
