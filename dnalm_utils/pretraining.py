@@ -550,7 +550,7 @@ def train_zoo(names: Sequence[str] = tuple(ZOO), *, models_dir=None, progress: b
 
 
 def model_sources(names: Sequence[str], *, models_dir=None, device: str = "auto", log=print) -> dict[str, str]:
-    """name -> what to pass to ``models.load_model`` for the models a chapter analyses.
+    """name -> what to pass to ``models.load_model(..., models_dir=models_dir)`` for the models a chapter analyses.
 
     A zoo name whose folder exists in ``models_dir`` is used as it is (whatever recipe trained it, e.g. the
     smoke profile's small models); a zoo name without a folder is trained with the default recipe first
@@ -566,9 +566,10 @@ def model_sources(names: Sequence[str], *, models_dir=None, device: str = "auto"
         name = str(name)
         if name in ZOO and not (zoo_dir / name / "config.json").exists():
             log(f"{name}: not in {zoo_dir}; pre-training it with the default recipe")
-            out[name] = str(train(zoo_config(name), models_dir=zoo_dir, log=log, device=device))
+            train(zoo_config(name), models_dir=zoo_dir, log=log, device=device)
+            out[name] = name
         elif name in ZOO:
-            out[name] = str(zoo_dir / name)
+            out[name] = name
         else:
             out[Path(name).name or name] = name
     return out

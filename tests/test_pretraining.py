@@ -232,6 +232,6 @@ def test_model_sources_use_existing_folders_and_pass_others_through(trained, tmp
     monkeypatch.setattr(P, "train", lambda cfg, **kw: calls.append(cfg.name) or tmp_path / cfg.name)
     out = P.model_sources(["overlap6", "overlap4", str(folder), "zhihan1996/DNA_bert_6"], models_dir=zoo,
                           log=lambda *_: None)
-    assert out == {"overlap6": str(zoo / "overlap6"), "overlap4": str(tmp_path / "overlap4"),
+    assert out == {"overlap6": "overlap6", "overlap4": "overlap4",
                    "tiny4": str(folder), "DNA_bert_6": "zhihan1996/DNA_bert_6"}
     assert calls == ["overlap4"]  # only the missing zoo model is trained, with the default recipe
