@@ -328,6 +328,17 @@ def evaluation_genome(fasta: str | os.PathLike = "", region: str = "", data_dir:
     return g.region(region) if str(region).strip() else g
 
 
+def evaluation_windows(n: int, length: int, *, seed: int, fasta: str | os.PathLike = "", region: str = "",
+                       data_dir: str | os.PathLike | None = None) -> tuple[list[str], str]:
+    """(``n`` ACGT-only window sequences of ``length`` nt drawn uniformly from :func:`evaluation_genome`, a short
+    description of where they come from, e.g. ``"chr22:20000001-21000000"``)."""
+    from .genome import sample_windows
+
+    g = evaluation_genome(fasta, region, data_dir)
+    where = ", ".join(g.names[:3]) + (f" and {len(g.names) - 3} more records" if len(g.names) > 3 else "")
+    return [w.sequence for w in sample_windows(g, n, length, seed=seed)], where
+
+
 def load_sequences(role: str = "pretrain", data_dir: str | os.PathLike | None = None) -> dict[str, str]:
     """``{record name: sequence}`` of a bundled FASTA (``"pretrain"``, ``"heldout"`` or ``"tf_peaks"``)."""
     role = _role_for(role)

@@ -383,3 +383,117 @@ def plot_attention_shares(table):
     axes[0][-1].legend(fontsize=7, frameon=False, bbox_to_anchor=(1.02, 1), loc="upper left")
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------------------------------------
+# Chapter 4: embeddings
+# ------------------------------------------------------------------------------------------------
+def _label_columns(labels) -> list[str]:
+    """Colour-by columns of a token_labels table: nt_1 .. nt_K (or nt_1, nt_last for BPE), gc, cpg, frequency."""
+    nts = [c for c in labels.columns if c.startswith("nt_") and c != "nt_last"]
+    lengths = labels["length"].nunique() if "length" in labels else 1
+    letters = nts if lengths == 1 else ["nt_1", "nt_last"]
+    return letters + [c for c in ("gc", "cpg", "frequency") if c in labels]
+
+
+def plot_umap_grid(panels: Mapping[str, tuple[np.ndarray, object]], *, point_size: float = 2.0):
+    """2-D token maps, one row per entry, one column per colouring.
+
+    panels: row title -> (coords (n, 2), token_labels table with n rows). Columns: the letter at each position
+    (nt_1 .. nt_k; BPE: first and last letter) in NUCLEOTIDE_COLORS, GC content, CpG count, and log10 corpus
+    frequency; empty cells where a row has fewer letter columns."""
+    rows = list(panels)
+    cols_by_row = {r: _label_columns(panels[r][1]) for r in rows}
+    letters = max(sum(c.startswith("nt_") for c in cols) for cols in cols_by_row.values())
+    n_cols = letters + 3
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(1.9 * n_cols, 2.0 * len(rows)), squeeze=False)
+    for r, title in enumerate(rows):
+        coords, labels = panels[title]
+        cols = cols_by_row[title]
+        nt_cols = [c for c in cols if c.startswith("nt_")]
+        slots = {c: i for i, c in enumerate(nt_cols)}
+        slots.update({"gc": letters, "cpg": letters + 1, "frequency": letters + 2})
+        for ax in axes[r]:
+            ax.set_axis_off()
+        for col in cols:
+            ax = axes[r][slots[col]]
+            ax.set_axis_on()
+            ax.set_xticks([])
+            ax.set_yticks([])
+            values = labels[col]
+            if col.startswith("nt_"):
+                colors = [NUCLEOTIDE_COLORS.get(str(v), "#dddddd") for v in values]
+                ax.scatter(coords[:, 0], coords[:, 1], c=colors, s=point_size, linewidths=0, rasterized=True)
+            else:
+                v = np.log10(values.to_numpy(float) + 1e-7) if col == "frequency" else values.to_numpy(float)
+                ax.scatter(coords[:, 0], coords[:, 1], c=v, cmap="viridis", s=point_size, linewidths=0, rasterized=True)
+            name = {"gc": "GC content", "cpg": "CpG count", "frequency": "log10 frequency", "nt_last": "last letter"}.get(
+                col, f"letter {col[3:]}")
+            ax.set_title(name if r == 0 or col == "nt_last" else "", fontsize=8)
+        axes[r][0].set_ylabel(title, fontsize=8)
+        axes[r][0].set_axis_on()
+    handles = [matplotlib.lines.Line2D([], [], marker="o", ls="", color=c, label=l) for l, c in NUCLEOTIDE_COLORS.items() if l != "N"]
+    fig.legend(handles=handles, loc="upper right", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    return fig
+
+
+def _layer_axis(ax, layers: Sequence[int]) -> None:
+    ax.set_xticks(sorted(layers), ["static" if l < 0 else str(l) for l in sorted(layers)])
+    ax.set_xlabel("layer (static = input table, 0 = embedding output)")
+
+
+def plot_embedding_metrics(table, *, schemes: Mapping[str, str] | None = None):
+    """By-layer metrics for all models on one figure: mean letter purity over positions, GC k-NN R^2, same-token
+    self-similarity and the variance share of token identity; each with its baseline dashed.
+
+    table: tidy DataFrame (model, layer, metric, value, baseline) from embeddings.layer_metrics (+ static rows)."""
+    table = table.copy()
+    table["family"] = np.where(table.metric.str.endswith("_purity"), "letter purity", table.metric)
+    panels = [("letter purity", "mean k-NN purity of the letter at each position"),
+              ("gc_knn_r2", "GC content: k-NN R\u00b2"),
+              ("self_similarity", "same-token cosine across windows"),
+              ("variance_explained_by_token", "variance share of token identity")]
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
+    for ax, (fam, label) in zip(axes, panels):
+        sub = table[table.family == fam].groupby(["model", "layer"], sort=False)[["value", "baseline"]].mean().reset_index()
+        for name, g in sub.groupby("model", sort=False):
+            color = model_color(name, (schemes or {}).get(name))
+            ls = "--" if _is_control(name) else "-"
+            ax.plot(g.layer, g.value, ls, marker="o", ms=4, color=color, label=name)
+            ax.plot(g.layer, g.baseline, ":", color=color, lw=1)
+        ax.set_title(label, fontsize=10)
+        if len(sub):
+            _layer_axis(ax, sub.layer.unique())
+    axes[0].set_ylabel("value (dotted: baseline)")
+    handles = {}
+    for ax in axes:
+        for h, l in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(l, h)
+    axes[-1].legend(handles.values(), handles.keys(), fontsize=7, frameon=False, bbox_to_anchor=(1.02, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_letter_purity(table):
+    """Letter purity by position (one line per position i) against layer, one panel per model; grey: the
+    shuffled-label baseline. table: rows of embeddings.layer_metrics with metric nt_i_purity."""
+    sub = table[table.metric.str.match(r"nt_(\d+|last)_purity")]
+    models = list(dict.fromkeys(sub.model))
+    fig, axes = _model_panels(max(1, len(models)), width=3.4, height=3.2)
+    cmap = plt.get_cmap("viridis")
+    for ax, name in zip(axes[0], models):
+        g = sub[sub.model == name]
+        metrics = list(dict.fromkeys(g.metric))
+        for i, m in enumerate(metrics):
+            h = g[g.metric == m]
+            ax.plot(h.layer, h.value, "-o", ms=3, color=cmap(i / max(1, len(metrics) - 1)), label=m.replace("_purity", "").replace("nt_", "letter "))
+        base = g.groupby("layer").baseline.mean()
+        ax.plot(base.index, base.values, ":", color="grey", label="shuffled labels")
+        ax.set_title(name, fontsize=9)
+        _layer_axis(ax, g.layer.unique())
+        ax.xaxis.label.set_fontsize(7)
+        ax.legend(fontsize=6, frameon=False)
+    axes[0][0].set_ylabel("k-NN purity of the letter")
+    fig.tight_layout()
+    return fig

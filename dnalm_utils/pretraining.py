@@ -506,10 +506,16 @@ def train(cfg: PretrainConfig, *, models_dir=None, corpus=None, progress: bool =
     return models_dir / cfg.name
 
 
-def _acgt_pieces(seqs: Iterable[str]) -> list[str]:
+def _acgt_pieces(seqs: Iterable[str], min_length: int = 8) -> list[str]:
     from .genome import acgt_segments
 
-    return [s[a:b] for s in seqs for a, b in acgt_segments(s, 8)]
+    return [s[a:b] for s in seqs for a, b in acgt_segments(s, min_length)]
+
+
+def corpus_pieces(path=None, *, min_length: int = 8) -> list[str]:
+    """The pre-training corpus as ACGT-only pieces of at least ``min_length`` nt (N and IUPAC codes split it),
+    ready for any tokenizer, e.g. to count token frequencies."""
+    return _acgt_pieces((r.sequence for r in corpus_records(path)), min_length)
 
 
 def model_card(cfg: PretrainConfig, m: dict) -> str:

@@ -400,3 +400,15 @@ def test_shipped_pretrain_sequences_match_manifest(manifest, pretrain):
         assert sha256_bytes(seq.encode()) == per[name]["sha256_sequence"]
         assert len(seq) == per[name]["bp"]
     assert sha256_file(DATA / D.FILES["pretrain"]) == manifest["files"][D.FILES["pretrain"]]["sha256"]
+
+
+def test_evaluation_windows_are_seeded_acgt_windows_of_the_region():
+    from dnalm_utils import data as D
+
+    w1, where = D.evaluation_windows(20, 50, seed=3)
+    w2, _ = D.evaluation_windows(20, 50, seed=3)
+    assert w1 == w2 and where == "chr22:20000001-21000000"
+    assert all(len(w) == 50 and set(w) <= set("ACGT") for w in w1)
+    w3, where3 = D.evaluation_windows(5, 50, seed=3, region="chr22:20000001-21000000:400001-401000")
+    heldout = D.load_sequences("heldout")["chr22:20000001-21000000"].upper()[400000:401000]
+    assert where3 == "chr22:20000001-21000000:400001-401000" and all(w in heldout for w in w3)

@@ -100,3 +100,32 @@ def test_chapter3_figures_draw_their_tables():
     base = pd.DataFrame({"model": ["chance", "chance"], "h": [1, 2], "accuracy": [0.25, 0.25], "bits": [2.0, 2.0]})
     fig = plotting.plot_same_nucleotides(same, base)
     assert [list(line.get_ydata()) for line in fig.axes[0].get_lines()] == [[0.4, 0.35], [0.3, 0.3], [0.25, 0.25]]
+
+
+def test_chapter4_figures_draw_their_tables():
+    import pandas as pd
+
+    from dnalm_utils import embeddings as E
+
+    tokens = ["".join(t) for t in __import__("itertools").product("ACGT", repeat=3)]
+    labels = E.token_labels(tokens, np.arange(len(tokens)) + 1)
+    coords = np.random.default_rng(0).normal(size=(len(tokens), 2))
+    bpe = E.token_labels(["A", "CG", "TTA", "GGGC"], [1, 2, 3, 4])
+    fig = plotting.plot_umap_grid({"k3": (coords, labels), "bpe": (coords[:4], bpe)})
+    axes = np.array(fig.axes).reshape(2, 6)  # 3 letter columns + GC, CpG, frequency
+    assert [a.axison for a in axes[1]] == [True, True, False, True, True, True]  # BPE: first and last letter only
+    first = axes[0][0].collections[0]
+    assert len(first.get_offsets()) == 64 and np.allclose(first.get_offsets(), coords)
+
+    rows = []
+    for layer in (-1, 0, 1):
+        rows += [("m", layer, "nt_1_purity", 0.5 + 0.1 * layer, 0.25), ("m", layer, "nt_2_purity", 0.7, 0.25),
+                 ("m", layer, "gc_knn_r2", 0.3, 0.0), ("m", layer, "self_similarity", 0.9, 0.1),
+                 ("m", layer, "variance_explained_by_token", 0.6, 0.05)]
+    table = pd.DataFrame(rows, columns=["model", "layer", "metric", "value", "baseline"])
+    fig = plotting.plot_embedding_metrics(table)
+    line = fig.axes[0].get_lines()[0]
+    assert list(line.get_xdata()) == [-1, 0, 1] and np.allclose(line.get_ydata(), [0.55, 0.6, 0.65])  # mean over positions
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["static", "0", "1"]
+    fig = plotting.plot_letter_purity(table)
+    assert [list(l.get_ydata()) for l in fig.axes[0].get_lines()[:2]] == [[0.4, 0.5, 0.6], [0.7, 0.7, 0.7]]

@@ -235,3 +235,10 @@ def test_model_sources_use_existing_folders_and_pass_others_through(trained, tmp
     assert out == {"overlap6": "overlap6", "overlap4": "overlap4",
                    "tiny4": str(folder), "DNA_bert_6": "zhihan1996/DNA_bert_6"}
     assert calls == ["overlap4"]  # only the missing zoo model is trained, with the default recipe
+
+
+def test_corpus_pieces_are_acgt_only_and_cover_the_corpus():
+    pieces = P.corpus_pieces()
+    assert all(set(p) <= set("ACGTacgt") and len(p) >= 8 for p in pieces)
+    total = sum(len(r.sequence) for r in P.corpus_records())
+    assert 0.95 * total < sum(map(len, pieces)) <= total
