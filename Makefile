@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_window_sampling.py
 	$(BIN)/python benchmarks/bench_pretraining.py
 	$(BIN)/python benchmarks/bench_masking.py
+	$(BIN)/python benchmarks/bench_embeddings.py
 
 env: $(STAMP)
 

@@ -390,9 +390,12 @@ def plot_attention_shares(table):
 # ------------------------------------------------------------------------------------------------
 def _label_columns(labels) -> list[str]:
     """Colour-by columns of a token_labels table: nt_1 .. nt_K (or nt_1, nt_last for BPE), gc, cpg, frequency."""
-    nts = [c for c in labels.columns if c.startswith("nt_") and c != "nt_last"]
-    lengths = labels["length"].nunique() if "length" in labels else 1
-    letters = nts if lengths == 1 else ["nt_1", "nt_last"]
+    lengths = labels["length"].value_counts()
+    main = int(lengths.index[0])
+    if lengths.iloc[0] >= 0.9 * len(labels):  # k-mers (non-overlapping: + a few shorter leftovers, drawn grey)
+        letters = [f"nt_{i}" for i in range(1, main + 1)]
+    else:  # BPE: tokens of many lengths
+        letters = ["nt_1", "nt_last"]
     return letters + [c for c in ("gc", "cpg", "frequency") if c in labels]
 
 
@@ -426,7 +429,9 @@ def plot_umap_grid(panels: Mapping[str, tuple[np.ndarray, object]], *, point_siz
                 ax.scatter(coords[:, 0], coords[:, 1], c=colors, s=point_size, linewidths=0, rasterized=True)
             else:
                 v = np.log10(values.to_numpy(float) + 1e-7) if col == "frequency" else values.to_numpy(float)
-                ax.scatter(coords[:, 0], coords[:, 1], c=v, cmap="viridis", s=point_size, linewidths=0, rasterized=True)
+                sc = ax.scatter(coords[:, 0], coords[:, 1], c=v, cmap="viridis", s=point_size, linewidths=0, rasterized=True)
+                cb = fig.colorbar(sc, ax=ax, fraction=0.05, pad=0.02)
+                cb.ax.tick_params(labelsize=6)
             name = {"gc": "GC content", "cpg": "CpG count", "frequency": "log10 frequency", "nt_last": "last letter"}.get(
                 col, f"letter {col[3:]}")
             ax.set_title(name if r == 0 or col == "nt_last" else "", fontsize=8)
@@ -480,9 +485,13 @@ def plot_letter_purity(table):
     shuffled-label baseline. table: rows of embeddings.layer_metrics with metric nt_i_purity."""
     sub = table[table.metric.str.match(r"nt_(\d+|last)_purity")]
     models = list(dict.fromkeys(sub.model))
-    fig, axes = _model_panels(max(1, len(models)), width=3.4, height=3.2)
+    per_row = min(4, max(1, len(models)))
+    n_rows = -(-max(1, len(models)) // per_row)
+    fig, axes = plt.subplots(n_rows, per_row, figsize=(4.2 * per_row, 3.4 * n_rows), sharey=True, squeeze=False)
+    for ax in axes.flat[len(models):]:
+        ax.set_axis_off()
     cmap = plt.get_cmap("viridis")
-    for ax, name in zip(axes[0], models):
+    for ax, name in zip(axes.flat, models):
         g = sub[sub.model == name]
         metrics = list(dict.fromkeys(g.metric))
         for i, m in enumerate(metrics):
@@ -493,7 +502,8 @@ def plot_letter_purity(table):
         ax.set_title(name, fontsize=9)
         _layer_axis(ax, g.layer.unique())
         ax.xaxis.label.set_fontsize(7)
-        ax.legend(fontsize=6, frameon=False)
-    axes[0][0].set_ylabel("k-NN purity of the letter")
+        ax.legend(fontsize=6, frameon=False, ncol=2)
+    for row in axes:
+        row[0].set_ylabel("k-NN purity of the letter")
     fig.tight_layout()
     return fig
