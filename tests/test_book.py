@@ -86,7 +86,7 @@ def test_unknown_profile_lists_available():
 
 
 def _profile_entries():
-    for name in ("default", "smoke"):
+    for name in book.available_profiles(REPO):
         for entry in book.load_profile(name)["notebooks"]:
             yield pytest.param(name, entry, id=f"{name}-{Path(entry['notebook']).stem}")
 
