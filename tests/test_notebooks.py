@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -75,3 +76,60 @@ def test_pretraining_chapter_outputs(smoke_book):
     for name in recipes.model:  # every model is a loadable zoo folder with its loss curve
         folder = root / "artifacts" / "smoke-models" / name
         assert (folder / "loss_curve.csv").exists() and (folder / "README.md").exists()
+
+
+def _errors(nb):
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+
+
+@pytest.mark.slow
+def test_masked_prediction_chapter_outputs(smoke_book):
+    root, _ = smoke_book
+    nb = nbformat.read(root / "book" / "_generated" / "03_masked_prediction.ipynb", as_version=4)
+    assert not _errors(nb)
+    out = root / "runs" / "smoke" / "03_masked_prediction"
+    sweep = pd.read_csv(out / "span_sweep.csv")
+    assert sweep.groupby("model").m.max().to_dict() == {"overlap4": 5, "overlap5": 6, "overlap6": 7, "overlap6_dnabert": 7}
+    assert (sweep[sweep.m < sweep.k].oracle_accuracy == 1).all() and (sweep[sweep.m == sweep.k].leak_bound == 0.25).all()
+    same = pd.read_csv(out / "same_nucleotides.csv")
+    assert {"overlap6", "nonoverlap6", "nucleotide", "bpe", "chance"} <= set(same.model)
+    assert same.groupby("model").nucleotides.sum().nunique() == 1  # identical nucleotides for every model
+    pert = pd.read_csv(out / "flank_perturbation.csv")
+    assert np.allclose(pert[["follows_flank", "follows_genome", "neither"]].sum(axis=1), 1)
+    lens = pd.read_csv(out / "layer_readout.csv")
+    assert set(lens.layer) == {0, 1}  # the smoke zoo has one layer
+    att = pd.read_csv(out / "attention_shares.csv")
+    assert np.allclose(att.filter(like="share_").sum(axis=1), 1)
+    assert (att[att.model == "nucleotide"].share_overlapping == 0).all()
+
+
+@pytest.mark.slow
+def test_embeddings_chapter_outputs(smoke_book):
+    root, _ = smoke_book
+    nb = nbformat.read(root / "book" / "_generated" / "04_embeddings.ipynb", as_version=4)
+    assert not _errors(nb)
+    out = root / "runs" / "smoke" / "04_embeddings"
+    metrics = pd.read_csv(out / "embedding_metrics.csv")
+    assert set(metrics.model) == {"overlap4", "overlap5", "overlap6", "overlap6_dnabert", "nonoverlap6", "nucleotide", "bpe"}
+    assert set(metrics[metrics.model == "overlap6"].layer) == {-1, 0, 1}
+    coords = pd.read_csv(out / "map_coordinates.csv")
+    assert set(coords.model) == {"overlap4", "overlap5", "overlap6", "overlap6_dnabert", "nonoverlap6", "bpe"}
+    assert (out / "umap_static.png").stat().st_size > 50_000
+
+
+@pytest.mark.slow
+def test_chapters_3_and_4_run_on_a_dnabert_format_folder(tmp_path):
+    """A user's DNABERT checkpoint (as the hub ships it) goes through the masked-token and embedding chapters."""
+    from dnalm_utils.models import make_tiny_dnabert
+
+    folder = make_tiny_dnabert(tmp_path / "DNA_bert_6", k=6, max_positions=128)
+    for nb, extra in (("03_masked_prediction", {"perturbation_m": [1], "readout_m": [1]}),
+                      ("04_embeddings", {"projection": "pca", "min_occurrences": 1, "knn_neighbors": 3})):
+        out = tmp_path / nb
+        params = {"models": [str(folder)], "n_windows": 12, "output_dir": str(out), **extra}
+        if nb.startswith("03"):
+            params.update(m_past_k=1, ngram_order=2)
+        book.run_notebook(ROOT / "notebooks" / f"{nb}.ipynb", params, tmp_path / f"{nb}.ipynb", cwd=ROOT, progress=False)
+        assert not _errors(nbformat.read(tmp_path / f"{nb}.ipynb", as_version=4))
+    assert set(pd.read_csv(tmp_path / "03_masked_prediction" / "span_sweep.csv").model) == {"DNA_bert_6"}
+    assert set(pd.read_csv(tmp_path / "04_embeddings" / "embedding_metrics.csv").model) == {"DNA_bert_6"}
