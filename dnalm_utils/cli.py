@@ -6,6 +6,7 @@ Examples::
     dnalm-book run 01 --profile smoke       # only notebook 01, with the smoke profile
     dnalm-book run 01 -p k 4 -p n_windows 200
     dnalm-book build                        # rebuild _build/html from book/_generated
+    dnalm-book student                      # student edition: _build/student_html, _build/student_notebooks
     dnalm-book params 01                    # the parameters of notebooks/01_*.ipynb
     dnalm-book data verify                  # delegated to dnalm_utils.data
 
@@ -52,6 +53,10 @@ def _build_parser() -> argparse.ArgumentParser:
                    description="Run jupyter-book build -W -n --keep-going and replace _build/html "
                    "only if it passed.")
 
+    sub.add_parser("student", help="build the student edition (solutions replaced by stubs)",
+                   description="Build _build/student_html from the executed chapters with every exercise solution "
+                   "replaced by a stub that raises NotImplementedError, and _build/student_notebooks (the chapter "
+                   "templates with the same stubs). Run the chapters first (dnalm-book run).")
     params = sub.add_parser("params", help="list a notebook's parameters",
                             description="List the parameters declared in a notebook's parameters cell.")
     params.add_argument("notebook", help="notebook path or number, e.g. 01 or notebooks/01_tokenization.ipynb")
@@ -95,6 +100,17 @@ def _cmd_build(args) -> int:
     return 0
 
 
+def _cmd_student(args) -> int:
+    from . import book
+
+    t0 = time.perf_counter()
+    print("building the student edition (solutions replaced by stubs) ...", flush=True)
+    html, notebooks = book.build_student(_root(args))
+    print(f"student edition built in {time.perf_counter() - t0:.1f} s: {html / 'index.html'}; notebooks in {notebooks}",
+          flush=True)
+    return 0
+
+
 def _cmd_params(args) -> int:
     from . import book
 
@@ -133,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             return int(exc.code or 0) if not isinstance(exc.code, str) else 2
         if args.command == "data":  # pragma: no cover - handled above
             return _cmd_data([])
-        handler = {"run": _cmd_run, "build": _cmd_build, "params": _cmd_params}[args.command]
+        handler = {"run": _cmd_run, "build": _cmd_build, "student": _cmd_student, "params": _cmd_params}[args.command]
         return handler(args)
     except DnalmInputError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)

@@ -336,3 +336,58 @@ def test_failing_notebook_in_profile_stops_before_build(tiny_book, capsys):
 def test_input_errors_are_dnalm_input_errors():
     assert issubclass(ParameterError, DnalmInputError)
     assert issubclass(book.KernelNotFoundError, DnalmInputError)
+
+
+# ------------------------------------------------------------------------------------------------
+# Teaching mode
+# ------------------------------------------------------------------------------------------------
+def test_stub_solution_keeps_signature_and_docstring():
+    src = 'def f(a, b):\n    """Add."""\n    # solution\n    return a + b\n'
+    stub = book.stub_solution(src)
+    assert stub.splitlines()[:2] == ['def f(a, b):', '    """Add."""']
+    assert stub.splitlines()[2] == "    " + book.STUB and "return a + b" not in stub
+    ns = {}
+    exec(stub, ns)
+    with pytest.raises(NotImplementedError, match="Exercise"):
+        ns["f"](1, 2)
+    with pytest.raises(DnalmInputError, match="# solution"):
+        book.stub_solution("x = 1\n", where="nb.ipynb, cell 3")
+
+
+def test_student_notebook_replaces_only_solutions():
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["hide-input"]}),
+        nbformat.v4.new_code_cell("def f():\n    # solution\n    return 2", metadata={"tags": ["solution", "hide-input"]},
+                                  outputs=[nbformat.v4.new_output("stream", text="2")], execution_count=3),
+    ])
+    out = book.student_notebook(nb)
+    assert out.cells[0] == nb.cells[0]
+    sol = out.cells[1]
+    assert "return 2" not in sol.source and book.STUB in sol.source
+    assert sol.outputs == [] and sol.execution_count is None and sol.metadata["tags"] == ["solution"]
+    assert "return 2" in nb.cells[1].source  # the original is untouched
+
+
+def _solution_cells():
+    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for i in book.solution_cells(nb):
+            yield pytest.param(path, i, id=f"{path.stem}-cell{i}")
+
+
+@pytest.mark.parametrize("path, i", list(_solution_cells()))
+def test_every_exercise_has_a_stub_that_raises(path, i):
+    import inspect
+
+    nb = nbformat.read(path, as_version=4)
+    assert "hide-input" in nb.cells[i].metadata["tags"]  # folded in the main book
+    ns = {}
+    exec(book.student_notebook(nb).cells[i].source, ns)
+    funcs = [v for k, v in ns.items() if inspect.isfunction(v)]
+    assert len(funcs) == 1
+    with pytest.raises(NotImplementedError):
+        funcs[0](*[None] * len(inspect.signature(funcs[0]).parameters))
+
+
+def test_the_book_has_exercises():
+    assert len(list(_solution_cells())) >= 3

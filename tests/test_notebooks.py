@@ -133,3 +133,29 @@ def test_chapters_3_and_4_run_on_a_dnabert_format_folder(tmp_path):
         assert not _errors(nbformat.read(tmp_path / f"{nb}.ipynb", as_version=4))
     assert set(pd.read_csv(tmp_path / "03_masked_prediction" / "span_sweep.csv").model) == {"DNA_bert_6"}
     assert set(pd.read_csv(tmp_path / "04_embeddings" / "embedding_metrics.csv").model) == {"DNA_bert_6"}
+
+
+def _page_text(path):
+    import html
+    import re
+
+    text = re.sub(r"<[^>]+>", "", path.read_text())
+    return html.unescape(text)
+
+
+@pytest.mark.slow
+def test_student_edition_replaces_solutions_and_keeps_the_main_book(smoke_book):
+    root, _ = smoke_book
+    student_html, student_nbs = book.build_student(root)
+    main = _page_text(root / "_build" / "html" / "book" / "_generated" / "01_tokenization.html")
+    student = _page_text(student_html / "book" / "_generated" / "01_tokenization.html")
+    assert "covered = [False] * (n_tokens + k - 1)" in main and "NotImplementedError" not in main
+    assert "covered = [False] * (n_tokens + k - 1)" not in student and "NotImplementedError" in student
+    assert "hidden_count agrees with max(0, m - k + 1)" in main  # the check ran in the main book
+    assert "student edition" in _page_text(student_html / "book" / "intro.html")
+    assert (root / "_build" / "html" / "index.html").is_file()  # the main book is untouched
+    for path in (root / "notebooks").glob("*.ipynb"):
+        nb = nbformat.read(student_nbs / path.name, as_version=4)
+        sols = book.solution_cells(nb)
+        assert all(book.STUB in nb.cells[i].source and not nb.cells[i].outputs for i in sols)
+        assert len(sols) == len(book.solution_cells(nbformat.read(path, as_version=4)))
