@@ -12,13 +12,34 @@ STAMP   := $(VENV)/.dnalm-installed
 PROFILE ?= default
 PYTEST_ARGS ?=
 
-.PHONY: book test smoke bench env data-verify data-rebuild lock clean
+.PHONY: book test smoke bench env data-verify data-rebuild lock clean browser check-book student
 
 book: $(STAMP)
 	$(BIN)/dnalm-book run --profile $(PROFILE)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The browser test drives Debian's Chromium through chromedriver: install both once if missing (apt-get as
+# root); where that is impossible the test is skipped and says why.
+browser:
+	@if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing chromium and chromium-driver for the browser test (apt-get) ..."; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; } || \
+	      echo "could not install chromium; the browser test will be skipped"; \
+	  else echo "chromium/chromedriver missing and apt-get unavailable: the browser test will be skipped"; fi; \
+	fi
+
+# Open every page of the built book in headless Chromium (errors, images, links, search, screenshot).
+check-book: $(STAMP) browser
+	$(BIN)/dnalm-book check
+
+# The student edition: solutions replaced by stubs (_build/student_html, _build/student_notebooks).
+student: $(STAMP)
+	$(BIN)/dnalm-book student
 
 smoke: $(STAMP)
 	$(BIN)/dnalm-book run --profile smoke

@@ -7,6 +7,7 @@ Examples::
     dnalm-book run 01 -p k 4 -p n_windows 200
     dnalm-book build                        # rebuild _build/html from book/_generated
     dnalm-book student                      # student edition: _build/student_html, _build/student_notebooks
+    dnalm-book check                        # open every built page in headless Chromium
     dnalm-book params 01                    # the parameters of notebooks/01_*.ipynb
     dnalm-book data verify                  # delegated to dnalm_utils.data
 
@@ -57,6 +58,11 @@ def _build_parser() -> argparse.ArgumentParser:
                    description="Build _build/student_html from the executed chapters with every exercise solution "
                    "replaced by a stub that raises NotImplementedError, and _build/student_notebooks (the chapter "
                    "templates with the same stubs). Run the chapters first (dnalm-book run).")
+    check = sub.add_parser("check", help="open every built page in headless Chromium and report problems",
+                           description="Open every page of _build/html in headless Chromium (Selenium + chromedriver): "
+                           "error outputs, images that do not load, broken internal links, search; saves a screenshot "
+                           "of the front page to _build/screenshots/front_page.png. Exit 1 if anything is wrong.")
+    check.add_argument("--query", default="overlapping", help="a word the search must find (default: overlapping)")
     params = sub.add_parser("params", help="list a notebook's parameters",
                             description="List the parameters declared in a notebook's parameters cell.")
     params.add_argument("notebook", help="notebook path or number, e.g. 01 or notebooks/01_tokenization.ipynb")
@@ -111,6 +117,18 @@ def _cmd_student(args) -> int:
     return 0
 
 
+def _cmd_check(args) -> int:
+    from . import browser
+
+    html = _root(args) / "_build" / "html"
+    report = browser.check_book(html, query=args.query)
+    print(f"{len(report.pages)} pages, {report.images} images, {report.links} internal links, "
+          f"{report.search_hits} search results for {args.query!r}; screenshot: {report.screenshot}")
+    for line in report.problems:
+        print(f"  problem: {line}")
+    return 1 if report.problems else 0
+
+
 def _cmd_params(args) -> int:
     from . import book
 
@@ -149,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             return int(exc.code or 0) if not isinstance(exc.code, str) else 2
         if args.command == "data":  # pragma: no cover - handled above
             return _cmd_data([])
-        handler = {"run": _cmd_run, "build": _cmd_build, "student": _cmd_student, "params": _cmd_params}[args.command]
+        handler = {"run": _cmd_run, "build": _cmd_build, "student": _cmd_student, "check": _cmd_check,
+                   "params": _cmd_params}[args.command]
         return handler(args)
     except DnalmInputError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)

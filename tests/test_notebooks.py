@@ -159,3 +159,46 @@ def test_student_edition_replaces_solutions_and_keeps_the_main_book(smoke_book):
         sols = book.solution_cells(nb)
         assert all(book.STUB in nb.cells[i].source and not nb.cells[i].outputs for i in sols)
         assert len(sols) == len(book.solution_cells(nbformat.read(path, as_version=4)))
+
+
+def _browser_or_skip():
+    from dnalm_utils import browser
+    from dnalm_utils.errors import DnalmInputError
+
+    try:
+        browser.find_browser()
+    except DnalmInputError as exc:  # `make test` installs them with apt-get where it can
+        pytest.skip(str(exc))
+    return browser
+
+
+@pytest.mark.slow
+def test_every_page_opens_cleanly_in_a_real_browser(smoke_book):
+    browser = _browser_or_skip()
+    root, _ = smoke_book
+    html = root / "_build" / "html"
+    report = browser.check_book(html)
+    assert report.problems == []
+    expected = {f"{p}.html" for p in book.toc_files(root)} | {"index.html"}
+    assert expected <= set(report.pages)
+    assert report.images >= 10 and report.links > 100 and report.search_hits > 0
+    png = report.screenshot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+@pytest.mark.slow
+def test_browser_check_reports_broken_pages(smoke_book, tmp_path):
+    browser = _browser_or_skip()
+    root, _ = smoke_book
+    html = tmp_path / "html"
+    shutil.copytree(root / "_build" / "html", html)
+    page = html / "book" / "_generated" / "01_tokenization.html"
+    text = page.read_text()
+    img = next(p for p in (html / "_images").iterdir() if p.suffix == ".png" and p.name in text)
+    img.write_bytes(b"not a png")
+    text = text.replace("</main>", '<a href="nowhere.html">x</a><a href="../intro.html#no-such-anchor">y</a>'
+                        '<div class="output traceback">Traceback (most recent call last)</div></main>', 1)
+    page.write_text(text)
+    problems = "\n".join(browser.check_book(html, screenshot=tmp_path / "s.png").problems)
+    assert "did not load" in problems and "missing book/_generated/nowhere.html" in problems
+    assert "missing anchor #no-such-anchor" in problems and "error output" in problems
