@@ -507,3 +507,40 @@ def plot_letter_purity(table):
         row[0].set_ylabel("k-NN purity of the letter")
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------------------------------------
+# Conclusions
+# ------------------------------------------------------------------------------------------------
+def plot_conclusions(table):
+    """Per model, the book's two kinds of evidence side by side. Left: what copying gives (accuracy with one
+    masked token, share of perturbed flanks copied; models without overlap have no bars). Right: what needs
+    context (accuracy on hidden nucleotides and on the next k-mers), each with its n-gram as a black line.
+    table: conclusions.headline_table() (model, optional scheme, metric columns)."""
+    left = [c for c in ("masked accuracy, m = 1", "copies the altered flank") if c in table]
+    right = [c for c in table.columns if c == "hidden-nucleotide accuracy" or (c.startswith("next-") and c.endswith("accuracy"))]
+    schemes = dict(zip(table.model, table["scheme"])) if "scheme" in table else {}
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [max(1, len(left)), max(1, len(right))]})
+    for ax, cols, title in ((axes[0], left, "copying (overlapping k-mers)"), (axes[1], right, "context (nothing to copy)")):
+        rows = table[table[cols].notna().any(axis=1)] if cols else table.iloc[:0]
+        width = 0.8 / max(1, len(rows))
+        for i, (_, row) in enumerate(rows.iterrows()):
+            x = np.arange(len(cols)) + (i - (len(rows) - 1) / 2) * width
+            ax.bar(x, row[cols].to_numpy(float), width, color=model_color(row.model, schemes.get(row.model)), label=row.model,
+                   hatch="//" if _is_control(row.model) else None, edgecolor="white")
+        for j, c in enumerate(cols):
+            ref = ("n-gram, same nucleotides" if c == "hidden-nucleotide accuracy"
+                   else f"n-gram, next {c.split('-')[1]}-mer" if c.startswith("next-") else None)
+            if ref in table and table[ref].notna().any():
+                ax.hlines(float(table[ref].dropna().iloc[0]), j - 0.42, j + 0.42, color="black", lw=2, label="n-gram")
+        ax.set_xticks(range(len(cols)), [c.replace(" accuracy", "\naccuracy") for c in cols], fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylim(0, 1.02)
+    axes[0].set_ylabel("share")
+    handles = {}
+    for ax in axes:
+        for h, l in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(l, h)
+    axes[1].legend(handles.values(), handles.keys(), fontsize=7, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,106 @@
+"""The book's conclusions: one table of per-model headline numbers read from the chapters' CSV outputs.
+
+Each chapter writes tidy CSVs to its ``output_dir`` (``runs/<profile>/<chapter>/``). :func:`read_tables` loads
+those of one run, tolerating chapters that were not run; :func:`headline_table` reduces them to one row per
+model with the number each chapter contributes to the book's question, beside its reference.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+#: chapter folder -> the CSV files the conclusions read from it.
+CHAPTER_TABLES = {
+    "03_masked_prediction": ("span_sweep.csv", "same_nucleotides.csv", "flank_perturbation.csv", "layer_readout.csv"),
+    "04_embeddings": ("embedding_summary.csv",),
+    "05_next_kmer": ("summary.csv", "baselines.csv"),
+    "06_biology_finetuning": ("summary.csv",),
+}
+
+
+def read_tables(runs_dir: str | os.PathLike) -> dict[str, dict]:
+    """chapter -> {file stem -> DataFrame} for every CSV of :data:`CHAPTER_TABLES` present under ``runs_dir``."""
+    import pandas as pd
+
+    out: dict[str, dict] = {}
+    for chapter, files in CHAPTER_TABLES.items():
+        for name in files:
+            path = Path(runs_dir) / chapter / name
+            if path.is_file():
+                out.setdefault(chapter, {})[Path(name).stem] = pd.read_csv(path)
+    return out
+
+
+def _by_model(df, value, **where):
+    sub = df
+    for col, val in where.items():
+        sub = sub[sub[col] == val]
+    return sub.set_index("model")[value]
+
+
+def headline_table(tables: dict) -> "pandas.DataFrame":
+    """One row per model: what each chapter measured (NaN where a chapter or model was not run).
+
+    Columns: accuracy at m = 1 (overlapping k-mers only), share of perturbed flanks copied (m = 1 or the
+    smallest m run), accuracy on one nucleotide hidden from every model and the n-gram's on the same
+    nucleotides, token-identity share of the last layer's variance; from chapters 5 and 6 (when run) the
+    next-k-mer accuracy at the smallest and largest k with the n-gram's, and the biology tasks' MCC.
+    """
+    import pandas as pd
+
+    cols: dict[str, pd.Series] = {}
+    ch3 = tables.get("03_masked_prediction", {})
+    if "span_sweep" in ch3:
+        cols["masked accuracy, m = 1"] = _by_model(ch3["span_sweep"], "accuracy", m=1)
+    if "flank_perturbation" in ch3:
+        fp = ch3["flank_perturbation"]
+        cols["copies the altered flank"] = _by_model(fp, "follows_flank", m=int(fp.m.min()))
+    if "same_nucleotides" in ch3:
+        same = ch3["same_nucleotides"]
+        h1 = same[same.h == same.h.min()]
+        models = h1[~h1.model.str.startswith(("two-sided", "corpus", "chance"))]
+        cols["hidden-nucleotide accuracy"] = models.set_index("model").accuracy
+        ngram = h1[h1.model.str.startswith("two-sided")]
+        if len(ngram):
+            cols["n-gram, same nucleotides"] = pd.Series(float(ngram.accuracy.iloc[0]), index=models.model)
+    ch4 = tables.get("04_embeddings", {})
+    if "embedding_summary" in ch4:
+        cols["token share of last-layer variance"] = ch4["embedding_summary"].set_index("model")["token share last"]
+    ch5 = tables.get("05_next_kmer", {})
+    if "summary" in ch5 and len(ch5["summary"]):
+        summ = ch5["summary"]
+        for k in sorted({int(summ.k.min()), int(summ.k.max())}):
+            part = summ[(summ.k == k) & (summ.init == "pretrained")]
+            cols[f"next-{k}-mer accuracy"] = part.set_index("model").accuracy_mean
+            base = ch5.get("baselines")
+            if base is not None:
+                ng = base[(base.k == k) & base.model.str.startswith("n-gram")]
+                if len(ng):
+                    cols[f"n-gram, next {k}-mer"] = pd.Series(float(ng.accuracy.mean()), index=part.model)
+    ch6 = tables.get("06_biology_finetuning", {}).get("summary")
+    if ch6 is not None and len(ch6) and {"task", "init", "mcc_mean"} <= set(ch6.columns):
+        pre = ch6[ch6.init == "pretrained"]
+        for task, part in pre.groupby("task", sort=False):
+            cols[f"{task} MCC"] = part.set_index("model").mcc_mean
+    if not cols:
+        return pd.DataFrame()
+    table = pd.DataFrame(cols)
+    table.index.name = "model"
+    table = table.reset_index()
+    schemes = {}
+    for chapter, name in (("03_masked_prediction", "same_nucleotides"), ("05_next_kmer", "summary")):
+        df = tables.get(chapter, {}).get(name)
+        if df is not None and "scheme" in df:
+            schemes.update({m: s for m, s in zip(df.model, df.scheme) if s != "baseline"})
+    table.insert(1, "scheme", table.model.map(schemes))
+    order = {"overlapping": 0, "nonoverlapping": 1, "nucleotide": 2, "bpe": 3}
+    return table.sort_values(["scheme", "model"], key=lambda c: c.map(order).fillna(9) if c.name == "scheme" else c,
+                             kind="stable").reset_index(drop=True)
+
+
+def fmt_pct(x) -> str:
+    """'41.6 %' for 0.416; 'n/a' for NaN or None."""
+    return "n/a" if x is None or not np.isfinite(x) else f"{100 * x:.1f} %"
