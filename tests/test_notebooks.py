@@ -202,3 +202,21 @@ def test_browser_check_reports_broken_pages(smoke_book, tmp_path):
     problems = "\n".join(browser.check_book(html, screenshot=tmp_path / "s.png").problems)
     assert "did not load" in problems and "missing book/_generated/nowhere.html" in problems
     assert "missing anchor #no-such-anchor" in problems and "error output" in problems
+
+
+@pytest.mark.slow
+def test_next_kmer_biology_and_conclusions_chapters(smoke_book):
+    root, _ = smoke_book
+    for name in ("05_next_kmer", "06_biology_finetuning", "07_conclusions"):
+        assert not _errors(nbformat.read(root / "book" / "_generated" / f"{name}.ipynb", as_version=4)), name
+    out = root / "runs" / "smoke"
+    summary = pd.read_csv(out / "05_next_kmer" / "summary.csv")
+    assert set(summary.init) == {"pretrained", "random"} and set(summary.k) == {1, 2}
+    base = pd.read_csv(out / "05_next_kmer" / "baselines.csv")
+    assert {"chance", "majority class"} <= set(base.model) and base.model.str.startswith("n-gram").any()
+    assert np.allclose(base[base.model == "chance"].sort_values("k").accuracy, [1 / 4, 1 / 16])
+    bio = pd.read_csv(out / "06_biology_finetuning" / "summary.csv")
+    assert len(set(bio.task)) == 2 and ((bio.mcc_mean >= -1) & (bio.mcc_mean <= 1)).all()
+    headline = pd.read_csv(out / "07_conclusions" / "headline.csv")
+    assert {"overlap6", "bpe"} <= set(headline.model)
+    assert any(c.startswith("next-1-mer") for c in headline.columns) and any(c.endswith(" MCC") for c in headline.columns)

@@ -1,0 +1,537 @@
+"""The next-k-mer benchmark: predict the k nucleotides that follow L nucleotides of input.
+
+One example is a window ``s[p : p + L + k]`` of genomic sequence: the **input** is ``x = s[p : p + L]`` and
+the **label** is ``y = s[p + L : p + L + k]``, one of ``4**k`` classes. Only ``x`` is ever tokenized, so no
+label nucleotide can sit inside an input token, whatever the tokenizer (overlapping or non-overlapping
+k-mers, BPE, single nucleotides): the task is the same for every vocabulary and model size.
+
+**Class ids** follow :mod:`dnalm_utils.ngram`: the class of a k-mer is its base-4 number with A=0, C=1, G=2,
+T=3, first letter most significant, i.e. ``itertools.product("ACGT", repeat=k)`` order (k=2: AA=0, AC=1,
+..., TT=15). This is *not* the "ATCG" order of DNABERT's vocabulary; it never needs to be, because the
+label is a class of the classification head, not a token.
+
+**Splits.** Windows are drawn once, ``L + k_max`` nt long, so every k is scored on the same inputs (the
+label of k is the first k of the ``k_max`` nt after the input).
+
+* train and validation: the pre-training corpus cut into blocks of ``block_nt`` nt; each block is assigned
+  to train or validation at random (``split_seed``), and its last ``gap`` nt are never used, so two usable
+  blocks are always more than ``L + k_max`` nt apart and no window of one split shares a nucleotide with a
+  window of the other (never a random split of overlapping windows);
+* test: held-out sequence that no model saw in pre-training (default: the bundled chr22 slice).
+
+Windows hold only A/C/G/T, on the forward strand. Validation and test windows do not overlap each other
+(their starts lie on a grid of ``L + k_max`` nt); training windows are distinct starts that may overlap.
+
+Baselines on the same test windows (:func:`baseline_scores`): chance, the majority class of the training
+labels, sampling from the training label frequencies, the left-context n-gram model of every order up to
+``max_order`` counted on the training blocks with the order chosen on validation, and optionally a
+TF-IDF-weighted k-mer-count logistic regression. Metrics: :func:`finetuning.multiclass_metrics`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .errors import ParameterError, check_int_range
+
+#: Largest k: 4**8 = 65,536 classes (the limit of ngram.left_context_probs).
+MAX_K = 8
+SPLITS = ("train", "valid", "test")
+
+
+def check_k(k, name: str = "k") -> int:
+    """``k`` as int if 1 <= k <= 8, else ParameterError."""
+    return check_int_range(name, k, 1, MAX_K, hint=f"It is the number of predicted nucleotides (4**{name} classes).")
+
+
+def check_ks(ks) -> list[int]:
+    """A non-empty list of distinct k values in 1..8, in the given order."""
+    ks = [ks] if isinstance(ks, (int, np.integer)) else list(ks)
+    if not ks:
+        raise ParameterError("ks is empty: pass at least one k (e.g. [1, 2, 3]).")
+    ks = [check_k(k) for k in ks]
+    if len(set(ks)) != len(ks):
+        raise ParameterError(f"ks={ks} lists a k more than once.")
+    return ks
+
+
+def min_input_nt(tokenizer) -> int:
+    """Shortest input that holds one whole token of ``tokenizer``: k for k-mer tokenizers, else 1."""
+    if tokenizer.scheme in ("overlapping", "nonoverlapping"):
+        return int(tokenizer.k)
+    return 1
+
+
+def check_input_length(tokenizer, input_nt: int, *, name: str = "") -> int:
+    """Raise ParameterError if ``input_nt`` nt are shorter than one token of ``tokenizer``."""
+    input_nt = check_int_range("input_nt", input_nt, 1, hint="It is the input length L in nt.")
+    need = min_input_nt(tokenizer)
+    if input_nt < need:
+        raise ParameterError(
+            f"input_nt={input_nt} is shorter than one token of {name or tokenizer.description} ({need} nt): the "
+            f"input would hold no {need}-mer. Use input_nt >= {need}."
+        )
+    return input_nt
+
+
+# --------------------------------------------------------------------------------------------------
+# Genomic blocks and windows
+# --------------------------------------------------------------------------------------------------
+def block_intervals(lengths: Mapping[str, int], *, block_nt: int, gap: int, valid_fraction: float,
+                    seed: int, splits: tuple[str, str] = ("train", "valid")):
+    """Cut every record into blocks of ``block_nt`` nt and assign each block to one of two splits.
+
+    Block i of a record covers ``[i * block_nt, (i + 1) * block_nt)``; its last ``gap`` nt are dropped, so the
+    usable part is ``[i * block_nt, (i + 1) * block_nt - gap)`` and usable parts of neighbouring blocks are
+    ``gap`` nt apart. A block goes to ``splits[1]`` with probability ``valid_fraction`` (seeded), else to
+    ``splits[0]``; if the draw leaves a split empty, the block with the smallest draw (or largest) is moved.
+    Returns a DataFrame (name, start, end, split) of usable parts in genome order; raises ParameterError if
+    fewer than two blocks have a usable part.
+    """
+    import pandas as pd
+
+    block_nt = check_int_range("block_nt", block_nt, 2, hint="It is the genomic block size in nt.")
+    gap = check_int_range("gap", gap, 0, hint="It is the unused stretch at the end of each block in nt.")
+    if gap >= block_nt:
+        raise ParameterError(f"gap={gap} must be smaller than block_nt={block_nt}; use larger blocks.")
+    if not 0 < float(valid_fraction) < 1:
+        raise ParameterError(f"valid_fraction={valid_fraction} must lie strictly between 0 and 1.")
+    seed = check_int_range("split_seed", seed, 0)
+    names, starts, ends = [], [], []
+    for name, length in lengths.items():
+        b = np.arange(0, int(length), block_nt, dtype=np.int64)
+        e = np.minimum(b + block_nt, int(length)) - gap
+        keep = e > b
+        names += [name] * int(keep.sum())
+        starts.append(b[keep])
+        ends.append(e[keep])
+    if len(names) < 2:
+        raise ParameterError(
+            f"only {len(names)} block(s) of {block_nt} nt (minus a gap of {gap} nt) fit the sequence "
+            f"({sum(lengths.values()):,} nt in all); two splits need at least two blocks. Use smaller blocks."
+        )
+    draw = np.random.default_rng(seed).random(len(names))
+    second = draw < float(valid_fraction)
+    if second.all():
+        second[int(np.argmax(draw))] = False
+    elif not second.any():
+        second[int(np.argmin(draw))] = True
+    return pd.DataFrame({"name": names, "start": np.concatenate(starts), "end": np.concatenate(ends),
+                         "split": np.where(second, splits[1], splits[0])})
+
+
+def _acgt_pieces(genome, intervals, length: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Intersections of ``intervals`` (DataFrame name, start, end) with the genome's ACGT-only segments,
+    kept if at least ``length`` nt: (names, starts, ends) in genome order."""
+    segs = genome.segments(min_length=length)
+    names, starts, ends = [], [], []
+    for name, iv in intervals.groupby("name", sort=False):
+        s = segs[segs.name == name]
+        if s.empty:
+            continue
+        ss, se = s.start.to_numpy(), s.end.to_numpy()
+        for a, b in zip(iv.start.to_numpy(), iv.end.to_numpy()):
+            lo = np.searchsorted(se, a, side="right")  # first segment ending after a
+            hi = np.searchsorted(ss, b, side="left")  # segments starting before b
+            for j in range(lo, hi):
+                x, y = max(a, ss[j]), min(b, se[j])
+                if y - x >= length:
+                    names.append(name)
+                    starts.append(x)
+                    ends.append(y)
+    return names, np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+
+
+def draw_windows(genome, intervals, length: int, n: int, *, seed: int, stride: int = 1, split: str = "windows"):
+    """``n`` distinct ACGT-only windows of ``length`` nt lying wholly inside ``intervals``.
+
+    Candidate starts are ``piece_start + j * stride`` inside every ACGT-only piece of the intervals (stride
+    >= length gives non-overlapping windows); ``n`` of them are drawn without replacement (seeded) and
+    returned in genome order as a DataFrame (name, start, end, sequence). Raises ParameterError ("too few
+    windows") if fewer than ``n`` candidates exist.
+    """
+    import pandas as pd
+
+    length = check_int_range("window length", length, 1)
+    n = check_int_range(f"n ({split})", n, 1, hint="It is the number of windows of this split.")
+    stride = check_int_range("stride", stride, 1)
+    names, starts, ends = _acgt_pieces(genome, intervals, length)
+    counts = (ends - starts - length) // stride + 1 if len(names) else np.zeros(0, dtype=np.int64)
+    total = int(counts.sum())
+    if total < n:
+        raise ParameterError(
+            f"too few windows for the {split} split: its blocks hold {total:,} ACGT-only windows of {length} nt "
+            f"(step {stride} nt) but {n:,} were asked for. Ask for fewer, use shorter windows, or give this "
+            "split more sequence (e.g. a larger valid_fraction or another region)."
+        )
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(total, size=n, replace=False))
+    cum = np.cumsum(counts)
+    piece = np.searchsorted(cum, pick, side="right")
+    pos = starts[piece] + (pick - (cum[piece] - counts[piece])) * stride
+    rec = [names[i] for i in piece.tolist()]
+    seqs = [genome.fetch(r, int(p), int(p) + length) for r, p in zip(rec, pos.tolist())]
+    return pd.DataFrame({"name": rec, "start": pos, "end": pos + length, "sequence": seqs})
+
+
+# --------------------------------------------------------------------------------------------------
+# Windows -> (input, label) examples
+# --------------------------------------------------------------------------------------------------
+def kmer_classes(kmers: Sequence[str]) -> np.ndarray:
+    """(n,) int64 class ids of equal-length ACGT k-mers (ngram order: A=0 C=1 G=2 T=3, first letter most
+    significant)."""
+    from .ngram import encode_kmers
+
+    return encode_kmers(list(kmers)).astype(np.int64)
+
+
+def class_kmers(classes, k: int) -> list[str]:
+    """Inverse of :func:`kmer_classes`: class ids of k-mers -> k-mer strings."""
+    from .ngram import decode_kmers
+
+    return decode_kmers(np.asarray(classes, dtype=np.uint64), check_k(k))
+
+
+@dataclass
+class NextKmerTask:
+    """One split at one k: ``inputs`` (n str of L nt, the only thing a model tokenizes), ``labels`` ((n,) int64
+    class ids of the next k nt) and ``loci`` (DataFrame name, start, end of each input; the label occupies
+    ``[end, end + k)`` on the same record)."""
+
+    split: str
+    k: int
+    input_nt: int
+    inputs: list[str]
+    labels: np.ndarray
+    loci: object
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    @property
+    def num_classes(self) -> int:
+        return 4**self.k
+
+    def label_kmers(self) -> list[str]:
+        return class_kmers(self.labels, self.k)
+
+
+@dataclass
+class NextKmerWindows:
+    """The windows of one split, ``input_nt + k_max`` nt each (DataFrame name, start, end, sequence)."""
+
+    split: str
+    input_nt: int
+    k_max: int
+    windows: object
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def task(self, k: int) -> NextKmerTask:
+        """Inputs (first ``input_nt`` nt) and labels (the next k nt) of every window."""
+        k = check_k(k)
+        if k > self.k_max:
+            raise ParameterError(f"k={k} is larger than k_max={self.k_max} the windows were drawn for; rebuild with "
+                                 f"k_max >= {k}.")
+        L = self.input_nt
+        seqs = self.windows["sequence"].tolist()
+        loci = self.windows[["name", "start"]].copy()
+        loci["end"] = loci["start"] + L
+        return NextKmerTask(self.split, k, L, [s[:L] for s in seqs], kmer_classes([s[L : L + k] for s in seqs]),
+                            loci.reset_index(drop=True))
+
+
+@dataclass
+class NextKmerSplits:
+    """Train / validation / test windows plus the block table they come from and the sequence the n-gram
+    baseline counts (the whole usable training blocks)."""
+
+    train: NextKmerWindows
+    valid: NextKmerWindows
+    test: NextKmerWindows
+    blocks: object  # DataFrame name, start, end, split (train/valid)
+    train_block_sequences: list[str] = field(repr=False, default_factory=list)
+    gap: int = 0
+
+    def __getitem__(self, split: str) -> NextKmerWindows:
+        if split not in SPLITS:
+            raise ParameterError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}.")
+        return getattr(self, split)
+
+    def tasks(self, k: int) -> dict[str, NextKmerTask]:
+        return {s: self[s].task(k) for s in SPLITS}
+
+    def sizes(self):
+        """One row per split: windows, blocks and nt of sequence they were drawn from."""
+        import pandas as pd
+
+        rows = []
+        for s in SPLITS:
+            b = self.blocks[self.blocks.split == s] if s != "test" else None
+            rows.append({"split": s, "windows": len(self[s]),
+                         "blocks": len(b) if b is not None else np.nan,
+                         "block nt": int((b.end - b.start).sum()) if b is not None else np.nan})
+        return pd.DataFrame(rows)
+
+
+def build_splits(*, input_nt: int, k_max: int, n_train: int, n_valid: int, n_test: int, seed: int = 0,
+                 corpus=None, test_genome=None, block_nt: int = 20_000, valid_fraction: float = 0.15,
+                 gap: int | None = None, tokenizers: Mapping[str, object] | None = None) -> NextKmerSplits:
+    """Draw the next-k-mer windows: train/validation from genomic blocks of ``corpus`` (a genome.Genome;
+    default the bundled pre-training corpus), test from ``test_genome`` (default the bundled held-out chr22
+    slice, see data.evaluation_genome).
+
+    ``gap`` (default ``input_nt + k_max + 1``) must exceed ``input_nt + k_max``. ``seed`` seeds the block
+    assignment and the draws (the same seed gives the same windows). ``tokenizers`` (name -> tokenizer), if
+    given, are checked to fit at least one token into ``input_nt``. Raises ParameterError for k_max outside
+    1..8, input_nt shorter than a token, a too small gap, or too few windows for a split.
+    """
+    from . import data, genome as G, pretraining
+
+    k_max = check_k(k_max, "k_max")
+    input_nt = check_int_range("input_nt", input_nt, 1, hint="It is the input length L in nt.")
+    for name, tok in (tokenizers or {}).items():
+        check_input_length(tok, input_nt, name=name)
+    seed = check_int_range("seed", seed, 0)
+    length = input_nt + k_max
+    gap = length + 1 if gap is None else check_int_range("gap", gap, 0)
+    if gap <= length:
+        raise ParameterError(f"gap={gap} must be larger than input_nt + k_max = {length} so that no window of "
+                             "one split can reach into a block of another.")
+    if corpus is None:
+        corpus = G.Genome.from_records(pretraining.corpus_records())
+    if test_genome is None:
+        test_genome = data.evaluation_genome()
+    blocks = block_intervals(corpus.lengths, block_nt=block_nt, gap=gap, valid_fraction=valid_fraction, seed=seed)
+    train = draw_windows(corpus, blocks[blocks.split == "train"], length, n_train, seed=seed + 1, split="train")
+    valid = draw_windows(corpus, blocks[blocks.split == "valid"], length, n_valid, seed=seed + 2, stride=length,
+                         split="validation")
+    everything = _whole_records(test_genome)
+    test = draw_windows(test_genome, everything, length, n_test, seed=seed + 3, stride=length, split="test")
+    tb = blocks[blocks.split == "train"]
+    block_seqs = [corpus.fetch(r.name, int(r.start), int(r.end)) for r in tb.itertuples()]
+    return NextKmerSplits(
+        train=NextKmerWindows("train", input_nt, k_max, train), valid=NextKmerWindows("valid", input_nt, k_max, valid),
+        test=NextKmerWindows("test", input_nt, k_max, test), blocks=blocks, train_block_sequences=block_seqs, gap=gap,
+    )
+
+
+def _whole_records(genome):
+    import pandas as pd
+
+    return pd.DataFrame({"name": list(genome.names), "start": 0, "end": [genome.lengths[n] for n in genome.names]})
+
+
+# --------------------------------------------------------------------------------------------------
+# Baselines
+# --------------------------------------------------------------------------------------------------
+def class_prior(labels, num_classes: int, *, alpha: float = 0.5) -> np.ndarray:
+    """(num_classes,) add-``alpha`` smoothed class frequencies of ``labels``."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes).astype(np.float64)
+    return (counts + alpha) / (counts.sum() + alpha * num_classes)
+
+
+class NgramBaseline:
+    """Left-context n-gram (Markov) next-k-mer model counted on the training blocks.
+
+    ``sequences``: the training blocks (str); k-mers are counted on both strands (ngram.KmerCounts), up to
+    ``max_order + k_max`` nt. :meth:`probs` is ngram.left_context_probs; :meth:`fit` scores every order
+    0..max_order on validation inputs and keeps the lowest log-loss (ties: the smaller order).
+    """
+
+    def __init__(self, sequences: Sequence[str], *, max_order: int, k_max: int, alpha: float = 0.5):
+        from .ngram import KmerCounts
+
+        self.max_order = check_int_range("ngram_max_order", max_order, 0, 31 - MAX_K,
+                                         hint="It is the longest left context (nt) of the n-gram baseline.")
+        self.k_max = check_k(k_max, "k_max")
+        self.alpha = float(alpha)
+        self.counts = KmerCounts(list(sequences), max_len=self.max_order + self.k_max)
+
+    def probs(self, inputs: Sequence[str], k: int, order: int) -> np.ndarray:
+        """(n, 4**k) probabilities of the next k-mer after each input from its last ``order`` nt."""
+        from .ngram import left_context_probs
+
+        return left_context_probs(self.counts, list(inputs), check_k(k), order=order, alpha=self.alpha)
+
+    def fit(self, valid: NextKmerTask):
+        """(best order, DataFrame order, accuracy, bits per nt on the validation task)."""
+        import pandas as pd
+
+        from .finetuning import multiclass_metrics
+
+        rows = []
+        for o in range(self.max_order + 1):
+            m = multiclass_metrics(self.probs(valid.inputs, valid.k, o), valid.labels, nt_per_class=valid.k)
+            rows.append({"order": o, "accuracy": m["accuracy"], "bits": m["bits"]})
+        table = pd.DataFrame(rows)
+        best = int(table.order.iloc[int(np.argmin(table.bits.to_numpy()))])
+        return best, table
+
+
+def baseline_scores(tasks: Mapping[str, NextKmerTask], *, ngram: NgramBaseline | None = None, seeds: Sequence[int] = (0,),
+                    tfidf_kmer: int = 0, tfidf_max_train: int = 20_000):
+    """Scores of the baselines on ``tasks["test"]`` (one k): chance, majority class, sampling from the
+    training prior (one row per seed), the left-context n-gram with its order chosen on ``tasks["valid"]``,
+    and, if ``tfidf_kmer`` > 0, a logistic regression on TF-IDF-weighted counts of ``tfidf_kmer``-mers of the
+    input (trained on at most ``tfidf_max_train`` training examples).
+
+    Returns (DataFrame with one row per baseline and seed: model, seed, accuracy, top5, macro_f1, bits,
+    detail; DataFrame of the n-gram's validation scores per order).
+    """
+    import pandas as pd
+
+    from .finetuning import kmer_logistic_regression, multiclass_metrics, uniform_guess_metrics
+
+    train, valid, test = tasks["train"], tasks["valid"], tasks["test"]
+    k, c, n = test.k, test.num_classes, len(test)
+    rows = []
+
+    def add(name, probs, *, seed=None, detail="", metrics=None):
+        m = metrics or multiclass_metrics(probs, test.labels, nt_per_class=k)
+        rows.append({"model": name, "seed": seed, **m, "detail": detail})
+
+    add("chance", None, metrics=uniform_guess_metrics(test.labels, c, nt_per_class=k),
+        detail=f"uniform guess among 4^{k} classes (expected scores)")
+    prior = class_prior(train.labels, c)
+    prior_bits = multiclass_metrics(np.broadcast_to(prior, (n, c)), test.labels, nt_per_class=k)["bits"]
+    add("majority class", np.broadcast_to(prior, (n, c)),
+        detail=f"always {class_kmers([int(np.argmax(prior))], k)[0]}; bits of the smoothed training prior")
+    for s in seeds:
+        rng = np.random.default_rng(int(s))
+        # Sampling from the prior: Gumbel-max keys draw one class per row (and a top 5 without replacement).
+        keys = np.log(prior)[None, :] - np.log(-np.log(rng.random((n, c))))
+        m = multiclass_metrics(keys, test.labels, nt_per_class=k, bits=False)
+        add("prior sampling", None, seed=int(s), metrics={**m, "bits": prior_bits},
+            detail="labels drawn from the training class frequencies; bits of the smoothed prior")
+    order_table = None
+    if ngram is not None:
+        best, order_table = ngram.fit(valid)
+        add("n-gram (left context)", ngram.probs(test.inputs, k, best), detail=f"order {best} chosen on validation")
+        order_table = order_table.assign(k=k)
+    if tfidf_kmer:
+        sub = np.arange(min(len(train), int(tfidf_max_train)))
+        probs = kmer_logistic_regression([train.inputs[i] for i in sub], train.labels[sub], test.inputs,
+                                         num_classes=c, kmer=tfidf_kmer)
+        add("k-mer TF-IDF + logistic regression", probs, detail=f"{tfidf_kmer}-mer counts of the input")
+    return pd.DataFrame(rows), order_table
+
+
+# --------------------------------------------------------------------------------------------------
+# The benchmark
+# --------------------------------------------------------------------------------------------------
+def run_benchmark(sources: Mapping[str, str], splits: NextKmerSplits, ks: Sequence[int], *, seeds: Sequence[int],
+                  settings=None, inits: Sequence[str] = ("pretrained", "random"), models_dir=None,
+                  device: str = "auto", progress: bool = True, keep_models_dir=None):
+    """Fine-tune every model of ``sources`` (name -> what models.load_model takes) for every k of ``ks``,
+    init (pre-trained weights / random initialisation of the same config) and seed, and score it on the test
+    windows. Returns a tidy DataFrame, one row per run: model, init, k, seed, accuracy, top5, macro_f1, bits,
+    best_step, steps, stopped_early, train_s, tokenization, n_train, n_valid, n_test.
+    """
+    import pandas as pd
+
+    from . import finetuning as FT
+
+    ks = check_ks(ks)
+    for k in ks:
+        if k > splits.train.k_max:
+            raise ParameterError(f"k={k} exceeds k_max={splits.train.k_max} of the splits.")
+    rows = []
+    for k in ks:
+        tasks = splits.tasks(k)
+        train, valid, test = tasks["train"], tasks["valid"], tasks["test"]
+        frame = FT.run_grid(
+            sources, (train.inputs, train.labels), (valid.inputs, valid.labels), (test.inputs, test.labels),
+            num_labels=4**k, seeds=seeds, inits=inits, settings=settings, models_dir=models_dir, device=device,
+            score=lambda probs, y, k=k: FT.multiclass_metrics(probs, y, nt_per_class=k), progress=progress,
+            desc=f"next {k}-mer", keep_models_dir=keep_models_dir, tag=f"k{k}",
+            check=lambda tok, name: check_input_length(tok, splits.train.input_nt, name=name),
+        )
+        rows.append(frame.assign(k=k))
+    out = pd.concat(rows, ignore_index=True)
+    first = ["model", "init", "k", "seed"]
+    return out[first + [c for c in out.columns if c not in first]]
+
+
+def summarize(results, baselines=None):
+    """Mean and standard deviation over seeds per (model, init, k) of accuracy, top5, macro_f1 and bits, with
+    the number of seeds; baselines (model, k, seed, metrics...) are appended with init = "baseline"."""
+    import pandas as pd
+
+    from .finetuning import summarize_runs
+
+    parts = [summarize_runs(results, ["model", "init", "k"])] if results is not None and len(results) else []
+    if baselines is not None and len(baselines):
+        parts.append(summarize_runs(baselines.assign(init="baseline"), ["model", "init", "k"]))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def chance_accuracy(k: int) -> float:
+    return 1.0 / 4 ** check_k(k)
+
+
+# --------------------------------------------------------------------------------------------------
+# Figure
+# --------------------------------------------------------------------------------------------------
+BASELINE_STYLES = {
+    "chance": ("#999999", ":"),
+    "majority class": ("#555555", "--"),
+    "prior sampling": ("#bbbbbb", "-."),
+    "n-gram (left context)": ("black", "-"),
+    "k-mer TF-IDF + logistic regression": ("#8e6c00", "--"),
+}
+
+
+def plot_accuracy_vs_k(summary, *, schemes: Mapping[str, str] | None = None):
+    """Accuracy (log scale, left) and cross-entropy in bits per predicted nucleotide (right) against k.
+
+    summary: output of :func:`summarize` (model, init, k, accuracy_mean, accuracy_std, bits_mean, bits_std).
+    Fine-tuned pre-trained models: solid lines in their scheme's colour (a ``*_dnabert`` control dash-dotted
+    with squares); the same models from random initialisation: dotted, same colour; baselines: black/grey.
+    Error bars: one standard deviation over seeds.
+    """
+    import matplotlib.pyplot as plt
+
+    from .plotting import model_color
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
+    ks = sorted(summary.k.unique())
+    for (name, init), sub in summary.groupby(["model", "init"], sort=False):
+        sub = sub.sort_values("k")
+        if init == "baseline":
+            color, ls = BASELINE_STYLES.get(name, ("black", "-"))
+            lw, marker, label = 1.6, None, name
+        else:
+            color = model_color(name, (schemes or {}).get(name))
+            control = name.endswith("_dnabert")  # DNABERT's exact recipe: same colour as its k, other line and marker
+            ls = ("-." if control else "-") if init == "pretrained" else ":"
+            marker = ("s" if control else "o") if init == "pretrained" else ("+" if control else "x")
+            lw, label = 1.4, f"{name} ({init})"
+        for ax, col in zip(axes, ("accuracy", "bits")):
+            y = sub[f"{col}_mean"].to_numpy(dtype=float)
+            if not np.isfinite(y).any():
+                continue
+            err = sub[f"{col}_std"].fillna(0).to_numpy(dtype=float) if f"{col}_std" in sub else None
+            ax.errorbar(sub.k, y, yerr=err, ls=ls, color=color, lw=lw, marker=marker, ms=4, capsize=2, label=label)
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("test accuracy (log scale)")
+    axes[1].set_ylabel("cross-entropy, bits per predicted nucleotide")
+    axes[1].axhline(2.0, color="#dddddd", lw=0.8)
+    for ax in axes:
+        ax.set_xlabel("k, predicted nucleotides (4^k classes)")
+        ax.set_xticks(ks)
+    axes[1].legend(fontsize=7, frameon=False, bbox_to_anchor=(1.02, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+__all__ = [
+    "MAX_K", "check_k", "check_ks", "min_input_nt", "check_input_length", "block_intervals", "draw_windows",
+    "kmer_classes", "class_kmers", "NextKmerTask", "NextKmerWindows", "NextKmerSplits", "build_splits",
+    "class_prior", "NgramBaseline", "baseline_scores", "run_benchmark", "summarize", "chance_accuracy",
+    "plot_accuracy_vs_k",
+]
