@@ -82,12 +82,15 @@ def _errors(nb):
     return [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
 
 
+def _chapter_outputs(root, name):
+    """The smoke run's output folder of chapter ``name``, after checking its executed notebook has no error."""
+    assert not _errors(nbformat.read(root / "book" / "_generated" / f"{name}.ipynb", as_version=4)), name
+    return root / "runs" / "smoke" / name
+
+
 @pytest.mark.slow
 def test_masked_prediction_chapter_outputs(smoke_book):
-    root, _ = smoke_book
-    nb = nbformat.read(root / "book" / "_generated" / "03_masked_prediction.ipynb", as_version=4)
-    assert not _errors(nb)
-    out = root / "runs" / "smoke" / "03_masked_prediction"
+    out = _chapter_outputs(smoke_book[0], "03_masked_prediction")
     sweep = pd.read_csv(out / "span_sweep.csv")
     assert sweep.groupby("model").m.max().to_dict() == {"overlap4": 5, "overlap5": 6, "overlap6": 7, "overlap6_dnabert": 7}
     assert (sweep[sweep.m < sweep.k].oracle_accuracy == 1).all() and (sweep[sweep.m == sweep.k].leak_bound == 0.25).all()
@@ -105,10 +108,7 @@ def test_masked_prediction_chapter_outputs(smoke_book):
 
 @pytest.mark.slow
 def test_embeddings_chapter_outputs(smoke_book):
-    root, _ = smoke_book
-    nb = nbformat.read(root / "book" / "_generated" / "04_embeddings.ipynb", as_version=4)
-    assert not _errors(nb)
-    out = root / "runs" / "smoke" / "04_embeddings"
+    out = _chapter_outputs(smoke_book[0], "04_embeddings")
     metrics = pd.read_csv(out / "embedding_metrics.csv")
     assert set(metrics.model) == {"overlap4", "overlap5", "overlap6", "overlap6_dnabert", "nonoverlap6", "nucleotide", "bpe"}
     assert set(metrics[metrics.model == "overlap6"].layer) == {-1, 0, 1}
@@ -208,7 +208,7 @@ def test_browser_check_reports_broken_pages(smoke_book, tmp_path):
 def test_next_kmer_biology_and_conclusions_chapters(smoke_book):
     root, _ = smoke_book
     for name in ("05_next_kmer", "06_biology_finetuning", "07_conclusions"):
-        assert not _errors(nbformat.read(root / "book" / "_generated" / f"{name}.ipynb", as_version=4)), name
+        _chapter_outputs(root, name)
     out = root / "runs" / "smoke"
     summary = pd.read_csv(out / "05_next_kmer" / "summary.csv")
     assert set(summary.init) == {"pretrained", "random"} and set(summary.k) == {1, 2}
