@@ -211,7 +211,7 @@ def test_next_kmer_biology_and_conclusions_chapters(smoke_book):
         _chapter_outputs(root, name)
     out = root / "runs" / "smoke"
     summary = pd.read_csv(out / "05_next_kmer" / "summary.csv")
-    assert set(summary.init) == {"pretrained", "random"} and set(summary.k) == {1, 2}
+    assert {"pretrained", "random"} <= set(summary.init) and set(summary.k) == {1, 2}
     base = pd.read_csv(out / "05_next_kmer" / "baselines.csv")
     assert {"chance", "majority class"} <= set(base.model) and base.model.str.startswith("n-gram").any()
     assert np.allclose(base[base.model == "chance"].sort_values("k").accuracy, [1 / 4, 1 / 16])
