@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import shutil
 import tempfile
@@ -471,18 +472,118 @@ def _no_convergence_warnings():
 
 
 # --------------------------------------------------------------------------------------------------
+# Cache of finished runs
+# --------------------------------------------------------------------------------------------------
+RUN_CACHE_FORMAT = "dnalm-finetune-run/1"
+
+
+def data_digest(*parts) -> str:
+    """sha256 of (seqs, labels) pairs: every sequence and label, in order, with the part boundaries."""
+    from .io import sha256_bytes
+
+    chunks = []
+    for seqs, labels in parts:
+        labels = np.asarray(labels, dtype="<i8")
+        chunks.append(f"{len(seqs)}|{'|'.join(map(str, seqs))}|".encode() + labels.tobytes())
+    return sha256_bytes(b"#".join(chunks))
+
+
+def run_manifest(*, model: str, init: str, seed: int, settings: FinetuneSettings, num_labels: int, score_id: str,
+                 data_sha256: str, device) -> dict:
+    """Everything that determines one fine-tuning run's result: the model's content (models.model_digest),
+    init, seed, optimisation settings, data, scoring, device type, library versions and this module's code."""
+    from .io import package_versions, sha256_file
+
+    versions = package_versions(("torch", "transformers", "accelerate", "numpy", "scikit-learn"))
+    versions.pop("platform", None)
+    return {"format": RUN_CACHE_FORMAT, "model_sha256": model, "init": init, "seed": int(seed),
+            "settings": settings.to_dict(), "num_labels": int(num_labels), "score": score_id,
+            "data_sha256": data_sha256, "device": device.type, "versions": versions,
+            "code_sha256": sha256_file(Path(__file__))}
+
+
+def run_cache_path(cache_dir, manifest: Mapping) -> Path:
+    """``<cache_dir>/<sha256 of the manifest>.json``."""
+    from .io import sha256_bytes
+
+    key = sha256_bytes(json.dumps(manifest, sort_keys=True, default=str).encode())
+    return Path(cache_dir) / f"{key}.json"
+
+
+def read_cached_run(cache_dir, manifest: Mapping) -> dict | None:
+    """The cached result row for ``manifest``, or None when absent, unreadable, altered or for other inputs."""
+    from .io import sha256_bytes
+
+    path = run_cache_path(cache_dir, manifest)
+    try:
+        entry = json.loads(path.read_text())
+        row = entry["row"]
+        ok = (entry.get("manifest") == json.loads(json.dumps(manifest, default=str))
+              and entry.get("row_sha256") == sha256_bytes(json.dumps(row, sort_keys=True).encode()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return row if ok else None
+
+
+def write_cached_run(cache_dir, manifest: Mapping, row: Mapping) -> Path:
+    """Store one run's result row atomically, with its manifest and the row's sha256."""
+    from .io import atomic_write_text, sha256_bytes
+
+    row = json.loads(json.dumps(row, default=_json_scalar))
+    entry = {"manifest": manifest, "row": row, "row_sha256": sha256_bytes(json.dumps(row, sort_keys=True).encode())}
+    path = run_cache_path(cache_dir, manifest)
+    return atomic_write_text(path, json.dumps(entry, indent=1, sort_keys=True, default=str) + "\n")
+
+
+def run_cache_dir(value) -> Path | None:
+    """Folder of a notebook's ``run_cache`` parameter: "none" or "" -> None (every run trains); otherwise that
+    folder (a relative path is taken from the working directory, the project root when the book runs)."""
+    text = str(value or "").strip()
+    if text.lower() in ("", "none", "off", "false"):
+        return None
+    return Path(text).expanduser()
+
+
+def cache_note(runs) -> str:
+    """One sentence on a grid's runs: how many were trained in this execution and how many reused from the run
+    cache, and the training time of all of them (seconds, as measured when each was trained)."""
+    fine = runs[runs.init.isin(INITS)] if "init" in runs else runs
+    if not len(fine):
+        return "No model was fine-tuned."
+    reused = int(fine["cached"].fillna(False).astype(bool).sum()) if "cached" in fine else 0
+    total = float(fine.train_s.sum()) / 60
+    if reused == 0:
+        return f"All {len(fine):,} runs were trained in this execution ({total:.1f} minutes of training)."
+    return (f"{reused:,} of the {len(fine):,} runs were reused from the run cache (trained earlier on identical "
+            f"inputs, settings and code); training all {len(fine):,} took {total:.1f} minutes when they ran.")
+
+
+def _json_scalar(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    raise TypeError(f"cannot store {type(x).__name__} in the run cache")
+
+
+# --------------------------------------------------------------------------------------------------
 # Grid of runs
 # --------------------------------------------------------------------------------------------------
 def run_grid(sources: Mapping[str, str], train, valid, test, *, num_labels: int, seeds: Sequence[int],
              inits: Sequence[str] = INITS, settings: FinetuneSettings | None = None, models_dir=None,
              device: str = "auto", score: Callable | None = None, progress: bool = True, desc: str = "fine-tuning",
-             keep_models_dir=None, tag: str = "", check: Callable | None = None, work_dir=None):
+             keep_models_dir=None, tag: str = "", check: Callable | None = None, work_dir=None,
+             cache_dir=None, score_id: str | None = None):
     """Fine-tune every model x init x seed on (seqs, labels) ``train`` / ``valid`` and score it on ``test``.
 
     ``score(probs, labels) -> dict`` (default :func:`multiclass_metrics`); ``check(tokenizer, name)`` may
     reject a model before training. Each model's sequences are tokenized once. Returns a DataFrame with one
     row per run: model, init, seed, the score's keys, best_step, steps, stopped_early, best_eval_loss,
-    train_s, tokenization, parameters, n_train, n_valid.
+    train_s, tokenization, parameters, n_train, n_valid, cached.
+
+    ``cache_dir``: every finished run's row is stored there (atomically, keyed by :func:`run_manifest`) and
+    reused when the model's content, data, settings, seed, scoring (``score_id``, required with a custom
+    ``score``), device type, library versions and this module's code all match, so a rebuild or an interrupted
+    grid only trains what is missing (``cached`` says which rows came from the cache; their ``train_s`` is
+    the original run's). Not read when ``keep_models_dir`` asks for the fine-tuned weights.
     """
     import pandas as pd
     from tqdm.auto import tqdm
@@ -499,8 +600,16 @@ def run_grid(sources: Mapping[str, str], train, valid, test, *, num_labels: int,
             raise ParameterError(f"init={i!r}: use one of {', '.join(INITS)}.")
     if not sources:
         raise ParameterError("no models given: pass at least one zoo name, local folder or hub id.")
+    if cache_dir is not None and score is not None and not score_id:
+        raise ParameterError("run_grid: pass score_id (a name for the scoring) together with a custom score and "
+                             "cache_dir, so cached rows are never reused for another scoring.")
+    score_id = score_id or "multiclass"
     score = score or multiclass_metrics
     settings = settings or FinetuneSettings()
+    from .models import model_digest, pick_device
+
+    dev = pick_device(device)
+    data_sha = data_digest(train, valid, test) if cache_dir is not None else None
     rows = []
     bar = tqdm(total=len(sources) * len(inits) * len(seeds), desc=desc, unit="run", disable=not progress)
     for name, src in sources.items():
@@ -514,20 +623,33 @@ def run_grid(sources: Mapping[str, str], train, valid, test, *, num_labels: int,
             limit = _max_positions(SimpleNamespace(config=AutoConfig.from_pretrained(folder)))
         data = {key: SequenceDataset(tok, list(part[0]), part[1], max_positions=limit)
                 for key, part in (("train", train), ("valid", valid), ("test", test))}
+        digest = model_digest(folder) if cache_dir is not None else None
         for init in inits:
             for seed in seeds:
+                manifest = None
+                if cache_dir is not None:
+                    manifest = run_manifest(model=digest, init=init, seed=seed, settings=settings,
+                                            num_labels=num_labels, score_id=score_id, data_sha256=data_sha, device=dev)
+                    cached = None if keep_models_dir else read_cached_run(cache_dir, manifest)
+                    if cached is not None:
+                        rows.append({"model": name, "init": init, "seed": seed, **cached, "cached": True})
+                        bar.update(1)
+                        continue
                 keep = None
                 if keep_models_dir:
                     keep = Path(keep_models_dir) / f"{name}-{init}-{tag + '-' if tag else ''}seed{seed}"
                 res = finetune(src, data["train"], data["valid"], num_labels=num_labels, init=init, seed=seed,
                                settings=settings, models_dir=models_dir, device=device, keep_dir=keep, work_dir=work_dir)
                 probs = predict_proba(res.lm, data["test"], batch_size=settings.eval_batch_size)
-                rows.append({"model": name, "init": init, "seed": seed, **score(probs, data["test"].labels),
-                             "best_step": res.best_step, "steps": res.steps, "stopped_early": res.stopped_early,
-                             "best_eval_loss": res.best_eval_loss, "train_s": round(res.train_s, 2),
-                             "tokenization": tok.description,
-                             "parameters": int(sum(p.numel() for p in res.lm.model.parameters())),
-                             "n_train": len(data["train"]), "n_valid": len(data["valid"])})
+                row = {**score(probs, data["test"].labels),
+                       "best_step": res.best_step, "steps": res.steps, "stopped_early": res.stopped_early,
+                       "best_eval_loss": res.best_eval_loss, "train_s": round(res.train_s, 2),
+                       "tokenization": tok.description,
+                       "parameters": int(sum(p.numel() for p in res.lm.model.parameters())),
+                       "n_train": len(data["train"]), "n_valid": len(data["valid"])}
+                if manifest is not None:
+                    write_cached_run(cache_dir, manifest, row)
+                rows.append({"model": name, "init": init, "seed": seed, **row, "cached": False})
                 del res
                 bar.update(1)
     bar.close()
@@ -820,7 +942,7 @@ def exon_intron_task(*, window_nt: int = 100, stride: int | None = None, block_n
 
 def run_task(task: ClassificationTask, sources: Mapping[str, str], *, seeds: Sequence[int], settings=None,
              inits: Sequence[str] = INITS, models_dir=None, device: str = "auto", progress: bool = True,
-             kmer: int = 4, keep_models_dir=None):
+             kmer: int = 4, keep_models_dir=None, cache_dir=None):
     """Fine-tune every model on a binary :class:`ClassificationTask` and add the k-mer logistic regression
     baseline (init "baseline"). Returns one row per run: task, model, init, seed, mcc, accuracy, auroc, ..."""
     import pandas as pd
@@ -828,7 +950,8 @@ def run_task(task: ClassificationTask, sources: Mapping[str, str], *, seeds: Seq
     train, valid, test = task.splits["train"], task.splits["valid"], task.splits["test"]
     runs = run_grid(sources, train, valid, test, num_labels=len(task.classes), seeds=seeds, inits=inits,
                     settings=settings, models_dir=models_dir, device=device, score=binary_metrics, progress=progress,
-                    desc=task.name, keep_models_dir=keep_models_dir, tag=task.name.split()[0].lower())
+                    desc=task.name, keep_models_dir=keep_models_dir, tag=task.name.split()[0].lower(),
+                    cache_dir=cache_dir, score_id="binary")
     rows = []
     if kmer:
         probs = kmer_logistic_regression(*train, test[0], num_classes=len(task.classes), kmer=kmer)

@@ -12,6 +12,7 @@ The tokenization is detected from the vocabulary (never from the shipped tokeniz
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -293,6 +294,20 @@ def verify_model_folder(folder: str | os.PathLike) -> list[str]:
         elif sha256_file(f) != digest:
             problems.append(f"{f} does not match its recorded sha256")
     return problems
+
+
+def model_digest(folder: str | os.PathLike) -> str:
+    """sha256 naming a model folder's content: every file's relative path and bytes (hidden entries skipped),
+    so two folders with the same weights, config and tokenizer get the same digest wherever they live."""
+    from .io import sha256_file
+
+    folder = Path(folder)
+    h = hashlib.sha256()
+    for f in sorted(folder.rglob("*")):
+        rel = f.relative_to(folder)
+        if f.is_file() and not any(part.startswith(".") for part in rel.parts):
+            h.update(f"{rel.as_posix()}\0{sha256_file(f)}\n".encode())
+    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -426,11 +426,12 @@ def baseline_scores(tasks: Mapping[str, NextKmerTask], *, ngram: NgramBaseline |
 # --------------------------------------------------------------------------------------------------
 def run_benchmark(sources: Mapping[str, str], splits: NextKmerSplits, ks: Sequence[int], *, seeds: Sequence[int],
                   settings=None, inits: Sequence[str] = ("pretrained", "random"), models_dir=None,
-                  device: str = "auto", progress: bool = True, keep_models_dir=None):
+                  device: str = "auto", progress: bool = True, keep_models_dir=None, cache_dir=None):
     """Fine-tune every model of ``sources`` (name -> what models.load_model takes) for every k of ``ks``,
     init (pre-trained weights / random initialisation of the same config) and seed, and score it on the test
     windows. Returns a tidy DataFrame, one row per run: model, init, k, seed, accuracy, top5, macro_f1, bits,
-    best_step, steps, stopped_early, train_s, tokenization, n_train, n_valid, n_test.
+    best_step, steps, stopped_early, train_s, tokenization, n_train, n_valid, n_test, cached
+    (``cache_dir``: finished runs reused, see finetuning.run_grid).
     """
     import pandas as pd
 
@@ -450,6 +451,7 @@ def run_benchmark(sources: Mapping[str, str], splits: NextKmerSplits, ks: Sequen
             score=lambda probs, y, k=k: FT.multiclass_metrics(probs, y, nt_per_class=k), progress=progress,
             desc=f"next {k}-mer", keep_models_dir=keep_models_dir, tag=f"k{k}",
             check=lambda tok, name: check_input_length(tok, splits.train.input_nt, name=name),
+            cache_dir=cache_dir, score_id=f"multiclass/nt_per_class={k}",
         )
         rows.append(frame.assign(k=k))
     out = pd.concat(rows, ignore_index=True)

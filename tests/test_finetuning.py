@@ -4,6 +4,8 @@ restored, the random-initialisation control, determinism; the k-mer baseline; th
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,6 +113,49 @@ def test_run_grid_rows_and_kept_models(tiny, data, tmp_path):
         FT.run_grid({"a": str(tiny["nt2"])}, train, valid, test, num_labels=2, seeds=[], progress=False)
     with pytest.raises(ParameterError, match="init"):
         FT.run_grid({"a": str(tiny["nt2"])}, train, valid, test, num_labels=2, seeds=[0], inits=["frozen"], progress=False)
+
+
+def test_run_cache_reuses_identical_runs_and_retrains_on_any_change(tiny, data, tmp_path, monkeypatch):
+    train, valid, test = data
+    cache = tmp_path / "cache"
+    kw = dict(num_labels=2, seeds=[0], inits=["pretrained"], settings=QUICK, score=FT.binary_metrics,
+              score_id="binary", progress=False, cache_dir=cache)
+    first = FT.run_grid({"a": str(tiny["nt2"])}, train, valid, test, **kw)
+    assert not first.cached.any() and len(list(cache.glob("*.json"))) == 1
+    trained = []
+    real = FT.finetune
+    monkeypatch.setattr(FT, "finetune", lambda *a, **k: trained.append(k["seed"]) or real(*a, **k))
+    again = FT.run_grid({"renamed": str(tiny["nt2"])}, train, valid, test, **kw)  # same content, another name
+    assert again.cached.all() and trained == []
+    cols = ["mcc", "accuracy", "auroc", "best_step", "steps", "train_s", "parameters"]
+    assert again[cols].equals(first[cols]) and again.model.tolist() == ["renamed"]
+    # Anything that determines the result is part of the key: seed, settings, data, scoring, model weights.
+    FT.run_grid({"a": str(tiny["nt2"])}, train, valid, test, **{**kw, "seeds": [1]})
+    FT.run_grid({"a": str(tiny["nt2"])}, train, valid, test, **{**kw, "settings": FT.FinetuneSettings(
+        **{**QUICK.to_dict(), "learning_rate": 1e-3})})
+    flipped = (train[0], 1 - train[1])
+    FT.run_grid({"a": str(tiny["nt2"])}, flipped, valid, test, **kw)
+    FT.run_grid({"a": str(tiny["nt2"])}, train, valid, test, **{**kw, "score_id": "binary/v2"})
+    assert trained == [1, 0, 0, 0] and len(list(cache.glob("*.json"))) == 5
+    other = tmp_path / "nt2-altered"
+    shutil.copytree(tiny["nt2"], other)
+    (other / "vocab.txt").write_text((other / "vocab.txt").read_text() + "\n")
+    assert M.model_digest(other) != M.model_digest(tiny["nt2"])
+    # A damaged entry is never used: it is retrained and rewritten.
+    shutil.rmtree(cache)
+    FT.run_grid({"a": str(tiny["nt2"])}, train, valid, test, **kw)
+    (entry,) = cache.glob("*.json")
+    entry.write_text(entry.read_text().replace('"accuracy": ', '"accuracy": 1', 1))
+    trained.clear()
+    rerun = FT.run_grid({"a": str(tiny["nt2"])}, train, valid, test, **kw)
+    assert trained == [0] and not rerun.cached.any() and rerun.accuracy.iloc[0] == first.accuracy.iloc[0]
+    assert FT.read_cached_run(cache, json.loads(entry.read_text())["manifest"]) is not None
+    with pytest.raises(ParameterError, match="score_id"):
+        FT.run_grid({"a": str(tiny["nt2"])}, train, valid, test, **{**kw, "score_id": None})
+    assert FT.run_cache_dir("none") is None and FT.run_cache_dir("") is None
+    assert FT.run_cache_dir("artifacts/x") == Path("artifacts/x")
+    note = FT.cache_note(again)
+    assert note.startswith("1 of the 1 runs were reused")
 
 
 def test_dataset_tokenizes_each_sequence_alone_and_checks_input():

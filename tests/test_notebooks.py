@@ -215,6 +215,10 @@ def test_next_kmer_biology_and_conclusions_chapters(smoke_book):
     base = pd.read_csv(out / "05_next_kmer" / "baselines.csv")
     assert {"chance", "majority class"} <= set(base.model) and base.model.str.startswith("n-gram").any()
     assert np.allclose(base[base.model == "chance"].sort_values("k").accuracy, [1 / 4, 1 / 16])
+    runs = pd.concat([pd.read_csv(out / ch / "runs.csv") for ch in ("05_next_kmer", "06_biology_finetuning")])
+    fine = runs[runs.init.isin(["pretrained", "random"])]
+    assert not fine.cached.astype(bool).any()  # a fresh copy trains every run and stores each in the run cache
+    assert len(list((root / "artifacts" / "smoke-finetune-runs").glob("*.json"))) == len(fine)
     bio = pd.read_csv(out / "06_biology_finetuning" / "summary.csv")
     assert len(set(bio.task)) == 2 and ((bio.mcc_mean >= -1) & (bio.mcc_mean <= 1)).all()
     headline = pd.read_csv(out / "07_conclusions" / "headline.csv")
