@@ -31,6 +31,7 @@ TF-IDF-weighted k-mer-count logistic regression. Metrics: :func:`finetuning.mult
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -276,6 +277,32 @@ class NextKmerSplits:
                          "blocks": len(b) if b is not None else np.nan,
                          "block nt": int((b.end - b.start).sum()) if b is not None else np.nan})
         return pd.DataFrame(rows)
+
+
+def check_disjoint_sources(train_fasta, train_region: str, test_fasta, test_region: str) -> None:
+    """ParameterError when training/validation and test windows could come from the same stretch of the same
+    FASTA file: the same file (after resolving paths) with regions that are empty (the whole file), on the
+    same record, and overlapping. Empty ``train_fasta`` / ``test_fasta`` mean the bundled corpus / held-out
+    files, which are disjoint."""
+    from . import data
+    from .genome import parse_region
+
+    def where(fasta, role):
+        return Path(str(fasta) if str(fasta).strip() else data.bundled_file(role)).expanduser().resolve()
+
+    if where(train_fasta, "pretrain") != where(test_fasta, "heldout"):
+        return
+    tr = parse_region(train_region) if str(train_region).strip() else None
+    te = parse_region(test_region) if str(test_region).strip() else None
+    clash = tr is None or te is None
+    if not clash and tr[0] == te[0]:
+        inf = float("inf")
+        clash = tr[1] < (te[2] if te[2] is not None else inf) and te[1] < (tr[2] if tr[2] is not None else inf)
+    if clash:
+        raise ParameterError(
+            f"train_fasta={str(train_fasta)!r} (train_region={train_region!r}) and fasta={str(test_fasta)!r} "
+            f"(region={test_region!r}) overlap: test windows could repeat training sequence. Give the two "
+            "parameters disjoint regions of the file (e.g. train_region='chr21', region='chr22').")
 
 
 def build_splits(*, input_nt: int, k_max: int, n_train: int, n_valid: int, n_test: int, seed: int = 0,

@@ -241,6 +241,19 @@ def test_gap_must_exceed_the_window():
     small_splits(40, 2, gap=43)
 
 
+def test_training_and_test_sources_must_not_overlap(tmp_path):
+    fa = tmp_path / "g.fa"
+    fa.write_text(">chr21\n" + "ACGT" * 50 + "\n>chr22\n" + "TTGCA" * 40 + "\n")
+    NK.check_disjoint_sources("", "", "", "")  # bundled corpus vs bundled held-out slice
+    NK.check_disjoint_sources(fa, "chr21", fa, "chr22")
+    NK.check_disjoint_sources(fa, "chr21:1-100", fa, "chr21:101-200")
+    NK.check_disjoint_sources(fa, "", tmp_path / "other.fa", "")
+    for train_region, test_region in (("", "chr22"), ("chr21", ""), ("chr21:1-100", "chr21:100-200"),
+                                      ("chr21", "chr21:50-60")):
+        with pytest.raises(ParameterError, match="overlap"):
+            NK.check_disjoint_sources(fa, train_region, str(fa), test_region)
+
+
 # ---- n-gram baseline --------------------------------------------------------------------------------
 
 
