@@ -373,9 +373,10 @@ class NgramBaseline:
     def __init__(self, sequences: Sequence[str], *, max_order: int, k_max: int, alpha: float = 0.5):
         from .ngram import KmerCounts
 
-        self.max_order = check_int_range("ngram_max_order", max_order, 0, 31 - MAX_K,
-                                         hint="It is the longest left context (nt) of the n-gram baseline.")
         self.k_max = check_k(k_max, "k_max")
+        self.max_order = check_int_range("ngram_max_order", max_order, 0, 31 - self.k_max,
+                                         hint="It is the longest left context (nt) of the n-gram baseline; context "
+                                         "plus predicted k-mer must fit the 31 nt of a 2-bit packed k-mer.")
         self.alpha = float(alpha)
         self.counts = KmerCounts(list(sequences), max_len=self.max_order + self.k_max)
 

@@ -361,3 +361,10 @@ def test_metric_input_errors():
         FT.multiclass_metrics(np.ones((3, 4)) / 4, [0, 1])
     with pytest.raises(ParameterError):
         FT.multiclass_metrics(np.ones((2, 4)) / 4, [0, 4])
+
+
+def test_ngram_order_limit_follows_k_max():
+    seq = "ACGTTGCAAGGCTTACG" * 4
+    assert NK.NgramBaseline([seq], max_order=28, k_max=3).max_order == 28
+    with pytest.raises(ParameterError, match="ngram_max_order.*31 nt"):
+        NK.NgramBaseline([seq], max_order=29, k_max=3)
