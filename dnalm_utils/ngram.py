@@ -29,7 +29,7 @@ length) groups or positions inside a k-mer, each iteration vectorised over windo
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -307,6 +307,55 @@ class KmerCounts:
             self._tables.clear()
         else:
             self._tables.pop(int(k), None)
+
+
+def canonical_kmer_codes(seq: str, k: int) -> np.ndarray:
+    """(m,) sorted unique uint64 codes of the canonical k-mers of ``seq`` (k <= 31): each ACGT-only k-mer and its
+    reverse complement map to the smaller of their 2-bit codes, so both strands count as one."""
+    k = check_int_range("k", k, 1, MAX_KMER)
+    fwd = _CORPUS_LUT[_bytes_of(_text(seq, "seq"))]
+    n = fwd.size - k + 1
+    if n <= 0:
+        return np.zeros(0, np.uint64)
+    bad = np.concatenate([[0], np.cumsum(fwd == _BAD)])
+    valid = (bad[k:] - bad[:-k]) == 0
+    c = np.where(fwd == _BAD, np.uint8(0), fwd).astype(np.uint64)
+    r = (np.uint64(3) - c)[::-1]  # complement, reversed: the reverse-complement strand read 5'->3'
+    f_code, r_code = c[:n].copy(), r[:n].copy()
+    for j in range(1, k):
+        f_code <<= _TWO
+        f_code |= c[j: j + n]
+        r_code <<= _TWO
+        r_code |= r[j: j + n]
+    canon = np.minimum(f_code, r_code[::-1])  # the k-mer at i is the reverse complement of rc-k-mer n-1-i
+    return np.unique(canon[valid])
+
+
+def contained_records(sequences: Mapping[str, str], *, k: int = 31, min_shared: float = 0.5) -> list[str]:
+    """Names of records that largely repeat other records, in the order they were dropped.
+
+    Going from the shortest record to the longest, a record is dropped when at least ``min_shared`` of its
+    distinct canonical k-mers (both strands) occur in another record that is still kept. Splitting a corpus
+    into training, validation and test blocks after dropping them keeps the same stretch of DNA (e.g. one
+    GenBank entry that lies inside another) from landing on both sides of a split.
+    """
+    if not 0 < float(min_shared) <= 1:
+        raise ParameterError(f"min_shared={min_shared} must lie in (0, 1].")
+    codes = {name: canonical_kmer_codes(seq, k) for name, seq in sequences.items()}
+    if not codes:
+        return []
+    # How many kept records hold each distinct k-mer; dropping a record decrements its k-mers.
+    universe, holders = np.unique(np.concatenate(list(codes.values())), return_counts=True)
+    where = {name: np.searchsorted(universe, c) for name, c in codes.items()}
+    dropped = []
+    for name in sorted(codes, key=lambda n: (codes[n].size, n)):
+        idx = where[name]
+        if idx.size == 0 or len(codes) - len(dropped) < 2:
+            continue
+        if (holders[idx] >= 2).mean() >= min_shared:
+            dropped.append(name)
+            holders[idx] -= 1
+    return dropped
 
 
 def nucleotide_frequencies(sequences: str | Iterable[str], *, both_strands: bool = False) -> np.ndarray:

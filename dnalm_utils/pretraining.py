@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -169,6 +170,27 @@ def corpus_records(path=None):
     from . import data, genome
 
     return genome.read_fasta(path or data.bundled_file("pretrain"))
+
+
+def split_corpus_records(path=None, *, k: int = 31, min_shared: float = 0.5):
+    """The corpus records that may be cut into training / validation / test blocks: :func:`corpus_records` minus
+    those that largely repeat another record (ngram.contained_records; in the bundled corpus AF129756.1 lies in
+    the MHC region of BA000025.2, and three short beta-globin entries inside U01317.1). Pre-training keeps them all."""
+    drop = set(repeated_corpus_records(path, k=k, min_shared=min_shared))
+    return [r for r in corpus_records(path) if r.name not in drop]
+
+
+def repeated_corpus_records(path=None, *, k: int = 31, min_shared: float = 0.5) -> list[str]:
+    """Names of the corpus records that largely repeat another record (left out by :func:`split_corpus_records`)."""
+    return list(_contained_corpus_records(str(path or ""), corpus_fingerprint(path), k, float(min_shared)))
+
+
+@functools.lru_cache(maxsize=8)
+def _contained_corpus_records(path: str, sha256: str, k: int, min_shared: float) -> tuple[str, ...]:
+    from .ngram import contained_records
+
+    records = corpus_records(path or None)
+    return tuple(contained_records({r.name: r.sequence for r in records}, k=k, min_shared=min_shared))
 
 
 def corpus_fingerprint(path=None) -> str:

@@ -242,3 +242,14 @@ def test_corpus_pieces_are_acgt_only_and_cover_the_corpus():
     assert all(set(p) <= set("ACGTacgt") and len(p) >= 8 for p in pieces)
     total = sum(len(r.sequence) for r in P.corpus_records())
     assert 0.95 * total < sum(map(len, pieces)) <= total
+
+
+def test_split_corpus_drops_the_records_that_repeat_another():
+    from dnalm_utils import ngram
+
+    kept = P.split_corpus_records()
+    names = {r.name for r in kept}
+    every = {r.name for r in P.corpus_records()}
+    assert every - names == {"AF129756.1", "V00508.1", "X65923.1", "AY411291.1"}  # inside BA000025.2 / U01317.1
+    seqs = {r.name: r.sequence for r in kept}
+    assert ngram.contained_records(seqs) == []  # nothing left that largely repeats another record
