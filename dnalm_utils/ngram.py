@@ -701,12 +701,14 @@ def fit_order(counts: KmerCounts, windows: Sequence[str], blocks: np.ndarray, or
 
 def held_out_order(sequences: Sequence[str], block_lengths: Iterable[int], *, orders: Iterable[int], window_nt: int,
                    n_windows: int = 1000, holdout_every: int = 5, seed: int = 0, alpha: float = 0.5,
-                   min_count: int = 1, margin: int | None = None) -> dict:
+                   min_count: int = 1, margin: int | None = None, max_shared: float = 0.5) -> dict:
     """Pick the flank order of :func:`two_sided_block_probs` without in-sample bias.
 
     Counting k-mers on the very sequences the order is scored on rewards long flanks that only memorise. So
     every ``holdout_every``-th sequence (0-based index % holdout_every == holdout_every - 1; whole records,
-    i.e. separate genomic loci) is held out, k-mers are counted on the others, and each order is scored by
+    i.e. separate genomic loci) is held out -- except a record that mostly repeats the counted ones
+    (``max_shared`` or more of its canonical 31-mers occur in them, see :func:`contained_records`), which is left
+    out altogether --, k-mers are counted on the others, and each order is scored by
     log-loss on ``n_windows`` windows of ``window_nt`` nt drawn from the held-out sequences, with one hidden
     block of h nt per window at least ``margin`` nt (default: the largest order) from both ends. Returns
     {h: (best_order, table)} for every h in ``block_lengths`` (table as in :func:`fit_order`).
@@ -717,8 +719,13 @@ def held_out_order(sequences: Sequence[str], block_lengths: Iterable[int], *, or
     holdout_every = check_int_range("holdout_every", holdout_every, 2, hint="Every n-th sequence is held out.")
     held = [s for i, s in enumerate(seqs) if i % holdout_every == holdout_every - 1]
     fit = [s for i, s in enumerate(seqs) if i % holdout_every != holdout_every - 1]
+    if fit and held:
+        counted = np.unique(np.concatenate([canonical_kmer_codes(s, 31) for s in fit]))
+        own = [canonical_kmer_codes(s, 31) for s in held]
+        held = [s for s, c in zip(held, own) if c.size == 0 or np.isin(c, counted).mean() < max_shared]
     if not held or not fit:
-        raise ParameterError(f"held_out_order needs at least {holdout_every} sequences to hold one out; got {len(seqs)}.")
+        raise ParameterError(f"held_out_order needs at least {holdout_every} sequences to hold one out (that does not "
+                             f"repeat the others); got {len(seqs)}.")
     orders = [check_int_range("order", o, 0) for o in orders]
     hs = [check_int_range("h", h, 1, MAX_BLOCK) for h in block_lengths]
     margin = max(orders) if margin is None else check_int_range("margin", margin, 0)

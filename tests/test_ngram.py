@@ -484,3 +484,18 @@ def test_contained_records_drop_the_copy_and_keep_the_container():
     assert ngram.contained_records({"a": big, "b": other}) == []
     with pytest.raises(ParameterError, match="min_shared"):
         ngram.contained_records(seqs, min_shared=0)
+
+
+def test_held_out_order_leaves_out_a_record_that_repeats_the_counted_ones(monkeypatch):
+    from dnalm_utils import genome
+
+    rng = np.random.default_rng(3)
+    seqs = ["".join(rng.choice(list("ACGT"), 3000)) for _ in range(10)]
+    seqs[4] = _rc(seqs[0][500:2500])  # a held-out record that is a copy of a counted one
+    drawn = []
+    real = genome.sample_windows
+    monkeypatch.setattr(genome, "sample_windows", lambda g, *a, **kw: drawn.append(dict(g.lengths)) or real(g, *a, **kw))
+    ngram.held_out_order(seqs, [1], orders=range(0, 4), window_nt=40, n_windows=50, holdout_every=5)
+    assert list(drawn[0].values()) == [3000]  # only record 9 is scored
+    with pytest.raises(ParameterError, match="does not repeat"):
+        ngram.held_out_order(seqs[:5], [1], orders=range(0, 3), window_nt=40, n_windows=20)
