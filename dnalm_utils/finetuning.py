@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import shutil
@@ -492,14 +493,20 @@ def run_manifest(*, model: str, init: str, seed: int, settings: FinetuneSettings
                  data_sha256: str, device) -> dict:
     """Everything that determines one fine-tuning run's result: the model's content (models.model_digest),
     init, seed, optimisation settings, data, scoring, device type, library versions and this module's code."""
+    versions, code = _code_and_versions()
+    return {"format": RUN_CACHE_FORMAT, "model_sha256": model, "init": init, "seed": int(seed),
+            "settings": settings.to_dict(), "num_labels": int(num_labels), "score": score_id,
+            "data_sha256": data_sha256, "device": device.type, "versions": dict(versions), "code_sha256": code}
+
+
+@functools.lru_cache(maxsize=1)
+def _code_and_versions() -> tuple[tuple[tuple[str, str | None], ...], str]:
+    """(library versions, sha256 of this module's source), read once per process."""
     from .io import package_versions, sha256_file
 
     versions = package_versions(("torch", "transformers", "accelerate", "numpy", "scikit-learn"))
     versions.pop("platform", None)
-    return {"format": RUN_CACHE_FORMAT, "model_sha256": model, "init": init, "seed": int(seed),
-            "settings": settings.to_dict(), "num_labels": int(num_labels), "score": score_id,
-            "data_sha256": data_sha256, "device": device.type, "versions": versions,
-            "code_sha256": sha256_file(Path(__file__))}
+    return tuple(sorted(versions.items())), sha256_file(Path(__file__))
 
 
 def run_cache_path(cache_dir, manifest: Mapping) -> Path:
