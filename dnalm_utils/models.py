@@ -16,10 +16,10 @@ import hashlib
 import json
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .adapters import ModelAdapter
 from .errors import ModelNotAvailableError, ParameterError, VocabularyMismatchError
 from .io import atomic_path
 from .tokenization import (
@@ -31,7 +31,6 @@ from .tokenization import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-HEADS = ("mlm", "base", "classification")
 
 
 def default_models_dir() -> Path:
@@ -83,43 +82,8 @@ def autocast(device):
     return contextlib.nullcontext()
 
 
-@dataclass
-class LoadedModel:
-    """A model on its device with the DNA tokenizer that matches its vocabulary."""
-
-    model: object
-    tokenizer: DNATokenizer
-    name: str
-    source: str  # "local", "zoo" or "hub"
-    path: Path | None
-    device: object
-    dtype: object
-
-    @property
-    def hf_tokenizer(self):
-        """The Hugging Face tokenizer with the same ids (DNABERT: BertTokenizer on space-separated k-mers)."""
-        return self.tokenizer.to_hf()
-
-    @property
-    def config(self):
-        return self.model.config
-
-    def describe(self) -> dict:
-        """One-row summary: name, architecture, layers, hidden size, heads, parameters, tokenization."""
-        cfg = self.model.config
-        return {
-            "model": self.name,
-            "source": self.source,
-            "architecture": type(self.model).__name__,
-            "layers": getattr(cfg, "num_hidden_layers", None),
-            "hidden": getattr(cfg, "hidden_size", None),
-            "heads": getattr(cfg, "num_attention_heads", None),
-            "parameters": sum(p.numel() for p in self.model.parameters()),
-            "tokenization": self.tokenizer.description,
-            "vocab_size": self.tokenizer.vocab_size,
-            "device": str(self.device),
-            "dtype": str(self.dtype).replace("torch.", ""),
-        }
+#: What load_model returns: the model behind the package's one model interface (adapters.ModelAdapter).
+LoadedModel = ModelAdapter
 
 
 def _looks_like_hub_id(name: str) -> bool:
@@ -193,60 +157,64 @@ def load_model(
     models_dir: str | os.PathLike | None = None,
     revision: str | None = None,
     eval_mode: bool = True,
-) -> LoadedModel:
-    """Load a DNA language model and its tokenizer (detected from the vocabulary) on the chosen device.
+    trust_remote_code: bool = False,
+    on_invalid: str = "error",
+    seed: int = 0,
+) -> ModelAdapter:
+    """Load a DNA language model behind the package's model interface (:class:`adapters.ModelAdapter`).
 
-    head: "mlm" (AutoModelForMaskedLM; fails clearly if the checkpoint has no MLM head), "base" (encoder
-    only) or "classification" (AutoModelForSequenceClassification with ``num_labels``).
-    attn_implementation: pass "eager" to get attention weights (SDPA returns none).
+    The family is read from config.json (``model_type``, ``architectures``, ``auto_map``; see
+    ``adapters.family_for``), the tokenizer from the folder's own files, and every weight is loaded strictly:
+    a checkpoint whose tensors do not all fit the architecture is refused with the tensors named (never a
+    half-random model). ``adapter.load_report`` says how many tensors were loaded.
+
+    head: "mlm" (masked models: the MLM head), "lm" (causal models: the next-token head), "base" (encoder
+    only), "classification" (``adapter.classifier(num_labels)`` on the pre-trained weights, head seeded with
+    ``seed``). attn_implementation: "eager" to get attention weights (SDPA returns none).
+    trust_remote_code: allow the folder's own Python code (``auto_map``) where the package has no
+    implementation of the family; without it such a folder is refused with the file named.
+    on_invalid: "error" refuses windows with N for overlapping k-mers; "unk" maps N-holding k-mers to [UNK].
     """
-    import torch
     import transformers
+
+    from .adapters import HEADS, LoadOptions, family_for, read_config
 
     if head not in HEADS:
         raise ParameterError(f"head={head!r}: use one of {', '.join(HEADS)}.")
+    if on_invalid not in ("error", "unk"):
+        raise ParameterError(f"on_invalid={on_invalid!r}: use 'error' or 'unk'.")
+    if head == "classification" and (not num_labels or num_labels < 2):
+        raise ParameterError("head='classification' needs num_labels >= 2.")
     location, source = resolve_model(name_or_path, models_dir=models_dir, revision=revision)
     folder = Path(location)
-    if not (folder / "config.json").exists():
-        raise ModelNotAvailableError(f"{folder} has no config.json; it is not a Hugging Face model folder.")
+    config = read_config(folder)
     problems = verify_model_folder(folder)
     if problems:
         raise ModelNotAvailableError(
             f"model folder {folder} is damaged ({'; '.join(problems[:3])}); delete it and re-create it "
             "(zoo models: re-run the pre-training notebook, which retrains what is missing)."
         )
-    tokenizer = load_tokenizer(folder)
+    family = family_for(config, folder)
+    base_head = head
+    if head == "classification":
+        base_head = "mlm" if family.adapter.objective == "masked" else "lm"
+    options = LoadOptions(name=Path(str(name_or_path)).name, source=source, head=base_head, num_labels=num_labels,
+                          attn_implementation=attn_implementation, trust_remote_code=trust_remote_code,
+                          on_invalid=on_invalid, seed=seed)
+    transformers.utils.logging.disable_progress_bar()
+    lm = family.load(folder, config, options)
     dev = pick_device(device)
-    torch_dtype = pick_dtype(dev, dtype)
-    config = transformers.AutoConfig.from_pretrained(folder)
-    kwargs = {"dtype": torch_dtype}
-    transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar per model in the book
-    if attn_implementation:
-        kwargs["attn_implementation"] = attn_implementation
-    if head == "mlm":
-        _require_mlm_head(folder, config)
-        model = transformers.AutoModelForMaskedLM.from_pretrained(folder, **kwargs)
-    elif head == "base":
-        model = transformers.AutoModel.from_pretrained(folder, **kwargs)
-    else:
-        if not num_labels or num_labels < 2:
-            raise ParameterError("head='classification' needs num_labels >= 2.")
-        model = transformers.AutoModelForSequenceClassification.from_pretrained(folder, num_labels=num_labels, **kwargs)
-    tokenizer.check_model_vocab(model.config.vocab_size, model_name=f"model {str(name_or_path)!r}")
-    model.to(dev)
-    if eval_mode:
-        model.eval()
-    return LoadedModel(model=model, tokenizer=tokenizer, name=Path(str(name_or_path)).name, source=source,
-                       path=folder, device=dev, dtype=torch_dtype)
+    if head == "classification":
+        lm = lm.classifier(num_labels, init="pretrained", seed=seed)
+    return to_device(lm, dev, pick_dtype(dev, dtype), eval_mode=eval_mode)
 
 
-def _require_mlm_head(folder: Path, config) -> None:
-    archs = getattr(config, "architectures", None) or []
-    if archs and not any(a.endswith(("ForMaskedLM", "ForPreTraining")) for a in archs):
-        raise ParameterError(
-            f"{folder} holds a {archs[0]} without a masked-language-model head, so it cannot predict masked "
-            "tokens; use a pre-trained (MLM) checkpoint, or load it with head='base' for embeddings only."
-        )
+def to_device(lm: ModelAdapter, device, dtype, *, eval_mode: bool = True) -> ModelAdapter:
+    """Move an adapter's model to ``device`` / ``dtype`` (torch objects) and set eval or training mode."""
+    lm.model.to(device=device, dtype=dtype)
+    lm.device, lm.dtype = device, dtype
+    lm.model.train(not eval_mode)
+    return lm
 
 
 CHECKSUMS = "dnalm_checksums.json"
@@ -384,7 +352,7 @@ def make_tiny_nt(
 
 
 __all__ = [
-    "LoadedModel", "load_model", "save_model", "resolve_model", "pick_device", "pick_dtype", "autocast",
+    "LoadedModel", "ModelAdapter", "load_model", "to_device", "save_model", "resolve_model", "pick_device", "pick_dtype", "autocast",
     "hub_reachable", "make_tiny_dnabert", "make_tiny_nt", "default_models_dir",
     "OverlappingKmerTokenizer", "NonOverlappingKmerTokenizer", "VocabularyMismatchError",
 ]

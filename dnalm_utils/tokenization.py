@@ -211,35 +211,77 @@ class DNATokenizer:
         """(n_tokens,) int64 ids of ``seq``; with ``[CLS]`` ... ``[SEP]`` if ``add_special_tokens``."""
         ids = self.encode(seq, where=where).ids
         if add_special_tokens:
-            ids = np.concatenate([[self.cls_id], ids, [self.sep_id]]).astype(np.int64)
+            ids = self.frame([ids])[0][0]
         return ids
 
     def n_tokens(self, length: int) -> int:
         """Number of tokens (no specials) for an ACGT-only sequence of ``length`` nt."""
         return len(self.encode("A" * length))
 
+    # --- framing: the special tokens a model family puts around a sequence -----------------------
+    #: Roles of the special tokens before / after a sequence's tokens. BERT families: [CLS] x [SEP];
+    #: Nucleotide Transformer: <cls> x (no <eos>); HyenaDNA: x [SEP]. Set by the model adapter
+    #: (:meth:`set_framing`) and saved in ``dnalm_tokenizer.json``.
+    prefix_roles: tuple = ("cls",)
+    suffix_roles: tuple = ("sep",)
+
+    def set_framing(self, prefix: Sequence[str] = ("cls",), suffix: Sequence[str] = ("sep",)) -> "DNATokenizer":
+        """Use ``prefix`` / ``suffix`` special-token roles around every sequence; returns self."""
+        for role in (*prefix, *suffix):
+            if role not in self.special_tokens:
+                raise VocabularyMismatchError(
+                    f"framing asks for a {role!r} token but the vocabulary has none ({sorted(self.special_tokens)})."
+                )
+        self.prefix_roles, self.suffix_roles = tuple(prefix), tuple(suffix)
+        return self
+
+    @property
+    def body_offset(self) -> int:
+        """Column of a sequence's first token in framed input (the number of prefix specials)."""
+        return len(self.prefix_roles)
+
+    @property
+    def n_framing(self) -> int:
+        """Special tokens added around each sequence (prefix + suffix)."""
+        return len(self.prefix_roles) + len(self.suffix_roles)
+
+    def frame(self, encodings: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Framed, right-padded model input of token-id rows (no specials in them).
+
+        Returns ``(ids, attention)``, both (rows, width) int64: prefix specials, the row's ids, suffix
+        specials, then [PAD] (attention 0). Column of token i of a row: ``body_offset + i``. The one place
+        in the package where special tokens and padding are added.
+        """
+        if len(encodings) == 0:
+            raise ParameterError("nothing to frame: pass at least one sequence.")
+        pre = np.array([self.special_id(r) for r in self.prefix_roles], dtype=np.int64)
+        suf = np.array([self.special_id(r) for r in self.suffix_roles], dtype=np.int64)
+        lengths = [len(e) for e in encodings]
+        width = max(lengths) + pre.size + suf.size
+        ids = np.full((len(encodings), width), self.pad_id, dtype=np.int64)
+        att = np.zeros((len(encodings), width), dtype=np.int64)
+        for r, (e, n) in enumerate(zip(encodings, lengths)):
+            total = n + pre.size + suf.size
+            ids[r, :total] = np.concatenate([pre, np.asarray(e, dtype=np.int64), suf])
+            att[r, :total] = 1
+        return ids, att
+
     def batch_encode(self, seqs: Sequence[str], *, max_length: int | None = None, return_tensors: str = "pt") -> dict:
         """Encode sequences for a model: ``input_ids`` and ``attention_mask`` of shape (batch, tokens).
 
-        Each row is ``[CLS] tokens [SEP]`` right-padded with ``[PAD]``; ``spans`` is a list of the per-sequence
-        (n_tokens, 2) nucleotide spans (no specials). ``max_length`` (including the two specials) raises a
-        ParameterError for sequences that do not fit rather than truncating silently.
+        Each row is framed as the model family frames it (:meth:`frame`; BERT: ``[CLS] tokens [SEP]``)
+        and right-padded with ``[PAD]``; ``spans`` is a list of the per-sequence (n_tokens, 2) nucleotide
+        spans (no specials). ``max_length`` (including the specials) raises a ParameterError for sequences
+        that do not fit rather than truncating silently.
         """
         encs = [self.encode(s, where=f"sequence {i}") for i, s in enumerate(seqs)]
-        width = max(len(e) for e in encs) + 2
+        width = max(len(e) for e in encs) + self.n_framing
         if max_length is not None and width > max_length:
             raise ParameterError(
-                f"a sequence needs {width} tokens with [CLS]/[SEP] but max_length={max_length}; "
+                f"a sequence needs {width} tokens with its special tokens but max_length={max_length}; "
                 "use shorter windows or a model with more positions."
             )
-        ids = np.full((len(encs), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(encs), width), dtype=np.int64)
-        for row, enc in enumerate(encs):
-            n = len(enc)
-            ids[row, 0] = self.cls_id
-            ids[row, 1 : n + 1] = enc.ids
-            ids[row, n + 1] = self.sep_id
-            mask[row, : n + 2] = 1
+        ids, mask = self.frame([e.ids for e in encs])
         out = {"input_ids": ids, "attention_mask": mask}
         if return_tensors == "pt":
             import torch
@@ -300,7 +342,8 @@ class DNATokenizer:
     # --- persistence -----------------------------------------------------------------------------
     def metadata(self) -> dict:
         """What ``dnalm_tokenizer.json`` records: scheme, k, vocabulary size, special tokens."""
-        return {"scheme": self.scheme, "k": self.k, "vocab_size": self.vocab_size, "special_tokens": self.special_tokens}
+        return {"scheme": self.scheme, "k": self.k, "vocab_size": self.vocab_size, "special_tokens": self.special_tokens,
+                "framing": {"prefix": list(self.prefix_roles), "suffix": list(self.suffix_roles)}}
 
     def to_hf(self):
         """A Hugging Face tokenizer with the same vocabulary and ids (see each scheme for its input format)."""
@@ -687,36 +730,64 @@ def detect_tokenizer(vocab: Sequence[str] | dict[str, int]) -> DNATokenizer:
     )
 
 
-def load_tokenizer(folder: str | Path) -> DNATokenizer:
-    """Load a tokenizer folder: ours (dnalm_tokenizer.json), a DNABERT / NT folder (vocab.txt) or BPE (tokenizer.json)."""
+def load_tokenizer(folder: str | Path, *, on_invalid: str = "error") -> DNATokenizer:
+    """Load the tokenizer of a model folder from the files it has, in this order:
+
+    1. ``dnalm_tokenizer.json`` (folders this project writes: scheme, k, framing);
+    2. ``vocab.txt`` when it is a complete k-mer / nucleotide vocabulary (DNABERT-3..6, Nucleotide Transformer);
+    3. ``tokenizer.json`` (BPE or WordPiece, e.g. DNABERT-2, GROVER, GENA-LM): a k-mer vocabulary inside it is
+       recognised as such, anything else becomes a :class:`BPETokenizer` over the file's own rules.
+
+    ``on_invalid`` ("error" or "unk") applies to overlapping k-mers: "unk" maps k-mers that hold N (or another
+    ambiguity code) to [UNK] instead of refusing the window. Tokenizers defined in a family's custom code
+    (HyenaDNA's character tokenizer, ...) are read by that family's model adapter (``adapters``).
+    """
     folder = Path(folder)
+    if on_invalid not in ("error", "unk"):
+        raise ParameterError(f"on_invalid={on_invalid!r}: use 'error' (refuse windows with N) or 'unk' (N-holding k-mers become [UNK]).")
     meta_path = folder / METADATA_FILE
     vocab_txt = folder / "vocab.txt"
+    tok_json = folder / "tokenizer.json"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
         scheme = meta.get("scheme")
         if scheme == "bpe":
-            return BPETokenizer(_load_fast(folder))
-        vocab = _read_vocab_txt(vocab_txt)
-        if scheme == "overlapping":
-            return OverlappingKmerTokenizer(meta["k"], vocab)
-        if scheme == "nonoverlapping":
-            return NonOverlappingKmerTokenizer(meta["k"], vocab)
-        if scheme == "nucleotide":
-            return NucleotideTokenizer(vocab)
-        raise VocabularyMismatchError(f"{meta_path}: unknown scheme {scheme!r}; expected one of {', '.join(SCHEMES)}.")
+            tok = BPETokenizer(_load_fast(folder))
+        elif scheme in ("overlapping", "nonoverlapping", "nucleotide"):
+            vocab = _read_vocab_txt(vocab_txt)
+            tok = (OverlappingKmerTokenizer(meta["k"], vocab, on_invalid=on_invalid) if scheme == "overlapping"
+                   else NonOverlappingKmerTokenizer(meta["k"], vocab) if scheme == "nonoverlapping"
+                   else NucleotideTokenizer(vocab))
+        else:
+            raise VocabularyMismatchError(f"{meta_path}: unknown scheme {scheme!r}; expected one of {', '.join(SCHEMES)}.")
+        framing = meta.get("framing")
+        if framing:
+            tok.set_framing(framing.get("prefix", ()), framing.get("suffix", ()))
+        return tok
+    problem = None
     if vocab_txt.exists():
-        return detect_tokenizer(_read_vocab_txt(vocab_txt))
-    if (folder / "tokenizer.json").exists():
+        try:
+            return _with_on_invalid(detect_tokenizer(_read_vocab_txt(vocab_txt)), on_invalid)
+        except VocabularyMismatchError as exc:
+            if not tok_json.exists():
+                raise
+            problem = exc  # e.g. GROVER: a BPE vocabulary in vocab.txt, its rules in tokenizer.json
+    if tok_json.exists():
         fast = _load_fast(folder)
         try:
-            return detect_tokenizer(fast.get_vocab())
+            return _with_on_invalid(detect_tokenizer(fast.get_vocab()), on_invalid)
         except VocabularyMismatchError:
             return BPETokenizer(fast)
     raise VocabularyMismatchError(
-        f"{folder} holds no tokenizer (no {METADATA_FILE}, vocab.txt or tokenizer.json); pass the model folder "
-        "that was saved with its tokenizer."
+        f"{folder} holds no tokenizer this package can read (no {METADATA_FILE}, k-mer vocab.txt or tokenizer.json)"
+        + (f": {problem}" if problem else "") + "; pass the model folder that was saved with its tokenizer."
     )
+
+
+def _with_on_invalid(tok: DNATokenizer, on_invalid: str) -> DNATokenizer:
+    if isinstance(tok, OverlappingKmerTokenizer) and on_invalid != tok.on_invalid:
+        return OverlappingKmerTokenizer(tok.k, tok.vocab, on_invalid=on_invalid)
+    return tok
 
 
 def _read_vocab_txt(path: Path) -> list[str]:

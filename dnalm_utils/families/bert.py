@@ -1,0 +1,150 @@
+"""Hugging Face BERT: DNABERT-3..6, the project's zoo, GROVER, and DNABERT folders made with the original
+DNABERT repository (its ``bert-config-6`` has ``architectures: BertForMaskedLM`` but no ``model_type``).
+
+Layout (hub ``zhihan1996/DNA_bert_6``): config.json (``model_type: bert``), vocab.txt (5 specials + k-mers),
+tokenizer_config.json (``do_lower_case: true``, ignored), model.safetensors or legacy pytorch_model.bin with
+``bert.*`` and ``cls.predictions.*`` tensors. GROVER (``PoetschLab/GROVER``) is the same architecture with a
+BPE vocabulary (vocab.txt + tokenizer.json). Framing: ``[CLS] tokens [SEP]``; absolute positions, so a
+sequence takes at most ``max_position_embeddings - 2`` tokens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..adapters import (
+    EncoderOutput,
+    LoadOptions,
+    ModelAdapter,
+    load_strict,
+    register,
+)
+from ..errors import ParameterError
+
+#: checkpoint tensors that carry no weights (buffers older transformers saved)
+IGNORABLE = (r"\.position_ids$",)
+#: tensors of heads: the MLM head (cls.predictions), the next-sentence head (cls.seq_relationship), the pooler
+MLM_HEAD = (r"^cls\.seq_relationship\.", r"^bert\.pooler\.")
+CLASSIFIER_HEAD = (r"^classifier\.", r"^bert\.pooler\.", r"^cls\.")
+BASE_HEAD = (r"^cls\.", r"^pooler\.")
+
+
+def _rename(name: str) -> str:
+    """Names of checkpoints saved by old transformers (LayerNorm gamma/beta) -> today's."""
+    return name.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+
+
+class BertAdapter(ModelAdapter):
+    family = "bert"
+    objective = "masked"
+    positions = "absolute"
+    capabilities = frozenset({"masked_logprobs", "layer_readout", "hidden_states", "attention", "classifier",
+                              "input_embeddings"})
+    published = ("zhihan1996/DNA_bert_3", "zhihan1996/DNA_bert_4", "zhihan1996/DNA_bert_5",
+                 "zhihan1996/DNA_bert_6", "PoetschLab/GROVER")
+
+    @property
+    def _bert(self):
+        return getattr(self.model, "bert", self.model)
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.config.num_hidden_layers)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.config.hidden_size)
+
+    @property
+    def max_tokens(self) -> int | None:
+        return int(self.config.max_position_embeddings) - self.tokenizer.n_framing
+
+    def _encoder(self, ids, att, *, hidden_states, attentions):
+        out = self._bert(input_ids=ids, attention_mask=att, output_hidden_states=hidden_states,
+                         output_attentions=attentions)
+        return EncoderOutput(out.last_hidden_state, out.hidden_states if hidden_states else None,
+                             out.attentions if attentions else None)
+
+    def _head(self, h):
+        return self.model.cls.predictions(h)
+
+    def input_embeddings(self):
+        self.require("input_embeddings", "static embeddings")
+        return self._bert.embeddings.word_embeddings.weight
+
+    def classifier(self, num_labels: int, *, init: str = "pretrained", seed: int = 0) -> ModelAdapter:
+        import torch
+        from transformers import BertForSequenceClassification, set_seed
+
+        config = self.config.__class__.from_dict(self.config.to_dict())
+        config.num_labels = num_labels
+        set_seed(seed)
+        model = BertForSequenceClassification(config)
+        report = None
+        if init == "pretrained":
+            if self.path is None:
+                raise ParameterError(f"{self.name} has no folder to read pre-trained weights from.")
+            report = load_strict(model, self.path, head_patterns=CLASSIFIER_HEAD, ignorable_patterns=IGNORABLE,
+                                 rename=_rename)
+        model.to(device=self.device, dtype=torch.float32).train()
+        return type(self)(model, self.tokenizer, name=self.name, source=self.source, path=self.path,
+                          device=self.device, dtype=torch.float32, head="classification", config=config,
+                          load_report=report)
+
+
+def _is_mosaic(config: dict) -> bool:
+    """DNABERT-2 / DNABERT-S (MosaicBERT layers) also say model_type bert; their own family takes them."""
+    targets = " ".join(str(v) for v in (config.get("auto_map") or {}).values())
+    return "alibi_starting_size" in config or "bert_layers" in targets
+
+
+def matches(config: dict, folder: Path) -> bool:
+    if _is_mosaic(config) or config.get("auto_map"):
+        return False  # custom code: a specific family (or the remote-code family) decides
+    if config.get("model_type") == "bert":
+        return True
+    archs = config.get("architectures") or []
+    return config.get("model_type") is None and any(a.startswith("Bert") for a in archs)
+
+
+def build_config(config: dict):
+    """A transformers BertConfig from config.json (which may lack ``model_type``, as DNABERT's own configs do)."""
+    from transformers import BertConfig
+
+    clean = {k: v for k, v in config.items() if k not in ("model_type", "auto_map", "transformers_version")}
+    return BertConfig(**clean)
+
+
+def load(folder: Path, config: dict, options: LoadOptions) -> BertAdapter:
+    import torch
+    from transformers import BertForMaskedLM, BertModel, set_seed
+
+    from ..tokenization import load_tokenizer
+
+    tokenizer = load_tokenizer(folder, on_invalid=options.on_invalid)
+    cfg = build_config(config)
+    cfg._attn_implementation = options.attn_implementation or "sdpa"
+    tokenizer.check_model_vocab(cfg.vocab_size, model_name=f"{folder}/config.json (vocab_size)")
+    set_seed(options.seed)
+    if options.head == "mlm":
+        archs = config.get("architectures") or []
+        if archs and not any(a.endswith(("ForMaskedLM", "ForPreTraining")) for a in archs):
+            raise ParameterError(
+                f"{folder} holds a {archs[0]} without a masked-language-model head, so it cannot predict masked "
+                "tokens; use a pre-trained (MLM) checkpoint, or load it with head='base' for embeddings only."
+            )
+        model, heads = BertForMaskedLM(cfg), MLM_HEAD
+    elif options.head == "base":
+        model, heads = BertModel(cfg, add_pooling_layer=False), BASE_HEAD
+    else:
+        raise ParameterError(f"head={options.head!r} is not available for BERT here; use 'mlm' or 'base' "
+                             "(fine-tuning builds its classifier with adapter.classifier()).")
+    rename = _rename if options.head == "mlm" else (lambda n: _rename(n[len("bert."):]) if n.startswith("bert.") else _rename(n))
+    report = load_strict(model, folder, head_patterns=heads, ignorable_patterns=IGNORABLE, rename=rename)
+    tokenizer.set_framing(("cls",), ("sep",))
+    return BertAdapter(model.to(torch.float32), tokenizer, name=options.name, source=options.source, path=folder,
+                       device=torch.device("cpu"), dtype=torch.float32, head=options.head, config=cfg,
+                       load_report=report)
+
+
+register("bert", BertAdapter, matches, load, priority=0)
