@@ -465,6 +465,56 @@ class ModelAdapter:
         return f"<{type(self).__name__} {self.name!r}: {self.family}, {self.tokenizer.description}, head={self.head}>"
 
 
+class ModuleAdapter(ModelAdapter):
+    """The interface over a hand-built torch module (tests, teaching, toy models with a known answer).
+
+    ``model(input_ids=..., attention_mask=..., [output_hidden_states=True], [output_attentions=True])`` returns
+    an object with ``logits`` (batch, token, vocab) and, where the module has them, ``hidden_states`` / ``attentions``.
+    ``objective``: "masked" or "causal"; ``capabilities``: what the module provides (default: token log-probs
+    for its objective); ``n_layers`` for modules that return hidden states. The logits serve as the "hidden
+    state" the head reads, so the head is the identity."""
+
+    family = "module"
+
+    def __init__(self, model, tokenizer, *, objective: str = "masked", capabilities: Sequence[str] | None = None,
+                 n_layers: int | None = None, name: str = "module", device=None, missing_reasons: dict | None = None):
+        import torch
+
+        if objective not in ("masked", "causal"):
+            raise ParameterError(f"objective={objective!r}: use 'masked' or 'causal'.")
+        head = "mlm" if objective == "masked" else "lm"
+        super().__init__(model, tokenizer, name=name, source="module", path=None,
+                         device=device or torch.device("cpu"), dtype=torch.float32, head=head, config=None)
+        self.objective = objective
+        default = {"masked_logprobs"} if objective == "masked" else {"next_token_logprobs"}
+        self.capabilities = frozenset(capabilities if capabilities is not None else default)
+        self.missing_reasons = dict(missing_reasons or {})
+        self._n_layers = n_layers
+
+    @property
+    def n_layers(self) -> int:
+        if self._n_layers is None:
+            raise NotApplicable(f"{self.name} does not say how many layers it has (n_layers).")
+        return self._n_layers
+
+    @property
+    def hidden_size(self) -> int:
+        return self.tokenizer.vocab_size
+
+    def _encoder(self, ids, att, *, hidden_states, attentions):
+        kwargs = {}
+        if hidden_states:
+            kwargs["output_hidden_states"] = True
+        if attentions:
+            kwargs["output_attentions"] = True
+        out = self.model(input_ids=ids, attention_mask=att, **kwargs)
+        return EncoderOutput(getattr(out, "logits", None), getattr(out, "hidden_states", None) if hidden_states else None,
+                             getattr(out, "attentions", None) if attentions else None)
+
+    def _head(self, h):
+        return h
+
+
 # ------------------------------------------------------------------------------------------------
 # Options every family's loader receives, and a classifier for families without their own
 # ------------------------------------------------------------------------------------------------
@@ -598,6 +648,6 @@ def auto_map_files(config: dict) -> list[str]:
 
 __all__ = [
     "CAPABILITIES", "HEADS", "NotApplicable", "LoadOptions", "pooled_classifier", "classifier_output", "LoadReport", "check_load_report", "load_strict", "read_state_dict",
-    "read_config", "weight_files", "EncoderOutput", "ModelAdapter", "Family", "register", "families", "family_for",
+    "read_config", "weight_files", "EncoderOutput", "ModelAdapter", "ModuleAdapter", "Family", "register", "families", "family_for",
     "auto_map_files",
 ]

@@ -37,7 +37,6 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 
 from .errors import ParameterError, check_int_range
-from .masking import _amp, _check_batch_size, _encoder_and_head, _rows
 
 #: Default cap on padded tokens per forward pass (rows x width): 16 windows of 512 tokens. Bounds activation and
 #: hidden-state memory for long windows (DNABERT-size, all 13 layers: ~0.4 GB of hidden states per pass).
@@ -235,24 +234,10 @@ def _sq_norms(a: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 # Model plumbing: encoder, layers, batches of real tokens
 # ------------------------------------------------------------------------------------------------
-def _encoder(model):
-    """The encoder without the MLM head (BERT ``.bert``, ESM ``.esm``); a base model itself."""
-    parts = _encoder_and_head(model)
-    if parts is not None:
-        return parts[0]
-    base = getattr(model, "base_model", None)
-    return base if base is not None else model
-
-
 def n_layers(lm) -> int:
-    """Number of transformer layers L; hidden states are indexed 0..L (0 = embedding output)."""
-    n = getattr(getattr(lm.model, "config", None), "num_hidden_layers", None)
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ParameterError(
-            f"{type(lm.model).__name__} exposes no hidden states (its config has no num_hidden_layers); embeddings "
-            "need a transformer encoder loaded with models.load_model()."
-        )
-    return int(n)
+    """Number of layers L of an adapter; hidden states are indexed 0..L (0 = embedding output)."""
+    lm.require("hidden_states", "token embeddings by layer")
+    return int(lm.n_layers)
 
 
 def _check_layers(layers, n: int) -> list[int]:
@@ -290,16 +275,6 @@ def _output_dtype(dtype):
     return np.dtype(name), getattr(torch, name)
 
 
-def _max_tokens(config) -> int | None:
-    """Longest input (with [CLS]/[SEP]) the position table takes; None if positions are not absolute."""
-    n = getattr(config, "max_position_embeddings", None)
-    if n is None or getattr(config, "position_embedding_type", None) not in (None, "absolute"):
-        return None
-    if getattr(config, "model_type", "") == "esm":  # ESM positions start after padding_idx
-        return int(n) - int(getattr(config, "pad_token_id", 1) or 0) - 1
-    return int(n)
-
-
 def _encode_windows(lm, windows) -> list:
     """Encodings of ``windows`` (a list of DNA strings), checked to fit the model's positions."""
     if isinstance(windows, (str, bytes)):
@@ -309,13 +284,8 @@ def _encode_windows(lm, windows) -> list:
         raise ParameterError("windows is empty; pass at least one DNA sequence (e.g. held-out windows from "
                              "genome.sample_windows).")
     encs = [lm.tokenizer.encode(s, where=f"window {i}") for i, s in enumerate(windows)]
-    limit = _max_tokens(getattr(lm.model, "config", None))
     longest = int(np.argmax([len(e) for e in encs]))
-    if limit is not None and len(encs[longest]) + 2 > limit:
-        raise ParameterError(
-            f"window {longest} gives {len(encs[longest])} tokens + [CLS]/[SEP] = {len(encs[longest]) + 2}, more "
-            f"than the model's {limit} positions; use windows of at most {limit - 2} tokens."
-        )
+    lm.check_fits(len(encs[longest]), what=f"window {longest}")
     return encs
 
 
@@ -353,7 +323,7 @@ def _forward(lm, encs, *, batch_size: int, max_batch_tokens: int, amp: bool, pro
     Real tokens = attended and not special: [CLS], [SEP], padding and specials inside windows are dropped.
     Arguments are checked at the call; the forward passes run as the iterator is consumed.
     """
-    batch_size = _check_batch_size(batch_size)
+    batch_size = check_int_range("batch_size", batch_size, 1, hint="Rows per forward pass, e.g. 64.")
     max_batch_tokens = check_int_range("max_batch_tokens", max_batch_tokens, 1,
                                        hint="Padded tokens per forward pass; e.g. 8192.")
     expected = n_layers(lm) + 1
@@ -365,22 +335,14 @@ def _run_batches(lm, encs, bounds, expected: int, *, amp: bool, progress: bool, 
     import torch
     from tqdm.auto import tqdm
 
-    encoder = _encoder(lm.model)
     special = torch.from_numpy(lm.tokenizer.is_special).to(lm.device)
     lm.model.eval()
     with torch.no_grad():
         for lo, hi in tqdm(bounds, desc=desc, disable=not progress):
-            ids, att = _rows(lm.tokenizer, [e.ids for e in encs[lo:hi]])
+            ids, att = lm.frame([e.ids for e in encs[lo:hi]])
             ids, att = torch.from_numpy(ids).to(lm.device), torch.from_numpy(att).to(lm.device)
-            with _amp(lm, amp):
-                out = encoder(input_ids=ids, attention_mask=att, output_hidden_states=True)
-            hidden = getattr(out, "hidden_states", None)
-            if hidden is None or len(hidden) != expected:
-                got = "none" if hidden is None else f"{len(hidden)}"
-                raise ParameterError(
-                    f"{type(encoder).__name__} returned {got} hidden states, expected {expected} (embedding output + "
-                    f"{expected - 1} layers); embeddings need an encoder that supports output_hidden_states=True."
-                )
+            with lm.autocast(amp):
+                hidden = lm.encode(ids, att, hidden_states=True).hidden_states
             rows, cols = torch.nonzero((att > 0) & ~special[ids], as_tuple=True)
             yield _Batch(lo, hi, hidden, rows, cols, ids[rows, cols], att)
 
@@ -400,7 +362,7 @@ def static_embeddings(lm) -> StaticEmbeddings:
     [PAD] [UNK] [CLS] [SEP] [MASK] and any token that is not a string of A/C/G/T/N). float32, vocabulary order."""
     import torch
 
-    weight = lm.model.get_input_embeddings().weight.detach()
+    weight = lm.input_embeddings().detach()
     ids = np.flatnonzero(~lm.tokenizer.is_special).astype(np.int64)
     if weight.shape[0] < lm.tokenizer.vocab_size:
         raise ParameterError(f"the model's embedding table has {weight.shape[0]} rows but the tokenizer has "

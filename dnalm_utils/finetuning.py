@@ -31,7 +31,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -104,13 +103,15 @@ def _quiet_transformers():
 # Data
 # --------------------------------------------------------------------------------------------------
 class SequenceDataset:
-    """Torch map-style dataset: item i = {input_ids: [CLS] tokens(seqs[i]) [SEP], labels: labels[i]}.
+    """Torch map-style dataset: item i = {input_ids: the framed tokens of seqs[i], labels: labels[i]}.
 
-    Each sequence is tokenized once, by itself (nothing around it is ever tokenized with it);
-    ``encodings[i]`` keeps the token ids and their nucleotide spans in ``seqs[i]``.
+    Each sequence is tokenized once, by itself (nothing around it is ever tokenized with it), and framed as the
+    model family frames it (``tokenizer.frame``; BERT: [CLS] tokens [SEP]); ``encodings[i]`` keeps the token
+    ids and their nucleotide spans in ``seqs[i]``. ``max_tokens``: the model's limit on a sequence's tokens
+    (``adapter.max_tokens``, specials excluded; None = no limit).
     """
 
-    def __init__(self, tokenizer, seqs: Sequence[str], labels, *, max_positions: int | None = None):
+    def __init__(self, tokenizer, seqs: Sequence[str], labels, *, max_tokens: int | None = None):
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         if len(seqs) != labels.size:
             raise ParameterError(f"{len(seqs)} sequences but {labels.size} labels; pass one label per sequence.")
@@ -122,14 +123,13 @@ class SequenceDataset:
         empty = [i for i, e in enumerate(self.encodings) if len(e) == 0]
         if empty:
             raise ParameterError(f"sequence {empty[0]} gives no token with {tokenizer.description}; use longer sequences.")
-        width = max(len(e) for e in self.encodings) + 2
-        if max_positions is not None and width > max_positions:
+        longest = max(len(e) for e in self.encodings)
+        if max_tokens is not None and longest > max_tokens:
             raise ParameterError(
-                f"sequences need up to {width} token positions with {tokenizer.description} ([CLS]/[SEP] included), "
-                f"more than the model's {max_positions}; use shorter sequences."
+                f"sequences give up to {longest} tokens with {tokenizer.description}, more than the model's "
+                f"{max_tokens} (special tokens excluded); use shorter sequences."
             )
-        cls_, sep = tokenizer.cls_id, tokenizer.sep_id
-        self._ids = [np.concatenate([[cls_], e.ids, [sep]]).astype(np.int64) for e in self.encodings]
+        self._ids = [tokenizer.frame([e.ids])[0][0] for e in self.encodings]
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -141,67 +141,46 @@ class SequenceDataset:
 
 
 class PadCollator:
-    """Right-pads a list of items to (batch, longest) with the pad id; attention mask 1 on real tokens."""
+    """Right-pads a list of framed items to (batch, longest) with the tokenizer's [PAD] (``tokenizer.pad``);
+    attention mask 1 on real tokens; ``labels`` stacked when present."""
 
-    def __init__(self, pad_id: int):
-        self.pad_id = int(pad_id)
+    def __init__(self, tokenizer):
+        self._tok = tokenizer  # not ".tokenizer": the Trainer would take it for a processing class to save
 
     def __call__(self, items: list[dict]) -> dict:
         import torch
 
-        width = max(len(it["input_ids"]) for it in items)
-        ids = torch.full((len(items), width), self.pad_id, dtype=torch.long)
-        att = torch.zeros((len(items), width), dtype=torch.long)
-        for r, it in enumerate(items):
-            n = len(it["input_ids"])
-            ids[r, :n] = it["input_ids"]
-            att[r, :n] = 1
-        out = {"input_ids": ids, "attention_mask": att}
+        ids, att = self._tok.pad([it["input_ids"] for it in items])
+        out = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(att)}
         if "labels" in items[0]:
             out["labels"] = torch.tensor([it["labels"] for it in items], dtype=torch.long)
         return out
-
-
-def _max_positions(model) -> int | None:
-    cfg = model.config
-    n = getattr(cfg, "max_position_embeddings", None)
-    if n is None:
-        return None
-    if cfg.model_type == "esm":  # ESM's position ids start after the padding index
-        n -= (cfg.pad_token_id or 0) + 1
-    return int(n)
 
 
 # --------------------------------------------------------------------------------------------------
 # Models
 # --------------------------------------------------------------------------------------------------
 def classification_model(source, num_labels: int, *, init: str = "pretrained", seed: int = 0, models_dir=None,
-                         device: str = "auto"):
-    """models.LoadedModel with a fresh ``num_labels``-way classification head, in float32 and training mode.
+                         device: str = "auto", load_options: Mapping | None = None):
+    """A classification adapter (``adapter.classifier``): ``num_labels`` logits, float32, training mode.
 
-    ``init="pretrained"``: the checkpoint's encoder weights (the head is seeded with ``seed``);
-    ``init="random"``: ``AutoModelForSequenceClassification.from_config`` of the same config, every weight
-    re-initialised (seeded) -- same architecture, vocabulary and tokenizer, no pre-training.
+    ``init="pretrained"``: the checkpoint's encoder weights (loaded strictly), the head seeded with ``seed``;
+    ``init="random"``: the same architecture, vocabulary and tokenizer with every weight re-initialised
+    (seeded) -- no pre-training. Families without a classifier raise ``adapters.NotApplicable``.
+    ``load_options``: more ``models.load_model`` arguments (``trust_remote_code``, ``on_invalid``).
     """
-    from transformers import AutoModelForSequenceClassification, set_seed
+    import torch
 
-    from .models import load_model
+    from .models import load_model, pick_device, to_device
 
     if init not in INITS:
         raise ParameterError(f"init={init!r}: use one of {', '.join(INITS)}.")
     num_labels = check_int_range("num_labels", num_labels, 2)
     seed = check_int_range("seed", seed, 0)
     with _quiet_transformers():
-        set_seed(seed)
-        lm = load_model(source, head="classification", num_labels=num_labels, device=device, dtype="float32",
-                        models_dir=models_dir, eval_mode=False)
-        if init == "random":
-            set_seed(seed)
-            model = AutoModelForSequenceClassification.from_config(lm.model.config)
-            model.to(lm.device)
-            model.train()
-            lm = dataclasses.replace(lm, model=model)
-    return lm
+        base = load_model(source, device="cpu", dtype="float32", models_dir=models_dir, **dict(load_options or {}))
+        lm = base.classifier(num_labels, init=init, seed=seed)
+    return to_device(lm, pick_device(device), torch.float32, eval_mode=False)
 
 
 @dataclass
@@ -222,7 +201,7 @@ class FinetuneResult:
 
 def finetune(source, train, valid, *, num_labels: int, init: str = "pretrained", seed: int = 0,
              settings: FinetuneSettings | None = None, models_dir=None, device: str = "auto", work_dir=None,
-             keep_dir=None) -> FinetuneResult:
+             keep_dir=None, load_options: Mapping | None = None) -> FinetuneResult:
     """Fine-tune ``source`` (zoo name, local folder or hub id) on ``train`` = (seqs, labels) with early stopping
     on ``valid`` = (seqs, labels); either may also be a :class:`SequenceDataset` built with the model's
     tokenizer. Trainer checkpoints go to a temporary folder under ``work_dir`` that is removed afterwards;
@@ -234,10 +213,11 @@ def finetune(source, train, valid, *, num_labels: int, init: str = "pretrained",
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     s = settings or FinetuneSettings()
-    lm = classification_model(source, num_labels, init=init, seed=seed, models_dir=models_dir, device=device)
-    limit = _max_positions(lm.model)
-    train_ds = train if isinstance(train, SequenceDataset) else SequenceDataset(lm.tokenizer, *train, max_positions=limit)
-    valid_ds = valid if isinstance(valid, SequenceDataset) else SequenceDataset(lm.tokenizer, *valid, max_positions=limit)
+    lm = classification_model(source, num_labels, init=init, seed=seed, models_dir=models_dir, device=device,
+                              load_options=load_options)
+    limit = lm.max_tokens
+    train_ds = train if isinstance(train, SequenceDataset) else SequenceDataset(lm.tokenizer, *train, max_tokens=limit)
+    valid_ds = valid if isinstance(valid, SequenceDataset) else SequenceDataset(lm.tokenizer, *valid, max_tokens=limit)
     for name, ds in (("training", train_ds), ("validation", valid_ds)):
         if ds.labels.min() < 0 or ds.labels.max() >= num_labels:
             raise ParameterError(f"{name} labels must lie in 0..{num_labels - 1}; got {ds.labels.min()}..{ds.labels.max()}.")
@@ -257,7 +237,7 @@ def finetune(source, train, valid, *, num_labels: int, init: str = "pretrained",
                 **_device_flags(lm.device, s.precision),
             )
             trainer = Trainer(model=lm.model, args=args, train_dataset=train_ds, eval_dataset=valid_ds,
-                              data_collator=PadCollator(lm.tokenizer.pad_id),
+                              data_collator=PadCollator(lm.tokenizer),
                               callbacks=[EarlyStoppingCallback(early_stopping_patience=s.patience)])
             for cb in (PrinterCallback, ProgressCallback):
                 trainer.remove_callback(cb)
@@ -274,15 +254,13 @@ def finetune(source, train, valid, *, num_labels: int, init: str = "pretrained",
             best_step = int(Path(state.best_model_checkpoint).name.split("-")[-1])
         model = trainer.model
         if state.best_model_checkpoint and Path(state.best_model_checkpoint).is_dir():
-            # Reload the best checkpoint with from_pretrained: the Trainer's own restore (load_state_dict) misses
-            # renamed keys of some architectures (e.g. ESM's LayerNorm in transformers 5), silently.
-            from transformers import AutoModelForSequenceClassification
+            # Reload the best checkpoint strictly: the Trainer's own restore (load_state_dict) can miss renamed
+            # keys silently; load_strict refuses any tensor that does not fit.
+            from .adapters import load_strict
 
-            with _quiet_transformers():
-                model = AutoModelForSequenceClassification.from_pretrained(state.best_model_checkpoint,
-                                                                           dtype=torch.float32).to(lm.device)
+            load_strict(model, Path(state.best_model_checkpoint))
         model.eval()
-        lm = dataclasses.replace(lm, model=model)
+        lm.model = model
         saved = None
         if keep_dir is not None:
             from .models import save_model
@@ -308,7 +286,7 @@ def predict_proba(lm, data, *, batch_size: int = 256, amp: bool = False) -> np.n
     from .models import autocast
 
     ds = data if isinstance(data, SequenceDataset) else SequenceDataset(lm.tokenizer, list(data), np.zeros(len(data)))
-    collate = PadCollator(lm.tokenizer.pad_id)
+    collate = PadCollator(lm.tokenizer)
     batch_size = check_int_range("batch_size", batch_size, 1)
     model = lm.model
     model.eval()
@@ -490,23 +468,29 @@ def data_digest(*parts) -> str:
 
 
 def run_manifest(*, model: str, init: str, seed: int, settings: FinetuneSettings, num_labels: int, score_id: str,
-                 data_sha256: str, device) -> dict:
+                 data_sha256: str, device, load_options: Mapping | None = None) -> dict:
     """Everything that determines one fine-tuning run's result: the model's content (models.model_digest),
-    init, seed, optimisation settings, data, scoring, device type, library versions and this module's code."""
+    init, seed, optimisation settings, data, scoring, device type, load options, library versions and the code
+    that builds and trains the classifier (this module, the model interface and its families, the tokenizers)."""
     versions, code = _code_and_versions()
     return {"format": RUN_CACHE_FORMAT, "model_sha256": model, "init": init, "seed": int(seed),
             "settings": settings.to_dict(), "num_labels": int(num_labels), "score": score_id,
-            "data_sha256": data_sha256, "device": device.type, "versions": dict(versions), "code_sha256": code}
+            "data_sha256": data_sha256, "device": device.type, "versions": dict(versions), "code_sha256": code,
+            "load_options": dict(sorted((load_options or {}).items()))}
 
 
 @functools.lru_cache(maxsize=1)
 def _code_and_versions() -> tuple[tuple[tuple[str, str | None], ...], str]:
-    """(library versions, sha256 of this module's source), read once per process."""
-    from .io import package_versions, sha256_file
+    """(library versions, sha256 of the sources that determine a run: this module, adapters.py, the families and
+    tokenization.py), read once per process."""
+    from .io import package_versions, sha256_bytes, sha256_file
 
     versions = package_versions(("torch", "transformers", "accelerate", "numpy", "scikit-learn"))
     versions.pop("platform", None)
-    return tuple(sorted(versions.items())), sha256_file(Path(__file__))
+    here = Path(__file__).parent
+    files = [Path(__file__), here / "adapters.py", here / "tokenization.py", *sorted((here / "families").glob("*.py"))]
+    digest = sha256_bytes("".join(f"{f.name}:{sha256_file(f)}\n" for f in files).encode())
+    return tuple(sorted(versions.items())), digest
 
 
 def run_cache_path(cache_dir, manifest: Mapping) -> Path:
@@ -578,8 +562,10 @@ def run_grid(sources: Mapping[str, str], train, valid, test, *, num_labels: int,
              inits: Sequence[str] = INITS, settings: FinetuneSettings | None = None, models_dir=None,
              device: str = "auto", score: Callable | None = None, progress: bool = True, desc: str = "fine-tuning",
              keep_models_dir=None, tag: str = "", check: Callable | None = None, work_dir=None,
-             cache_dir=None, score_id: str | None = None):
+             cache_dir=None, score_id: str | None = None, load_options: Mapping | None = None):
     """Fine-tune every model x init x seed on (seqs, labels) ``train`` / ``valid`` and score it on ``test``.
+
+    ``load_options``: passed to ``models.load_model`` for every model (``trust_remote_code``, ``on_invalid``).
 
     ``score(probs, labels) -> dict`` (default :func:`multiclass_metrics`); ``check(tokenizer, name)`` may
     reject a model before training. Each model's sequences are tokenized once. Returns a DataFrame with one
@@ -595,8 +581,7 @@ def run_grid(sources: Mapping[str, str], train, valid, test, *, num_labels: int,
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from .tokenization import load_tokenizer
-    from .models import resolve_model
+    from .models import load_model, resolve_model
 
     seeds = [check_int_range("seed", s, 0) for s in seeds]
     if not seeds:
@@ -621,14 +606,13 @@ def run_grid(sources: Mapping[str, str], train, valid, test, *, num_labels: int,
     bar = tqdm(total=len(sources) * len(inits) * len(seeds), desc=desc, unit="run", disable=not progress)
     for name, src in sources.items():
         folder, _ = resolve_model(src, models_dir=models_dir)
-        tok = load_tokenizer(folder)
+        with _quiet_transformers():
+            probe = load_model(src, device="cpu", dtype="float32", models_dir=models_dir, **dict(load_options or {}))
+        tok, limit = probe.tokenizer, probe.max_tokens
+        del probe
         if check is not None:
             check(tok, name)
-        with _quiet_transformers():
-            from transformers import AutoConfig
-
-            limit = _max_positions(SimpleNamespace(config=AutoConfig.from_pretrained(folder)))
-        data = {key: SequenceDataset(tok, list(part[0]), part[1], max_positions=limit)
+        data = {key: SequenceDataset(tok, list(part[0]), part[1], max_tokens=limit)
                 for key, part in (("train", train), ("valid", valid), ("test", test))}
         digest = model_digest(folder) if cache_dir is not None else None
         for init in inits:
@@ -636,7 +620,8 @@ def run_grid(sources: Mapping[str, str], train, valid, test, *, num_labels: int,
                 manifest = None
                 if cache_dir is not None:
                     manifest = run_manifest(model=digest, init=init, seed=seed, settings=settings,
-                                            num_labels=num_labels, score_id=score_id, data_sha256=data_sha, device=dev)
+                                            num_labels=num_labels, score_id=score_id, data_sha256=data_sha, device=dev,
+                                            load_options=load_options)
                     cached = None if keep_models_dir else read_cached_run(cache_dir, manifest)
                     if cached is not None:
                         rows.append({"model": name, "init": init, "seed": seed, **cached, "cached": True})
@@ -646,7 +631,8 @@ def run_grid(sources: Mapping[str, str], train, valid, test, *, num_labels: int,
                 if keep_models_dir:
                     keep = Path(keep_models_dir) / f"{name}-{init}-{tag + '-' if tag else ''}seed{seed}"
                 res = finetune(src, data["train"], data["valid"], num_labels=num_labels, init=init, seed=seed,
-                               settings=settings, models_dir=models_dir, device=device, keep_dir=keep, work_dir=work_dir)
+                               settings=settings, models_dir=models_dir, device=device, keep_dir=keep, work_dir=work_dir,
+                               load_options=load_options)
                 probs = predict_proba(res.lm, data["test"], batch_size=settings.eval_batch_size)
                 row = {**score(probs, data["test"].labels),
                        "best_step": res.best_step, "steps": res.steps, "stopped_early": res.stopped_early,

@@ -40,81 +40,14 @@ LETTERS = "ACGT"
 
 
 def _amp(lm, amp: bool):
-    """bf16 autocast on the model's device (models.autocast) if ``amp``, else a no-op context."""
-    import contextlib
-
-    from .models import autocast
-
-    return autocast(lm.device) if amp else contextlib.nullcontext()
+    """bf16 autocast on the model's device if ``amp`` (adapter.autocast), else a no-op context."""
+    return lm.autocast(amp)
 
 
 def _check_batch_size(batch_size) -> int:
     from .errors import check_int_range
 
     return check_int_range("batch_size", batch_size, 1, hint="Rows per forward pass, e.g. 64.")
-
-
-def _encoder_and_head(model):
-    """(encoder, head) of a ForMaskedLM model, to run the MLM head on the wanted positions only (BERT:
-    ``.bert`` + ``.cls``; ESM: ``.esm`` + ``.lm_head``); None if the model does not expose both."""
-    cls = getattr(model, "cls", None)
-    head = getattr(cls, "predictions", cls) if cls is not None else getattr(model, "lm_head", None)
-    base = getattr(model, "base_model", None)
-    if head is None or base is None or base is model:
-        return None
-    return base, head
-
-
-def _forward_logprobs(lm, input_ids: np.ndarray, attention: np.ndarray, positions: list[np.ndarray], batch_size: int,
-                      *, amp: bool = True):
-    """Log-probabilities over the vocabulary (specials excluded) at ``positions[i]`` of row i.
-
-    input_ids / attention: (rows, tokens) int arrays. Returns a list of (len(positions[i]), vocab) float32 arrays.
-    ``amp``: run the model under bf16 autocast (models.autocast); False = the model's own dtype. Models that
-    expose encoder and MLM head get the head on the requested positions only (the vocabulary projection
-    dominates small models); others run their full forward.
-    """
-    import torch
-
-    special = torch.from_numpy(lm.tokenizer.is_special)
-    parts = _encoder_and_head(lm.model)
-    out = []
-    lm.model.eval()
-    with torch.no_grad():
-        for lo in range(0, input_ids.shape[0], batch_size):
-            ids = torch.from_numpy(input_ids[lo : lo + batch_size]).to(lm.device)
-            att = torch.from_numpy(attention[lo : lo + batch_size]).to(lm.device)
-            pos = positions[lo : lo + batch_size]
-            r = torch.from_numpy(np.repeat(np.arange(len(pos)), [len(p) for p in pos])).to(lm.device)
-            c = torch.from_numpy(np.concatenate(pos).astype(np.int64)).to(lm.device)
-            with _amp(lm, amp):
-                if parts is not None:
-                    hidden = parts[0](input_ids=ids, attention_mask=att).last_hidden_state
-                    logits = parts[1](hidden[r, c])
-                else:
-                    logits = getattr(lm.model(input_ids=ids, attention_mask=att), "logits", None)
-                    if logits is None:
-                        raise ParameterError(
-                            f"{type(lm.model).__name__} returns no token logits: it has no masked-language-model "
-                            "head. Load a pre-trained MLM checkpoint with models.load_model(..., head='mlm')."
-                        )
-                    logits = logits[r, c]
-            logits = logits.float().cpu()
-            logits[:, special] = float("-inf")
-            logp = torch.log_softmax(logits, dim=-1).numpy()
-            out += np.split(logp, np.cumsum([len(p) for p in pos])[:-1])
-    return out
-
-
-def _rows(tokenizer, encodings: Sequence[np.ndarray]):
-    """(rows, width) ids with [CLS] ... [SEP] and padding, and the attention mask."""
-    width = max(len(e) for e in encodings) + 2
-    ids = np.full((len(encodings), width), tokenizer.pad_id, dtype=np.int64)
-    att = np.zeros_like(ids)
-    for r, e in enumerate(encodings):
-        ids[r, 0], ids[r, 1 : len(e) + 1], ids[r, len(e) + 1] = tokenizer.cls_id, e, tokenizer.sep_id
-        att[r, : len(e) + 2] = 1
-    return ids, att
 
 
 @dataclass
@@ -134,7 +67,8 @@ class _Spans:
 
 
 def _draw_spans(tok, windows: Sequence[str], ms: Sequence[int], rng) -> _Spans:
-    """Draw one start per (window, m), uniform so that at least one unmasked token remains on each side."""
+    """Draw one start per (window, m), uniform so that at least one unmasked token remains on each side.
+    ``positions`` are columns of framed input (token index + ``tok.body_offset``)."""
     meta, encs, spans, masked, positions = [], [], [], [], []
     for w, seq in enumerate(windows):
         enc = tok.encode(seq, where=f"window {w}")
@@ -152,7 +86,7 @@ def _draw_spans(tok, windows: Sequence[str], ms: Sequence[int], rng) -> _Spans:
             encs.append(ids)
             spans.append(enc.spans)
             masked.append(row)
-            positions.append(np.arange(a, a + m) + 1)  # +1 for [CLS]
+            positions.append(np.arange(a, a + m) + tok.body_offset)
     return _Spans(np.array(meta, dtype=np.int64).reshape(-1, 3), encs, spans, masked, positions)
 
 
@@ -209,11 +143,12 @@ def span_mask_sweep(lm, windows: Sequence[str], ms: Sequence[int], *, seed: int 
     batch_size = _check_batch_size(batch_size)
     tok = lm.tokenizer
     sp = _draw_spans(tok, windows, ms, np.random.default_rng(seed))
-    input_ids, att = _rows(tok, sp.masked)
+    lm.require("masked_logprobs", "the masked-span sweep")
+    input_ids, att = lm.frame(sp.masked)
     logps = []
     for lo in tqdm(range(0, len(sp.masked), 4096), desc="span sweep", disable=not progress):
-        logps += _forward_logprobs(lm, input_ids[lo : lo + 4096], att[lo : lo + 4096], sp.positions[lo : lo + 4096],
-                                   batch_size, amp=amp)
+        logps += lm.masked_logprobs(input_ids[lo : lo + 4096], att[lo : lo + 4096], sp.positions[lo : lo + 4096],
+                                    batch_size, amp=amp)
     rows = []
     for (w, m, a), ids, lp in zip(sp.meta.tolist(), sp.encs, logps):
         true = ids[a : a + m]
@@ -306,9 +241,10 @@ def own_masking_eval(lm, windows: Sequence[str], cfg, *, seed: int = 0, batch_si
 
     from .pretraining import mask_tokens
 
+    lm.require("masked_logprobs", "own-masking evaluation")
     tok = lm.tokenizer
     encs = [tok.encode(s, where=f"window {i}").ids for i, s in enumerate(windows)]
-    ids, att = _rows(tok, encs)
+    ids, att = lm.frame(encs)
     special = torch.from_numpy(tok.is_special)[torch.from_numpy(ids)] | (torch.from_numpy(att) == 0)
     gen = torch.Generator().manual_seed(seed)
     _, labels = mask_tokens(torch.from_numpy(ids), special, centre_rate=cfg.centre_rate, offsets=cfg.offsets,
@@ -316,14 +252,14 @@ def own_masking_eval(lm, windows: Sequence[str], cfg, *, seed: int = 0, batch_si
     chosen = (labels != -100).numpy()
     masked = np.where(chosen, tok.mask_id, ids)
     positions = [np.flatnonzero(row) for row in chosen]
-    logps = _forward_logprobs(lm, masked, att, positions, batch_size)
+    logps = lm.masked_logprobs(masked, att, positions, batch_size)
     true = np.concatenate([ids[r, p] for r, p in enumerate(positions)])
     lp = np.concatenate(logps)
     nll = -lp[np.arange(len(true)), true]
     top5 = (np.argsort(-lp, axis=1)[:, :5] == true[:, None]).any(axis=1)
     return {"accuracy": float((lp.argmax(1) == true).mean()), "top5": float(top5.mean()),
             "nll": float(nll.mean()), "perplexity": float(np.exp(nll.mean())), "masked_tokens": int(len(true)),
-            "masked_fraction": float(chosen.sum() / (att.sum() - 2 * len(encs)))}
+            "masked_fraction": float(chosen.sum() / (att.sum() - tok.n_framing * len(encs)))}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -391,6 +327,7 @@ def nucleotide_block_eval(lm, windows: Sequence[str], blocks: np.ndarray, *, bat
     contributes nothing and the rest is renormalised). Several masked tokens cover a nucleotide with
     overlapping k-mers; their letter distributions are averaged.
     """
+    lm.require("masked_logprobs", "hiding the same nucleotides")
     tok = lm.tokenizer
     onehot = _letter_onehot(tuple(tok.vocab))
     encs, positions, covers = [], [], []
@@ -404,11 +341,11 @@ def nucleotide_block_eval(lm, windows: Sequence[str], blocks: np.ndarray, *, bat
         ids = enc.ids.copy()
         ids[hit] = tok.mask_id
         encs.append(ids)
-        positions.append(hit + 1)
+        positions.append(hit + tok.body_offset)
         covers.append((enc.spans[hit], seq[s:e].upper(), s, e))
         masked_count[w] = hit.size
-    input_ids, att = _rows(tok, encs)
-    logps = _forward_logprobs(lm, input_ids, att, positions, batch_size)
+    input_ids, att = lm.frame(encs)
+    logps = lm.masked_logprobs(input_ids, att, positions, batch_size)
     probs, truth, win, off = [], [], [], []
     for w, (lp, (spans, true_seq, s, e)) in enumerate(zip(logps, covers)):
         pos = np.arange(s, e, dtype=np.int64)
@@ -602,9 +539,9 @@ def flank_perturbation(lm, windows: Sequence[str], m: int = 1, *, seed: int = 0,
             raise AssertionError(f"window {w}: changing nucleotide {p} changed no unmasked token.")
         rows += [masked, pert]
         info.append((w, a, p, orig, sub, " ".join(tok.convert_ids_to_tokens(ids[a : a + m]))))
-    input_ids, att = _rows(tok, rows)
-    positions = [np.arange(a, a + m) + 1 for (_, a, *_) in info for _ in range(2)]
-    logps = _forward_logprobs(lm, input_ids, att, positions, batch_size, amp=amp)
+    input_ids, att = lm.frame(rows)
+    positions = [np.arange(a, a + m) + tok.body_offset for (_, a, *_) in info for _ in range(2)]
+    logps = lm.masked_logprobs(input_ids, att, positions, batch_size, amp=amp)
     out = []
     for i, (w, a, p, orig, sub, true) in enumerate(info):
         po, pp = logps[2 * i].argmax(1), logps[2 * i + 1].argmax(1)
@@ -625,22 +562,6 @@ def flank_perturbation(lm, windows: Sequence[str], m: int = 1, *, seed: int = 0,
 # ------------------------------------------------------------------------------------------------
 # Inside the model: logit lens and attention
 # ------------------------------------------------------------------------------------------------
-def _mlm_head(model):
-    """(head, final_norm): the module mapping hidden states (..., dim) to vocabulary logits, and for ESM the
-    encoder's final LayerNorm (applied to intermediate layers; the last hidden state already has it)."""
-    cls = getattr(model, "cls", None)
-    if cls is not None:  # BertForMaskedLM (BertOnlyMLMHead) / BertForPreTraining (BertPreTrainingHeads)
-        return getattr(cls, "predictions", cls), None
-    head = getattr(model, "lm_head", None)
-    if head is not None:  # EsmForMaskedLM
-        encoder = getattr(getattr(model, "esm", None), "encoder", None)
-        return head, getattr(encoder, "emb_layer_norm_after", None)
-    raise ParameterError(
-        f"{type(model).__name__} has no masked-language-model head (.cls for BERT, .lm_head for ESM), so hidden "
-        "states cannot be read out as tokens. Load the checkpoint with models.load_model(..., head='mlm')."
-    )
-
-
 def _masked_index(sp: _Spans, lo: int, hi: int):
     """(row-in-batch, column) int64 tensors of the masked positions of rows lo .. hi-1."""
     import torch
@@ -678,13 +599,12 @@ def layer_readout(lm, windows: Sequence[str], m: int = 1, *, seed: int = 0, batc
     import torch
     from tqdm.auto import tqdm
 
-    head, final_norm = _mlm_head(lm.model)
-    encoder = (_encoder_and_head(lm.model) or (lm.model,))[0]  # skip the unused full-vocabulary logits
+    lm.require("layer_readout", "the logit lens")
     tok = lm.tokenizer
     (m,) = _check_ms([m])
     batch_size = _check_batch_size(batch_size)
     sp = _draw_spans(tok, windows, [m], np.random.default_rng(seed))
-    input_ids, att = _rows(tok, sp.masked)
+    input_ids, att = lm.frame(sp.masked)
     special = torch.from_numpy(tok.is_special)
     sums, n, preds = None, 0, []
     lm.model.eval()
@@ -692,12 +612,11 @@ def layer_readout(lm, windows: Sequence[str], m: int = 1, *, seed: int = 0, batc
         for lo, hi, ids, mask, r, c in _device_batches(lm, sp, input_ids, att, batch_size, desc="layer readout", progress=progress):
             true = torch.from_numpy(np.concatenate([e[a : a + m] for e, (_, _, a) in zip(sp.encs[lo:hi], sp.meta[lo:hi].tolist())]))
             with _amp(lm, amp):
-                states = encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
-                h = torch.stack([s[r.to(lm.device), c.to(lm.device)] for s in states])  # (layer, token, dim)
-                if final_norm is not None:
-                    h = torch.cat([final_norm(h[:-1]), h[-1:]])
-                logits = head(h)
-            logp = torch.log_softmax(logits.float().cpu().masked_fill(special, float("-inf")), dim=-1)
+                states = lm.encode(ids, mask, hidden_states=True).hidden_states
+                logits = torch.stack([lm.token_logits(st[r.to(lm.device), c.to(lm.device)], layer=layer)
+                                      for layer, st in enumerate(states)])  # (layer, token, vocab)
+            logits = logits.float().cpu()[..., : special.shape[0]]
+            logp = torch.log_softmax(logits.masked_fill(special, float("-inf")), dim=-1)
             pred = logp.argmax(-1)  # (layer, token)
             preds.append(pred.numpy())
             correct = (pred == true).sum(1)
@@ -733,36 +652,28 @@ def attention_shares(lm, windows: Sequence[str], m: int = 1, *, seed: int = 0, b
     import torch
     from tqdm.auto import tqdm
 
-    impl = getattr(getattr(lm.model, "config", None), "_attn_implementation", None)
-    hint = ("attention_shares needs attention weights, which SDPA / flash attention do not return; load the model "
-            "with models.load_model(..., attn_implementation=\"eager\").")
-    if impl not in (None, "eager"):
-        raise ParameterError(f"the model uses attn_implementation={impl!r}: {hint}")
-    encoder = (_encoder_and_head(lm.model) or (lm.model,))[0]  # no vocabulary logits needed
+    lm.require("attention", "attention shares")
     tok = lm.tokenizer
     (m,) = _check_ms([m])
     batch_size = _check_batch_size(batch_size)
     sp = _draw_spans(tok, windows, [m], np.random.default_rng(seed))
-    input_ids, att = _rows(tok, sp.masked)
-    cat = np.full(input_ids.shape, 2, dtype=np.int64)  # distant
-    cat[att == 0] = 3
-    cat[:, 0] = 3
+    input_ids, att = lm.frame(sp.masked)
+    off = tok.body_offset
+    cat = np.full(input_ids.shape, 3, dtype=np.int64)  # special: framing tokens and padding
     for i, ((_, _, a), spans) in enumerate(zip(sp.meta.tolist(), sp.token_spans)):
         n_tok = spans.shape[0]
-        cat[i, n_tok + 1] = 3  # [SEP]
+        cat[i, off : off + n_tok] = 2  # distant
         s, e = spans[a, 0], spans[a + m - 1, 1]
         overlap = np.flatnonzero((spans[:, 0] < e) & (spans[:, 1] > s))
-        cat[i, overlap + 1] = 0
-        cat[i, a + 1 : a + m + 1] = 1
+        cat[i, overlap + off] = 0
+        cat[i, a + off : a + m + off] = 1
     onehot = torch.nn.functional.one_hot(torch.from_numpy(cat), len(ATTENTION_KEYS)).double()  # (rows, T, 4)
     totals, n = None, 0
     lm.model.eval()
     with torch.no_grad():
         for lo, hi, ids, mask, r, c in _device_batches(lm, sp, input_ids, att, batch_size, desc="attention", progress=progress):
             with _amp(lm, amp):
-                atts = encoder(input_ids=ids, attention_mask=mask, output_attentions=True).attentions
-            if not atts or any(a is None for a in atts):
-                raise ParameterError(f"the model returned no attention weights: {hint}")
+                atts = lm.encode(ids, mask, attentions=True).attentions
             # (layer, query, head, key) rows of the masked queries only
             q = torch.stack([a[r.to(a.device), :, c.to(a.device), :].float().cpu().double() for a in atts])
             q = q / q.sum(-1, keepdim=True)

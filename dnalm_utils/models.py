@@ -228,7 +228,13 @@ def save_model(model, tokenizer: DNATokenizer, folder: str | os.PathLike, *, car
 
     folder = Path(folder)
     with atomic_path(folder) as tmp:
-        model.save_pretrained(str(tmp))
+        if hasattr(model, "save_pretrained"):
+            model.save_pretrained(str(tmp))
+        else:  # a family's own modules (e.g. a pooled classifier): the weights, shared tensors stored once
+            from safetensors.torch import save_model as save_weights
+
+            tmp.mkdir(parents=True, exist_ok=True)
+            save_weights(model, str(tmp / "model.safetensors"))
         tokenizer._write_folder(tmp)
         if card:
             (tmp / "README.md").write_text(card)

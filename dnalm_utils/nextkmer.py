@@ -455,12 +455,14 @@ def baseline_scores(tasks: Mapping[str, NextKmerTask], *, ngram: NgramBaseline |
 # --------------------------------------------------------------------------------------------------
 def run_benchmark(sources: Mapping[str, str], splits: NextKmerSplits, ks: Sequence[int], *, seeds: Sequence[int],
                   settings=None, inits: Sequence[str] = ("pretrained", "random"), models_dir=None,
-                  device: str = "auto", progress: bool = True, keep_models_dir=None, cache_dir=None):
+                  device: str = "auto", progress: bool = True, keep_models_dir=None, cache_dir=None,
+                  load_options: Mapping | None = None):
     """Fine-tune every model of ``sources`` (name -> what models.load_model takes) for every k of ``ks``,
     init (pre-trained weights / random initialisation of the same config) and seed, and score it on the test
     windows. Returns a tidy DataFrame, one row per run: model, init, k, seed, accuracy, top5, macro_f1, bits,
     best_step, steps, stopped_early, train_s, tokenization, n_train, n_valid, n_test, cached
-    (``cache_dir``: finished runs reused, see finetuning.run_grid).
+    (``cache_dir``: finished runs reused, see finetuning.run_grid). ``load_options``: more
+    ``models.load_model`` arguments (``trust_remote_code``, ``on_invalid``).
     """
     import pandas as pd
 
@@ -480,7 +482,7 @@ def run_benchmark(sources: Mapping[str, str], splits: NextKmerSplits, ks: Sequen
             score=lambda probs, y, k=k: FT.multiclass_metrics(probs, y, nt_per_class=k), progress=progress,
             desc=f"next {k}-mer", keep_models_dir=keep_models_dir, tag=f"k{k}",
             check=lambda tok, name: check_input_length(tok, splits.train.input_nt, name=name),
-            cache_dir=cache_dir, score_id=f"multiclass/nt_per_class={k}",
+            cache_dir=cache_dir, score_id=f"multiclass/nt_per_class={k}", load_options=load_options,
         )
         rows.append(frame.assign(k=k))
     out = pd.concat(rows, ignore_index=True)

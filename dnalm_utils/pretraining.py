@@ -211,12 +211,13 @@ def sample_training_windows(cfg: PretrainConfig, records, *, n: int | None = Non
 
 
 class WindowDataset:
-    """Torch map-style dataset: item i = ``[CLS] tokens(window i) [SEP]`` as a 1-D LongTensor (no padding)."""
+    """Torch map-style dataset: item i = the framed tokens of window i (``[CLS] tokens [SEP]`` for the zoo's
+    BERTs) as a 1-D LongTensor (no padding)."""
 
     def __init__(self, windows: Sequence[str], tokenizer: DNATokenizer, max_positions: int):
         self.windows = windows
         self.tokenizer = tokenizer
-        need = max(len(tokenizer.encode(w)) for w in windows[:64]) + 2
+        need = max(len(tokenizer.encode(w)) for w in windows[:64]) + tokenizer.n_framing
         if need > max_positions:
             raise ParameterError(
                 f"windows of {len(windows[0])} nt need about {need} token positions with {tokenizer.description}, "
@@ -287,12 +288,7 @@ class MaskingCollator:
     def __call__(self, items: list[dict]) -> dict:
         import torch
 
-        width = max(len(it["input_ids"]) for it in items)
-        ids = torch.full((len(items), width), self._tok.pad_id, dtype=torch.long)
-        attn = torch.zeros((len(items), width), dtype=torch.long)
-        for row, it in enumerate(items):
-            ids[row, : len(it["input_ids"])] = it["input_ids"]
-            attn[row, : len(it["input_ids"])] = 1
+        ids, attn = (torch.from_numpy(a) for a in self._tok.pad([it["input_ids"] for it in items]))
         special = torch.from_numpy(self._tok.is_special)[ids] | (attn == 0)
         masked, labels = mask_tokens(ids, special, centre_rate=self.cfg.centre_rate, offsets=self.cfg.offsets,
                                      mask_id=self._tok.mask_id, random_ids=self.random_ids)

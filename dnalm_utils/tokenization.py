@@ -256,14 +256,17 @@ class DNATokenizer:
             raise ParameterError("nothing to frame: pass at least one sequence.")
         pre = np.array([self.special_id(r) for r in self.prefix_roles], dtype=np.int64)
         suf = np.array([self.special_id(r) for r in self.suffix_roles], dtype=np.int64)
-        lengths = [len(e) for e in encodings]
-        width = max(lengths) + pre.size + suf.size
-        ids = np.full((len(encodings), width), self.pad_id, dtype=np.int64)
-        att = np.zeros((len(encodings), width), dtype=np.int64)
-        for r, (e, n) in enumerate(zip(encodings, lengths)):
-            total = n + pre.size + suf.size
-            ids[r, :total] = np.concatenate([pre, np.asarray(e, dtype=np.int64), suf])
-            att[r, :total] = 1
+        return self.pad([np.concatenate([pre, np.asarray(e, dtype=np.int64), suf]) for e in encodings])
+
+    def pad(self, rows: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Right-pad already framed rows of ids to (rows, longest) with [PAD]; attention 1 on real tokens.
+        Accepts numpy arrays or 1-D tensors; returns int64 numpy arrays ``(ids, attention)``."""
+        lengths = [len(r) for r in rows]
+        ids = np.full((len(rows), max(lengths)), self.pad_id, dtype=np.int64)
+        att = np.zeros((len(rows), max(lengths)), dtype=np.int64)
+        for i, (r, n) in enumerate(zip(rows, lengths)):
+            ids[i, :n] = np.asarray(r, dtype=np.int64)
+            att[i, :n] = 1
         return ids, att
 
     def batch_encode(self, seqs: Sequence[str], *, max_length: int | None = None, return_tensors: str = "pt") -> dict:
@@ -645,13 +648,81 @@ class BPETokenizer(DNATokenizer):
 
     @property
     def description(self) -> str:
-        return f"BPE ({self.vocab_size} tokens)"
+        return f"BPE ({self.vocab_size} tokens)" if self._model_type != "WordPiece" else f"WordPiece ({self.vocab_size} tokens)"
+
+    @cached_property
+    def _model_spec(self) -> dict:
+        """The ``model`` section of the tokenizer's JSON (type, continuing_subword_prefix, end_of_word_suffix)."""
+        try:
+            return json.loads(self._core.to_str()).get("model", {}) or {}
+        except Exception:  # a backend that cannot serialise itself: plain tokens
+            return {}
+
+    @property
+    def _model_type(self) -> str:
+        return str(self._model_spec.get("type", "BPE"))
+
+    @cached_property
+    def token_nucleotides(self) -> list[str]:
+        """Each token's nucleotide text: the token without the model's word markers (WordPiece's ``##``
+        continuation prefix, a BPE ``continuing_subword_prefix`` / ``end_of_word_suffix``); "" for special
+        tokens (the tokenizer file's added special tokens, and any token that is not a string of ACGTN)."""
+        spec = self._model_spec
+        prefix = spec.get("continuing_subword_prefix") or ""
+        suffix = spec.get("end_of_word_suffix") or ""
+        added = {t.content for t in self._core.get_added_tokens_decoder().values() if t.special} \
+            if hasattr(self._core, "get_added_tokens_decoder") else set()
+        out = []
+        for tok in self.vocab:
+            text = tok
+            if prefix and text.startswith(prefix) and len(text) > len(prefix):
+                text = text[len(prefix):]
+            if suffix and text.endswith(suffix) and len(text) > len(suffix):
+                text = text[: -len(suffix)]
+            ok = bool(text) and tok not in added and all(c in "ACGTN" for c in text)
+            out.append(text if ok else "")
+        return out
+
+    @cached_property
+    def is_special(self) -> np.ndarray:
+        """(vocab_size,) bool: True for special tokens (word markers such as ``##`` do not make a token special)."""
+        return np.array([not t for t in self.token_nucleotides], dtype=bool)
+
+    @cached_property
+    def _char_table(self) -> tuple[np.ndarray, np.ndarray]:
+        texts = self.token_nucleotides
+        width = max(1, max(len(t) for t in texts))
+        table = np.zeros((self.vocab_size, width), dtype=np.uint8)
+        lengths = np.zeros(self.vocab_size, dtype=np.int64)
+        for i, text in enumerate(texts):
+            if text:
+                table[i, : len(text)] = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+                lengths[i] = len(text)
+        return table, lengths
 
     def encode(self, seq: str, *, where: str = "sequence") -> Encoding:
         codes = _acgtn_codes(seq, where)
         upper = seq.upper() if isinstance(seq, str) else bytes(seq).decode("ascii").upper()
+        limit = self._model_spec.get("max_input_chars_per_word") if self._model_type == "WordPiece" else None
+        if limit and len(upper) > int(limit):
+            raise ParameterError(
+                f"{where} has {len(upper)} nt, but this WordPiece tokenizer turns any word longer than {limit} "
+                f"characters into a single [UNK]; use windows of at most {limit} nt (the window_length parameter)."
+            )
         enc = self._core.encode(upper, add_special_tokens=False)
-        return Encoding(ids=np.asarray(enc.ids, dtype=np.int64), spans=np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2))
+        if self._model_type == "WordPiece" and self.unk_id in enc.ids:
+            raise SequenceAlphabetError(
+                f"{where}: this WordPiece tokenizer has no piece for part of the sequence and turns the whole "
+                f"{len(upper)}-nt word into [UNK] (typically an N, which its vocabulary lacks as a continuation "
+                "piece); split the sequence at N first (genome.acgt_segments / Genome.segments)."
+            )
+        spans = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
+        ends = spans[:, 1]
+        if ends.size and ends[-1] == len(upper) and (np.diff(ends) > 0).all() and ends[0] > 0:
+            # the tokens tile the sequence: a normaliser that rewrites a run (GENA-LM: >= 10 N -> "-") leaves
+            # the run's token with the offsets of its last character only; give it the whole run
+            spans[:, 0] = np.r_[0, ends[:-1]]
+        return Encoding(ids=np.asarray(enc.ids, dtype=np.int64), spans=spans)
 
     def n_tokens(self, length: int) -> int:
         raise ParameterError("BPE token counts depend on the sequence; encode it instead of asking n_tokens.")
@@ -766,22 +837,40 @@ def load_tokenizer(folder: str | Path, *, on_invalid: str = "error") -> DNAToken
         return tok
     problem = None
     if vocab_txt.exists():
+        tokens = _read_vocab_txt(vocab_txt)
+        marked = [t for t in tokens if t and not set(t) <= set("ACGTN") and not _is_bracketed(t)]
         try:
-            return _with_on_invalid(detect_tokenizer(_read_vocab_txt(vocab_txt)), on_invalid)
+            if marked:  # e.g. WordPiece continuation tokens "##ACG": not a k-mer / nucleotide vocabulary
+                raise VocabularyMismatchError(
+                    f"{vocab_txt} holds tokens that are not nucleotide strings (e.g. {marked[0]!r}); its "
+                    "tokenization rules live in tokenizer.json, which this folder lacks."
+                )
+            return _with_on_invalid(detect_tokenizer(tokens), on_invalid)
         except VocabularyMismatchError as exc:
             if not tok_json.exists():
                 raise
             problem = exc  # e.g. GROVER: a BPE vocabulary in vocab.txt, its rules in tokenizer.json
     if tok_json.exists():
         fast = _load_fast(folder)
-        try:
-            return _with_on_invalid(detect_tokenizer(fast.get_vocab()), on_invalid)
-        except VocabularyMismatchError:
-            return BPETokenizer(fast)
+        vocab = fast.get_vocab()
+        specials = {t.content for t in fast.backend_tokenizer.get_added_tokens_decoder().values() if t.special}
+        if all(t and set(t) <= set("ACGTN") for t in vocab if t not in specials):
+            # only plain nucleotide strings besides the specials: maybe k-mers / single nucleotides. A vocabulary
+            # with word markers (WordPiece "##ACG") or other symbols is read by the file's own rules.
+            try:
+                return _with_on_invalid(detect_tokenizer(vocab), on_invalid)
+            except VocabularyMismatchError:
+                pass
+        return BPETokenizer(fast)
     raise VocabularyMismatchError(
         f"{folder} holds no tokenizer this package can read (no {METADATA_FILE}, k-mer vocab.txt or tokenizer.json)"
         + (f": {problem}" if problem else "") + "; pass the model folder that was saved with its tokenizer."
     )
+
+
+def _is_bracketed(token: str) -> bool:
+    """Special-token spelling: ``[PAD]``, ``<cls>``, ... ."""
+    return len(token) > 2 and ((token[0], token[-1]) in (("[", "]"), ("<", ">")))
 
 
 def _with_on_invalid(tok: DNATokenizer, on_invalid: str) -> DNATokenizer:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from dnalm_utils.adapters import ModuleAdapter, NotApplicable
+from dnalm_utils.families.bert import BertAdapter
+
 import numpy as np
 import pytest
 import torch
@@ -264,7 +267,8 @@ def test_layer_metrics_skips_neighbourhoods_for_single_nucleotides():
     torch.manual_seed(0)
     model = BertForMaskedLM(BertConfig(vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=1,
                                        num_attention_heads=2, intermediate_size=32, max_position_embeddings=64))
-    lm = SimpleNamespace(model=model.eval(), tokenizer=tok, device=torch.device("cpu"), name="nuc")
+    lm = BertAdapter(model.eval(), tok, name="nuc", source="module", path=None, device=torch.device("cpu"),
+                     dtype=torch.float32, head="mlm")
     df = E.layer_metrics(lm, _windows([40] * 3), min_occurrences=1, amp=False)
     assert set(df.metric) == {"self_similarity", "variance_explained_by_token"}
     assert any("skipped" in note for note in df.attrs["notes"])
@@ -343,11 +347,11 @@ def test_bad_inputs_raise_clear_errors(bert):
         E.pool_sequences(bert, w, method="max")
     with pytest.raises(ParameterError, match="batch_size"):
         E.contextual_embeddings(bert, w, batch_size=0)
-    lm = SimpleNamespace(model=NoHiddenStates(), tokenizer=bert.tokenizer, device=torch.device("cpu"))
-    with pytest.raises(ParameterError, match="hidden states"):
+    lm = ModuleAdapter(NoHiddenStates(), bert.tokenizer, capabilities=["hidden_states"], n_layers=2)
+    with pytest.raises(ParameterError, match="returned none hidden states, expected 3"):
         E.contextual_embeddings(lm, w)
-    lm = SimpleNamespace(model=torch.nn.Linear(2, 2), tokenizer=bert.tokenizer, device=torch.device("cpu"))
-    with pytest.raises(ParameterError, match="no hidden states"):
+    lm = ModuleAdapter(torch.nn.Linear(2, 2), bert.tokenizer, capabilities=[])
+    with pytest.raises(NotApplicable, match="token embeddings by layer is not applicable to module: .* hidden states"):
         E.token_statistics(lm, w)
     with pytest.raises(ParameterError, match="n_neighbors"):
         E.knn_purity(np.zeros((5, 2)), list("ACGTA"), n_neighbors=10)

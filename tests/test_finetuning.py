@@ -166,12 +166,12 @@ def test_dataset_tokenizes_each_sequence_alone_and_checks_input():
         assert enc.spans.max() <= len(s)
         assert item["input_ids"][0] == tok.cls_id and item["input_ids"][-1] == tok.sep_id
         assert item["input_ids"][1:-1].tolist() == tok.encode(s).ids.tolist()
-    batch = FT.PadCollator(tok.pad_id)([ds[0], ds[1]])
+    batch = FT.PadCollator(tok)([ds[0], ds[1]])
     assert batch["input_ids"].shape == (2, 8) and batch["attention_mask"][1].tolist() == [1] * 7 + [0]
     with pytest.raises(ParameterError, match="labels"):
         FT.SequenceDataset(tok, seqs, [0])
-    with pytest.raises(ParameterError, match="positions"):
-        FT.SequenceDataset(tok, ["A" * 100], [0], max_positions=50)
+    with pytest.raises(ParameterError, match="up to 98 tokens .* more than the model's 50"):
+        FT.SequenceDataset(tok, ["A" * 100], [0], max_tokens=50)
     with pytest.raises(ParameterError, match="learning_rate"):
         FT.FinetuneSettings(learning_rate=0)
     with pytest.raises(ParameterError, match="init"):

@@ -12,6 +12,7 @@ from dnalm_utils import masking as MK
 from dnalm_utils import models as M
 from dnalm_utils import tokenization as T
 from dnalm_utils.errors import ParameterError
+from dnalm_utils.adapters import ModuleAdapter, NotApplicable
 from dnalm_utils.pretraining import zoo_config
 
 
@@ -29,8 +30,7 @@ class ConstantModel(torch.nn.Module):
 
 
 def constant_lm(tokenizer, token: str):
-    return SimpleNamespace(model=ConstantModel(tokenizer.vocab_size, tokenizer.token_to_id[token]),
-                           tokenizer=tokenizer, device=torch.device("cpu"))
+    return ModuleAdapter(ConstantModel(tokenizer.vocab_size, tokenizer.token_to_id[token]), tokenizer)
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +229,7 @@ class CopyModel(torch.nn.Module):
 
 def copy_lm(k):
     tok = T.OverlappingKmerTokenizer(k)
-    return SimpleNamespace(model=CopyModel(tok), tokenizer=tok, device=torch.device("cpu"))
+    return ModuleAdapter(CopyModel(tok), tok)
 
 
 @pytest.mark.parametrize("k", [3, 4, 6])
@@ -339,12 +339,15 @@ def test_layer_readout_esm_and_refusals(tmp_path):
     plain = MK.summarize_sweep(MK.span_mask_sweep(nt, windows, [2], seed=0, amp=False)).iloc[0]
     assert len(lens) == 3 and lens.iloc[-1].nll == pytest.approx(plain.nll, abs=1e-5)
     base = M.load_model(M.make_tiny_dnabert(tmp_path / "b", k=4), head="base")
-    with pytest.raises(ParameterError, match="no masked-language-model head"):
+    with pytest.raises(NotApplicable, match="the logit lens is not applicable to b: it was loaded with head='base'"):
         MK.layer_readout(base, windows, 1)
-    with pytest.raises(ParameterError, match="no masked-language-model head"):
+    with pytest.raises(NotApplicable, match="not applicable to module: the module family does not provide layer readout"):
         MK.layer_readout(constant_lm(T.OverlappingKmerTokenizer(4), "AAAA"), windows, 1)
-    with pytest.raises(ParameterError, match="no masked-language-model head"):
+    with pytest.raises(NotApplicable, match="masked-span sweep is not applicable to b: it was loaded with head='base'"):
         MK.span_mask_sweep(base, windows, [1])
+    causal = ModuleAdapter(ConstantModel(10, 1), T.NucleotideTokenizer(), objective="causal")
+    with pytest.raises(NotApplicable, match="a causal .* model: it has no masked-token head"):
+        MK.span_mask_sweep(causal, windows, [1])
     with pytest.raises(ParameterError, match="must be >= 1"):
         MK.layer_readout(nt, windows, 0)
 
@@ -376,7 +379,7 @@ class UniformAttention(torch.nn.Module):
 def test_attention_categories_on_known_attention():
     k, m, n_nt = 4, 2, 50
     tok = T.OverlappingKmerTokenizer(k)
-    lm = SimpleNamespace(model=UniformAttention(), tokenizer=tok, device=torch.device("cpu"))
+    lm = ModuleAdapter(UniformAttention(), tok, capabilities=["attention"])
     windows = _windows(30, n_nt, seed=2)
     shares = MK.attention_shares(lm, windows, m, seed=4).iloc[0]
     starts = MK.span_mask_sweep(constant_lm(tok, "AAAA"), windows, [m], seed=4).query("position == 0").start.to_numpy()
