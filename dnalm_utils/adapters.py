@@ -585,6 +585,35 @@ def pooled_classifier(backbone, encode: Callable, hidden_size: int, num_labels: 
 
 
 # ------------------------------------------------------------------------------------------------
+# Which models a probe applies to
+# ------------------------------------------------------------------------------------------------
+def split_applicable(models, capabilities: str | Sequence[str], probe: str, *,
+                     condition: Callable | None = None) -> tuple[dict, list]:
+    """(models the probe applies to, one row per model it does not apply to).
+
+    models: name -> adapter; capabilities: what the probe needs (a model qualifies when it has ANY of them);
+    condition(adapter) -> None or a reason string, for needs beyond a capability (e.g. "only defined for
+    overlapping k-mers"). Rows: {"model", "probe", "reason"}; a chapter shows them as "not applicable"."""
+    caps = [capabilities] if isinstance(capabilities, str) else list(capabilities)
+    ok, skipped = {}, []
+    for name, lm in models.items():
+        have = [c for c in caps if lm.can(c)]
+        reason = None if have else lm.why_not(caps[0])
+        if reason is None and condition is not None:
+            reason = condition(lm)
+        if reason is None:
+            ok[name] = lm
+        else:
+            skipped.append({"model": name, "probe": probe, "reason": reason})
+    return ok, skipped
+
+
+def not_applicable_text(rows: Sequence[dict]) -> str:
+    """Markdown lines "*<probe>* is not applicable to **<model>**: <reason>." ('' when every model qualified)."""
+    return "\n".join(f"- *{r['probe']}* is not applicable to **{r['model']}**: {r['reason']}." for r in rows)
+
+
+# ------------------------------------------------------------------------------------------------
 # Registry of families
 # ------------------------------------------------------------------------------------------------
 @dataclass
@@ -647,7 +676,7 @@ def auto_map_files(config: dict) -> list[str]:
 
 
 __all__ = [
-    "CAPABILITIES", "HEADS", "NotApplicable", "LoadOptions", "pooled_classifier", "classifier_output", "LoadReport", "check_load_report", "load_strict", "read_state_dict",
+    "CAPABILITIES", "HEADS", "NotApplicable", "LoadOptions", "pooled_classifier", "split_applicable", "not_applicable_text", "classifier_output", "LoadReport", "check_load_report", "load_strict", "read_state_dict",
     "read_config", "weight_files", "EncoderOutput", "ModelAdapter", "ModuleAdapter", "Family", "register", "families", "family_for",
     "auto_map_files",
 ]

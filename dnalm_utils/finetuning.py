@@ -935,7 +935,7 @@ def exon_intron_task(*, window_nt: int = 100, stride: int | None = None, block_n
 
 def run_task(task: ClassificationTask, sources: Mapping[str, str], *, seeds: Sequence[int], settings=None,
              inits: Sequence[str] = INITS, models_dir=None, device: str = "auto", progress: bool = True,
-             kmer: int = 4, keep_models_dir=None, cache_dir=None):
+             kmer: int = 4, keep_models_dir=None, cache_dir=None, load_options: Mapping | None = None):
     """Fine-tune every model on a binary :class:`ClassificationTask` and add the k-mer logistic regression
     baseline (init "baseline"). Returns one row per run: task, model, init, seed, mcc, accuracy, auroc, ..."""
     import pandas as pd
@@ -944,7 +944,7 @@ def run_task(task: ClassificationTask, sources: Mapping[str, str], *, seeds: Seq
     runs = run_grid(sources, train, valid, test, num_labels=len(task.classes), seeds=seeds, inits=inits,
                     settings=settings, models_dir=models_dir, device=device, score=binary_metrics, progress=progress,
                     desc=task.name, keep_models_dir=keep_models_dir, tag=task.name.split()[0].lower(),
-                    cache_dir=cache_dir, score_id="binary")
+                    cache_dir=cache_dir, score_id="binary", load_options=load_options)
     rows = []
     if kmer:
         probs = kmer_logistic_regression(*train, test[0], num_classes=len(task.classes), kmer=kmer)

@@ -327,6 +327,8 @@ def nucleotide_block_eval(lm, windows: Sequence[str], blocks: np.ndarray, *, bat
     contributes nothing and the rest is renormalised). Several masked tokens cover a nucleotide with
     overlapping k-mers; their letter distributions are averaged.
     """
+    if not lm.can("masked_logprobs") and lm.can("next_token_logprobs"):
+        return _causal_block_eval(lm, windows, blocks, batch_size=batch_size)
     lm.require("masked_logprobs", "hiding the same nucleotides")
     tok = lm.tokenizer
     onehot = _letter_onehot(tuple(tok.vocab))
@@ -355,6 +357,26 @@ def nucleotide_block_eval(lm, windows: Sequence[str], blocks: np.ndarray, *, bat
         off.append(pos - s)
     return BlockResult(np.concatenate(probs), np.array(truth), np.concatenate(win), np.concatenate(off),
                        np.asarray(blocks), masked_count)
+
+
+def _causal_block_eval(lm, windows: Sequence[str], blocks: np.ndarray, *, batch_size: int) -> BlockResult:
+    """A causal model's distribution of each hidden nucleotide: every one of the block's 4^h completions is scored
+    by the likelihood of the whole window (causal_scoring.block_letter_logprobs), so the model uses both flanks."""
+    from .adapters import NotApplicable
+    from .causal_scoring import block_letter_logprobs
+
+    blocks = np.asarray(blocks, dtype=np.int64)
+    h = int((blocks[:, 1] - blocks[:, 0]).max())
+    if (blocks[:, 1] - blocks[:, 0] != h).any():
+        raise ParameterError("causal block scoring needs blocks of one length; pass blocks of equal length.")
+    if h > 6:
+        raise NotApplicable(f"hiding the same nucleotides is not applicable to {lm.name}: a causal model scores a "
+                            f"hidden block by its 4^h completions, and h = {h} is more than 6 nucleotides")
+    logp = block_letter_logprobs(lm, list(windows), blocks[:, 0], h, batch_size=batch_size)  # (n, h, 4) ACGT
+    truth = np.concatenate([_acgt_index(w, np.arange(s, s + h)) for w, (s, _) in zip(windows, blocks)])
+    n = len(windows)
+    return BlockResult(np.exp(logp.reshape(n * h, 4)), truth, np.repeat(np.arange(n), h), np.tile(np.arange(h), n),
+                       blocks, np.full(n, h, dtype=np.int64))
 
 
 def _letter_marginals(p_tok: np.ndarray, spans: np.ndarray, positions: np.ndarray, onehot: np.ndarray) -> np.ndarray:
@@ -779,20 +801,31 @@ def same_nucleotide_scores(models, windows: Sequence[str], blocks_by_m, *, batch
     overlapping model's sweep (:func:`span_hidden_blocks`), so every model is scored on exactly the nucleotides that model
     could not see).
     Returns a DataFrame: m, h (block length), model, scheme, accuracy, bits, nucleotides, tokens_masked (mean
-    tokens masked per window to hide the block).
+    tokens masked per window to hide the block); ``attrs["not_applicable"]`` lists the models that cannot
+    score a hidden block (and why): masked models read it from masked tokens, causal models from the
+    likelihood of each of its 4^h completions (h <= 6).
     """
     import pandas as pd
     from tqdm.auto import tqdm
 
-    rows = []
+    from .adapters import NotApplicable
+
+    rows, skipped = [], {}
     for m, blocks in tqdm(list(blocks_by_m.items()), desc="same nucleotides", disable=not progress):
         blocks = np.asarray(blocks, dtype=np.int64)
         h = int((blocks[:, 1] - blocks[:, 0]).max())
         for name, lm in models.items():
-            res = nucleotide_block_eval(lm, windows, blocks, batch_size=batch_size)
+            try:
+                res = nucleotide_block_eval(lm, windows, blocks, batch_size=batch_size)
+            except NotApplicable as exc:
+                skipped.setdefault(name, {"model": name, "probe": "hiding the same nucleotides",
+                                          "reason": str(exc).split(": ", 1)[-1].rstrip(".")})
+                continue
             rows.append({"m": m, "h": h, "model": name, "scheme": lm.tokenizer.scheme,
                          "tokens_masked": float(res.masked_tokens.mean()), **res.metrics()})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows, columns=["m", "h", "model", "scheme", "tokens_masked", "accuracy", "bits", "nucleotides"])
+    out.attrs["not_applicable"] = list(skipped.values())
+    return out
 
 
 def block_baselines(windows: Sequence[str], blocks: np.ndarray, *, counts, order: int, prior) -> list[dict]:
