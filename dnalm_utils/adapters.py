@@ -168,11 +168,29 @@ def read_state_dict(folder: Path) -> dict:
                     raise TypeError(f"holds a {type(part).__name__}, not a state dict")
         except Exception as exc:  # truncated download, wrong format, pickle of code, ...
             raise ModelNotAvailableError(
-                f"cannot read the weights in {f}: {str(exc).splitlines()[0][:200]}. The file is truncated or "
-                "corrupted; download it again (compare its size and sha256 with the hub's)."
+                f"cannot read the weights in {f}: {_load_error(exc, f)}. The file is truncated or corrupted; "
+                "download it again (compare its size and sha256 with the hub's)."
             ) from None
         state.update(part)
     return state
+
+
+def _load_error(exc: Exception, path: Path) -> str:
+    """One line saying why a weight file could not be read (never advice to unpickle unsafely)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = None
+    if size == 0:
+        return "the file is empty (0 bytes)"
+    text = str(exc)
+    if "Weights only load failed" in text:
+        detail = text.split("WeightsUnpickler error:", 1)[-1] if "WeightsUnpickler error:" in text else ""
+        detail = next((ln.strip() for ln in detail.splitlines() if ln.strip()), "")
+        return ("it is not a plain PyTorch tensor file (the safe loader refused it" + (f": {detail[:120]}" if detail
+                else "") + f"; {size} bytes)")
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return f"{type(exc).__name__}" + (f": {line[:200]}" if line else "") + (f" ({size} bytes)" if size else "")
 
 
 def read_config(folder: Path) -> dict:

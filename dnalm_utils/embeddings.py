@@ -364,7 +364,7 @@ def static_embeddings(lm) -> StaticEmbeddings:
 
     weight = lm.input_embeddings().detach()
     ids = np.flatnonzero(~lm.tokenizer.is_special).astype(np.int64)
-    if weight.shape[0] < lm.tokenizer.vocab_size:
+    if ids.size and ids.max() >= weight.shape[0]:
         raise ParameterError(f"the model's embedding table has {weight.shape[0]} rows but the tokenizer has "
                              f"{lm.tokenizer.vocab_size} tokens; load the model with its own tokenizer (models.load_model).")
     vectors = weight[torch.from_numpy(ids).to(weight.device)].float().cpu().numpy()

@@ -195,9 +195,7 @@ def load_model(
             "(zoo models: re-run the pre-training notebook, which retrains what is missing)."
         )
     family = family_for(config, folder)
-    base_head = head
-    if head == "classification":
-        base_head = "mlm" if family.adapter.objective == "masked" else "lm"
+    base_head = "base" if head == "classification" else head  # the classifier is built on the encoder
     options = LoadOptions(name=Path(str(name_or_path)).name, source=source, head=base_head, num_labels=num_labels,
                           attn_implementation=attn_implementation, trust_remote_code=trust_remote_code,
                           on_invalid=on_invalid, seed=seed)
@@ -331,30 +329,14 @@ def make_tiny_dnabert(
 
 def make_tiny_nt(
     folder: str | os.PathLike, k: int = 6, *, layers: int = 2, hidden: int = 32, heads: int = 2,
-    intermediate: int = 64, max_positions: int = 128, seed: int = 0,
+    intermediate: int = 64, max_positions: int = 128, seed: int = 0, version: int = 1,
 ) -> Path:
-    """Write a random Nucleotide-Transformer-style EsmForMaskedLM checkpoint: NT's vocab.txt (``<unk> <pad>
-    <mask> <cls> <eos> <bos>``, k-mers, then A T C G N) and an EsmTokenizer config."""
-    import torch
-    from transformers import EsmConfig, EsmForMaskedLM
+    """A random Nucleotide Transformer checkpoint in NT's published layout (``families.esm.make_replica``):
+    ``max_positions`` tokens per sequence (v1: the position table has two more rows, as NT's has)."""
+    from .families.esm import make_replica
 
-    vocab = ["<unk>", "<pad>", "<mask>", "<cls>", "<eos>", "<bos>"] + kmer_vocabulary(k) + ["A", "T", "C", "G", "N"]
-    config = EsmConfig(
-        vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-        intermediate_size=intermediate, max_position_embeddings=max_positions + 2, pad_token_id=1, mask_token_id=2,
-        position_embedding_type="absolute", token_dropout=False, architectures=["EsmForMaskedLM"],
-    )
-    torch.manual_seed(seed)
-    model = EsmForMaskedLM(config)
-    folder = Path(folder)
-    with atomic_path(folder) as tmp:
-        model.save_pretrained(str(tmp))
-        (tmp / "vocab.txt").write_text("\n".join(vocab) + "\n")
-        (tmp / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "EsmTokenizer", "model_max_length": 1000}) + "\n")
-        (tmp / "special_tokens_map.json").write_text(json.dumps(
-            {"unk_token": "<unk>", "pad_token": "<pad>", "mask_token": "<mask>", "cls_token": "<cls>", "eos_token": "<eos>"}
-        ) + "\n")
-    return folder
+    return make_replica(folder, version=version, k=k, layers=layers, hidden=hidden, heads=heads,
+                        intermediate=intermediate, seed=seed, max_positions=max_positions + 2)
 
 
 __all__ = [

@@ -596,10 +596,12 @@ def _wordlevel_hf(tok: DNATokenizer, pattern: str):
     t = tok.special_tokens
     core = Tokenizer(models.WordLevel(vocab=dict(tok.token_to_id), unk_token=t["unk"]))
     core.pre_tokenizer = pre_tokenizers.Split(Regex(pattern), behavior="isolated")
-    core.post_processor = processors.TemplateProcessing(
-        single=f"{t['cls']} $A {t['sep']}",
-        pair=f"{t['cls']} $A {t['sep']} $B {t['sep']}",
-        special_tokens=[(t["cls"], tok.cls_id), (t["sep"], tok.sep_id)],
+    pre = [t[r] for r in tok.prefix_roles]
+    suf = [t[r] for r in tok.suffix_roles]
+    core.post_processor = processors.TemplateProcessing(  # the family's framing (tokenizer.frame)
+        single=" ".join([*pre, "$A", *suf]),
+        pair=" ".join([*pre, "$A", *suf, "$B", *suf]),
+        special_tokens=[(t[r], tok.special_id(r)) for r in dict.fromkeys((*tok.prefix_roles, *tok.suffix_roles))],
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=core, unk_token=t["unk"], sep_token=t["sep"], pad_token=t["pad"],
@@ -889,7 +891,15 @@ def _read_vocab_txt(path: Path) -> list[str]:
 def _load_fast(folder: Path):
     from transformers import PreTrainedTokenizerFast
 
-    return PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"))
+    path = folder / "tokenizer.json"
+    try:
+        return PreTrainedTokenizerFast(tokenizer_file=str(path))
+    except Exception as exc:  # the tokenizers library raises a bare Exception for a malformed file
+        line = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        raise VocabularyMismatchError(
+            f"{path} is not a readable tokenizer file ({line[:200]}); it is truncated or corrupted. Download the "
+            "model folder's tokenizer.json again."
+        ) from None
 
 
 # ------------------------------------------------------------------------------------------------

@@ -43,8 +43,11 @@ def data():
 
 
 def _encoder_state(model):
-    """Encoder weights that a masked-LM checkpoint holds (BERT's pooler is not in it: it is new, like the head)."""
-    return {k: v.detach().clone() for k, v in model.base_model.state_dict().items() if not k.startswith("pooler")}
+    """Encoder weights that a masked-LM checkpoint holds: every tensor but the classification head and BERT's pooler
+    (not in the checkpoint: new, like the head), named without the wrapper's prefix (bert. / backbone.)."""
+    strip = lambda k: k.split(".", 1)[1] if k.startswith(("bert.", "backbone.")) else k  # noqa: E731
+    return {strip(k): v.detach().clone() for k, v in model.state_dict().items()
+            if not k.startswith(("classifier.", "dropout.")) and "pooler." not in k}
 
 
 def _differs(a, b):

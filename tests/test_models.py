@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -52,12 +53,14 @@ def test_loaded_weights_are_the_saved_ones(tmp_path):
 
 def test_nt_style_esm_model_loads(tmp_path):
     lm = M.load_model(M.make_tiny_nt(tmp_path / "nt"), device="cpu")
-    assert type(lm.model).__name__ == "EsmForMaskedLM"
+    assert lm.family == "nucleotide-transformer" and lm.positions == "absolute"
     assert isinstance(lm.tokenizer, T.NonOverlappingKmerTokenizer) and lm.tokenizer.k == 6
+    assert lm.tokenizer.vocab_size == 4107 and lm.input_embeddings().shape[0] == 4105  # NT v1: <eos>/<bos> not in the table
     batch = lm.tokenizer.batch_encode([SEQ])
-    assert batch["input_ids"][0, 0] == lm.tokenizer.token_to_id["<cls>"]
-    with torch.no_grad():
-        assert lm.model(**{k: v for k, v in batch.items() if k != "spans"}).logits.shape[-1] == 4107
+    ids = batch["input_ids"][0].tolist()
+    assert ids[0] == lm.tokenizer.token_to_id["<cls>"] and ids[1:] == lm.tokenizer.encode(SEQ).ids.tolist()  # no <eos>
+    logp = lm.masked_logprobs(batch["input_ids"].numpy(), batch["attention_mask"].numpy(), [np.array([1, 2])], 4)[0]
+    assert logp.shape == (2, 4107) and np.allclose(np.exp(logp).sum(1), 1, atol=1e-5)
 
 
 def test_project_saved_model_round_trip(tmp_path, dnabert6):

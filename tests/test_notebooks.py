@@ -226,3 +226,60 @@ def test_next_kmer_biology_and_conclusions_chapters(smoke_book):
     headline = pd.read_csv(out / "07_conclusions" / "headline.csv")
     assert {"overlap6", "bpe"} <= set(headline.model)
     assert any(c.startswith("next-1-mer") for c in headline.columns) and any(c.endswith(" MCC") for c in headline.columns)
+
+
+def _mixed_models(folder: Path) -> dict[str, Path]:
+    """Tiny replicas of three published families, each in its published on-disk layout."""
+    from dnalm_utils.families import esm, hyena, mosaicbert
+
+    return {"DNABERT-2-117M": mosaicbert.make_replica(folder / "DNABERT-2-117M", layout="current", seed=1),
+            "nucleotide-transformer-v2-50m": esm.make_replica(folder / "nucleotide-transformer-v2-50m", version=2,
+                                                               max_positions=2050, seed=2),
+            "hyenadna-tiny-1k-seqlen-hf": hyena.make_replica(folder / "hyenadna-tiny-1k-seqlen-hf", max_seq_len=1024, seed=3)}
+
+
+@pytest.mark.slow
+def test_chapters_3_to_7_run_on_a_mixed_model_set(smoke_book, tmp_path):
+    """A zoo model, a DNABERT-2 replica, an NT v2 replica and a HyenaDNA replica go through chapters 3-7 together;
+    the rendered pages show their numbers, and 'not applicable' with a reason where a probe does not apply."""
+    smoke_root, _ = smoke_book
+    root = tmp_path / "book"
+    shutil.copytree(smoke_root, root, ignore=shutil.ignore_patterns("_build", "smoke-finetune-runs"))
+    replicas = _mixed_models(tmp_path / "published")
+    models = [str(root / "artifacts" / "smoke-models" / "overlap6"), *map(str, replicas.values())]
+    names = ["overlap6", *replicas]
+    smoke = book.load_profile("smoke", root=root)
+    entries = []
+    for entry in smoke["notebooks"]:
+        params = {k: (v.replace("runs/smoke", "runs/mixed") if isinstance(v, str) else v)
+                  for k, v in entry["parameters"].items()}
+        stem = Path(entry["notebook"]).stem
+        if stem[:2] in ("03", "04", "05", "06"):
+            params["models"] = models
+        if stem.startswith("06"):
+            params["run_cache"] = "artifacts/mixed-finetune-runs"
+        if stem.startswith("05"):
+            params["run_cache"] = "artifacts/mixed-finetune-runs"
+        if stem[:2] in ("03", "04", "05", "06", "07"):
+            entries.append({"notebook": entry["notebook"], "parameters": params})
+    profile = {"name": "mixed", "path": None, "description": "mixed model set", "notebooks": entries}
+    book.run_profile(profile, root=root, progress=False)
+    runs = root / "runs" / "mixed"
+    for ch in ("03_masked_prediction", "04_embeddings", "05_next_kmer", "06_biology_finetuning", "07_conclusions"):
+        nb = nbformat.read(root / "book" / "_generated" / f"{ch}.ipynb", as_version=4)
+        assert not _errors(nb), ch
+    same = pd.read_csv(runs / "03_masked_prediction" / "same_nucleotides.csv")
+    assert set(names) <= set(same.model)  # the causal HyenaDNA scores hidden blocks through its completions
+    skipped = pd.read_csv(runs / "03_masked_prediction" / "not_applicable.csv")
+    assert set(skipped[skipped.probe == "the logit lens"].model) == {"hyenadna-tiny-1k-seqlen-hf"}
+    assert set(skipped[skipped.probe == "attention shares"].model) == {"hyenadna-tiny-1k-seqlen-hf"}
+    assert set(pd.read_csv(runs / "04_embeddings" / "embedding_metrics.csv").model) == set(names)
+    fine = pd.read_csv(runs / "05_next_kmer" / "runs.csv")
+    assert set(fine.model) == set(names) and set(fine.init) == {"pretrained", "random"}
+    assert set(pd.read_csv(runs / "06_biology_finetuning" / "runs.csv").model) >= set(names)
+    pages = root / "_build" / "html" / "book" / "_generated"
+    ch3 = _page_text(pages / "03_masked_prediction.html")
+    assert "is not applicable to hyenadna-tiny-1k-seqlen-hf" in ch3 and "Hyena has no attention" in ch3
+    for name in names:
+        for ch in ("03_masked_prediction", "04_embeddings", "05_next_kmer", "06_biology_finetuning"):
+            assert name in _page_text(pages / f"{ch}.html"), (name, ch)

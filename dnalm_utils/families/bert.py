@@ -26,7 +26,7 @@ IGNORABLE = (r"\.position_ids$",)
 #: tensors of heads: the MLM head (cls.predictions), the next-sentence head (cls.seq_relationship), the pooler
 MLM_HEAD = (r"^cls\.seq_relationship\.", r"^bert\.pooler\.")
 CLASSIFIER_HEAD = (r"^classifier\.", r"^bert\.pooler\.", r"^cls\.")
-BASE_HEAD = (r"^cls\.", r"^pooler\.")
+BASE_HEAD = (r"^cls\.", r"^pooler\.", r"^classifier\.")
 
 
 def _rename(name: str) -> str:
