@@ -317,8 +317,12 @@ class ModelAdapter:
     # --- framing and limits -------------------------------------------------------------------------
     @property
     def max_tokens(self) -> int | None:
-        """Most tokens one sequence may have (special tokens excluded); None = no position table limits it."""
-        return None
+        """Most tokens one sequence may have (special tokens excluded); None = no position table limits it.
+        Default: a position table of ``config.max_position_embeddings`` rows holds the framed sequence."""
+        table = getattr(self.config, "max_position_embeddings", None)
+        if self.positions != "absolute" or table is None:
+            return None
+        return int(table) - self.tokenizer.n_framing
 
     def check_fits(self, n_tokens: int, *, what: str = "a window") -> None:
         """Raise a ParameterError when ``n_tokens`` (no specials) exceed :attr:`max_tokens`."""
@@ -344,12 +348,14 @@ class ModelAdapter:
     # --- shape facts --------------------------------------------------------------------------------
     @property
     def n_layers(self) -> int:
-        """Number of layers L; hidden states are indexed 0..L (0 = embedding output)."""
-        raise NotImplementedError
+        """Number of layers L; hidden states are indexed 0..L (0 = embedding output). Default: the Hugging Face
+        config's ``num_hidden_layers``."""
+        return int(self.config.num_hidden_layers)
 
     @property
     def hidden_size(self) -> int:
-        raise NotImplementedError
+        """Width of the hidden states. Default: the Hugging Face config's ``hidden_size``."""
+        return int(self.config.hidden_size)
 
     @property
     def n_parameters(self) -> int:
@@ -401,32 +407,45 @@ class ModelAdapter:
             h = self._final_norm(h)
         return self._head(h)
 
+    def _device_batches(self, input_ids: np.ndarray, attention: np.ndarray, batch_size: int):
+        """Yield (lo, ids, attention) per batch of rows: (batch, width) tensors on the model's device."""
+        import torch
+
+        for lo in range(0, input_ids.shape[0], batch_size):
+            yield (lo, torch.from_numpy(input_ids[lo : lo + batch_size]).to(self.device),
+                   torch.from_numpy(attention[lo : lo + batch_size]).to(self.device))
+
+    def _vocab_logprobs(self, logits) -> np.ndarray:
+        """float32 log-softmax over the tokenizer's vocabulary (..., vocab) of logits, special tokens at -inf."""
+        import torch
+
+        special = torch.from_numpy(self.tokenizer.is_special)
+        logits = logits.float().cpu()[..., : special.shape[0]].clone()
+        logits[..., special] = float("-inf")
+        return torch.log_softmax(logits, dim=-1).numpy()
+
+    def _logits_at(self, ids, att, rows, cols):
+        """Vocabulary logits (n, vocab) at (rows[i], cols[i]) of a batch; the head runs on those positions only."""
+        return self.token_logits(self.encode(ids, att).last_hidden_state[rows, cols])
+
     def masked_logprobs(self, input_ids: np.ndarray, attention: np.ndarray, positions: list, batch_size: int,
                         *, amp: bool = True) -> list:
         """Log-probabilities over the vocabulary (special tokens excluded) at ``positions[i]`` (columns of the
         framed input) of row i. input_ids / attention: (rows, width) int arrays (from :meth:`frame`).
-        Returns a list of (len(positions[i]), vocab) float32 arrays. The head runs on the asked positions only."""
+        Returns a list of (len(positions[i]), vocab) float32 arrays."""
         import torch
 
         self.require("masked_logprobs", "masked-token prediction")
-        special = torch.from_numpy(self.tokenizer.is_special)
         out = []
         self.model.eval()
         with torch.no_grad():
-            for lo in range(0, input_ids.shape[0], batch_size):
-                ids = torch.from_numpy(input_ids[lo : lo + batch_size]).to(self.device)
-                att = torch.from_numpy(attention[lo : lo + batch_size]).to(self.device)
+            for lo, ids, att in self._device_batches(input_ids, attention, batch_size):
                 pos = positions[lo : lo + batch_size]
                 r = torch.from_numpy(np.repeat(np.arange(len(pos)), [len(p) for p in pos])).to(self.device)
                 c = torch.from_numpy(np.concatenate(pos).astype(np.int64)).to(self.device)
                 with self.autocast(amp):
-                    hidden = self.encode(ids, att).last_hidden_state
-                    logits = self.token_logits(hidden[r, c])
-                logits = logits.float().cpu()
-                logits = logits[:, : special.shape[0]]
-                logits[:, special] = float("-inf")
-                logp = torch.log_softmax(logits, dim=-1).numpy()
-                out += np.split(logp, np.cumsum([len(p) for p in pos])[:-1])
+                    logits = self._logits_at(ids, att, r, c)
+                out += np.split(self._vocab_logprobs(logits), np.cumsum([len(p) for p in pos])[:-1])
         return out
 
     def next_token_logprobs(self, input_ids: np.ndarray, attention: np.ndarray, batch_size: int, *,
@@ -436,18 +455,13 @@ class ModelAdapter:
         import torch
 
         self.require("next_token_logprobs", "next-token prediction")
-        special = torch.from_numpy(self.tokenizer.is_special)
         out = []
         self.model.eval()
         with torch.no_grad():
-            for lo in range(0, input_ids.shape[0], batch_size):
-                ids = torch.from_numpy(input_ids[lo : lo + batch_size]).to(self.device)
-                att = torch.from_numpy(attention[lo : lo + batch_size]).to(self.device)
+            for _, ids, att in self._device_batches(input_ids, attention, batch_size):
                 with self.autocast(amp):
                     logits = self.token_logits(self.encode(ids, att).last_hidden_state)
-                logits = logits.float().cpu()[..., : special.shape[0]]
-                logits[..., special] = float("-inf")
-                out.append(torch.log_softmax(logits, dim=-1).numpy())
+                out.append(self._vocab_logprobs(logits))
         return np.concatenate(out)
 
     def input_embeddings(self):
@@ -493,6 +507,7 @@ class ModuleAdapter(ModelAdapter):
     state" the head reads, so the head is the identity."""
 
     family = "module"
+    positions = "none"
 
     def __init__(self, model, tokenizer, *, objective: str = "masked", capabilities: Sequence[str] | None = None,
                  n_layers: int | None = None, name: str = "module", device=None, missing_reasons: dict | None = None):

@@ -619,7 +619,6 @@ def layer_readout(lm, windows: Sequence[str], m: int = 1, *, seed: int = 0, batc
     """
     import pandas as pd
     import torch
-    from tqdm.auto import tqdm
 
     lm.require("layer_readout", "the logit lens")
     tok = lm.tokenizer
@@ -672,7 +671,6 @@ def attention_shares(lm, windows: Sequence[str], m: int = 1, *, seed: int = 0, b
     """
     import pandas as pd
     import torch
-    from tqdm.auto import tqdm
 
     lm.require("attention", "attention shares")
     tok = lm.tokenizer

@@ -27,7 +27,6 @@ from .tokenization import (
     OverlappingKmerTokenizer,
     NonOverlappingKmerTokenizer,
     kmer_vocabulary,
-    load_tokenizer,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -47,18 +47,6 @@ class BertAdapter(ModelAdapter):
     def _bert(self):
         return getattr(self.model, "bert", self.model)
 
-    @property
-    def n_layers(self) -> int:
-        return int(self.config.num_hidden_layers)
-
-    @property
-    def hidden_size(self) -> int:
-        return int(self.config.hidden_size)
-
-    @property
-    def max_tokens(self) -> int | None:
-        return int(self.config.max_position_embeddings) - self.tokenizer.n_framing
-
     def _encoder(self, ids, att, *, hidden_states, attentions):
         out = self._bert(input_ids=ids, attention_mask=att, output_hidden_states=hidden_states,
                          output_attentions=attentions)

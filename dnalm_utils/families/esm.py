@@ -442,14 +442,6 @@ class EsmAdapter(ModelAdapter):
         return self.model
 
     @property
-    def n_layers(self) -> int:
-        return int(self.config.num_hidden_layers)
-
-    @property
-    def hidden_size(self) -> int:
-        return int(self.config.hidden_size)
-
-    @property
     def max_tokens(self) -> int | None:
         if self.config.position_embedding_type != "absolute":
             return None  # rotary: no position table (NT v2 trained on 1,000-token windows)

@@ -437,14 +437,6 @@ class MosaicBertAdapter(ModelAdapter):
         return getattr(self.model, "bert", self.model)
 
     @property
-    def n_layers(self) -> int:
-        return int(self.config.num_hidden_layers)
-
-    @property
-    def hidden_size(self) -> int:
-        return int(self.config.hidden_size)
-
-    @property
     def max_tokens(self) -> int | None:
         return None  # ALiBi: no position table (alibi_starting_size only sizes a cache)
 

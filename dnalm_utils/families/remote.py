@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 
 from ..adapters import (
     EncoderOutput,
@@ -96,29 +95,9 @@ class RemoteCodeAdapter(ModelAdapter):
         raise NotApplicable(f"token predictions from hidden states are not applicable to {self.name}: "
                             f"{self.missing_reasons['layer_readout']}.")
 
-    def masked_logprobs(self, input_ids: np.ndarray, attention: np.ndarray, positions: list, batch_size: int,
-                        *, amp: bool = True) -> list:
-        """As :meth:`ModelAdapter.masked_logprobs`, from the logits the model's own forward returns."""
-        import torch
-
-        self.require("masked_logprobs", "masked-token prediction")
-        special = torch.from_numpy(self.tokenizer.is_special)
-        out = []
-        self.model.eval()
-        with torch.no_grad():
-            for lo in range(0, input_ids.shape[0], batch_size):
-                ids = torch.from_numpy(input_ids[lo: lo + batch_size]).to(self.device)
-                att = torch.from_numpy(attention[lo: lo + batch_size]).to(self.device)
-                pos = positions[lo: lo + batch_size]
-                r = torch.from_numpy(np.repeat(np.arange(len(pos)), [len(p) for p in pos]))
-                c = torch.from_numpy(np.concatenate(pos).astype(np.int64))
-                with self.autocast(amp):
-                    logits = self.model(input_ids=ids, attention_mask=att, return_dict=True).logits
-                logits = logits.float().cpu()[r, c][:, : special.shape[0]]
-                logits[:, special] = float("-inf")
-                logp = torch.log_softmax(logits, dim=-1).numpy()
-                out += np.split(logp, np.cumsum([len(p) for p in pos])[:-1])
-        return out
+    def _logits_at(self, ids, att, rows, cols):
+        """Logits at the asked positions from the model's own forward (its head cannot be run on its own)."""
+        return self.model(input_ids=ids, attention_mask=att, return_dict=True).logits[rows, cols]
 
 
 def matches(config: dict, folder: Path) -> bool:
