@@ -150,7 +150,7 @@ def load_model(
     *,
     device: str = "auto",
     dtype: str = "auto",
-    head: str = "mlm",
+    head: str | None = None,
     num_labels: int | None = None,
     attn_implementation: str | None = None,
     models_dir: str | os.PathLike | None = None,
@@ -167,8 +167,8 @@ def load_model(
     a checkpoint whose tensors do not all fit the architecture is refused with the tensors named (never a
     half-random model). ``adapter.load_report`` says how many tensors were loaded.
 
-    head: "mlm" (masked models: the MLM head), "lm" (causal models: the next-token head), "base" (encoder
-    only), "classification" (``adapter.classifier(num_labels)`` on the pre-trained weights, head seeded with
+    head: None (default) = the family's token head: "mlm" for masked models, "lm" (next-token) for causal ones;
+    "mlm", "lm", "base" (encoder only), "classification" (``adapter.classifier(num_labels)`` on the pre-trained weights, head seeded with
     ``seed``). attn_implementation: "eager" to get attention weights (SDPA returns none).
     trust_remote_code: allow the folder's own Python code (``auto_map``) where the package has no
     implementation of the family; without it such a folder is refused with the file named.
@@ -178,8 +178,8 @@ def load_model(
 
     from .adapters import HEADS, LoadOptions, family_for, read_config
 
-    if head not in HEADS:
-        raise ParameterError(f"head={head!r}: use one of {', '.join(HEADS)}.")
+    if head is not None and head not in HEADS:
+        raise ParameterError(f"head={head!r}: use one of {', '.join(HEADS)} (or None for the family's token head).")
     if on_invalid not in ("error", "unk"):
         raise ParameterError(f"on_invalid={on_invalid!r}: use 'error' or 'unk'.")
     if head == "classification" and (not num_labels or num_labels < 2):
@@ -194,7 +194,10 @@ def load_model(
             "(zoo models: re-run the pre-training notebook, which retrains what is missing)."
         )
     family = family_for(config, folder)
-    base_head = "base" if head == "classification" else head  # the classifier is built on the encoder
+    if head is None:
+        base_head = "mlm" if family.adapter.objective == "masked" else "lm"
+    else:
+        base_head = "base" if head == "classification" else head  # the classifier is built on the encoder
     options = LoadOptions(name=Path(str(name_or_path)).name, source=source, head=base_head, num_labels=num_labels,
                           attn_implementation=attn_implementation, trust_remote_code=trust_remote_code,
                           on_invalid=on_invalid, seed=seed)
