@@ -482,6 +482,7 @@ class ModelAdapter:
         return {
             "model": self.name, "source": self.source, "family": self.family, "objective": self.objective,
             "positions": self.positions, "layers": self.n_layers, "hidden": self.hidden_size,
+            "heads": getattr(self.config, "num_attention_heads", None),
             "parameters": self.n_parameters, "tokenization": self.tokenizer.description,
             "vocab_size": self.tokenizer.vocab_size, "max_tokens": self.max_tokens,
             "tensors_loaded": None if rep is None else f"{rep.loaded}/{rep.checkpoint_tensors}",
