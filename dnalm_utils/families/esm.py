@@ -4,7 +4,12 @@ and a gated feed-forward, shipped as custom code through ``auto_map``).
 The package runs both with its own torch modules (:class:`NTForMaskedLM`), whose state-dict names are the
 published ones, so every tensor of a hub checkpoint is loaded strictly and no remote code runs.
 
-Published layout (sources named in ``docs``/the report that introduced this module):
+Published layout. Sources: instadeepai/nucleotide-transformer ``nucleotide_transformer/tokenizers.py`` (v1 and
+v2 vocabulary order, the tokenization rule), ``constants.py`` (nucleotide order) and ``pretrained.py`` (table of
+vocabulary - 2 rows for v1, the full vocabulary for v2; ``<cls>`` + tokens without ``<eos>``); a copy of the v2 hub
+repository in terry-r123/Cross-MolecularBenchmark ``model/ProtDNA/nt/nt_v2_100m_multi/`` (``config.json``,
+``modeling_esm.py``: GLU, rotary buffers, LM head); public copies of the v1 hub ``tokenizer_config.json`` and of
+NT converter scripts (position_ids buffer, contact head, 1002 / 2050 positions):
 
 * **v1** (``InstaDeepAI/nucleotide-transformer-500m-human-ref``, ``-500m-1000g``, ``-2.5b-1000g``,
   ``-2.5b-multi-species``): config.json ``model_type: esm``, ``architectures: [EsmForMaskedLM]``,
