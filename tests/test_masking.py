@@ -527,3 +527,12 @@ def test_max_span():
     MK.span_mask_sweep(constant_lm(tok, "AAAA"), ["A" * 20, "A" * 12], [7])  # fits
     with pytest.raises(ParameterError, match="too few"):
         MK.span_mask_sweep(constant_lm(tok, "AAAA"), ["A" * 20, "A" * 12], [8])
+
+
+def test_a_window_longer_than_the_position_table_is_a_clear_error(tiny):
+    """tiny: DNABERT-4 with 128 positions = 126 tokens + [CLS]/[SEP]; 140 nt give 137 tokens."""
+    long_window = _windows(1, 140, seed=9)
+    assert tiny.max_tokens == 126
+    with pytest.raises(ParameterError, match=r"window gives 137 tokens \(plus 2 special\), more than tiny4's "
+                                             r"126-token limit \(absolute positions\).*window_length"):
+        MK.span_mask_sweep(tiny, long_window, [1])
