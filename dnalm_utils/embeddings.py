@@ -234,6 +234,19 @@ def _sq_norms(a: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 # Model plumbing: encoder, layers, batches of real tokens
 # ------------------------------------------------------------------------------------------------
+#: What the token-embedding analyses need from a model (adapters.CAPABILITIES).
+NEEDS = ("hidden_states", "input_embeddings")
+
+
+def applicable(models):
+    """(models the embedding chapter can analyse, rows of those it cannot and why): a model needs hidden states
+    by layer and its static token-embedding table (:data:`NEEDS`). See ``adapters.split_applicable``."""
+    from .adapters import split_applicable
+
+    return split_applicable(models, NEEDS[0], "token embeddings by layer",
+                            condition=lambda lm: None if lm.can(NEEDS[1]) else lm.why_not(NEEDS[1]))
+
+
 def n_layers(lm) -> int:
     """Number of layers L of an adapter; hidden states are indexed 0..L (0 = embedding output)."""
     lm.require("hidden_states", "token embeddings by layer")

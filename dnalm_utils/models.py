@@ -209,6 +209,12 @@ def load_model(
     return to_device(lm, dev, pick_dtype(dev, dtype), eval_mode=eval_mode)
 
 
+def load_models(sources, **options) -> dict:
+    """name -> :func:`load_model` (``options`` for every model: device, models_dir, trust_remote_code, ...)
+    for ``sources``, a mapping of names to what load_model takes (e.g. ``pretraining.model_sources``)."""
+    return {name: load_model(src, **options) for name, src in sources.items()}
+
+
 def to_device(lm: ModelAdapter, device, dtype, *, eval_mode: bool = True) -> ModelAdapter:
     """Move an adapter's model to ``device`` / ``dtype`` (torch objects) and set eval or training mode."""
     lm.model.to(device=device, dtype=dtype)
@@ -342,7 +348,7 @@ def make_tiny_nt(
 
 
 __all__ = [
-    "LoadedModel", "ModelAdapter", "load_model", "to_device", "save_model", "resolve_model", "pick_device", "pick_dtype", "autocast",
+    "LoadedModel", "ModelAdapter", "load_model", "load_models", "to_device", "save_model", "resolve_model", "pick_device", "pick_dtype", "autocast",
     "hub_reachable", "make_tiny_dnabert", "make_tiny_nt", "default_models_dir",
     "OverlappingKmerTokenizer", "NonOverlappingKmerTokenizer", "VocabularyMismatchError",
 ]

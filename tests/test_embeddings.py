@@ -382,3 +382,14 @@ def test_static_metrics_of_a_letter_built_table_are_pure(tmp_path):
     df = E.static_metrics(lm, n_neighbors=5)
     pur = df[df.metric.str.endswith("purity")]
     assert (pur.value > pur.baseline + 0.2).all()  # hidden size 32: four random letter vectors per row
+
+
+def test_applicable_keeps_models_with_hidden_states_and_a_table(bert):
+    no_table = ModuleAdapter(torch.nn.Linear(2, 2), bert.tokenizer, capabilities=["hidden_states"], n_layers=1,
+                             name="no_table")
+    causal = ModuleAdapter(torch.nn.Linear(2, 2), bert.tokenizer, objective="causal", capabilities=[], name="lm")
+    ok, skipped = E.applicable({"bert": bert, "no_table": no_table, "lm": causal})
+    assert list(ok) == ["bert"]
+    assert [(r["model"], r["probe"]) for r in skipped] == [("no_table", "token embeddings by layer"),
+                                                          ("lm", "token embeddings by layer")]
+    assert "input embeddings" in skipped[0]["reason"] and "hidden states" in skipped[1]["reason"]
