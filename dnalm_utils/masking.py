@@ -318,14 +318,15 @@ def block_metrics(probs: np.ndarray, truth: np.ndarray) -> dict:
             "nucleotides": int(len(truth))}
 
 
-def nucleotide_block_eval(lm, windows: Sequence[str], blocks: np.ndarray, *, batch_size: int = 64) -> BlockResult:
+def nucleotide_block_eval(lm, windows: Sequence[str], blocks: np.ndarray, *, batch_size: int = 64,
+                          amp: bool = True) -> BlockResult:
     """Hide ``blocks`` (one [start, end) per window) by masking every token that overlaps them, and read the
     model's distribution for each hidden nucleotide.
 
     For a masked token, the probability of letter x at nucleotide p is the total probability of the tokens
     whose letter at offset (p - token start) is x (for BPE, a predicted token shorter than that offset
     contributes nothing and the rest is renormalised). Several masked tokens cover a nucleotide with
-    overlapping k-mers; their letter distributions are averaged.
+    overlapping k-mers; their letter distributions are averaged. ``amp=False`` runs without bf16 autocast.
     """
     if not lm.can("masked_logprobs") and lm.can("next_token_logprobs"):
         return _causal_block_eval(lm, windows, blocks, batch_size=batch_size)
@@ -347,7 +348,7 @@ def nucleotide_block_eval(lm, windows: Sequence[str], blocks: np.ndarray, *, bat
         covers.append((enc.spans[hit], seq[s:e].upper(), s, e))
         masked_count[w] = hit.size
     input_ids, att = lm.frame(encs)
-    logps = lm.masked_logprobs(input_ids, att, positions, batch_size)
+    logps = lm.masked_logprobs(input_ids, att, positions, batch_size, amp=amp)
     probs, truth, win, off = [], [], [], []
     for w, (lp, (spans, true_seq, s, e)) in enumerate(zip(logps, covers)):
         pos = np.arange(s, e, dtype=np.int64)
@@ -792,7 +793,8 @@ def span_hidden_blocks(windows: Sequence[str], ms: Sequence[int], k: int, *, see
     return {m: np.array(v, dtype=np.int64) for m, v in out.items()}
 
 
-def same_nucleotide_scores(models, windows: Sequence[str], blocks_by_m, *, batch_size: int = 64, progress: bool = False):
+def same_nucleotide_scores(models, windows: Sequence[str], blocks_by_m, *, batch_size: int = 64, progress: bool = False,
+                           amp: bool = True):
     """Hide the same nucleotide blocks for every model (:func:`nucleotide_block_eval`) and score them.
 
     models: name -> loaded model; blocks_by_m: m -> (n_windows, 2) blocks (e.g. the blocks an
@@ -814,7 +816,7 @@ def same_nucleotide_scores(models, windows: Sequence[str], blocks_by_m, *, batch
         h = int((blocks[:, 1] - blocks[:, 0]).max())
         for name, lm in models.items():
             try:
-                res = nucleotide_block_eval(lm, windows, blocks, batch_size=batch_size)
+                res = nucleotide_block_eval(lm, windows, blocks, batch_size=batch_size, amp=amp)
             except NotApplicable as exc:
                 skipped.setdefault(name, {"model": name, "probe": "hiding the same nucleotides",
                                           "reason": str(exc).split(": ", 1)[-1].rstrip(".")})

@@ -112,10 +112,21 @@ def test_classification_head(dnabert6):
         M.load_model(dnabert6, head="classification")
 
 
-def test_device_and_dtype_choice():
-    dev = M.pick_device("auto")
-    assert dev.type == ("cuda" if torch.cuda.is_available() else dev.type)
+def test_device_and_dtype_choice(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert M.pick_device("auto") == torch.device("cpu")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert M.pick_device("auto") == torch.device("mps")  # Apple MPS before the CPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert M.pick_device("auto") == torch.device("cuda")  # CUDA before everything
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert M.pick_dtype(torch.device("cuda")) == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert M.pick_dtype(torch.device("cuda")) == torch.float32
+    monkeypatch.undo()
     assert M.pick_dtype(torch.device("cpu")) == torch.float32
+    assert M.pick_dtype(torch.device("cpu"), "bf16") == torch.bfloat16
     with pytest.raises(ParameterError):
         M.pick_dtype(torch.device("cpu"), "float8")
     if not torch.cuda.is_available():
