@@ -230,6 +230,15 @@ def load_strict(model, folder: Path, *, head_patterns: Sequence[str] = (), ignor
     return report
 
 
+def legacy_norm_name(name: str) -> str:
+    """A LayerNorm's ``gamma``/``beta`` (checkpoints of old transformers; transformers 5 still saves ESM's so) ->
+    ``weight``/``bias``; every other name unchanged."""
+    for old, new in ((".gamma", ".weight"), (".beta", ".bias")):
+        if name.endswith(old) and ("LayerNorm" in name or "layer_norm" in name):
+            return name[: -len(old)] + new
+    return name
+
+
 def _tied_aliases(model) -> dict:
     """name -> other state-dict names sharing the same parameter (tied weights, e.g. decoder = embeddings)."""
     groups: dict = {}
@@ -710,7 +719,7 @@ def auto_map_files(config: dict) -> list[str]:
 
 
 __all__ = [
-    "CAPABILITIES", "HEADS", "NotApplicable", "LoadOptions", "pooled_classifier", "split_applicable", "not_applicable_text", "classifier_output", "LoadReport", "check_load_report", "load_strict", "read_state_dict",
+    "CAPABILITIES", "HEADS", "NotApplicable", "LoadOptions", "pooled_classifier", "split_applicable", "not_applicable_text", "classifier_output", "LoadReport", "check_load_report", "load_strict", "legacy_norm_name", "read_state_dict",
     "read_config", "weight_files", "EncoderOutput", "ModelAdapter", "ModuleAdapter", "Family", "register", "families", "family_for",
     "auto_map_files",
 ]

@@ -16,6 +16,7 @@ from ..adapters import (
     EncoderOutput,
     LoadOptions,
     ModelAdapter,
+    legacy_norm_name,
     load_strict,
     register,
 )
@@ -29,9 +30,12 @@ CLASSIFIER_HEAD = (r"^classifier\.", r"^bert\.pooler\.", r"^cls\.")
 BASE_HEAD = (r"^cls\.", r"^pooler\.", r"^classifier\.")
 
 
-def _rename(name: str) -> str:
-    """Names of checkpoints saved by old transformers (LayerNorm gamma/beta) -> today's."""
-    return name.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+legacy_name = legacy_norm_name  # checkpoints of old transformers: LayerNorm gamma/beta -> weight/bias
+
+
+def encoder_name(name: str) -> str:
+    """A ForMaskedLM checkpoint's tensor name as the bare encoder (head="base") calls it: without ``bert.``."""
+    return legacy_name(name[len("bert."):] if name.startswith("bert.") else name)
 
 
 class BertAdapter(ModelAdapter):
@@ -73,7 +77,7 @@ class BertAdapter(ModelAdapter):
             if self.path is None:
                 raise ParameterError(f"{self.name} has no folder to read pre-trained weights from.")
             report = load_strict(model, self.path, head_patterns=CLASSIFIER_HEAD, ignorable_patterns=IGNORABLE,
-                                 rename=_rename)
+                                 rename=legacy_name)
         model.to(device=self.device, dtype=torch.float32).train()
         return type(self)(model, self.tokenizer, name=self.name, source=self.source, path=self.path,
                           device=self.device, dtype=torch.float32, head="classification", config=config,
@@ -127,7 +131,7 @@ def load(folder: Path, config: dict, options: LoadOptions) -> BertAdapter:
     else:
         raise ParameterError(f"head={options.head!r} is not available for BERT here; use 'mlm' or 'base' "
                              "(fine-tuning builds its classifier with adapter.classifier()).")
-    rename = _rename if options.head == "mlm" else (lambda n: _rename(n[len("bert."):]) if n.startswith("bert.") else _rename(n))
+    rename = legacy_name if options.head == "mlm" else encoder_name
     report = load_strict(model, folder, head_patterns=heads, ignorable_patterns=IGNORABLE, rename=rename)
     tokenizer.set_framing(("cls",), ("sep",))
     return BertAdapter(model.to(torch.float32), tokenizer, name=options.name, source=options.source, path=folder,

@@ -58,6 +58,7 @@ import math
 from pathlib import Path
 
 from ..adapters import (
+    legacy_norm_name,
     EncoderOutput,
     LoadOptions,
     ModelAdapter,
@@ -85,12 +86,7 @@ BASE_HEAD = (r"^lm_head\.",)
 CLASSIFIER_HEAD = (r"^classifier\.", r"^lm_head\.")
 
 
-def _rename(name: str) -> str:
-    """LayerNorm ``gamma``/``beta`` (old checkpoints; transformers 5 also saves ESM's LayerNorms so) -> weight/bias."""
-    for old, new in ((".gamma", ".weight"), (".beta", ".bias")):
-        if name.endswith(old) and ("LayerNorm" in name or "layer_norm" in name):
-            return name[: -len(old)] + new
-    return name
+_rename = legacy_norm_name  # LayerNorm gamma/beta (old checkpoints, and transformers 5's ESM) -> weight/bias
 
 
 def nt_vocabulary(version: int, k: int = 6) -> list[str]:

@@ -33,6 +33,7 @@ import math
 import os
 from pathlib import Path
 
+from .bert import encoder_name, legacy_name
 from ..adapters import (
     EncoderOutput,
     LoadOptions,
@@ -47,10 +48,6 @@ IGNORABLE = (r"\.position_ids$", r"\.token_type_ids$")
 MLM_HEAD = (r"^cls\.seq_relationship\.", r"^bert\.pooler\.")
 BASE_HEAD = (r"^cls\.", r"^bert\.pooler\.")
 CLASSIFIER_HEAD = (r"^classifier\.", r"^cls\.", r"^backbone\.pooler\.", r"^bert\.pooler\.")
-
-
-def _rename(name: str) -> str:
-    return name.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -281,7 +278,7 @@ class GenaAdapter(ModelAdapter):
             if self.path is None:
                 raise ParameterError(f"{self.name} has no folder to read pre-trained weights from.")
             report = load_strict(model, self.path, head_patterns=CLASSIFIER_HEAD, ignorable_patterns=IGNORABLE,
-                                 rename=lambda n: "backbone." + _rename(n)[5:] if n.startswith("bert.") else _rename(n))
+                                 rename=lambda n: "backbone." + legacy_name(n)[5:] if n.startswith("bert.") else legacy_name(n))
         elif init != "random":
             raise ParameterError(f"init={init!r}: 'pretrained' or 'random'.")
         model.to(device=self.device, dtype=torch.float32).train()
@@ -310,12 +307,9 @@ def load(folder: Path, config: dict, options: LoadOptions) -> GenaAdapter:
     GenaBertModel, GenaBertForMaskedLM = _modules()
     set_seed(options.seed)
     if options.head == "mlm":
-        model, heads, rename = GenaBertForMaskedLM(cfg), MLM_HEAD, _rename
+        model, heads, rename = GenaBertForMaskedLM(cfg), MLM_HEAD, legacy_name
     elif options.head == "base":
-        model, heads = GenaBertModel(cfg), BASE_HEAD
-
-        def rename(n):
-            return _rename(n[len("bert."):]) if n.startswith("bert.") else _rename(n)
+        model, heads, rename = GenaBertModel(cfg), BASE_HEAD, encoder_name
     else:
         raise ParameterError(f"head={options.head!r} is not available for GENA-LM here; use 'mlm' or 'base' "
                              "(fine-tuning builds its classifier with adapter.classifier()).")
