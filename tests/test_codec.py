@@ -1,0 +1,58 @@
+"""The one nucleotide codec and k-mer packer: round trips and brute-force references."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from dnalm_utils import codec
+from dnalm_utils.errors import ParameterError
+
+
+def test_encode_codes_every_byte_class():
+    c = codec.encode("ACGTacgtNnRyX-")
+    assert c.tolist() == [0, 1, 2, 3, 0, 1, 2, 3, 4, 4, 5, 5, 255, 255]
+    assert codec.decode(codec.encode("ACGTN")) == "ACGTN"
+    with pytest.raises(ParameterError):
+        codec.decode(codec.encode("R"))
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_kmer_codes_match_brute_force(k):
+    rng = np.random.default_rng(k)
+    seq = "".join(rng.choice(list("ACGTN"), p=[0.24, 0.24, 0.24, 0.24, 0.04], size=200))
+    values, valid = codec.kmer_codes(seq, k)
+    assert values.shape == valid.shape == (len(seq) - k + 1,)
+    for i in range(len(seq) - k + 1):
+        window = seq[i:i + k]
+        assert valid[i] == ("N" not in window)
+        if valid[i]:
+            assert int(values[i]) == int("".join(str("ACGT".index(c)) for c in window), 4)
+            assert codec.unpack_kmers(values[i:i + 1], k) == [window]
+    assert codec.kmer_codes("AC", 3)[0].size == 0
+
+
+def test_pack_unpack_round_trip_up_to_32():
+    rng = np.random.default_rng(0)
+    kmers = ["".join(rng.choice(list("ACGT"), size=32)) for _ in range(50)]
+    assert codec.unpack_kmers(codec.pack_kmers(kmers), 32) == kmers
+    assert codec.pack_kmers("TTT")[0] == 63
+    with pytest.raises(ParameterError):
+        codec.pack_kmers(["ACGN"])
+    with pytest.raises(ParameterError):
+        codec.kmer_codes("ACGT", 33)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_dnabert_order_is_itertools_product_atcg(k):
+    dnabert = ["".join(p) for p in itertools.product("ATCG", repeat=k)]
+    packed = codec.pack_kmers(dnabert)
+    assert codec.to_dnabert_index(packed, k).tolist() == list(range(4 ** k))
+    assert codec.from_dnabert_index(np.arange(4 ** k), k).tolist() == packed.tolist()
+
+
+def test_letter_index_and_reverse_complement():
+    assert codec.letter_index("GATTACA", [0, 1, 2]).tolist() == [2, 0, 3]
+    with pytest.raises(ParameterError, match="'N'"):
+        codec.letter_index("GANTACA", [2], where="window 3")
+    assert codec.decode(codec.reverse_complement_codes(codec.encode("AACGT"))) == "ACGTT"
