@@ -311,6 +311,18 @@ class BlockResult:
         return block_metrics(self.probs, self.truth)
 
 
+def window_scores(probs: np.ndarray, truth: np.ndarray, window: np.ndarray, n_windows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per window: (accuracy, bits), each (n_windows,) float64, the mean over that window's hidden nucleotides of
+    argmax == truth and of -log2 p(truth) (NaN for a window without hidden nucleotides). The window, not the
+    nucleotide, is the independent item of a paired comparison."""
+    p = np.clip(probs[np.arange(len(truth)), truth], 1e-12, 1.0)
+    count = np.bincount(window, minlength=n_windows).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc = np.bincount(window, weights=(probs.argmax(1) == truth).astype(np.float64), minlength=n_windows) / count
+        bits = np.bincount(window, weights=-np.log2(p), minlength=n_windows) / count
+    return acc, bits
+
+
 def block_metrics(probs: np.ndarray, truth: np.ndarray) -> dict:
     """Accuracy (argmax == truth) and cross-entropy in bits per nucleotide of (n, 4) ACGT distributions."""
     p = np.clip(probs[np.arange(len(truth)), truth], 1e-12, 1.0)
@@ -803,14 +815,15 @@ def same_nucleotide_scores(models, windows: Sequence[str], blocks_by_m, *, batch
     Returns a DataFrame: m, h (block length), model, scheme, accuracy, bits, nucleotides, tokens_masked (mean
     tokens masked per window to hide the block); ``attrs["not_applicable"]`` lists the models that cannot
     score a hidden block (and why): masked models read it from masked tokens, causal models from the
-    likelihood of each of its 4^h completions (h <= 6).
+    likelihood of each of its 4^h completions (h <= 6). ``attrs["per_window"]``: m, h, model, window,
+    accuracy, bits per window (:func:`window_scores`), the items of a paired comparison.
     """
     import pandas as pd
     from tqdm.auto import tqdm
 
     from .adapters import NotApplicable
 
-    rows, skipped = [], {}
+    rows, skipped, per_window = [], {}, []
     for m, blocks in tqdm(list(blocks_by_m.items()), desc="same nucleotides", disable=not progress):
         blocks = np.asarray(blocks, dtype=np.int64)
         h = int((blocks[:, 1] - blocks[:, 0]).max())
@@ -823,20 +836,34 @@ def same_nucleotide_scores(models, windows: Sequence[str], blocks_by_m, *, batch
                 continue
             rows.append({"m": m, "h": h, "model": name, "scheme": lm.tokenizer.scheme,
                          "tokens_masked": float(res.masked_tokens.mean()), **res.metrics()})
+            acc, bits = window_scores(res.probs, res.truth, res.window, len(windows))
+            per_window.append(pd.DataFrame({"m": m, "h": h, "model": name, "window": np.arange(len(windows)),
+                                            "accuracy": acc, "bits": bits}))
     out = pd.DataFrame(rows, columns=["m", "h", "model", "scheme", "tokens_masked", "accuracy", "bits", "nucleotides"])
     out.attrs["not_applicable"] = list(skipped.values())
+    out.attrs["per_window"] = (pd.concat(per_window, ignore_index=True) if per_window else
+                               pd.DataFrame(columns=["m", "h", "model", "window", "accuracy", "bits"]))
     return out
 
 
-def block_baselines(windows: Sequence[str], blocks: np.ndarray, *, counts, order: int, prior) -> list[dict]:
+def block_baselines(windows: Sequence[str], blocks: np.ndarray, *, counts, order: int, prior,
+                    per_window: bool = False) -> list[dict] | dict:
     """Context-only references on hidden blocks: the two-sided n-gram of ``order`` (ngram.two_sided_block_probs
     on ``counts``), the base frequencies ``prior`` (4,) ACGT, and chance. Rows: model, scheme ("baseline"),
-    accuracy, bits, nucleotides."""
+    accuracy, bits, nucleotides. ``per_window=True`` returns instead {reference: (accuracy, bits)} per window
+    (:func:`window_scores`) for the n-gram and the base frequencies."""
     from . import ngram
 
     truth = ngram.block_truth(windows, blocks)
     ngram_probs = ngram.two_sided_block_probs(counts, windows, blocks, order=order)
     prior = np.asarray(prior, dtype=np.float64)
+    if per_window:
+        blocks = np.asarray(blocks, dtype=np.int64)
+        window = np.repeat(np.arange(len(blocks)), blocks[:, 1] - blocks[:, 0])
+        return {
+            f"two-sided n-gram (order {order})": window_scores(ngram_probs, truth, window, len(blocks)),
+            "corpus base frequencies": window_scores(np.tile(prior, (len(truth), 1)), truth, window, len(blocks)),
+        }
     return [
         {"model": f"two-sided n-gram (order {order})", "scheme": "baseline", **block_metrics(ngram_probs, truth)},
         {"model": "corpus base frequencies", "scheme": "baseline", **block_metrics(np.tile(prior, (len(truth), 1)), truth)},

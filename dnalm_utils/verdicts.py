@@ -1,0 +1,320 @@
+"""Every sentence of the book that judges, computed here from the chapters' tables with one procedure.
+
+Procedure (the statistics are :mod:`dnalm_utils.stats`):
+
+- *A beats B* is decided on the same items (held-out windows, or seeds where a score exists only per run) by the
+  paired test of :func:`stats.compare_paired` (paired t-interval of the mean per-item difference; the exact
+  McNemar p-value for 0/1 outcomes). A model's per-item value is first averaged over its seeds.
+- *A is no better / no worse than B* is claimed only from an equivalence test (TOST) with the margin the chapter
+  states (``margin``, in the metric's units), never from a failed difference test.
+- Multiple comparisons: the book's family-wise error rate is :data:`BOOK_ALPHA` = 5 %. Each of the
+  :data:`JUDGING_CHAPTERS` chapters that judges gets an equal share (:data:`CHAPTER_ALPHA` = 1 %), which Holm's
+  step-down procedure spreads over all the hypotheses the chapter tests (each claim's difference test and,
+  where a margin is set, its equivalence test). By Bonferroni across chapters the whole book's verdicts then
+  hold at 5 %, and a chapter's verdicts do not change when another chapter is re-run.
+- Chapter 7 reads the chapters' ``verdicts.csv`` tables (:func:`read_verdicts`) and never re-tests, so it
+  cannot contradict them.
+
+A claim's outcome is one of :data:`OUTCOMES`: "better" / "worse" (in the metric's good direction: lower bits are
+better), "equivalent" (within the margin), "inconclusive" (neither shown, or too few items).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from . import stats
+from .errors import ParameterError
+
+BOOK_ALPHA = 0.05
+JUDGING_CHAPTERS = ("02_pretraining", "03_masked_prediction", "04_embeddings", "05_next_kmer",
+                    "06_biology_finetuning")
+CHAPTER_ALPHA = BOOK_ALPHA / len(JUDGING_CHAPTERS)
+OUTCOMES = ("better", "worse", "equivalent", "inconclusive")
+VERDICTS_CSV = "verdicts.csv"
+COLUMNS = ("chapter", "claim", "subject", "reference", "metric", "higher_is_better", "test", "n", "estimate", "low",
+           "high", "alpha", "p", "p_holm", "margin", "p_equivalence", "p_equivalence_holm", "outcome")
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """One tested statement: ``subject`` against ``reference`` on ``metric`` (estimate = subject - reference)."""
+
+    claim: str
+    subject: str
+    reference: str
+    metric: str
+    higher_is_better: bool
+    comparison: stats.Comparison
+
+
+def outcome_of(estimate: float, p: float, p_equivalence: float, higher_is_better: bool, alpha: float) -> str:
+    """"better" / "worse" when the (adjusted) difference p < alpha, in the metric's good direction;
+    "equivalent" when not different and the (adjusted) equivalence p < alpha; else "inconclusive"."""
+    if np.isfinite(p) and p < alpha and np.isfinite(estimate) and estimate != 0:
+        return "better" if (estimate > 0) == bool(higher_is_better) else "worse"
+    if np.isfinite(p_equivalence) and p_equivalence < alpha:
+        return "equivalent"
+    return "inconclusive"
+
+
+def decide(chapter: str, claims: Sequence[Claim], *, alpha: float = CHAPTER_ALPHA):
+    """The chapter's verdict table (columns :data:`COLUMNS`, one row per claim): Holm's adjustment over every
+    difference and equivalence p-value of ``claims`` together, then :func:`outcome_of` at ``alpha``."""
+    import pandas as pd
+
+    if not 0 < alpha < 0.5:
+        raise ParameterError(f"alpha={alpha!r} must lie in (0, 0.5).")
+    rows = []
+    for c in claims:
+        cmp = c.comparison
+        rows.append({"chapter": chapter, "claim": c.claim, "subject": c.subject, "reference": c.reference,
+                     "metric": c.metric, "higher_is_better": bool(c.higher_is_better), "test": cmp.test, "n": cmp.n,
+                     "estimate": cmp.estimate, "low": cmp.low, "high": cmp.high, "alpha": alpha, "p": cmp.p,
+                     "margin": np.nan if cmp.margin is None else cmp.margin, "p_equivalence": cmp.p_equivalence})
+    table = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ("p_holm", "p_equivalence_holm", "outcome")])
+    family = np.concatenate([table.p.to_numpy(float), table.p_equivalence.to_numpy(float)])
+    adjusted = stats.holm(family) if len(family) else family
+    table["p_holm"] = adjusted[: len(table)]
+    table["p_equivalence_holm"] = adjusted[len(table):]
+    table["outcome"] = [outcome_of(r.estimate, r.p_holm, r.p_equivalence_holm, r.higher_is_better, alpha)
+                        for r in table.itertuples()]
+    return table[list(COLUMNS)]
+
+
+def write_verdicts(table, output_dir: str | os.PathLike) -> Path:
+    """``<output_dir>/verdicts.csv``, written atomically."""
+    from .io import atomic_write_text
+
+    return atomic_write_text(Path(output_dir) / VERDICTS_CSV, table.to_csv(index=False))
+
+
+def read_verdicts(runs_dir: str | os.PathLike):
+    """Every chapter's verdict table under ``runs_dir`` (``<runs_dir>/<chapter>/verdicts.csv``), concatenated
+    (empty with :data:`COLUMNS` when none exists)."""
+    import pandas as pd
+
+    parts = [pd.read_csv(p) for p in sorted(Path(runs_dir).glob(f"*/{VERDICTS_CSV}"))]
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(COLUMNS))
+
+
+# ------------------------------------------------------------------------------------------------
+# Formatting
+# ------------------------------------------------------------------------------------------------
+def fmt_pct(x, digits: int = 1) -> str:
+    """'41.6 %' for 0.416; 'n/a' for NaN or None."""
+    return "n/a" if x is None or not np.isfinite(x) else f"{100 * x:.{digits}f} %"
+
+
+def fmt_p(p) -> str:
+    """'p < 0.001', 'p = 0.012', 'p = 1' ('p n/a' for NaN)."""
+    if p is None or not np.isfinite(p):
+        return "p n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3g}"
+
+
+def _scale(metric: str) -> tuple[float, str]:
+    return (100.0, " points") if metric in ("accuracy", "share") else (1.0, "")
+
+
+def describe(row) -> str:
+    """One claim in words: "+1.2 points (99 % CI 0.5 to 1.9; paired t over 20,000 windows; Holm p = 0.003)"."""
+    f, unit = _scale(row["metric"])
+    level = 100 * (1 - row["alpha"])
+    ci = (f"{level:.0f} % CI {f * row['low']:+.2f} to {f * row['high']:+.2f}"
+          if np.isfinite(row["low"]) else "no interval")
+    return f"{f * row['estimate']:+.2f}{unit} ({ci}; {row['test']}; Holm {fmt_p(row['p_holm'])})"
+
+
+def names_by_outcome(table, claim: str) -> dict[str, list[str]]:
+    """outcome -> subjects with that outcome for ``claim`` (every outcome key present, lists possibly empty)."""
+    sub = table[table.claim == claim]
+    return {o: sub[sub.outcome == o].subject.tolist() for o in OUTCOMES}
+
+
+def outcome_sentence(table, claim: str, *, better: str, worse: str, equivalent: str = "within the margin",
+                     none: str = "no model was tested") -> str:
+    """"better than X: a, b; worse: c; within the margin: d; inconclusive: e" for one claim, leaving out empty
+    groups."""
+    groups = names_by_outcome(table, claim)
+    if not any(groups.values()):
+        return none
+    labels = {"better": better, "worse": worse, "equivalent": equivalent, "inconclusive": "inconclusive"}
+    return "; ".join(f"{labels[o]}: {', '.join(groups[o])}" for o in OUTCOMES if groups[o])
+
+
+# ------------------------------------------------------------------------------------------------
+# Per-item pairing
+# ------------------------------------------------------------------------------------------------
+def paired_values(items, subject: str, reference: str, value: str, *, model_col: str = "model",
+                  item_col: str = "item") -> tuple[np.ndarray, np.ndarray]:
+    """(a, b): ``value`` of ``subject`` and ``reference`` on the items both have, aligned by ``item_col``; a model
+    with several rows per item (seeds) is averaged per item first."""
+    a = items[items[model_col] == subject].groupby(item_col)[value].mean()
+    b = items[items[model_col] == reference].groupby(item_col)[value].mean()
+    both = a.index.intersection(b.index)
+    return a.loc[both].to_numpy(float), b.loc[both].to_numpy(float)
+
+
+def versus_reference(items, subjects: Iterable[str], reference: str, *, claim: str, metric: str,
+                     higher_is_better: bool, margin: float | None, model_col: str = "model", item_col: str = "item",
+                     unit: str = "windows") -> list[Claim]:
+    """One claim per subject: subject against ``reference`` on the same items (``items``: long table with
+    ``model_col``, ``item_col`` and ``metric`` columns)."""
+    out = []
+    for s in subjects:
+        a, b = paired_values(items, s, reference, metric, model_col=model_col, item_col=item_col)
+        cmp = stats.compare_paired(a, b, alpha=CHAPTER_ALPHA, margin=margin, unit=unit)
+        out.append(Claim(claim, s, reference, metric, higher_is_better, cmp))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Chapter 3 (and 2): masked prediction
+# ------------------------------------------------------------------------------------------------
+CLAIM_COPIES = "follows an altered flank letter more often than the genome's letter"
+CLAIM_HIDDEN = "hidden-nucleotide {metric} against the two-sided n-gram (h = {h})"
+
+
+def flank_copying_claims(perturb_windows, *, m: int | None = None) -> list[Claim]:
+    """Per model of the flank-perturbation table (one row per window: model, m, follows_flank,
+    follows_genome): does its prediction follow the altered flank more often than the genome, paired per window?
+    ``m``: the span length to judge (default the smallest in the table)."""
+    if not len(perturb_windows):
+        return []
+    m = int(perturb_windows.m.min()) if m is None else int(m)
+    sub = perturb_windows[perturb_windows.m == m]
+    out = []
+    for name, part in sub.groupby("model", sort=False):
+        cmp = stats.compare_paired(part.follows_flank.astype(float), part.follows_genome.astype(float),
+                                   alpha=CHAPTER_ALPHA, unit="windows")
+        out.append(Claim(CLAIM_COPIES, str(name), "genome's letter", "share", True, cmp))
+    return out
+
+
+def hidden_nucleotide_claims(per_window, reference: str, *, h: int, margin_accuracy: float,
+                             margin_bits: float) -> list[Claim]:
+    """Every model against ``reference`` (the two-sided n-gram) on the same hidden nucleotides of length ``h``:
+    accuracy (higher is better, margin ``margin_accuracy``) and bits per nucleotide (lower is better, margin
+    ``margin_bits``), paired per window. ``per_window``: model, h, window, accuracy, bits."""
+    sub = per_window[per_window.h == h]
+    subjects = [m for m in dict.fromkeys(sub.model) if m != reference]
+    out = []
+    for metric, hib, margin in (("accuracy", True, margin_accuracy), ("bits", False, margin_bits)):
+        out += versus_reference(sub, subjects, reference, claim=CLAIM_HIDDEN.format(metric=metric, h=h),
+                                metric=metric, higher_is_better=hib, margin=margin, item_col="window")
+    return out
+
+
+def first_collapse(summary, *, drop: float) -> dict[str, int]:
+    """model -> the smallest m at which token accuracy has fallen by more than ``drop`` (absolute) below its
+    accuracy at m = 1 (models that never fall are left out). ``summary``: model, m, accuracy."""
+    out = {}
+    for name, part in summary.sort_values("m").groupby("model", sort=False):
+        base = float(part.accuracy.iloc[0])
+        fell = part[part.accuracy < base - drop]
+        if len(fell):
+            out[str(name)] = int(fell.m.iloc[0])
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Chapters 5 and 6: fine-tuning over seeds
+# ------------------------------------------------------------------------------------------------
+CLAIM_PRETRAINING = "{metric} pre-trained against random-initialised ({task})"
+CLAIM_BASELINE = "{metric} against {reference} ({task})"
+
+
+def pretraining_claims(runs, *, task: str, metric: str, margin: float | None, task_col: str | None = None,
+                       higher_is_better: bool = True) -> list[Claim]:
+    """Per model: pre-trained against random-initialised weights, paired by seed (t over seeds).
+    ``runs``: model, init ("pretrained"/"random"), seed, ``metric`` (and ``task_col`` == task when given)."""
+    sub = runs if task_col is None else runs[runs[task_col] == task]
+    out = []
+    for name, part in sub.groupby("model", sort=False):
+        pre = part[part.init == "pretrained"].groupby("seed")[metric].mean()
+        rnd = part[part.init == "random"].groupby("seed")[metric].mean()
+        seeds = pre.index.intersection(rnd.index)
+        if not len(seeds) and not (len(pre) and len(rnd)):
+            continue
+        cmp = stats.compare_paired(pre.loc[seeds].to_numpy(float), rnd.loc[seeds].to_numpy(float),
+                                   alpha=CHAPTER_ALPHA, margin=margin, unit="seeds")
+        out.append(Claim(CLAIM_PRETRAINING.format(metric=metric, task=task), str(name), "random-initialised twin",
+                         metric, higher_is_better, cmp))
+    return out
+
+
+def baseline_claims(runs, reference_values: Mapping[int, float] | float, *, reference: str, task: str, metric: str,
+                    margin: float | None, init: str = "pretrained", task_col: str | None = None,
+                    higher_is_better: bool = True) -> list[Claim]:
+    """Per model (``init`` runs): against a baseline's score on the same test set, paired by seed
+    (``reference_values``: seed -> value, or one value for a deterministic baseline)."""
+    sub = runs[runs.init == init] if task_col is None else runs[(runs.init == init) & (runs[task_col] == task)]
+    out = []
+    for name, part in sub.groupby("model", sort=False):
+        mine = part.groupby("seed")[metric].mean()
+        if isinstance(reference_values, Mapping):
+            seeds = [s for s in mine.index if s in reference_values]
+            a = mine.loc[seeds].to_numpy(float)
+            b = np.array([reference_values[s] for s in seeds], dtype=float)
+        else:
+            a = mine.to_numpy(float)
+            b = np.full(len(a), float(reference_values))
+        cmp = stats.compare_paired(a, b, alpha=CHAPTER_ALPHA, margin=margin, unit="seeds")
+        out.append(Claim(CLAIM_BASELINE.format(metric=metric, reference=reference, task=task), str(name), reference,
+                         metric, higher_is_better, cmp))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Chapter 7: the book's answer, read from the chapters' verdicts
+# ------------------------------------------------------------------------------------------------
+def book_answer(verdicts, copy_candidates: Sequence[str] = ()) -> dict:
+    """The conclusions page's verdicts, read (not re-tested) from the chapters' tables.
+
+    Returns: ``copying`` (True / False / None: every copy candidate that was tested follows the altered flank
+    more often than the genome / some do not / none tested), ``copiers`` (list), ``context_better`` (list of
+    "model (claim)" where a model beats the context-only n-gram on accuracy in chapter 3 or 5),
+    ``context_tested`` (bool), ``answer`` (one sentence).
+    """
+    v = verdicts
+    cop = v[v.claim == CLAIM_COPIES]
+    if copy_candidates:
+        cop = cop[cop.subject.isin(list(copy_candidates))]
+    copiers = cop[cop.outcome == "better"].subject.tolist()
+    copying = None if cop.empty else bool(len(copiers) == len(cop))
+    ngram = v[v.reference.astype(str).str.contains("n-gram") & (v.metric == "accuracy")]
+    better = [f"{r.subject} ({r.claim})" for r in ngram.itertuples() if r.outcome == "better"]
+    tested = bool(len(ngram))
+    if copying and tested and not better:
+        answer = ("word identity: the overlapping models' masked-token skill is copying from their neighbours, and no "
+                  "model is shown to know more about the sequence around a nucleotide than flank counts do")
+    elif copying and better:
+        answer = ("word identity for the overlapping models, which copy their neighbours; but some models beat the "
+                  "context-only n-gram somewhere (listed below)")
+    elif copying is None and not tested:
+        answer = "not decided: the chapters that test copying and context were not run in this build"
+    elif copying is None:
+        answer = ("no overlapping model was tested for copying; on context: "
+                  + ("some models beat the context-only n-gram" if better else
+                     "no model is shown to beat the context-only n-gram"))
+    else:
+        answer = "not the simple copying picture: some overlapping models do not copy their neighbours in this build"
+    return {"copying": copying, "copiers": copiers, "context_better": better, "context_tested": tested,
+            "answer": answer}
+
+
+def task_outcomes(verdicts, claim_prefix: str) -> dict[str, dict[str, list[str]]]:
+    """task -> outcome -> subjects, for claims starting with ``claim_prefix`` whose text ends in "(task)"."""
+    sub = verdicts[verdicts.claim.str.startswith(claim_prefix)]
+    out: dict[str, dict[str, list[str]]] = {}
+    for r in sub.itertuples():
+        task = r.claim.rsplit("(", 1)[-1].rstrip(")")
+        out.setdefault(task, {o: [] for o in OUTCOMES})[r.outcome].append(r.subject)
+    return out

@@ -1,0 +1,117 @@
+"""Verdicts: each branch on synthetic tables with a known answer, Holm across a chapter, and chapter 7 reading
+the chapters' outcomes rather than re-testing them."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dnalm_utils import stats, verdicts as V
+from dnalm_utils.errors import ParameterError
+
+
+def _per_window(n=20000, seed=0):
+    """Per-window 0/1 accuracy and bits: 'better' beats the n-gram by 3 points, 'same' has the n-gram's rate and
+    shares 80 % of its outcomes (as real models share most of the n-gram's right answers), 'worse' is 3 points
+    below."""
+    rng = np.random.default_rng(seed)
+    ng = (rng.random(n) < 0.45).astype(float)
+    rows = [pd.DataFrame({"model": "n-gram", "h": 1, "window": np.arange(n), "accuracy": ng, "bits": 2 - ng})]
+    for name, shift in (("better", 0.03), ("same", 0.0), ("worse", -0.03)):
+        own = (rng.random(n) < 0.45 + shift).astype(float)
+        acc = own if shift else np.where(rng.random(n) < 0.8, ng, own)  # a twin mostly right where the n-gram is
+        rows.append(pd.DataFrame({"model": name, "h": 1, "window": np.arange(n), "accuracy": acc, "bits": 2 - acc}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_outcome_of_every_branch():
+    assert V.outcome_of(0.02, 0.001, np.nan, True, 0.01) == "better"
+    assert V.outcome_of(0.02, 0.001, np.nan, False, 0.01) == "worse"  # higher bits are worse
+    assert V.outcome_of(-0.02, 0.001, 0.5, True, 0.01) == "worse"
+    assert V.outcome_of(0.001, 0.4, 0.001, True, 0.01) == "equivalent"
+    assert V.outcome_of(0.001, 0.4, 0.2, True, 0.01) == "inconclusive"
+    assert V.outcome_of(np.nan, np.nan, np.nan, True, 0.01) == "inconclusive"
+    assert V.outcome_of(0.0, 0.0, np.nan, True, 0.01) == "inconclusive"  # no direction to report
+
+
+def test_hidden_nucleotide_claims_find_the_planted_ordering():
+    table = V.decide("03", V.hidden_nucleotide_claims(_per_window(), "n-gram", h=1, margin_accuracy=0.02,
+                                                      margin_bits=0.02))
+    acc = table[table.metric == "accuracy"].set_index("subject").outcome
+    assert acc.to_dict() == {"better": "better", "same": "equivalent", "worse": "worse"}
+    bits = table[table.metric == "bits"].set_index("subject").outcome
+    assert bits.to_dict() == {"better": "better", "same": "equivalent", "worse": "worse"}  # lower bits are better
+    assert (table.p_holm >= table.p).all() and (table.n == 20000).all()
+    assert V.outcome_sentence(table, table.claim.iloc[0], better="above", worse="below") == \
+        "above: better; below: worse; within the margin: same"
+
+
+def test_holm_across_the_chapter_turns_a_lone_significant_claim_inconclusive():
+    weak = stats.Comparison("t", 50, 0.05, 0.01, 0.09, 0.008, 0.01, None, np.nan)
+    null = stats.Comparison("t", 50, 0.0, -0.04, 0.04, 0.9, 0.01, None, np.nan)
+    alone = V.decide("x", [V.Claim("c", "a", "b", "accuracy", True, weak)])
+    assert alone.outcome.iloc[0] == "better"
+    crowd = V.decide("x", [V.Claim("c", "a", "b", "accuracy", True, weak)]
+                     + [V.Claim("c", f"m{i}", "b", "accuracy", True, null) for i in range(3)])
+    assert crowd.outcome.iloc[0] == "inconclusive" and crowd.p_holm.iloc[0] == pytest.approx(0.032)
+
+
+def test_edge_cases_ties_one_model_no_reference_nan():
+    pw = _per_window(200)
+    tie = pw[pw.model == "n-gram"].assign(model="tie")
+    table = V.decide("03", V.hidden_nucleotide_claims(pd.concat([pw[pw.model == "n-gram"], tie]), "n-gram", h=1,
+                                                      margin_accuracy=0.02, margin_bits=0.02))
+    assert table.outcome.tolist() == ["equivalent", "equivalent"] and (table.estimate == 0).all()
+    none = V.decide("03", V.hidden_nucleotide_claims(pw, "absent reference", h=1, margin_accuracy=0.02, margin_bits=0.02))
+    assert set(none.outcome) == {"inconclusive"} and (none.n == 0).all()
+    assert V.decide("03", []).empty
+    nan = pw.copy()
+    nan.loc[nan.model == "better", "accuracy"] = np.nan
+    t = V.decide("03", V.hidden_nucleotide_claims(nan, "n-gram", h=1, margin_accuracy=0.02, margin_bits=0.02))
+    assert t[(t.subject == "better") & (t.metric == "accuracy")].outcome.iloc[0] == "inconclusive"
+    with pytest.raises(ParameterError):
+        V.decide("03", [], alpha=0.7)
+
+
+def test_flank_copying_claims_are_paired_per_window():
+    rng = np.random.default_rng(1)
+    n = 1000
+    copier = rng.random(n) < 0.9
+    reader = rng.random(n) < 0.1
+    rows = pd.DataFrame({"model": ["copier"] * n + ["reader"] * n, "m": 1,
+                         "follows_flank": np.concatenate([copier, reader]),
+                         "follows_genome": np.concatenate([~copier, ~reader])})
+    table = V.decide("03", V.flank_copying_claims(rows))
+    assert table.set_index("subject").outcome.to_dict() == {"copier": "better", "reader": "worse"}
+
+
+def test_pretraining_and_baseline_claims_over_seeds():
+    runs = pd.DataFrame({"model": ["a"] * 6 + ["b"] * 6, "seed": [0, 1, 2] * 4,
+                         "init": (["pretrained"] * 3 + ["random"] * 3) * 2,
+                         "mcc": [0.80, 0.81, 0.79, 0.50, 0.52, 0.49, 0.50, 0.55, 0.45, 0.51, 0.49, 0.54]})
+    table = V.decide("06", V.pretraining_claims(runs, task="t", metric="mcc", margin=None))
+    out = table.set_index("subject").outcome
+    assert out["a"] == "better" and out["b"] == "inconclusive"
+    assert table.test.str.contains("3 seeds").all()
+    base = V.decide("06", V.baseline_claims(runs, 0.3, reference="k-mer LR", task="t", metric="mcc", margin=None))
+    assert base.set_index("subject").outcome["a"] == "better"
+
+
+def test_first_collapse():
+    s = pd.DataFrame({"model": ["x"] * 4 + ["y"] * 4, "m": [1, 2, 3, 4] * 2,
+                      "accuracy": [0.99, 0.98, 0.6, 0.3, 0.9, 0.9, 0.9, 0.9]})
+    assert V.first_collapse(s, drop=0.1) == {"x": 3}
+
+
+def test_chapter_7_reads_the_chapters_verdicts_and_cannot_contradict_them(tmp_path):
+    ch3 = V.decide("03_masked_prediction", V.hidden_nucleotide_claims(_per_window(), "n-gram", h=1,
+                                                                         margin_accuracy=0.02, margin_bits=0.02))
+    ch3.loc[ch3.metric == "accuracy", "reference"] = "two-sided n-gram"
+    (tmp_path / "03_masked_prediction").mkdir()
+    V.write_verdicts(ch3, tmp_path / "03_masked_prediction")
+    read = V.read_verdicts(tmp_path)
+    pd.testing.assert_frame_equal(read, ch3.reset_index(drop=True), check_dtype=False)
+    ans = V.book_answer(read, copy_candidates=[])
+    chapter_better = ch3[(ch3.metric == "accuracy") & (ch3.outcome == "better")].subject.tolist()
+    assert [b.split(" (")[0] for b in ans["context_better"]] == chapter_better == ["better"]
+    assert ans["copying"] is None and "some models beat" in ans["answer"]
+    assert V.book_answer(V.read_verdicts(tmp_path / "nothing"))["answer"].startswith("not decided")
