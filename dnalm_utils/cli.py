@@ -73,22 +73,23 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _root(args) -> Path:
-    from .book import REPO_ROOT
+    from .book_layout import REPO_ROOT
 
     return Path(args.root).resolve() if args.root else REPO_ROOT
 
 
 def _cmd_run(args) -> int:
-    from . import book
+    from .profile_runner import run_profile
+    from .run_parameters import CliValue
 
     overrides = {}
     for name, raw in args.parameter:
         if name in overrides:
             raise DnalmInputError(f"-p {name} is given twice; give each parameter once.")
-        overrides[name] = book.CliValue(raw)
+        overrides[name] = CliValue(raw)
     if args.log_output:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
-    book.run_profile(
+    run_profile(
         args.profile, only=args.notebooks or None, overrides=overrides, root=_root(args),
         build=not args.no_build, kernel=args.kernel, log_output=args.log_output,
         progress=not args.no_progress,
@@ -97,21 +98,21 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_build(args) -> int:
-    from . import book
+    from .book_build import build_book
 
     t0 = time.perf_counter()
     print("building the book (jupyter-book build -W -n --keep-going) ...", flush=True)
-    html = book.build_book(_root(args))
+    html = build_book(_root(args))
     print(f"book built in {time.perf_counter() - t0:.1f} s: {html / 'index.html'}", flush=True)
     return 0
 
 
 def _cmd_student(args) -> int:
-    from . import book
+    from .student_edition import build_student
 
     t0 = time.perf_counter()
     print("building the student edition (solutions replaced by stubs) ...", flush=True)
-    html, notebooks = book.build_student(_root(args))
+    html, notebooks = build_student(_root(args))
     print(f"student edition built in {time.perf_counter() - t0:.1f} s: {html / 'index.html'}; notebooks in {notebooks}",
           flush=True)
     return 0
@@ -130,10 +131,10 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_params(args) -> int:
-    from . import book
+    from .run_parameters import notebook_parameters, resolve_notebook
 
-    path = book.resolve_notebook(args.notebook, root=_root(args))
-    spec = book.notebook_parameters(path)
+    path = resolve_notebook(args.notebook, root=_root(args))
+    spec = notebook_parameters(path)
     print(f"Parameters of {path.name}:")
     if not spec:
         print("  (no cell tagged 'parameters')")
@@ -177,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr, flush=True)
         return 130
     except Exception as exc:
-        from .book import BookBuildError, NotebookExecutionError
+        from .book_build import BookBuildError
+        from .notebook_execution import NotebookExecutionError
 
         if isinstance(exc, (NotebookExecutionError, BookBuildError)):
             print(f"error: {exc}", file=sys.stderr, flush=True)

@@ -1,4 +1,5 @@
-"""Tests of the book runner (dnalm_utils.book) and the dnalm-book CLI, on tiny fixture notebooks.
+"""Tests of the book runner (run_parameters, parameters_display, notebook_execution, book_build,
+offline_assets, profile_runner, student_edition) and the dnalm-book CLI, on tiny fixture notebooks.
 
 The slow tests execute the fixtures with papermill and build a tiny book (the repository's own
 _config.yml, intro and references pages, and one executed fixture chapter) in a temporary folder.
@@ -14,8 +15,13 @@ import nbformat
 import pytest
 import yaml
 
-from dnalm_utils import book
-from dnalm_utils.book import CliValue, NotebookExecutionError, BookBuildError
+from dnalm_utils import (
+    book_build, notebook_execution, offline_assets, parameters_display, profile_runner, run_parameters,
+    student_edition,
+)
+from dnalm_utils.book_build import BookBuildError
+from dnalm_utils.notebook_execution import NotebookExecutionError
+from dnalm_utils.run_parameters import CliValue
 from dnalm_utils.cli import main
 from dnalm_utils.errors import DnalmInputError, ParameterError
 
@@ -30,7 +36,7 @@ NB_FAIL = FIXTURES / "raises_in_cell_2.ipynb"
 # --------------------------------------------------------------------------------------------------
 
 def test_notebook_parameters_reads_names_types_defaults():
-    spec = book.notebook_parameters(NB_OK)
+    spec = run_parameters.notebook_parameters(NB_OK)
     assert list(spec) == ["n", "label", "scale", "flag"]
     assert (spec["n"]["type"], spec["n"]["default"], spec["n"]["help"]) == ("int", 3, "how many repeats")
     assert (spec["label"]["type"], spec["label"]["default"]) == ("str", "x")
@@ -40,7 +46,7 @@ def test_notebook_parameters_reads_names_types_defaults():
 
 def test_unknown_parameter_lists_valid_ones_and_suggests():
     with pytest.raises(ParameterError) as info:
-        book.validate_parameters(NB_OK, {"lable": "y"})
+        run_parameters.validate_parameters(NB_OK, {"lable": "y"})
     msg = str(info.value)
     assert "unknown parameter 'lable'" in msg
     assert "did you mean 'label'" in msg
@@ -58,13 +64,13 @@ def test_unknown_parameter_lists_valid_ones_and_suggests():
 ])
 def test_wrong_kind_is_an_error(params, expect):
     with pytest.raises(ParameterError, match=expect):
-        book.validate_parameters(NB_OK, params)
+        run_parameters.validate_parameters(NB_OK, params)
 
 
 def test_valid_values_and_cli_strings_resolve_by_parameter_type():
-    out = book.validate_parameters(NB_OK, {"n": 4, "scale": 2})
+    out = run_parameters.validate_parameters(NB_OK, {"n": 4, "scale": 2})
     assert out == {"n": 4, "scale": 2.0} and isinstance(out["scale"], float)
-    out = book.validate_parameters(
+    out = run_parameters.validate_parameters(
         NB_OK, {"label": CliValue("yes"), "n": CliValue("7"), "flag": CliValue("true"), "scale": CliValue("0.5")}
     )
     assert out == {"label": "yes", "n": 7, "flag": True, "scale": 0.5}
@@ -72,22 +78,22 @@ def test_valid_values_and_cli_strings_resolve_by_parameter_type():
 
 def test_load_profile_default_and_smoke():
     for name in ("default", "smoke"):
-        prof = book.load_profile(name)
+        prof = run_parameters.load_profile(name)
         assert prof["name"] == name and prof["description"]
         assert prof["notebooks"] and all(e["notebook"].endswith(".ipynb") for e in prof["notebooks"])
-    assert book.load_profile(REPO / "params" / "smoke.yml")["name"] == "smoke"
+    assert run_parameters.load_profile(REPO / "params" / "smoke.yml")["name"] == "smoke"
 
 
 def test_unknown_profile_lists_available():
     with pytest.raises(ParameterError) as info:
-        book.load_profile("defualt")
+        run_parameters.load_profile("defualt")
     msg = str(info.value)
     assert "default" in msg and "smoke" in msg and "did you mean 'default'" in msg.lower()
 
 
 def _profile_entries():
-    for name in book.available_profiles(REPO):
-        for entry in book.load_profile(name)["notebooks"]:
+    for name in run_parameters.available_profiles(REPO):
+        for entry in run_parameters.load_profile(name)["notebooks"]:
             yield pytest.param(name, entry, id=f"{name}-{Path(entry['notebook']).stem}")
 
 
@@ -96,13 +102,13 @@ def test_profile_entries_match_their_notebooks(profile, entry):
     path = REPO / entry["notebook"]
     assert Path(entry["notebook"]).parent.as_posix() == "notebooks"
     assert path.is_file(), f"{profile}: {entry['notebook']} does not exist; every chapter a profile lists must be written"
-    book.validate_parameters(path, entry["parameters"])  # names and kinds agree with the parameters cell
+    run_parameters.validate_parameters(path, entry["parameters"])  # names and kinds agree with the parameters cell
 
 
 def test_profiles_and_toc_list_the_same_chapters():
-    default = [Path(e["notebook"]).stem for e in book.load_profile("default")["notebooks"]]
-    smoke = [Path(e["notebook"]).stem for e in book.load_profile("smoke")["notebooks"]]
-    toc = [Path(f).name for f in book.toc_files(REPO) if f.startswith("book/_generated/")]
+    default = [Path(e["notebook"]).stem for e in run_parameters.load_profile("default")["notebooks"]]
+    smoke = [Path(e["notebook"]).stem for e in run_parameters.load_profile("smoke")["notebooks"]]
+    toc = [Path(f).name for f in book_build.toc_files(REPO) if f.startswith("book/_generated/")]
     assert default == smoke == toc
 
 
@@ -115,14 +121,14 @@ def test_config_builds_offline():
     fonts = mathjax.parent / "output" / "chtml" / "fonts" / "woff-v2"
     assert (fonts / "MathJax_Main-Regular.woff").is_file()
     assert (mathjax.parent / "LICENSE").is_file()
-    for f in book.toc_files(REPO):
+    for f in book_build.toc_files(REPO):
         if not f.startswith("book/_generated/"):
             assert (REPO / f"{f}.md").is_file(), f
 
 
 def test_missing_kernel_is_a_clear_error():
-    with pytest.raises(book.KernelNotFoundError, match="make book"):
-        book.check_kernel("no-such-kernel-for-dnalm-tests")
+    with pytest.raises(notebook_execution.KernelNotFoundError, match="make book"):
+        notebook_execution.check_kernel("no-such-kernel-for-dnalm-tests")
 
 
 def test_remote_assets_scanner(tmp_path):
@@ -136,13 +142,114 @@ def test_remote_assets_scanner(tmp_path):
         '</head><body><a href="https://doi.org/10.1/x">paper</a></body></html>'
     )
     (tmp_path / "s.css").write_text("/* url(https://in.comment) */ body { background: url(https://x.example.org/b.png); }")
-    found = book.remote_assets(tmp_path)
+    found = offline_assets.remote_assets(tmp_path)
     assert len(found) == 4, found
     assert any("cdn.example.org/x.js" in f for f in found)
     assert any("fonts.example.org/f.css" in f for f in found)
     assert any("a.woff2" in f for f in found)
     assert any(f.startswith("s.css:") for f in found)
     assert not any("thebe" in f or "doi.org" in f or "canonical" in f for f in found)
+
+
+# --------------------------------------------------------------------------------------------------
+# The parameters of a run, folded under the chapter's opening; wide tables
+# --------------------------------------------------------------------------------------------------
+
+def _executed_like(*cells) -> nbformat.NotebookNode:
+    """A notebook shaped like papermill's output: ("md" | "code" | "params" | "injected", source) pairs."""
+    out = []
+    for kind, source in cells:
+        if kind == "md":
+            out.append(nbformat.v4.new_markdown_cell(source))
+        else:
+            tags = {"params": ["parameters"], "injected": ["injected-parameters"]}.get(kind, [])
+            outputs = [nbformat.v4.new_output("stream", text="a result\n")] if kind == "code" else []
+            out.append(nbformat.v4.new_code_cell(source, metadata={"tags": tags}, outputs=outputs))
+    return nbformat.v4.new_notebook(cells=out)
+
+
+@pytest.mark.parametrize("cells, expect_at", [
+    pytest.param([("md", "# Title\n\n**Question.** Does it?"), ("params", "n = 3"), ("injected", "n = 2"),
+                  ("code", "print(n)")], 1, id="title-and-question-in-one-cell"),
+    pytest.param([("md", "# Title"), ("md", "**Question.** Does it?"), ("params", "n = 3"), ("injected", "n = 2"),
+                  ("code", "print(n)")], 2, id="title-cell-then-prose-cell"),
+    pytest.param([("md", "# Title"), ("md", "The question."), ("md", "## Data\n\nWindows..."),
+                  ("params", "n = 3"), ("code", "print(n)")], 2, id="stops-at-the-first-section"),
+    pytest.param([("code", "import x"), ("md", "# Title"), ("params", "n = 3")], 0, id="starts-with-code"),
+])
+def test_fold_sits_after_the_opening_prose_and_before_the_first_code_cell(tmp_path, cells, expect_at):
+    spec = run_parameters.notebook_parameters(NB_OK)
+    nb = _executed_like(*cells)
+    notebook_execution.postprocess_executed_notebook(nb, spec, {"n": 2}, notebook=NB_OK,
+                                                     out_path=tmp_path / "out.ipynb")
+    folds = [i for i, c in enumerate(nb.cells) if parameters_display.TABLE_TAG in c.metadata.get("tags", [])]
+    assert folds == [expect_at]
+    first_code = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    assert expect_at <= first_code, "no code cell (and so no output) comes before the fold"
+    assert all(c.cell_type == "markdown" for c in nb.cells[:expect_at])
+    fold = nb.cells[expect_at].source
+    assert fold.index("This run changed") < fold.index("```{dropdown}")  # the change is shown above the fold
+    for name in spec:  # every parameter the page ran with is stated, inside the fold
+        assert f"| `{name}` |" in fold.split("```{dropdown}", 1)[1]
+    for c in nb.cells:
+        if {"parameters", "injected-parameters"} & set(c.metadata.get("tags", [])):
+            assert notebook_execution.HIDE_TAG in c.metadata["tags"]
+
+
+def _names_in_changed_line(line: str) -> list[str]:
+    import re
+
+    return re.findall(r"`(\w+) = ", line)
+
+
+@pytest.mark.parametrize("values, changed", [
+    ({}, []),
+    ({"n": 3, "flag": False, "scale": 1.5}, []),           # every value equal to its default
+    ({"scale": 1}, ["scale"]),                              # 1 is not 1.5
+    ({"n": 3.0}, []),                                       # 3.0 == 3
+    ({"flag": 0}, ["flag"]),                                # 0 is not False
+    ({"label": "x", "n": 10, "flag": True}, ["flag", "n"]),
+    ({"label": "a | b`c", "n": 2, "scale": 2.0, "flag": True}, ["flag", "label", "n", "scale"]),
+])
+def test_changed_line_names_exactly_the_overridden_parameters(values, changed):
+    spec = run_parameters.notebook_parameters(NB_OK)
+    assert run_parameters.overridden_names(spec, values) == changed
+    line = parameters_display.changed_parameters_line(spec, values)
+    assert "\n" not in line
+    assert _names_in_changed_line(line) == changed
+    if not changed:
+        assert line == "This run used the chapter's default parameters."
+    fold = parameters_display.parameters_fold_markdown(spec, values)
+    assert fold.count("**(changed;**") == len(changed)
+    assert fold.count("\n| `") == len(spec)  # one table row per declared parameter
+
+
+def test_long_changed_value_is_cut_and_stays_on_one_line():
+    spec = run_parameters.notebook_parameters(NB_OK)
+    line = parameters_display.changed_parameters_line(spec, {"label": "ACGT" * 100})
+    assert _names_in_changed_line(line) == ["label"] and len(line) < 120
+
+
+def test_no_fold_without_parameters(tmp_path):
+    nb = _executed_like(("md", "# Title"), ("code", "print(1)"))
+    before = len(nb.cells)
+    notebook_execution.postprocess_executed_notebook(nb, {}, {}, notebook=NB_OK, out_path=tmp_path / "o.ipynb")
+    assert len(nb.cells) == before
+
+
+def test_config_registers_the_wide_table_css(tmp_path):
+    cfg = yaml.safe_load((REPO / "_config.yml").read_text())["sphinx"]["config"]
+    static = [REPO / d for d in cfg["html_static_path"]]
+    assert cfg["html_css_files"], "no stylesheet registered"
+    css = ""
+    for name in cfg["html_css_files"]:
+        hits = [d / name for d in static if (d / name).is_file()]
+        assert hits, f"{name} is not in any html_static_path folder {cfg['html_static_path']}"
+        css += hits[0].read_text()
+        shutil.copy(hits[0], tmp_path / Path(name).name)
+    assert "div.output.text_html" in css and "pst-scrollable-table-container" in css
+    assert "overflow-x: auto" in css and "max-width: 100%" in css
+    assert offline_assets.remote_assets(tmp_path) == []  # nothing to fetch: the book is read offline
 
 
 # --------------------------------------------------------------------------------------------------
@@ -205,20 +312,25 @@ def test_cli_data_delegates(monkeypatch):
 # --------------------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_run_notebook_adds_parameters_table(tmp_path):
+def test_run_notebook_folds_parameters_under_the_opening(tmp_path):
     out = tmp_path / "gen" / "params_ok.ipynb"
-    book.run_notebook(NB_OK, {"n": 2, "label": "ab", "flag": False}, out, progress=False)
+    notebook_execution.run_notebook(NB_OK, {"n": 2, "label": "ab", "flag": False}, out, progress=False)
     nb = nbformat.read(out, as_version=4)
     tags = [c.metadata.get("tags", []) for c in nb.cells]
+    i_fold = next(i for i, t in enumerate(tags) if parameters_display.TABLE_TAG in t)
+    # the fixture opens with one markdown cell (title and prose), then its parameters cell
+    assert i_fold == 1 and nb.cells[0].cell_type == "markdown"
+    assert nb.cells[i_fold + 1].cell_type == "code" and "parameters" in tags[i_fold + 1]
+    fold = nb.cells[i_fold].source
+    line, rest = fold.split("```{dropdown}", 1)
+    assert line.strip() == "**This run changed:** `label = 'ab'`, `n = 2` (defaults in the table below)."
+    assert rest.startswith(" Parameters of this run (all 4)")
+    assert "| `n` | `2` **(changed;** default `3`**)** |" in rest
+    assert "| `scale` | `1.5` |  |" in rest
+    assert "| `flag` | `False` |  |" in rest  # set to its default: not an override
     i_inj = next(i for i, t in enumerate(tags) if "injected-parameters" in t)
-    assert book.TABLE_TAG in tags[i_inj + 1], "the table follows the injected cell"
-    table = nb.cells[i_inj + 1].source
-    assert "Parameters of this run" in table
-    assert "| `n` | `2` **(changed;** default `3`**)** |" in table
-    assert "| `scale` | `1.5` |  |" in table
-    assert "| `flag` | `False` |  |" in table  # set to its default: not an override
-    assert book.HIDE_TAG in tags[i_inj]
-    assert book.HIDE_TAG in next(t for t in tags if "parameters" in t)
+    assert notebook_execution.HIDE_TAG in tags[i_inj]
+    assert notebook_execution.HIDE_TAG in next(t for t in tags if "parameters" in t)
     assert nb.metadata["dnalm_book"]["overridden"] == ["label", "n"]
     assert nb.metadata["dnalm_book"]["set_by_run"] == ["flag", "label", "n"]
     stdout = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
@@ -231,7 +343,7 @@ def test_failing_notebook_names_cell_and_keeps_previous_output(tmp_path):
     out = tmp_path / "raises_in_cell_2.ipynb"
     out.write_text('{"previous": "version"}')
     with pytest.raises(NotebookExecutionError) as info:
-        book.run_notebook(NB_FAIL, {"n": 7}, out, progress=False)
+        notebook_execution.run_notebook(NB_FAIL, {"n": 7}, out, progress=False)
     msg = str(info.value)
     assert "raises_in_cell_2.ipynb" in msg
     assert "cell 2" in msg and "raise ValueError" in msg
@@ -256,7 +368,7 @@ def tiny_book(tmp_path_factory):
     (root / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
     (root / "params").mkdir()
     prof = _fixture_profile(root / "params", NB_OK, params={"n": 5, "label": "ab"})
-    manifest = book.run_profile(prof, root=root, progress=False)
+    manifest = profile_runner.run_profile(prof, root=root, progress=False)
     return root, manifest
 
 
@@ -267,6 +379,13 @@ def test_run_profile_builds_the_book(tiny_book, capsys):
     assert (html / "index.html").is_file()
     page = (html / "book" / "_generated" / "params_ok.html").read_text()
     assert "Parameters of this run" in page and "changed" in page
+    # the changed values are stated above the fold; the full table is folded in a <details> element,
+    # placed before the fixture's first output
+    changed = page.index("This run changed")
+    fold = page.index("<details", changed)
+    table = page.index("Parameters of this run", fold)
+    assert changed < fold < table < page.index("</details>", table) < page.index("result=ababababab")
+    assert "_static/wide-tables.css" in page and (html / "_static" / "wide-tables.css").is_file()
     assert "ababababab" in page  # printed and glued value
     assert "7.50" in page  # {glue:text} with a format spec
     assert "_static/mathjax/tex-mml-chtml.js" in page
@@ -283,7 +402,7 @@ def test_run_profile_builds_the_book(tiny_book, capsys):
 @pytest.mark.slow
 def test_built_book_loads_no_remote_assets(tiny_book):
     root, _ = tiny_book
-    assert book.remote_assets(root / "_build" / "html") == []
+    assert offline_assets.remote_assets(root / "_build" / "html") == []
 
 
 @pytest.mark.slow
@@ -307,7 +426,7 @@ def test_failed_build_keeps_previous_book(tiny_book, capsys):
         toc["parts"][1]["chapters"][-1] = {"file": "book/_generated/02_missing"}
         toc_path.write_text(yaml.safe_dump(toc, sort_keys=False))
         with pytest.raises(BookBuildError, match="02_missing"):
-            book.build_book(root)
+            book_build.build_book(root)
         assert index.read_bytes() == before
         assert not [p for p in (root / "_build").iterdir() if p.name.startswith(".")], "temp build dirs removed"
     finally:
@@ -333,7 +452,7 @@ def test_failing_notebook_in_profile_stops_before_build(tiny_book, capsys):
 
 def test_input_errors_are_dnalm_input_errors():
     assert issubclass(ParameterError, DnalmInputError)
-    assert issubclass(book.KernelNotFoundError, DnalmInputError)
+    assert issubclass(notebook_execution.KernelNotFoundError, DnalmInputError)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -341,15 +460,15 @@ def test_input_errors_are_dnalm_input_errors():
 # ------------------------------------------------------------------------------------------------
 def test_stub_solution_keeps_signature_and_docstring():
     src = 'def f(a, b):\n    """Add."""\n    # solution\n    return a + b\n'
-    stub = book.stub_solution(src)
+    stub = student_edition.stub_solution(src)
     assert stub.splitlines()[:2] == ['def f(a, b):', '    """Add."""']
-    assert stub.splitlines()[2] == "    " + book.STUB and "return a + b" not in stub
+    assert stub.splitlines()[2] == "    " + student_edition.STUB and "return a + b" not in stub
     ns = {}
     exec(stub, ns)
     with pytest.raises(NotImplementedError, match="Exercise"):
         ns["f"](1, 2)
     with pytest.raises(DnalmInputError, match="# solution"):
-        book.stub_solution("x = 1\n", where="nb.ipynb, cell 3")
+        student_edition.stub_solution("x = 1\n", where="nb.ipynb, cell 3")
 
 
 def test_student_notebook_replaces_only_solutions():
@@ -358,10 +477,10 @@ def test_student_notebook_replaces_only_solutions():
         nbformat.v4.new_code_cell("def f():\n    # solution\n    return 2", metadata={"tags": ["solution", "hide-input"]},
                                   outputs=[nbformat.v4.new_output("stream", text="2")], execution_count=3),
     ])
-    out = book.student_notebook(nb)
+    out = student_edition.student_notebook(nb)
     assert out.cells[0] == nb.cells[0]
     sol = out.cells[1]
-    assert "return 2" not in sol.source and book.STUB in sol.source
+    assert "return 2" not in sol.source and student_edition.STUB in sol.source
     assert sol.outputs == [] and sol.execution_count is None and sol.metadata["tags"] == ["solution"]
     assert "return 2" in nb.cells[1].source  # the original is untouched
 
@@ -369,7 +488,7 @@ def test_student_notebook_replaces_only_solutions():
 def _solution_cells():
     for path in sorted((REPO / "notebooks").glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
-        for i in book.solution_cells(nb):
+        for i in student_edition.solution_cells(nb):
             yield pytest.param(path, i, id=f"{path.stem}-cell{i}")
 
 
@@ -380,7 +499,7 @@ def test_every_exercise_has_a_stub_that_raises(path, i):
     nb = nbformat.read(path, as_version=4)
     assert "hide-input" in nb.cells[i].metadata["tags"]  # folded in the main book
     ns = {}
-    exec(book.student_notebook(nb).cells[i].source, ns)
+    exec(student_edition.student_notebook(nb).cells[i].source, ns)
     funcs = [v for k, v in ns.items() if inspect.isfunction(v)]
     assert len(funcs) == 1
     with pytest.raises(NotImplementedError):

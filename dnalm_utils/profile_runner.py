@@ -1,0 +1,212 @@
+"""Run a profile: execute its notebooks into ``book/_generated``, build the book, record the run.
+
+:func:`run_profile` validates every parameter of every selected notebook before anything runs (so a
+typo fails before an hour of execution), executes the notebooks one by one
+(:func:`~dnalm_utils.notebook_execution.run_notebook`), builds the book
+(:func:`~dnalm_utils.book_build.build_book`) and records ``book/_generated/run_manifest.json``: the
+profile, each notebook's parameters, times, status and the package versions. This follows cal-itp's
+papermill -> jupyter-book pattern.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from .book_build import build_book
+from .book_layout import GENERATED_DIR, REPO_ROOT, display_path
+from .errors import ParameterError
+from .io import atomic_write_json, package_versions
+from .notebook_execution import check_kernel, run_notebook
+from .run_parameters import (
+    CliValue, format_parameter_spec, load_profile, notebook_parameters, overridden_names, validate_parameters,
+)
+
+#: File name of the run record inside ``book/_generated``.
+MANIFEST_NAME = "run_manifest.json"
+#: Chapters planned in the book; a profile may list them before their notebook exists.
+KNOWN_CHAPTERS = (
+    "01_tokenization",
+    "02_pretraining",
+    "03_masked_prediction",
+    "04_embeddings",
+    "05_next_kmer",
+    "06_biology_finetuning",
+    "07_conclusions",
+)
+_VERSION_PACKAGES = (
+    "dnalm-utils", "torch", "transformers", "tokenizers", "numpy", "papermill", "jupyter-book", "myst-nb",
+)
+
+
+def _now() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _select(entries: Sequence[dict], only: Iterable[str] | None, profile_name: str) -> list[dict]:
+    """The profile entries whose notebook name starts with one of ``only`` (all when empty), in profile order."""
+    if not only:
+        return list(entries)
+    only = [str(o) for o in only]
+    selected, unmatched = [], []
+    for prefix in only:
+        hits = [e for e in entries if Path(e["notebook"]).name.startswith(prefix)
+                or Path(e["notebook"]).stem == prefix]
+        if not hits:
+            unmatched.append(prefix)
+        for h in hits:
+            if h not in selected:
+                selected.append(h)
+    if unmatched:
+        avail = ", ".join(Path(e["notebook"]).stem for e in entries)
+        raise ParameterError(
+            f"no notebook of profile {profile_name!r} matches {', '.join(map(repr, unmatched))}; "
+            f"the profile lists: {avail}. Select notebooks by number, e.g. `dnalm-book run 01`."
+        )
+    return [e for e in entries if e in selected]  # keep profile order
+
+
+def _print(msg: str) -> None:
+    """Progress line on stdout, flushed at once (runs take minutes)."""
+    print(msg, flush=True)
+
+
+def _load_manifest(path: Path) -> dict:
+    """The previous run record, or ``{}`` when it is missing or unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def run_profile(
+    profile: str | os.PathLike | dict = "default",
+    *,
+    only: Iterable[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    root: str | os.PathLike = REPO_ROOT,
+    build: bool = True,
+    kernel: str = "python3",
+    log_output: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Execute the notebooks of a profile into ``<root>/book/_generated`` and build the book.
+
+    ``only``: notebook number prefixes (``["01", "03"]``) to run a subset. ``overrides``: parameter
+    values applied to every selected notebook that declares that parameter (an error if none does).
+    All parameters are validated before anything runs. Progress and elapsed times are printed.
+    A failing notebook raises :class:`NotebookExecutionError` before the book is built, so the
+    previous ``_build/html`` stays. ``book/_generated/run_manifest.json`` records the profile, the
+    parameters, times and package versions. Returns the manifest.
+    """
+    root = Path(root).resolve()
+    prof = profile if isinstance(profile, dict) else load_profile(profile, root=root)
+    selected = _select(prof["notebooks"], only, prof["name"])
+    overrides = dict(overrides or {})
+
+    # Resolve and validate everything first, so a typo fails before an hour of execution.
+    plan = []
+    for entry in selected:
+        nb_path = root / entry["notebook"]
+        if not nb_path.is_file():
+            stem = nb_path.stem
+            known = " (a planned chapter whose notebook is not written yet)" if stem in KNOWN_CHAPTERS else ""
+            raise ParameterError(
+                f"profile {prof['name']!r} lists {entry['notebook']}{known}, but {nb_path} does not exist. "
+                "Run only the notebooks that exist (`dnalm-book run NN ...`), or remove the entry from "
+                f"{prof.get('path') or 'the profile'}."
+            )
+        spec = notebook_parameters(nb_path)
+        params = dict(entry["parameters"])
+        params.update({k: v for k, v in overrides.items() if k in spec})
+        resolved = validate_parameters(nb_path, params, spec=spec)
+        plan.append({"entry": entry, "path": nb_path, "spec": spec, "params": resolved})
+    unused = [k for k in overrides if not any(k in p["spec"] for p in plan)]
+    if unused:
+        all_names = sorted({n for p in plan for n in p["spec"]})
+        problems = []
+        for k in unused:
+            close = difflib.get_close_matches(k, all_names, n=1, cutoff=0.6)
+            problems.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        listing = "\n".join(f"{p['path'].name}:\n{format_parameter_spec(p['spec'])}" for p in plan)
+        raise ParameterError(
+            f"-p {', '.join(problems)}: no selected notebook has such a parameter. Parameters of the "
+            f"selected notebooks:\n{listing}"
+        )
+    check_kernel(kernel)
+
+    gen_dir = root / GENERATED_DIR
+    manifest_path = gen_dir / MANIFEST_NAME
+    manifest = _load_manifest(manifest_path)
+    notebooks_record = manifest.get("notebooks", {}) if isinstance(manifest.get("notebooks"), dict) else {}
+    run = {
+        "profile": prof["name"],
+        "profile_path": display_path(Path(prof["path"]), root) if prof.get("path") else None,
+        "only": list(only) if only else None,
+        "overrides": {k: (v.raw if isinstance(v, CliValue) else v) for k, v in overrides.items()},
+        "started": _now(),
+        "finished": None,
+        "status": "running",
+        "book_build_s": None,
+    }
+    manifest = {"last_run": run, "notebooks": notebooks_record, "versions": package_versions(_VERSION_PACKAGES)}
+
+    def save():
+        atomic_write_json(manifest_path, manifest)
+
+    t_all = time.perf_counter()
+    n = len(plan)
+    for i, item in enumerate(plan, 1):
+        nb_path = item["path"]
+        out_path = gen_dir / nb_path.name
+        shown = {k: (v.raw if isinstance(v, CliValue) else v) for k, v in item["params"].items()}
+        _print(f"[{i}/{n}] {display_path(nb_path, root)} -> {display_path(out_path, root)}"
+               + (f"  ({', '.join(f'{k}={v!r}' for k, v in shown.items())})" if shown else ""))
+        record = {
+            "notebook": display_path(nb_path, root),
+            "output": display_path(out_path, root),
+            "profile": prof["name"],
+            "parameters": {name: (item["params"][name] if name in item["params"] else p["default"])
+                           for name, p in item["spec"].items()},
+            "set_by_run": sorted(item["params"]),
+            "overridden": overridden_names(item["spec"], item["params"]),
+            "started": _now(),
+        }
+        t0 = time.perf_counter()
+        try:
+            run_notebook(nb_path, item["params"], out_path, kernel=kernel, cwd=root,
+                         log_output=log_output, progress=progress)
+        except BaseException as exc:
+            record.update(finished=_now(), duration_s=round(time.perf_counter() - t0, 2), status="failed",
+                          error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            notebooks_record[nb_path.stem] = record
+            run.update(finished=_now(), status=f"failed in {nb_path.name}")
+            save()
+            _print(f"[{i}/{n}] FAILED after {record['duration_s']:.1f} s; the book was not rebuilt.")
+            raise
+        record.update(finished=_now(), duration_s=round(time.perf_counter() - t0, 2), status="ok")
+        notebooks_record[nb_path.stem] = record
+        save()
+        _print(f"[{i}/{n}] done in {record['duration_s']:.1f} s")
+
+    if build:
+        _print("building the book (jupyter-book build -W -n --keep-going) ...")
+        t0 = time.perf_counter()
+        try:
+            html = build_book(root)
+        except BaseException:
+            run.update(finished=_now(), status="book build failed", book_build_s=round(time.perf_counter() - t0, 2))
+            save()
+            raise
+        run["book_build_s"] = round(time.perf_counter() - t0, 2)
+        _print(f"book built in {run['book_build_s']:.1f} s: {html / 'index.html'}")
+    run.update(finished=_now(), status="ok", total_s=round(time.perf_counter() - t_all, 2))
+    save()
+    return manifest
