@@ -45,7 +45,6 @@ MAX_BATCH_TOKENS = 8192
 OUTPUT_DTYPES = ("float32", "float16")
 POOLING = ("mean", "cls")
 PROJECTIONS = ("umap", "pca")
-CACHE_FORMAT = "dnalm-umap-cache/1"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -871,34 +870,31 @@ def _array_sha256(x: np.ndarray) -> str:
     return sha256_bytes(json.dumps(list(x.shape)).encode() + np.ascontiguousarray(x, dtype="<f8").tobytes())
 
 
-def _read_cache(path: Path, manifest: dict) -> np.ndarray | None:
-    """Coordinates from ``path`` if its header manifest equals ``manifest`` and the body is intact; else None."""
-    from .io import sha256_bytes
+def _read_cache(path: Path, key) -> np.ndarray | None:
+    """(n, 2) coordinates stored at ``path`` under ``key`` (``cache.read_entry``: manifest equal and body intact)
+    whose CSV body parses to n finite rows; else None."""
+    from .cache import read_entry
 
+    body = read_entry(path, key)
+    if body is None:
+        return None
     try:
-        head, body = path.read_text(encoding="utf-8").split("\n", 1)
-        if not head.startswith("# "):
-            return None
-        meta = json.loads(head[2:])
-        if meta.pop("body_sha256", None) != sha256_bytes(body.encode("utf-8")) or meta != manifest:
-            return None
-        lines = body.splitlines()
+        lines = body.decode("utf-8").splitlines()
         if not lines or lines[0] != "x,y":
             return None
         coords = np.array([[float(v) for v in line.split(",")] for line in lines[1:]], dtype=np.float64)
-        if coords.shape != (manifest["n"], 2) or not np.isfinite(coords).all():
-            return None
-        return coords
-    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+    except (ValueError, UnicodeDecodeError):
         return None
+    if coords.shape != (key.manifest["inputs"]["n"], 2) or not np.isfinite(coords).all():
+        return None
+    return coords
 
 
-def _write_cache(path: Path, manifest: dict, coords: np.ndarray) -> None:
-    from .io import atomic_write_text, sha256_bytes
+def _write_cache(path: Path, key, coords: np.ndarray) -> None:
+    from .cache import write_entry
 
     body = "x,y\n" + "".join(f"{float(a)!r},{float(b)!r}\n" for a, b in coords)
-    head = json.dumps({**manifest, "body_sha256": sha256_bytes(body.encode("utf-8"))}, sort_keys=True)
-    atomic_write_text(path, f"# {head}\n{body}")
+    write_entry(path, key, body.encode("utf-8"))
 
 
 def umap_coordinates(vectors, *, method: str = "umap", n_neighbors: int = 15, min_dist: float = 0.1,
@@ -906,10 +902,12 @@ def umap_coordinates(vectors, *, method: str = "umap", n_neighbors: int = 15, mi
     """(n, 2) float64 2-D coordinates of ``vectors`` (n, dim): UMAP with ``random_state=seed`` (deterministic and
     single-threaded), or ``method="pca"`` (fast; cosine = PCA of unit-length rows) for tests and smoke runs.
 
-    ``cache``: a CSV path (columns x, y) whose first line is a ``# {json}`` manifest of the parameters, the
-    input's shape and sha256, and the body's sha256. It is written atomically and reused only when the
-    manifest matches and the body is intact; a missing, corrupt or mismatching cache is recomputed and
-    overwritten, never used. UMAP is imported only when needed (numba compiles on first use).
+    ``cache``: a CSV path (columns x, y) kept under the package's one cache rule (``cache.make_key``, kind
+    ``"embedding-map"``): its first line is a ``# {json}`` header spelling out the key's inputs (the parameters,
+    the input's shape and sha256), the library versions, the digest of this module's code and the body's
+    sha256. It is written atomically and reused only when the key matches and the body is intact; a missing,
+    corrupt or mismatching cache is recomputed and overwritten, never used. UMAP is imported only when needed
+    (numba compiles on first use).
     """
     if method not in PROJECTIONS:
         raise ParameterError(f"method={method!r}: project with one of {', '.join(PROJECTIONS)}.")
@@ -923,16 +921,19 @@ def umap_coordinates(vectors, *, method: str = "umap", n_neighbors: int = 15, mi
         raise ParameterError(f"min_dist={min_dist} is out of range: allowed 0..1 (UMAP's default is 0.1).")
     params = {"method": method, "n_neighbors": n_neighbors, "min_dist": float(min_dist), "metric": str(metric),
               "seed": int(seed)}
-    manifest = json.loads(json.dumps({"format": CACHE_FORMAT, **params, "n": int(x.shape[0]), "dim": int(x.shape[1]),
-                                      "vectors_sha256": _array_sha256(x)}))
     path = Path(cache) if cache is not None else None
+    key = None
     if path is not None:
-        cached = _read_cache(path, manifest)
+        from .cache import make_key
+
+        key = make_key("embedding-map", {**params, "n": int(x.shape[0]), "dim": int(x.shape[1]),
+                                         "vectors_sha256": _array_sha256(x)})
+        cached = _read_cache(path, key)
         if cached is not None:
             return cached
     coords = _project(x, **params)
-    if path is not None:
-        _write_cache(path, manifest, coords)
+    if key is not None:
+        _write_cache(path, key, coords)
     return coords
 
 

@@ -25,7 +25,7 @@ Windows hold only A/C/G/T, on the forward strand. Validation and test windows do
 Baselines on the same test windows (:func:`baseline_scores`): chance, the majority class of the training
 labels, sampling from the training label frequencies, the left-context n-gram model of every order up to
 ``max_order`` counted on the training blocks with the order chosen on validation, and optionally a
-TF-IDF-weighted k-mer-count logistic regression. Metrics: :func:`finetuning.multiclass_metrics`.
+TF-IDF-weighted k-mer-count logistic regression. Metrics: :func:`classification_metrics.multiclass_metrics`.
 """
 
 from __future__ import annotations
@@ -391,7 +391,7 @@ class NgramBaseline:
         """(best order, DataFrame order, accuracy, bits per nt on the validation task)."""
         import pandas as pd
 
-        from .finetuning import multiclass_metrics
+        from .classification_metrics import multiclass_metrics
 
         rows = []
         for o in range(self.max_order + 1):
@@ -414,7 +414,8 @@ def baseline_scores(tasks: Mapping[str, NextKmerTask], *, ngram: NgramBaseline |
     """
     import pandas as pd
 
-    from .finetuning import kmer_logistic_regression, multiclass_metrics, uniform_guess_metrics
+    from .classification_metrics import multiclass_metrics, uniform_guess_metrics
+    from .kmer_baseline import kmer_logistic_regression
 
     train, valid, test = tasks["train"], tasks["valid"], tasks["test"]
     k, c, n = test.k, test.num_classes, len(test)
@@ -461,12 +462,13 @@ def run_benchmark(sources: Mapping[str, str], splits: NextKmerSplits, ks: Sequen
     init (pre-trained weights / random initialisation of the same config) and seed, and score it on the test
     windows. Returns a tidy DataFrame, one row per run: model, init, k, seed, accuracy, top5, macro_f1, bits,
     best_step, steps, stopped_early, train_s, tokenization, n_train, n_valid, n_test, cached
-    (``cache_dir``: finished runs reused, see finetuning.run_grid). ``load_options``: more
+    (``cache_dir``: finished runs reused, see finetune_runs.run_grid). ``load_options``: more
     ``models.load_model`` arguments (``trust_remote_code``, ``on_invalid``).
     """
     import pandas as pd
 
-    from . import finetuning as FT
+    from .classification_metrics import multiclass_metrics
+    from .finetune_runs import run_grid
 
     ks = check_ks(ks)
     for k in ks:
@@ -476,10 +478,10 @@ def run_benchmark(sources: Mapping[str, str], splits: NextKmerSplits, ks: Sequen
     for k in ks:
         tasks = splits.tasks(k)
         train, valid, test = tasks["train"], tasks["valid"], tasks["test"]
-        frame = FT.run_grid(
+        frame = run_grid(
             sources, (train.inputs, train.labels), (valid.inputs, valid.labels), (test.inputs, test.labels),
             num_labels=4**k, seeds=seeds, inits=inits, settings=settings, models_dir=models_dir, device=device,
-            score=lambda probs, y, k=k: FT.multiclass_metrics(probs, y, nt_per_class=k), progress=progress,
+            score=lambda probs, y, k=k: multiclass_metrics(probs, y, nt_per_class=k), progress=progress,
             desc=f"next {k}-mer", keep_models_dir=keep_models_dir, tag=f"k{k}",
             check=lambda tok, name: check_input_length(tok, splits.train.input_nt, name=name),
             cache_dir=cache_dir, score_id=f"multiclass/nt_per_class={k}", load_options=load_options,
@@ -495,7 +497,7 @@ def summarize(results, baselines=None):
     the number of seeds; baselines (model, k, seed, metrics...) are appended with init = "baseline"."""
     import pandas as pd
 
-    from .finetuning import summarize_runs
+    from .finetune_runs import summarize_runs
 
     parts = [summarize_runs(results, ["model", "init", "k"])] if results is not None and len(results) else []
     if baselines is not None and len(baselines):

@@ -544,3 +544,41 @@ def plot_conclusions(table):
     axes[1].legend(handles.values(), handles.keys(), fontsize=7, frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
     fig.tight_layout()
     return fig
+
+
+def plot_task_scores(summary, *, metrics: Sequence[str] = ("mcc", "auroc"), schemes: Mapping[str, str] | None = None):
+    """One column per task, one row per metric: the test score of every model, pre-trained (filled bars) next
+    to random initialisation (hatched), error bars one standard deviation over seeds; baselines as
+    horizontal lines. summary: finetune_runs.summarize_runs(..., by=["task", "model", "init"]) output."""
+    tasks = list(dict.fromkeys(summary.task))
+    metrics = list(metrics)
+    labels = {"mcc": "test MCC", "auroc": "test AUROC", "accuracy": "test accuracy"}
+    fig, axes = plt.subplots(len(metrics), len(tasks), figsize=(6.2 * len(tasks), 3.6 * len(metrics)), squeeze=False,
+                             sharey="row")
+    for row, metric in enumerate(metrics):
+        for ax, task in zip(axes[row], tasks):
+            sub = summary[summary.task == task]
+            models = [m for m in dict.fromkeys(sub.model) if not (sub[sub.model == m].init == "baseline").all()]
+            for i, name in enumerate(models):
+                color = model_color(name, (schemes or {}).get(name))
+                for j, (init, hatch) in enumerate((("pretrained", None), ("random", "///"))):
+                    r = sub[(sub.model == name) & (sub.init == init)]
+                    if r.empty:
+                        continue
+                    ax.bar(i + (j - 0.5) * 0.38, r[f"{metric}_mean"].iloc[0], width=0.36,
+                           yerr=r[f"{metric}_std"].fillna(0).iloc[0], color=color if init == "pretrained" else "white",
+                           edgecolor=color, hatch=hatch, capsize=2, label=init if i == 0 else None)
+            styles = iter([("black", "--"), ("grey", ":"), ("grey", "-.")])
+            for _, r in sub[sub.init == "baseline"].iterrows():
+                color, ls = next(styles, ("grey", ":"))
+                ax.axhline(r[f"{metric}_mean"], color=color, ls=ls, lw=1.2, label=r.model)
+            ax.set_xticks(range(len(models)), models if row == len(metrics) - 1 else [], rotation=30, ha="right", fontsize=8)
+            if row == 0:
+                ax.set_title(task, fontsize=10)
+            if metric == "auroc":
+                ax.set_ylim(0.4, 1.0)
+            if row == 0:
+                ax.legend(fontsize=7, frameon=False, loc="upper right")
+        axes[row][0].set_ylabel(labels.get(metric, metric))
+    fig.tight_layout()
+    return fig

@@ -1,11 +1,8 @@
 """Fine-tuning on tiny checkpoints in temporary folders: the Trainer run, early stopping with the best checkpoint
-restored, the random-initialisation control, determinism; the k-mer baseline; the biology task builders."""
+restored, the random-initialisation control, determinism, the dataset and collator. (Grids of runs and their
+cache: test_finetune_runs.py.)"""
 
 from __future__ import annotations
-
-import json
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,68 +96,6 @@ def test_finetune_is_deterministic_for_a_seed(tiny, data):
     assert _differs(_encoder_state(a.lm.model), _encoder_state(c.lm.model))
 
 
-def test_run_grid_rows_and_kept_models(tiny, data, tmp_path):
-    train, valid, test = data
-    table = FT.run_grid({"a": str(tiny["dnabert3"]), "b": str(tiny["nt2"])}, train, valid, test, num_labels=2,
-                        seeds=[0, 1], settings=QUICK, score=FT.binary_metrics, progress=False,
-                        keep_models_dir=tmp_path / "kept", tag="t")
-    assert len(table) == 2 * 2 * 2
-    assert set(zip(table.model, table.init)) == {(m, i) for m in "ab" for i in FT.INITS}
-    assert {"mcc", "accuracy", "auroc", "best_step", "steps", "train_s"} <= set(table.columns)
-    kept = sorted(p.name for p in (tmp_path / "kept").iterdir())
-    assert kept[0] == "a-pretrained-t-seed0" and len(kept) == 8
-    assert M.load_model(tmp_path / "kept" / kept[0], head="classification", num_labels=2).model.num_labels == 2
-    summary = FT.summarize_runs(table, ["model", "init"])
-    assert (summary.seeds == 2).all() and "mcc_mean" in summary and "mcc_std" in summary
-    with pytest.raises(ParameterError, match="seeds is empty"):
-        FT.run_grid({"a": str(tiny["nt2"])}, train, valid, test, num_labels=2, seeds=[], progress=False)
-    with pytest.raises(ParameterError, match="init"):
-        FT.run_grid({"a": str(tiny["nt2"])}, train, valid, test, num_labels=2, seeds=[0], inits=["frozen"], progress=False)
-
-
-def test_run_cache_reuses_identical_runs_and_retrains_on_any_change(tiny, data, tmp_path, monkeypatch):
-    train, valid, test = data
-    cache = tmp_path / "cache"
-    kw = dict(num_labels=2, seeds=[0], inits=["pretrained"], settings=QUICK, score=FT.binary_metrics,
-              score_id="binary", progress=False, cache_dir=cache)
-    first = FT.run_grid({"a": str(tiny["nt2"])}, train, valid, test, **kw)
-    assert not first.cached.any() and len(list(cache.glob("*.json"))) == 1
-    trained = []
-    real = FT.finetune
-    monkeypatch.setattr(FT, "finetune", lambda *a, **k: trained.append(k["seed"]) or real(*a, **k))
-    again = FT.run_grid({"renamed": str(tiny["nt2"])}, train, valid, test, **kw)  # same content, another name
-    assert again.cached.all() and trained == []
-    cols = ["mcc", "accuracy", "auroc", "best_step", "steps", "train_s", "parameters"]
-    assert again[cols].equals(first[cols]) and again.model.tolist() == ["renamed"]
-    # Anything that determines the result is part of the key: seed, settings, data, scoring, model weights.
-    FT.run_grid({"a": str(tiny["nt2"])}, train, valid, test, **{**kw, "seeds": [1]})
-    FT.run_grid({"a": str(tiny["nt2"])}, train, valid, test, **{**kw, "settings": FT.FinetuneSettings(
-        **{**QUICK.to_dict(), "learning_rate": 1e-3})})
-    flipped = (train[0], 1 - train[1])
-    FT.run_grid({"a": str(tiny["nt2"])}, flipped, valid, test, **kw)
-    FT.run_grid({"a": str(tiny["nt2"])}, train, valid, test, **{**kw, "score_id": "binary/v2"})
-    assert trained == [1, 0, 0, 0] and len(list(cache.glob("*.json"))) == 5
-    other = tmp_path / "nt2-altered"
-    shutil.copytree(tiny["nt2"], other)
-    (other / "vocab.txt").write_text((other / "vocab.txt").read_text() + "\n")
-    assert M.model_digest(other) != M.model_digest(tiny["nt2"])
-    # A damaged entry is never used: it is retrained and rewritten.
-    shutil.rmtree(cache)
-    FT.run_grid({"a": str(tiny["nt2"])}, train, valid, test, **kw)
-    (entry,) = cache.glob("*.json")
-    entry.write_text(entry.read_text().replace('"accuracy": ', '"accuracy": 1', 1))
-    trained.clear()
-    rerun = FT.run_grid({"a": str(tiny["nt2"])}, train, valid, test, **kw)
-    assert trained == [0] and not rerun.cached.any() and rerun.accuracy.iloc[0] == first.accuracy.iloc[0]
-    assert FT.read_cached_run(cache, json.loads(entry.read_text())["manifest"]) is not None
-    with pytest.raises(ParameterError, match="score_id"):
-        FT.run_grid({"a": str(tiny["nt2"])}, train, valid, test, **{**kw, "score_id": None})
-    assert FT.run_cache_dir("none") is None and FT.run_cache_dir("") is None
-    assert FT.run_cache_dir("artifacts/x") == Path("artifacts/x")
-    note = FT.cache_note(again)
-    assert note.startswith("1 of the 1 runs were reused")
-
-
 def test_dataset_tokenizes_each_sequence_alone_and_checks_input():
     tok = T.OverlappingKmerTokenizer(3)
     seqs = ["ACGTACGT", "TTTTGGG"]
@@ -181,63 +116,8 @@ def test_dataset_tokenizes_each_sequence_alone_and_checks_input():
         FT.classification_model("x", 2, init="frozen")
 
 
-def test_kmer_counts_and_logistic_regression():
-    seqs = ["ACGTN" + "AC", "aaaa"]
-    X = FT.kmer_count_matrix(seqs, 2).toarray()
-    codes = {"AC": 1, "CG": 6, "GT": 11, "AA": 0}
-    assert X[0, codes["AC"]] == 2 and X[0, codes["CG"]] == 1 and X[0, codes["GT"]] == 1 and X[0].sum() == 4
-    assert X[1, codes["AA"]] == 3 and X[1].sum() == 3  # lower case counts; no k-mer spans two sequences
-    train = _seqs(200, seed=4)
-    y = _gc_labels(train)
-    probs = FT.kmer_logistic_regression(train, y, train[:50], num_classes=3, kmer=2)
-    assert probs.shape == (50, 3) and np.allclose(probs.sum(1), 1) and (probs[:, 2] < 1e-6).all()
-    assert np.mean(probs[:, :2].argmax(1) == y[:50]) > 0.8  # GC content is visible in 2-mer counts
-
-
-def test_write_results_with_manifest(tmp_path):
-    import pandas as pd
-
-    table = pd.DataFrame({"model": ["a"], "accuracy": [0.5]})
-    path = FT.write_results(table, tmp_path / "runs.csv", manifest={"seeds": [0, 1]})
-    assert pd.read_csv(path).equals(table)
-    meta = json.loads((tmp_path / "runs.manifest.json").read_text())
-    assert meta["seeds"] == [0, 1] and meta["rows"] == 1 and "torch" in meta["versions"]
-
-
-def test_tf_peak_task_splits_by_chromosome_and_keeps_leaks_out():
-    task = FT.tf_peak_task(peak_nt=100, valid_chroms=["chr7"], test_chroms=["chr8", "chr9"], max_train=500)
-    t = task.table
-    assert set(t[t.split == "test"].chrom) == {"chr8", "chr9"} and set(t[t.split == "valid"].chrom) == {"chr7"}
-    assert not t[t.split != "train"].leaky.any()
-    assert len(task.splits["train"][0]) == 500
-    assert all(len(s) == 100 and set(s) <= set("ACGT") for s in task.splits["test"][0])
-    assert set(np.unique(task.splits["test"][1])) == {0, 1} and task.classes == ("Mafk", "Oct4")
-    assert task.notes["leaky_in_evaluation_chromosomes"] >= 0
-    with pytest.raises(ParameterError, match="disjoint"):
-        FT.tf_peak_task(valid_chroms=["chr8"], test_chroms=["chr8"])
-    with pytest.raises(ParameterError, match="no peak"):
-        FT.tf_peak_task(test_chroms=["chrZ"])
-
-
-def test_exon_intron_task_is_balanced_and_block_split():
-    from dnalm_utils import data, pretraining
-
-    task = FT.exon_intron_task(window_nt=80, block_nt=40_000, max_train_per_class=300, max_eval_per_class=100, seed=0)
-    t = task.table
-    for split in ("train", "valid", "test"):
-        y = task.splits[split][1]
-        assert (y == 1).sum() == (y == 0).sum() > 0
-        assert (y == 1).sum() <= (300 if split == "train" else 100)
-    records = {r.name: r.sequence for r in pretraining.corpus_records()}
-    masks = FT.annotation_masks({n: len(s) for n, s in records.items()}, data.load_features())
-    for r in t.sample(100, random_state=0).itertuples():
-        exonic, intronic = masks[r.name]
-        assert (exonic if r.y == 1 else intronic)[r.start : r.end].all()
-    a = t[t.split == "train"]
-    for other in ("valid", "test"):  # windows of different splits are more than a window apart
-        b = t[t.split == other]
-        for name in set(a.name) & set(b.name):
-            x, y = a[a.name == name], b[b.name == name]
-            gap = np.maximum(x.start.to_numpy()[:, None], y.start.to_numpy()[None, :]) - np.minimum(
-                x.end.to_numpy()[:, None], y.end.to_numpy()[None, :])
-            assert (gap >= 80).all()
+def test_model_tokenizer_is_the_classifiers_tokenizer(tiny):
+    tok, limit = FT.model_tokenizer(tiny["dnabert3"])
+    lm = FT.classification_model(tiny["dnabert3"], 2)
+    assert tok.description == lm.tokenizer.description and limit == lm.max_tokens
+    assert tok.encode("ACGTACGT").ids.tolist() == lm.tokenizer.encode("ACGTACGT").ids.tolist()

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from dnalm_utils import classification_metrics as CM
 from dnalm_utils import finetuning as FT
 from dnalm_utils import nextkmer as NK
 from dnalm_utils import tokenization as T
@@ -322,7 +323,7 @@ def test_multiclass_metrics_match_sklearn(n, c, seed, k):
     rng = np.random.default_rng(seed)
     probs = rng.dirichlet(np.ones(c), size=n)
     truth = rng.integers(0, c, n)
-    m = FT.multiclass_metrics(probs, truth, nt_per_class=k)
+    m = CM.multiclass_metrics(probs, truth, nt_per_class=k)
     pred = probs.argmax(1)
     assert m["accuracy"] == pytest.approx(accuracy_score(truth, pred))
     if c > 5:
@@ -336,8 +337,8 @@ def test_multiclass_metrics_match_sklearn(n, c, seed, k):
 def test_uniform_guess_metrics_match_simulation():
     rng = np.random.default_rng(0)
     truth = rng.choice(16, size=400, p=rng.dirichlet(np.ones(16)))
-    exp = FT.uniform_guess_metrics(truth, 16, nt_per_class=2)
-    sims = [FT.macro_f1(truth, rng.integers(0, 16, truth.size)) for _ in range(300)]
+    exp = CM.uniform_guess_metrics(truth, 16, nt_per_class=2)
+    sims = [CM.macro_f1(truth, rng.integers(0, 16, truth.size)) for _ in range(300)]
     assert exp["macro_f1"] == pytest.approx(np.mean(sims), abs=0.01)
     assert exp["bits"] == pytest.approx(2.0) and exp["accuracy"] == pytest.approx(1 / 16)
 
@@ -348,19 +349,19 @@ def test_binary_metrics_match_sklearn():
     rng = np.random.default_rng(1)
     truth = rng.integers(0, 2, 200)
     p1 = np.clip(truth * 0.3 + rng.random(200) * 0.7, 0, 1)
-    m = FT.binary_metrics(np.stack([1 - p1, p1], 1), truth)
+    m = CM.binary_metrics(np.stack([1 - p1, p1], 1), truth)
     pred = (p1 > 0.5).astype(int)
     assert m["mcc"] == pytest.approx(matthews_corrcoef(truth, pred))
     assert m["accuracy"] == pytest.approx(accuracy_score(truth, pred))
     assert m["auroc"] == pytest.approx(roc_auc_score(truth, p1))
-    assert FT.binary_metrics(p1, truth) == m
+    assert CM.binary_metrics(p1, truth) == m
 
 
 def test_metric_input_errors():
     with pytest.raises(ParameterError):
-        FT.multiclass_metrics(np.ones((3, 4)) / 4, [0, 1])
+        CM.multiclass_metrics(np.ones((3, 4)) / 4, [0, 1])
     with pytest.raises(ParameterError):
-        FT.multiclass_metrics(np.ones((2, 4)) / 4, [0, 4])
+        CM.multiclass_metrics(np.ones((2, 4)) / 4, [0, 4])
 
 
 def test_ngram_order_limit_follows_k_max():

@@ -1,0 +1,224 @@
+"""Biology classification tasks for fine-tuning, and running a model grid on one.
+
+* :class:`ClassificationTask` -- sequences and labels per split (train / valid / test), the class names and
+  one row per example;
+* :func:`tf_peak_task` -- Oct4 vs Mafk ChIP-seq peaks, split by chromosome, leaky peaks kept out of
+  evaluation;
+* :func:`annotation_masks` and :func:`exon_intron_task` -- exon vs intron windows of the annotated
+  pre-training entries, split by genomic block;
+* :func:`run_task` -- every model x init x seed on a task (``finetune_runs.run_grid``) plus the k-mer
+  logistic regression and majority-class baselines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .classification_metrics import binary_metrics
+from .codec import encode
+from .errors import ParameterError, check_int_range
+from .finetune_runs import run_grid
+from .finetuning import INITS
+from .kmer_baseline import kmer_logistic_regression
+
+
+@dataclass
+class ClassificationTask:
+    """Sequences and labels per split (train / valid / test), the class names and one row per example
+    (``table``: split, label, and where it comes from)."""
+
+    name: str
+    classes: tuple[str, ...]
+    splits: dict  # split -> (list[str], np.ndarray)
+    table: object
+    notes: dict = dataclasses.field(default_factory=dict)
+
+    def sizes(self):
+        import pandas as pd
+
+        rows = []
+        for split, (seqs, y) in self.splits.items():
+            rows.append({"task": self.name, "split": split, "examples": len(seqs),
+                         **{f"class {i}": int(np.sum(y == i)) for i in range(len(self.classes))},
+                         "classes": ", ".join(f"{i} = {c}" for i, c in enumerate(self.classes))})
+        return pd.DataFrame(rows)
+
+
+def _subsample(idx: np.ndarray, n: int | None, rng) -> np.ndarray:
+    if n is None or idx.size <= n:
+        return idx
+    return np.sort(rng.choice(idx, size=n, replace=False))
+
+
+def tf_peak_task(*, peak_nt: int = 200, valid_chroms: Sequence[str] = ("chr7",), test_chroms: Sequence[str] = ("chr8", "chr9"),
+                 exclude_leaky: bool = True, max_train: int | None = None, seed: int = 0, data_dir=None) -> ClassificationTask:
+    """Oct4 (class 1) vs Mafk (class 0) 200-bp ChIP-seq peaks (data.load_tf_peaks), split by chromosome.
+
+    ``peak_nt``: the central nt of each peak that a model sees (<= 200). Peaks flagged as leaky -- inside the
+    MHC region (which the pre-training corpus covers) or with >= 50 % of their 32-mers in the pre-training
+    corpus -- are kept out of validation and test if ``exclude_leaky`` (reported in ``notes``), and flagged
+    in ``table`` either way. Peaks with a non-ACGT letter in the central window are dropped. ``max_train``
+    subsamples the training peaks (seeded).
+    """
+    from . import data
+
+    peak_nt = check_int_range("peak_nt", peak_nt, 1, 200, hint="The peaks are 200 nt long.")
+    valid_chroms, test_chroms = list(valid_chroms), list(test_chroms)
+    if not valid_chroms or not test_chroms or set(valid_chroms) & set(test_chroms):
+        raise ParameterError(f"valid_chroms={valid_chroms} and test_chroms={test_chroms} must be non-empty and disjoint.")
+    peaks = data.load_tf_peaks(data_dir).copy()
+    known = set(peaks.chrom)
+    for c in valid_chroms + test_chroms:
+        if c not in known:
+            raise ParameterError(f"chromosome {c!r} holds no peak; peaks lie on {', '.join(sorted(known))}.")
+    a = (200 - peak_nt) // 2
+    peaks["sequence"] = peaks.sequence.str.upper().str[a : a + peak_nt]
+    peaks["leaky"] = peaks.in_mhc_region.astype(bool) | (peaks.pretrain_32mer_fraction >= data.SCREEN_FLAG_FRACTION)
+    acgt = peaks.sequence.str.fullmatch(r"[ACGT]+")
+    peaks = peaks[acgt].copy()
+    peaks["split"] = np.where(peaks.chrom.isin(test_chroms), "test", np.where(peaks.chrom.isin(valid_chroms), "valid", "train"))
+    leaky_eval = peaks[(peaks.split != "train") & peaks.leaky]
+    if exclude_leaky:
+        peaks = peaks.drop(leaky_eval.index)
+    peaks["y"] = (peaks.label == "Oct4").astype(np.int64)
+    rng = np.random.default_rng(seed)
+    splits = {}
+    for split in ("train", "valid", "test"):
+        idx = np.flatnonzero(peaks.split.to_numpy() == split)
+        if split == "train":
+            idx = _subsample(idx, max_train, rng)
+        if idx.size == 0:
+            raise ParameterError(f"too few peaks for the {split} split (none); choose other chromosomes.")
+        sub = peaks.iloc[idx]
+        splits[split] = (sub.sequence.tolist(), sub.y.to_numpy())
+    table = peaks[["name", "chrom", "label", "split", "leaky"]].reset_index(drop=True)
+    notes = {"dropped_non_acgt": int((~acgt).sum()), "leaky_in_evaluation_chromosomes": int(len(leaky_eval)),
+             "leaky_excluded": bool(exclude_leaky), "leaky_in_train": int((peaks.leaky & (peaks.split == "train")).sum())}
+    return ClassificationTask("Oct4 vs Mafk peaks", ("Mafk", "Oct4"), splits, table, notes)
+
+
+def annotation_masks(lengths: Mapping[str, int], features, *, max_gene_nt: int = 200_000) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per record: (exonic, intronic) boolean masks from the annotation features.
+
+    Exonic: every part of an exon, CDS or mRNA feature. Intronic: inside a transcript -- the span of a
+    multi-part mRNA or CDS feature, or of the exons sharing a /gene name on a record (at most
+    ``max_gene_nt``) -- and not exonic. Parts annotated on another entry are ignored."""
+    f = features[(features.seqid == features.annotated_on) & features.seqid.isin(list(lengths))]
+    f = f[f.type.isin(["exon", "CDS", "mRNA"])]
+    out = {}
+    for name, length in lengths.items():
+        exonic = np.zeros(int(length), dtype=bool)
+        genic = np.zeros(int(length), dtype=bool)
+        sub = f[f.seqid == name]
+        for s, e in zip(sub.start.to_numpy(), sub.end.to_numpy()):
+            exonic[s:e] = True
+        spans = []
+        multi = sub[sub.type.isin(["mRNA", "CDS"])].groupby("feature_id").agg(start=("start", "min"), end=("end", "max"),
+                                                                                parts=("start", "size"))
+        spans += [(s, e) for s, e, p in zip(multi.start, multi.end, multi.parts) if p > 1]
+        ex = sub[(sub.type == "exon") & (sub.gene != "")].groupby("gene").agg(start=("start", "min"), end=("end", "max"),
+                                                                              parts=("start", "size"))
+        spans += [(s, e) for s, e, p in zip(ex.start, ex.end, ex.parts) if p > 1 and e - s <= max_gene_nt]
+        for s, e in spans:
+            genic[s:e] = True
+        out[name] = (exonic, genic & ~exonic)
+    return out
+
+
+def exon_intron_task(*, window_nt: int = 100, stride: int | None = None, block_nt: int = 50_000,
+                     valid_fraction: float = 0.15, test_fraction: float = 0.2, max_train_per_class: int | None = None,
+                     max_eval_per_class: int | None = None, seed: int = 0) -> ClassificationTask:
+    """Exon (class 1) vs intron (class 0) windows of ``window_nt`` nt from the annotated pre-training entries,
+    split by genomic block.
+
+    Each record is cut into blocks of ``block_nt`` nt, each block assigned (seeded) to train, validation or
+    test; the last ``window_nt`` nt of every block are left out, so windows of different splits are more
+    than a window apart. Windows are tiled every ``stride`` nt (default window_nt // 2) inside the blocks and
+    kept if wholly exonic or wholly intronic (:func:`annotation_masks`) and ACGT-only, forward strand. Each
+    split is balanced by subsampling the larger class (seeded), to at most ``max_train_per_class`` (train) or
+    ``max_eval_per_class`` (validation, test) windows per class.
+    """
+    import pandas as pd
+
+    from . import data, pretraining
+
+    window_nt = check_int_range("window_nt", window_nt, 1)
+    stride = max(1, window_nt // 2) if stride is None else check_int_range("stride", stride, 1)
+    block_nt = check_int_range("block_nt", block_nt, window_nt * 2 + 1)
+    if not (0 < valid_fraction < 1 and 0 < test_fraction < 1 and valid_fraction + test_fraction < 1):
+        raise ParameterError(f"valid_fraction={valid_fraction} and test_fraction={test_fraction} must be in (0, 1) "
+                             "with a sum below 1.")
+    records = {r.name: r.sequence for r in pretraining.split_corpus_records()}
+    lengths = {n: len(s) for n, s in records.items()}
+    masks = annotation_masks(lengths, data.load_features())
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name, length in lengths.items():
+        exonic, intronic = masks[name]
+        seq = records[name]
+        acgt = encode(seq) < 4  # A/C/G/T (records are upper case)
+        cum = {key: np.concatenate([[0], np.cumsum(m)]) for key, m in (("exon", exonic), ("intron", intronic), ("acgt", acgt))}
+        for b in range(0, length, block_nt):
+            end = min(b + block_nt, length) - window_nt  # the block's last window_nt nt stay unused
+            starts = np.arange(b, end - window_nt + 1, stride)
+            if starts.size == 0:
+                continue
+            draw = rng.random()
+            split = "test" if draw < test_fraction else "valid" if draw < test_fraction + valid_fraction else "train"
+            full = {key: (c[starts + window_nt] - c[starts]) == window_nt for key, c in cum.items()}
+            for cls, key in ((1, "exon"), (0, "intron")):
+                keep = starts[full[key] & full["acgt"]]
+                rows += [(name, int(s), int(s) + window_nt, split, cls) for s in keep.tolist()]
+    table = pd.DataFrame(rows, columns=["name", "start", "end", "split", "y"])
+    splits, kept = {}, []
+    for split in ("train", "valid", "test"):
+        sub = table[table.split == split]
+        n = min(int((sub.y == 1).sum()), int((sub.y == 0).sum()))
+        cap = max_train_per_class if split == "train" else max_eval_per_class
+        if cap is not None:
+            n = min(n, check_int_range("max windows per class", cap, 1))
+        if n == 0:
+            raise ParameterError(f"too few windows for the {split} split of the exon/intron task (a class is empty); "
+                                 "use smaller blocks or windows, or another seed.")
+        idx = np.concatenate([_subsample(np.flatnonzero(sub.y.to_numpy() == c), n, rng) for c in (1, 0)])
+        pick = sub.iloc[np.sort(idx)]
+        kept.append(pick)
+        splits[split] = ([records[r.name][r.start : r.end] for r in pick.itertuples()], pick.y.to_numpy())
+    table = pd.concat(kept, ignore_index=True)
+    table["label"] = np.where(table.y == 1, "exon", "intron")
+    return ClassificationTask("exon vs intron windows", ("intron", "exon"), splits, table,
+                              {"window_nt": window_nt, "block_nt": block_nt, "stride": stride})
+
+
+def run_task(task: ClassificationTask, sources: Mapping[str, str], *, seeds: Sequence[int], settings=None,
+             inits: Sequence[str] = INITS, models_dir=None, device: str = "auto", progress: bool = True,
+             kmer: int = 4, keep_models_dir=None, cache_dir=None, load_options: Mapping | None = None):
+    """Fine-tune every model on a binary :class:`ClassificationTask` and add the k-mer logistic regression
+    baseline (init "baseline"). Returns one row per run: task, model, init, seed, mcc, accuracy, auroc, ..."""
+    import pandas as pd
+
+    train, valid, test = task.splits["train"], task.splits["valid"], task.splits["test"]
+    runs = run_grid(sources, train, valid, test, num_labels=len(task.classes), seeds=seeds, inits=inits,
+                    settings=settings, models_dir=models_dir, device=device, score=binary_metrics, progress=progress,
+                    desc=task.name, keep_models_dir=keep_models_dir, tag=task.name.split()[0].lower(),
+                    cache_dir=cache_dir, score_id="binary", load_options=load_options)
+    rows = []
+    if kmer:
+        probs = kmer_logistic_regression(*train, test[0], num_classes=len(task.classes), kmer=kmer)
+        rows.append({"model": f"{kmer}-mer TF-IDF + logistic regression", "init": "baseline", "seed": 0,
+                     **binary_metrics(probs, test[1])})
+    majority = int(np.bincount(train[1]).argmax())
+    rows.append({"model": "majority class", "init": "baseline", "seed": 0,
+                 **binary_metrics(np.full(len(test[1]), 0.5 + (0.01 if majority else -0.01)), test[1])})
+    out = pd.concat([runs, pd.DataFrame(rows)], ignore_index=True)
+    return out.assign(task=task.name)[["task"] + list(out.columns)]
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+__all__ = ["ClassificationTask", "tf_peak_task", "annotation_masks", "exon_intron_task", "run_task"]

@@ -1,0 +1,49 @@
+"""Biology task builders: TF peaks split by chromosome with leaky peaks kept out of evaluation; exon / intron
+windows balanced and split by genomic block, every window wholly exonic or intronic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dnalm_utils import biotasks as BT
+from dnalm_utils.errors import ParameterError
+
+
+def test_tf_peak_task_splits_by_chromosome_and_keeps_leaks_out():
+    task = BT.tf_peak_task(peak_nt=100, valid_chroms=["chr7"], test_chroms=["chr8", "chr9"], max_train=500)
+    t = task.table
+    assert set(t[t.split == "test"].chrom) == {"chr8", "chr9"} and set(t[t.split == "valid"].chrom) == {"chr7"}
+    assert not t[t.split != "train"].leaky.any()
+    assert len(task.splits["train"][0]) == 500
+    assert all(len(s) == 100 and set(s) <= set("ACGT") for s in task.splits["test"][0])
+    assert set(np.unique(task.splits["test"][1])) == {0, 1} and task.classes == ("Mafk", "Oct4")
+    assert task.notes["leaky_in_evaluation_chromosomes"] >= 0
+    with pytest.raises(ParameterError, match="disjoint"):
+        BT.tf_peak_task(valid_chroms=["chr8"], test_chroms=["chr8"])
+    with pytest.raises(ParameterError, match="no peak"):
+        BT.tf_peak_task(test_chroms=["chrZ"])
+
+
+def test_exon_intron_task_is_balanced_and_block_split():
+    from dnalm_utils import data, pretraining
+
+    task = BT.exon_intron_task(window_nt=80, block_nt=40_000, max_train_per_class=300, max_eval_per_class=100, seed=0)
+    t = task.table
+    for split in ("train", "valid", "test"):
+        y = task.splits[split][1]
+        assert (y == 1).sum() == (y == 0).sum() > 0
+        assert (y == 1).sum() <= (300 if split == "train" else 100)
+    records = {r.name: r.sequence for r in pretraining.corpus_records()}
+    masks = BT.annotation_masks({n: len(s) for n, s in records.items()}, data.load_features())
+    for r in t.sample(100, random_state=0).itertuples():
+        exonic, intronic = masks[r.name]
+        assert (exonic if r.y == 1 else intronic)[r.start : r.end].all()
+    a = t[t.split == "train"]
+    for other in ("valid", "test"):  # windows of different splits are more than a window apart
+        b = t[t.split == other]
+        for name in set(a.name) & set(b.name):
+            x, y = a[a.name == name], b[b.name == name]
+            gap = np.maximum(x.start.to_numpy()[:, None], y.start.to_numpy()[None, :]) - np.minimum(
+                x.end.to_numpy()[:, None], y.end.to_numpy()[None, :])
+            assert (gap >= 80).all()
