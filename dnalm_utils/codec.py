@@ -94,9 +94,9 @@ def check_k(k: int, max_k: int = MAX_K) -> int:
 def kmer_codes(codes: np.ndarray | str | bytes, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Every k-long window of a sequence, packed: ``(values, valid)``, both (max(L - k + 1, 0),).
 
-    ``codes`` is a sequence (str/bytes) or its :func:`encode` output. ``values`` (uint64) is the base-4 number
-    of window i (first letter most significant; a non-ACGT letter counts as A), ``valid`` (bool) says the
-    window holds A/C/G/T only.
+    ``codes`` is a sequence (str/bytes) or its :func:`encode` output (any integer dtype). ``values`` (uint64)
+    is the base-4 number of window i (first letter most significant; a non-ACGT letter counts as A),
+    ``valid`` (bool) says the window holds A/C/G/T only. k passes over the sequence, each vectorised.
     """
     k = check_k(k)
     c = encode(codes) if isinstance(codes, (str, bytes, bytearray, memoryview)) else np.asarray(codes)
@@ -104,18 +104,63 @@ def kmer_codes(codes: np.ndarray | str | bytes, k: int) -> tuple[np.ndarray, np.
     if n <= 0:
         return np.zeros(0, np.uint64), np.zeros(0, bool)
     bad = c > 3
-    cs = np.concatenate([[0], np.cumsum(bad, dtype=np.int64)])
-    valid = (cs[k:] - cs[:-k]) == 0
-    digits = np.where(bad, 0, c).astype(np.uint64)
-    values = np.zeros(n, np.uint64)
+    if bad.any():
+        cs = np.concatenate([[0], np.cumsum(bad, dtype=np.int64)])
+        valid = (cs[k:] - cs[:-k]) == 0
+        digits = np.where(bad, 0, c).astype(np.uint64)
+    else:
+        valid = np.ones(n, bool)
+        digits = c.astype(np.uint64)
+    values = digits[:n].copy()
     two = np.uint64(2)
-    for j in range(k):
-        values = (values << two) | digits[j : j + n]
+    for j in range(1, k):
+        values <<= two
+        values |= digits[j : j + n]
     return values, valid
 
 
+def canonical_kmer_codes(codes: np.ndarray | str | bytes, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`kmer_codes`, but each window's value is its canonical code: the smaller of the packed k-mer
+    and the packed reverse complement of that k-mer, so a k-mer and its reverse complement (both strands of
+    the same DNA) get one value. ``(values uint64, valid bool)``, both (max(L - k + 1, 0),)."""
+    k = check_k(k)
+    c = encode(codes) if isinstance(codes, (str, bytes, bytearray, memoryview)) else np.asarray(codes)
+    fwd, valid = kmer_codes(c, k)
+    if fwd.size == 0:
+        return fwd, valid
+    # Window i of the reverse-complement strand (read 5'->3') is the reverse complement of forward window
+    # n-1-i; letters other than ACGT become INVALID there too, so their windows stay invalid.
+    rc = np.where(c > 3, INVALID, 3 - np.minimum(c, 3)).astype(np.uint8)[::-1]
+    rev, _ = kmer_codes(rc, k)
+    return np.minimum(fwd, rev[::-1]), valid
+
+
+def pack_codes(digits: np.ndarray) -> np.ndarray:
+    """(n, k) letter codes 0..3 (any integer dtype; k <= 32) -> (n,) uint64 packed k-mers, first column most
+    significant (the inverse of :func:`unpack_codes`). The codes are not checked: pass ACGT codes only."""
+    d = np.asarray(digits)
+    if d.ndim != 2:
+        raise ParameterError(f"pack_codes() takes an (n, k) array of letter codes; got shape {d.shape}.")
+    if d.shape[1] > MAX_K:
+        check_k(d.shape[1])
+    values = np.zeros(d.shape[0], np.uint64)
+    two = np.uint64(2)
+    for j in range(d.shape[1]):
+        values <<= two
+        values |= d[:, j].astype(np.uint64)
+    return values
+
+
+def unpack_codes(values, k: int) -> np.ndarray:
+    """(n,) packed k-mers -> (n, k) uint8 letter codes 0..3 (A, C, G, T), first letter in column 0."""
+    k = check_k(k)
+    v = np.asarray(values, dtype=np.uint64).reshape(-1)
+    shifts = np.uint64(2) * np.arange(k - 1, -1, -1, dtype=np.uint64)
+    return ((v[:, None] >> shifts[None, :]) & np.uint64(3)).astype(np.uint8)
+
+
 def pack_kmers(kmers: str | Sequence[str]) -> np.ndarray:
-    """(n,) uint64 packed value of each k-mer string (all of one length k <= 32, letters ACGT only)."""
+    """(n,) uint64 packed value of each k-mer string (all of one length k <= 32, letters ACGT in any case)."""
     texts = [kmers] if isinstance(kmers, str) else list(kmers)
     if not texts:
         return np.zeros(0, np.uint64)
@@ -128,22 +173,14 @@ def pack_kmers(kmers: str | Sequence[str]) -> np.ndarray:
     if (digits > 3).any():
         bad = texts[int(np.flatnonzero((digits > 3).any(axis=1))[0])]
         raise ParameterError(f"k-mer {bad!r} holds a letter other than A/C/G/T.")
-    values = np.zeros(len(texts), np.uint64)
-    for j in range(k):
-        values = (values << np.uint64(2)) | digits[:, j].astype(np.uint64)
-    return values
+    return pack_codes(digits)
 
 
 def unpack_kmers(values, k: int) -> list[str]:
     """The k-mer strings of packed ``values`` (inverse of :func:`pack_kmers`)."""
-    k = check_k(k)
-    v = np.asarray(values, dtype=np.uint64)
-    digits = np.empty((v.size, k), dtype=np.uint8)
-    for j in range(k - 1, -1, -1):
-        digits[:, j] = (v & np.uint64(3)).astype(np.uint8)
-        v = v >> np.uint64(2)
-    letters = np.frombuffer(LETTERS.encode(), dtype=np.uint8)[digits]
-    return [row.tobytes().decode("ascii") for row in letters]
+    letters = np.frombuffer(LETTERS.encode(), dtype=np.uint8)[unpack_codes(values, k)]
+    raw = letters.tobytes().decode("ascii")
+    return [raw[i * k : (i + 1) * k] for i in range(letters.shape[0])]
 
 
 # DNABERT's ATCG order <-> ACGT order, one digit at a time: ACGT digit d is ATCG digit _TO_DNABERT[d].

@@ -310,7 +310,7 @@ def build_splits(*, input_nt: int, k_max: int, n_train: int, n_valid: int, n_tes
                  gap: int | None = None, tokenizers: Mapping[str, object] | None = None) -> NextKmerSplits:
     """Draw the next-k-mer windows: train/validation from genomic blocks of ``corpus`` (a genome.Genome;
     default the bundled pre-training corpus without the records that repeat another,
-    pretraining.split_corpus_records), test from ``test_genome`` (default the bundled held-out chr22
+    corpus.split_corpus_records), test from ``test_genome`` (default the bundled held-out chr22
     slice, see data.evaluation_genome).
 
     ``gap`` (default ``input_nt + k_max + 1``) must exceed ``input_nt + k_max``. ``seed`` seeds the block
@@ -318,7 +318,7 @@ def build_splits(*, input_nt: int, k_max: int, n_train: int, n_valid: int, n_tes
     given, are checked to fit at least one token into ``input_nt``. Raises ParameterError for k_max outside
     1..8, input_nt shorter than a token, a too small gap, or too few windows for a split.
     """
-    from . import data, genome as G, pretraining
+    from . import corpus as corpus_module, data, genome as G
 
     k_max = check_k(k_max, "k_max")
     input_nt = check_int_range("input_nt", input_nt, 1, hint="It is the input length L in nt.")
@@ -331,7 +331,7 @@ def build_splits(*, input_nt: int, k_max: int, n_train: int, n_valid: int, n_tes
         raise ParameterError(f"gap={gap} must be larger than input_nt + k_max = {length} so that no window of "
                              "one split can reach into a block of another.")
     if corpus is None:
-        corpus = G.Genome.from_records(pretraining.split_corpus_records())
+        corpus = G.Genome.from_records(corpus_module.split_corpus_records())
     if test_genome is None:
         test_genome = data.evaluation_genome()
     blocks = block_intervals(corpus.lengths, block_nt=block_nt, gap=gap, valid_fraction=valid_fraction, seed=seed)

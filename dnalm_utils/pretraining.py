@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import hashlib
 import json
 import math
@@ -35,12 +34,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from .corpus import acgt_pieces, corpus_fingerprint, corpus_records
 from .errors import ParameterError
-from .io import atomic_write_text, package_versions, sha256_file
+from .io import atomic_write_text, package_versions
 from .tokenization import DNATokenizer, make_tokenizer
 
 MANIFEST = "pretrain_manifest.json"
@@ -165,40 +165,6 @@ def zoo_config(name: str, **overrides) -> PretrainConfig:
 # ------------------------------------------------------------------------------------------------
 # Data: the same windows for every model
 # ------------------------------------------------------------------------------------------------
-def corpus_records(path=None):
-    """FASTA records of the pre-training corpus (default: the bundled EMBOSS human entries)."""
-    from . import data, genome
-
-    return genome.read_fasta(path or data.bundled_file("pretrain"))
-
-
-def split_corpus_records(path=None, *, k: int = 31, min_shared: float = 0.5):
-    """The corpus records that may be cut into training / validation / test blocks: :func:`corpus_records` minus
-    those that largely repeat another record (ngram.contained_records; in the bundled corpus AF129756.1 lies in
-    the MHC region of BA000025.2, and three short beta-globin entries inside U01317.1). Pre-training keeps them all."""
-    drop = set(repeated_corpus_records(path, k=k, min_shared=min_shared))
-    return [r for r in corpus_records(path) if r.name not in drop]
-
-
-def repeated_corpus_records(path=None, *, k: int = 31, min_shared: float = 0.5) -> list[str]:
-    """Names of the corpus records that largely repeat another record (left out by :func:`split_corpus_records`)."""
-    return list(_contained_corpus_records(str(path or ""), corpus_fingerprint(path), k, float(min_shared)))
-
-
-@functools.lru_cache(maxsize=8)
-def _contained_corpus_records(path: str, sha256: str, k: int, min_shared: float) -> tuple[str, ...]:
-    from .ngram import contained_records
-
-    records = corpus_records(path or None)
-    return tuple(contained_records({r.name: r.sequence for r in records}, k=k, min_shared=min_shared))
-
-
-def corpus_fingerprint(path=None) -> str:
-    from . import data
-
-    return sha256_file(path or data.bundled_file("pretrain"))
-
-
 def sample_training_windows(cfg: PretrainConfig, records, *, n: int | None = None) -> list[str]:
     """``steps * batch_size`` windows of ``window_nt`` ACGT-only nt, seeded: identical for every model that
     shares steps, batch size, window length and seed, whatever its tokenization."""
@@ -487,7 +453,7 @@ def train(cfg: PretrainConfig, *, models_dir=None, corpus=None, progress: bool =
         tokenizer = load_tokenizer(tok_dir)
     else:
         seqs = [r.sequence for r in records]
-        tokenizer = make_tokenizer(cfg.scheme, cfg.k, corpus=_acgt_pieces(seqs), vocab_size=cfg.bpe_vocab_size)
+        tokenizer = make_tokenizer(cfg.scheme, cfg.k, corpus=acgt_pieces(seqs), vocab_size=cfg.bpe_vocab_size)
         if _rank() == 0:
             tokenizer.save_pretrained(tok_dir)
     model = build_model(cfg, tokenizer)
@@ -522,18 +488,6 @@ def train(cfg: PretrainConfig, *, models_dir=None, corpus=None, progress: bool =
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
     return models_dir / cfg.name
-
-
-def _acgt_pieces(seqs: Iterable[str], min_length: int = 8) -> list[str]:
-    from .genome import acgt_segments
-
-    return [s[a:b] for s in seqs for a, b in acgt_segments(s, min_length)]
-
-
-def corpus_pieces(path=None, *, min_length: int = 8) -> list[str]:
-    """The pre-training corpus as ACGT-only pieces of at least ``min_length`` nt (N and IUPAC codes split it),
-    ready for any tokenizer, e.g. to count token frequencies."""
-    return _acgt_pieces((r.sequence for r in corpus_records(path)), min_length)
 
 
 def model_card(cfg: PretrainConfig, m: dict) -> str:

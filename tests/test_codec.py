@@ -56,3 +56,34 @@ def test_letter_index_and_reverse_complement():
     with pytest.raises(ParameterError, match="'N'"):
         codec.letter_index("GANTACA", [2], where="window 3")
     assert codec.decode(codec.reverse_complement_codes(codec.encode("AACGT"))) == "ACGTT"
+
+
+@pytest.mark.parametrize("k", [1, 4, 7])
+def test_canonical_kmer_codes_match_brute_force(k):
+    rng = np.random.default_rng(10 + k)
+    seq = "".join(rng.choice(list("ACGTNacgtR"), p=[0.2] * 4 + [0.04] + [0.03] * 4 + [0.04], size=150))
+    values, valid = codec.canonical_kmer_codes(seq, k)
+    comp = str.maketrans("ACGT", "TGCA")
+    for i in range(len(seq) - k + 1):
+        window = seq[i:i + k].upper()
+        assert valid[i] == (set(window) <= set("ACGT"))
+        if valid[i]:
+            rc = window.translate(comp)[::-1]
+            assert int(values[i]) == min(int(codec.pack_kmers(window)[0]), int(codec.pack_kmers(rc)[0]))
+
+
+def test_pack_codes_is_the_inverse_of_unpack_codes():
+    rng = np.random.default_rng(1)
+    for k in (1, 13, 32):
+        digits = rng.integers(0, 4, size=(40, k)).astype(np.uint8)
+        packed = codec.pack_codes(digits)
+        assert codec.unpack_codes(packed, k).tolist() == digits.tolist()
+        brute = [int("".join(str(d) for d in row), 4) for row in digits]
+        assert packed.tolist() == brute
+    with pytest.raises(ParameterError, match="shape"):
+        codec.pack_codes(np.zeros(5, np.uint8))
+
+
+def test_kmer_codes_of_an_acgt_only_sequence_are_all_valid():
+    values, valid = codec.kmer_codes("ACGTTGCA", 4)
+    assert valid.all() and codec.unpack_kmers(values, 4) == ["ACGT", "CGTT", "GTTG", "TTGC", "TGCA"]

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from dnalm_utils import corpus
 from dnalm_utils import models as M
 from dnalm_utils import pretraining as P
 from dnalm_utils.errors import ModelNotAvailableError, ParameterError
@@ -137,7 +138,7 @@ def test_same_seed_same_weights_and_cache_hit(trained, tmp_path):
     messages = []
     P.train(tiny_cfg(), models_dir=zoo, progress=False, log=messages.append)
     assert messages and "cached" in messages[0]
-    assert P.cached_model(tiny_cfg(steps=7), zoo, P.corpus_fingerprint()) is None  # another recipe: no hit
+    assert P.cached_model(tiny_cfg(steps=7), zoo, corpus.corpus_fingerprint()) is None  # another recipe: no hit
 
 
 def test_corrupt_cache_is_detected_and_never_used(trained, tmp_path):
@@ -150,7 +151,7 @@ def test_corrupt_cache_is_detected_and_never_used(trained, tmp_path):
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
-    assert P.cached_model(tiny_cfg(), copy, P.corpus_fingerprint()) is None
+    assert P.cached_model(tiny_cfg(), copy, corpus.corpus_fingerprint()) is None
     with pytest.raises(ModelNotAvailableError, match="damaged"):
         M.load_model("tiny4", models_dir=copy)
 
@@ -216,7 +217,7 @@ def test_letter_init_covers_every_scheme():
 def test_strand_choice_is_validated_and_applied():
     with pytest.raises(ParameterError, match="reverse_complement"):
         tiny_cfg(reverse_complement="true")
-    records = P.corpus_records()
+    records = corpus.corpus_records()
     plus = P.sample_training_windows(tiny_cfg(reverse_complement="none"), records, n=20)
     minus = P.sample_training_windows(tiny_cfg(reverse_complement="all"), records, n=20)
     from dnalm_utils.genome import reverse_complement
@@ -235,21 +236,3 @@ def test_model_sources_use_existing_folders_and_pass_others_through(trained, tmp
     assert out == {"overlap6": "overlap6", "overlap4": "overlap4",
                    "tiny4": str(folder), "DNA_bert_6": "zhihan1996/DNA_bert_6"}
     assert calls == ["overlap4"]  # only the missing zoo model is trained, with the default recipe
-
-
-def test_corpus_pieces_are_acgt_only_and_cover_the_corpus():
-    pieces = P.corpus_pieces()
-    assert all(set(p) <= set("ACGTacgt") and len(p) >= 8 for p in pieces)
-    total = sum(len(r.sequence) for r in P.corpus_records())
-    assert 0.95 * total < sum(map(len, pieces)) <= total
-
-
-def test_split_corpus_drops_the_records_that_repeat_another():
-    from dnalm_utils import ngram
-
-    kept = P.split_corpus_records()
-    names = {r.name for r in kept}
-    every = {r.name for r in P.corpus_records()}
-    assert every - names == {"AF129756.1", "V00508.1", "X65923.1", "AY411291.1"}  # inside BA000025.2 / U01317.1
-    seqs = {r.name: r.sequence for r in kept}
-    assert ngram.contained_records(seqs) == []  # nothing left that largely repeats another record
