@@ -1,8 +1,9 @@
 """Open every page of a built book in headless Chromium and check what a reader would see.
 
 :func:`check_book` drives Debian's ``chromium`` through Selenium and ``chromedriver`` and reports, per page:
-cell outputs that are errors or tracebacks, images that did not load (natural width 0), internal links whose
-file or anchor does not exist; then it runs a search and saves a screenshot of the front page. Nothing is
+cell outputs that are errors or tracebacks, images that did not load (natural width 0), tables wider than the
+text column that do not scroll inside it, internal links whose file or anchor does not exist; then it runs a
+search and saves a screenshot of the front page. Nothing is
 fetched from the network: pages are opened as ``file://`` URLs.
 """
 
@@ -64,6 +65,22 @@ def _driver(width: int = 1400, height: int = 1000):
     return webdriver.Chrome(service=Service(driver), options=opts)
 
 
+#: [table width, text column width] in CSS pixels for each table of the page's article that is wider than the
+#: column and has no scrolling container (overflow-x auto/scroll, no wider than the column) inside the article;
+#: such a table widens the whole page instead of scrolling in place. Tables in a closed <details> have width 0.
+WIDE_TABLES_JS = """
+return Array.from(document.querySelectorAll('article table')).flatMap(t => {
+  const article = t.closest('article');
+  const limit = article.clientWidth + 1;
+  if (t.getBoundingClientRect().width <= limit) return [];
+  for (let e = t.parentElement; e && e !== article; e = e.parentElement) {
+    const o = getComputedStyle(e).overflowX;
+    if ((o === 'auto' || o === 'scroll') && e.getBoundingClientRect().width <= limit) return [];
+  }
+  return [[Math.round(t.getBoundingClientRect().width), article.clientWidth]];
+});
+"""
+
 _ID_RE = re.compile(r"""\sid=["']([^"']+)["']""")
 
 
@@ -111,6 +128,8 @@ def check_book(html_dir: str | os.PathLike, *, query: str = "overlapping", scree
                 "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0])")
             report.images += len(images)
             report.problems += [f"{rel}: image {src} did not load" for src, ok in images if not ok]
+            report.problems += [f"{rel}: a table {w} px wide runs past the {col} px text column instead of scrolling "
+                                "inside it" for w, col in d.execute_script(WIDE_TABLES_JS)]
             hrefs = d.execute_script("return Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
             for href in hrefs:
                 url = urlparse(href)

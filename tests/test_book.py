@@ -353,19 +353,24 @@ def test_failing_notebook_names_cell_and_keeps_previous_output(tmp_path):
     assert Path(info.value.failed_copy).is_file()
 
 
-@pytest.fixture(scope="module")
-def tiny_book(tmp_path_factory):
-    """A book with the repository's config, intro and references, and one fixture chapter, built once."""
-    root = tmp_path_factory.mktemp("tiny_book")
+def _book_skeleton(root: Path, *chapters: str) -> Path:
+    """The repository's _config.yml, intro, references and static files in ``root``, with ``chapters`` in the TOC."""
     shutil.copy(REPO / "_config.yml", root / "_config.yml")
     (root / "book").mkdir()
     for name in ("intro.md", "references.md", "references.bib"):
         shutil.copy(REPO / "book" / name, root / "book" / name)
     shutil.copytree(REPO / "book" / "_static", root / "book" / "_static")
     toc = {"format": "jb-book", "root": "book/intro",
-           "parts": [{"caption": "Chapters", "chapters": [{"file": "book/_generated/params_ok"}]},
+           "parts": [{"caption": "Chapters", "chapters": [{"file": c} for c in chapters]},
                      {"caption": "Back matter", "chapters": [{"file": "book/references"}]}]}
     (root / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_book(tmp_path_factory):
+    """A book with the repository's config, intro and references, and one fixture chapter, built once."""
+    root = _book_skeleton(tmp_path_factory.mktemp("tiny_book"), "book/_generated/params_ok")
     (root / "params").mkdir()
     prof = _fixture_profile(root / "params", NB_OK, params={"n": 5, "label": "ab"})
     manifest = profile_runner.run_profile(prof, root=root, progress=False)
@@ -448,6 +453,50 @@ def test_failing_notebook_in_profile_stops_before_build(tiny_book, capsys):
     assert saved["last_run"]["status"].startswith("failed")
     assert saved["notebooks"]["raises_in_cell_2"]["status"] == "failed"
     assert saved["notebooks"]["params_ok"]["status"] == "ok"  # earlier record kept
+
+
+def _wide_tables_chapter(path: Path) -> None:
+    """An executed-looking chapter with a 40-column pandas table (HTML output) and a 30-column markdown table."""
+    import pandas as pd
+
+    frame = pd.DataFrame([[f"value {r}.{c}" for c in range(40)] for r in range(3)],
+                         columns=[f"a long column name {c:02d}" for c in range(40)])
+    header = "| " + " | ".join(f"markdown column {c:02d}" for c in range(30)) + " |"
+    markdown_table = "\n".join([header, "|" + "---|" * 30, "| " + " | ".join(["x"] * 30) + " |"])
+    cell = nbformat.v4.new_code_cell("frame", execution_count=1, outputs=[nbformat.v4.new_output(
+        "execute_result", data={"text/html": frame.to_html(), "text/plain": "frame"}, execution_count=1)])
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_markdown_cell("# Wide tables\n\nOpening."), cell,
+               nbformat.v4.new_markdown_cell(markdown_table)],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                  "language_info": {"name": "python"}})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+
+
+def _table_problems(html: Path) -> list[str]:
+    from dnalm_utils import browser
+
+    return [p for p in browser.check_book(html, screenshot=html.parent / "shot.png").problems if "table" in p]
+
+
+@pytest.mark.slow
+def test_wide_tables_scroll_inside_the_page(tmp_path):
+    from dnalm_utils import browser
+
+    try:
+        browser.find_browser()
+    except DnalmInputError as exc:
+        pytest.skip(str(exc))
+    root = _book_skeleton(tmp_path, "book/_generated/wide")
+    _wide_tables_chapter(root / "book" / "_generated" / "wide.ipynb")
+    assert _table_problems(book_build.build_book(root)) == []
+    # control: a stylesheet that stops the pandas output from scrolling lets that table run past the text
+    # column, and the check says so
+    (root / "book" / "_static" / "wide-tables.css").write_text(
+        "div.cell_output div.output.text_html { overflow-x: visible !important; }\n")
+    problems = _table_problems(book_build.build_book(root))
+    assert len(problems) == 1 and problems[0].startswith("book/_generated/wide.html: a table"), problems
 
 
 def test_input_errors_are_dnalm_input_errors():
