@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -869,3 +869,29 @@ def block_baselines(windows: Sequence[str], blocks: np.ndarray, *, counts, order
         {"model": "corpus base frequencies", "scheme": "baseline", **block_metrics(np.tile(prior, (len(truth), 1)), truth)},
         {"model": "chance", "scheme": "baseline", "accuracy": 0.25, "bits": 2.0, "nucleotides": int(len(truth))},
     ]
+
+
+def hidden_nucleotide_items(models, windows: Sequence[str], blocks_by_m, *, counts, orders: Mapping[int, int], prior,
+                            batch_size: int = 64, amp: bool = True):
+    """The items of the hidden-nucleotide verdicts: per window, every model's and the context-only references'
+    accuracy and bits on the same hidden block.
+
+    ``blocks_by_m``: m -> (n_windows, 2) blocks (:func:`span_hidden_blocks`); ``orders``: block length h -> the
+    two-sided n-gram's flank order (e.g. from ``ngram.held_out_order``). Returns a long DataFrame: model (the
+    references are "two-sided n-gram" and "corpus base frequencies"), m, h, window, accuracy, bits; and
+    ``attrs["not_applicable"]`` as :func:`same_nucleotide_scores`.
+    """
+    import pandas as pd
+
+    scored = same_nucleotide_scores(models, windows, blocks_by_m, batch_size=batch_size, amp=amp)
+    parts = [scored.attrs["per_window"]]
+    for m, blocks in blocks_by_m.items():
+        blocks = np.asarray(blocks, dtype=np.int64)
+        h = int((blocks[:, 1] - blocks[:, 0]).max())
+        refs = block_baselines(windows, blocks, counts=counts, order=int(orders[h]), prior=prior, per_window=True)
+        for name, (acc, bits) in refs.items():
+            parts.append(pd.DataFrame({"m": m, "h": h, "model": name.split(" (order")[0],
+                                       "window": np.arange(len(blocks)), "accuracy": acc, "bits": bits}))
+    items = pd.concat(parts, ignore_index=True)
+    items.attrs["not_applicable"] = scored.attrs["not_applicable"]
+    return items

@@ -68,7 +68,7 @@ def role_label(scheme: str, k, embedding_init: str | None = None, origin: str = 
 def model_role(adapter) -> dict:
     """One row of :data:`ROLE_COLUMNS` for a loaded model (a :class:`dnalm_utils.adapters.ModelAdapter`)."""
     tok = adapter.tokenizer
-    recipe = zoo_recipe(getattr(adapter, "source", None))
+    recipe = zoo_recipe(getattr(adapter, "path", None))
     origin = "zoo" if recipe else "published"
     k = getattr(tok, "k", None) if tok.scheme in ("overlapping", "nonoverlapping") else None
     init = recipe.get("embedding_init") if recipe else None

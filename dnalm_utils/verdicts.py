@@ -198,13 +198,18 @@ def flank_copying_claims(perturb_windows, *, m: int | None = None) -> list[Claim
     return out
 
 
+#: The context-only references of the hidden-nucleotide items (masking.hidden_nucleotide_items); never subjects.
+HIDDEN_REFERENCES = ("two-sided n-gram", "corpus base frequencies")
+
+
 def hidden_nucleotide_claims(per_window, reference: str, *, h: int, margin_accuracy: float,
                              margin_bits: float) -> list[Claim]:
     """Every model against ``reference`` (the two-sided n-gram) on the same hidden nucleotides of length ``h``:
     accuracy (higher is better, margin ``margin_accuracy``) and bits per nucleotide (lower is better, margin
-    ``margin_bits``), paired per window. ``per_window``: model, h, window, accuracy, bits."""
+    ``margin_bits``), paired per window. ``per_window``: model, h, window, accuracy, bits; the rows of
+    :data:`HIDDEN_REFERENCES` are references, not subjects."""
     sub = per_window[per_window.h == h]
-    subjects = [m for m in dict.fromkeys(sub.model) if m != reference]
+    subjects = [m for m in dict.fromkeys(sub.model) if m != reference and m not in HIDDEN_REFERENCES]
     out = []
     for metric, hib, margin in (("accuracy", True, margin_accuracy), ("bits", False, margin_bits)):
         out += versus_reference(sub, subjects, reference, claim=CLAIM_HIDDEN.format(metric=metric, h=h),
@@ -318,3 +323,21 @@ def task_outcomes(verdicts, claim_prefix: str) -> dict[str, dict[str, list[str]]
         task = r.claim.rsplit("(", 1)[-1].rstrip(")")
         out.setdefault(task, {o: [] for o in OUTCOMES})[r.outcome].append(r.subject)
     return out
+
+
+def display_table(table):
+    """The verdict table as a reader sees it: claim, model, reference, difference with its interval, Holm p,
+    outcome (percentage points for accuracies and shares)."""
+    import pandas as pd
+
+    rows = []
+    for r in table.to_dict("records"):
+        f, unit = _scale(r["metric"])
+        rows.append({"claim": r["claim"], "model": r["subject"], "reference": r["reference"],
+                     "difference": f"{f * r['estimate']:+.2f}{unit}" if np.isfinite(r["estimate"]) else "n/a",
+                     f"{100 * (1 - r['alpha']):.0f} % interval": (f"{f * r['low']:+.2f} to {f * r['high']:+.2f}"
+                                                                 if np.isfinite(r["low"]) else "n/a"),
+                     "n": r["n"], "Holm p": fmt_p(r["p_holm"]).removeprefix("p ").removeprefix("= "),
+                     "outcome": r["outcome"]})
+    return pd.DataFrame(rows, columns=["claim", "model", "reference", "difference",
+                                       f"{100 * (1 - CHAPTER_ALPHA):.0f} % interval", "n", "Holm p", "outcome"])
