@@ -144,7 +144,7 @@ def exon_intron_task(*, window_nt: int = 100, stride: int | None = None, block_n
     """
     import pandas as pd
 
-    from . import data, pretraining
+    from . import corpus, data
 
     window_nt = check_int_range("window_nt", window_nt, 1)
     stride = max(1, window_nt // 2) if stride is None else check_int_range("stride", stride, 1)
@@ -152,7 +152,7 @@ def exon_intron_task(*, window_nt: int = 100, stride: int | None = None, block_n
     if not (0 < valid_fraction < 1 and 0 < test_fraction < 1 and valid_fraction + test_fraction < 1):
         raise ParameterError(f"valid_fraction={valid_fraction} and test_fraction={test_fraction} must be in (0, 1) "
                              "with a sum below 1.")
-    records = {r.name: r.sequence for r in pretraining.split_corpus_records()}
+    records = {r.name: r.sequence for r in corpus.split_corpus_records()}
     lengths = {n: len(s) for n, s in records.items()}
     masks = annotation_masks(lengths, data.load_features())
     rng = np.random.default_rng(seed)

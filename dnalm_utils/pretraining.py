@@ -15,8 +15,9 @@ Masking follows each family's published recipe:
 * in both cases 80 % of the chosen tokens become [MASK], 10 % a random token, 10 % stay; the loss counts
   masked positions only.
 
-A model is cached under ``<models_dir>/<name>`` with a fingerprint of its recipe, the corpus checksum and
-the library versions; training runs in ``<models_dir>/.work/<name>-<fingerprint>`` with periodic Trainer
+A model is cached under ``<models_dir>/<name>`` under the package's one cache rule (``cache.make_key``, kind
+``"pretrained-model"``: its recipe, the corpus checksum, the device type, the library versions and the digest of
+the code that trains it; see docs/caching.md); training runs in ``<models_dir>/.work/<name>-<key>`` with periodic Trainer
 checkpoints, resumes from the last one after an interruption, and only a completed run is renamed into
 place (atomically), so an unfinished model is never loaded as a finished one.
 """
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -38,6 +38,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .cache import CacheKey, make_key, read_folder_entry
 from .corpus import acgt_pieces, corpus_fingerprint, corpus_records
 from .errors import ParameterError
 from .io import atomic_write_text, package_versions
@@ -345,29 +346,27 @@ def init_embeddings_from_letters(model, tokenizer: DNATokenizer, *, seed: int = 
 # ------------------------------------------------------------------------------------------------
 # Training with caching, resume and atomic completion
 # ------------------------------------------------------------------------------------------------
-def fingerprint(cfg: PretrainConfig, corpus_sha: str) -> str:
-    """sha256 of the recipe, the corpus checksum and the library versions that shape the weights."""
-    versions = package_versions(("dnalm-utils", "torch", "transformers", "tokenizers"))
-    key = {"config": cfg.to_dict(), "corpus_sha256": corpus_sha,
-           "versions": {k: versions[k] for k in ("dnalm-utils", "torch", "transformers", "tokenizers")}}
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+def _trained_on(device: str = "auto") -> str:
+    """Device type a run trains on: "cuda" when ``device`` picks CUDA, else "cpu" (as in :func:`_device_args`)."""
+    from .models import pick_device
+
+    return "cuda" if pick_device(device).type == "cuda" else "cpu"
 
 
-def cached_model(cfg: PretrainConfig, models_dir, corpus_sha: str) -> Path | None:
-    """The finished model folder for ``cfg`` if it exists, matches the fingerprint and passes its checksums."""
-    from .models import verify_model_folder
+def pretrain_cache_key(cfg: PretrainConfig, corpus_sha: str, *, device: str = "auto", root=None) -> CacheKey:
+    """The cache key (``cache.make_key``, kind ``"pretrained-model"``) of the model ``cfg`` trains: its recipe,
+    the corpus checksum and the device type it trains on, plus the library versions and the digest of the code
+    that trains it (``cache.DEPENDS_ON["pretrained-model"]`` under the package folder ``root``, default this
+    package)."""
+    inputs = {"config": cfg.to_dict(), "corpus_sha256": corpus_sha, "device": _trained_on(device)}
+    return make_key("pretrained-model", inputs, root=root)
 
-    folder = Path(models_dir) / cfg.name
-    manifest = folder / MANIFEST
-    if not manifest.exists():
-        return None
-    try:
-        meta = json.loads(manifest.read_text())
-    except json.JSONDecodeError:
-        return None
-    if meta.get("fingerprint") != fingerprint(cfg, corpus_sha):
-        return None
-    return folder if not verify_model_folder(folder) else None
+
+def cached_model(cfg: PretrainConfig, models_dir, corpus_sha: str, *, device: str = "auto") -> Path | None:
+    """The finished model folder for ``cfg`` if it exists, its manifest holds :func:`pretrain_cache_key` and every
+    file matches its checksum (``cache.read_folder_entry``); else None."""
+    return read_folder_entry(Path(models_dir) / cfg.name, MANIFEST,
+                             pretrain_cache_key(cfg, corpus_sha, device=device))
 
 
 def _device_args(cfg: PretrainConfig, device: str = "auto") -> dict:
@@ -428,7 +427,7 @@ def train(cfg: PretrainConfig, *, models_dir=None, corpus=None, progress: bool =
           device: str = "auto") -> Path:
     """Train ``cfg`` (or reuse the cached model) and return the finished model folder.
 
-    Resumes from the last complete Trainer checkpoint of an interrupted run with the same fingerprint.
+    Resumes from the last complete Trainer checkpoint of an interrupted run with the same cache key.
     Works unchanged under ``torchrun --nproc_per_node=N`` (only rank 0 writes the final folder).
     """
     import torch
@@ -439,12 +438,12 @@ def train(cfg: PretrainConfig, *, models_dir=None, corpus=None, progress: bool =
 
     models_dir = Path(models_dir or default_models_dir())
     corpus_sha = corpus_fingerprint(corpus)
-    hit = cached_model(cfg, models_dir, corpus_sha)
+    key = pretrain_cache_key(cfg, corpus_sha, device=device)
+    hit = read_folder_entry(models_dir / cfg.name, MANIFEST, key)
     if hit is not None:
         log(f"[{cfg.name}] cached: {hit}")
         return hit
-    fp = fingerprint(cfg, corpus_sha)
-    work = models_dir / ".work" / f"{cfg.name}-{fp[:12]}"
+    work = models_dir / ".work" / f"{cfg.name}-{key.key[:12]}"
     ckpt_dir = work / "checkpoints"
     records = corpus_records(corpus)
     windows = sample_training_windows(cfg, records)
@@ -472,7 +471,7 @@ def train(cfg: PretrainConfig, *, models_dir=None, corpus=None, progress: bool =
         curve = "step,loss,learning_rate,grad_norm\n" + "".join(
             f"{h['step']},{h['loss']},{h.get('learning_rate', '')},{h.get('grad_norm', '')}\n" for h in history)
         manifest = {
-            "fingerprint": fp, "config": cfg.to_dict(), "corpus_sha256": corpus_sha,
+            "cache": key.header(), "config": cfg.to_dict(), "corpus_sha256": corpus_sha,
             "nucleotides_seen": cfg.nucleotides_seen, "tokenizer": tokenizer.description,
             "parameters": sum(p.numel() for p in model.parameters()),
             "wall_time_s": round(wall, 1), "resumed_from": resume.name if resume else None,
@@ -512,7 +511,7 @@ A small BERT masked language model pre-trained by `dnalm_utils.pretraining` for 
 | final training loss | {m['final_loss']} nats (last logged step) |
 
 Load it with `dnalm_utils.models.load_model("{cfg.name}")`. `loss_curve.csv` holds the training loss by step;
-`{MANIFEST}` the full recipe and fingerprint.
+`{MANIFEST}` the full recipe and its cache key.
 """
 
 

@@ -26,7 +26,7 @@ def test_tf_peak_task_splits_by_chromosome_and_keeps_leaks_out():
 
 
 def test_exon_intron_task_is_balanced_and_block_split():
-    from dnalm_utils import data, pretraining
+    from dnalm_utils import corpus, data
 
     task = BT.exon_intron_task(window_nt=80, block_nt=40_000, max_train_per_class=300, max_eval_per_class=100, seed=0)
     t = task.table
@@ -34,7 +34,7 @@ def test_exon_intron_task_is_balanced_and_block_split():
         y = task.splits[split][1]
         assert (y == 1).sum() == (y == 0).sum() > 0
         assert (y == 1).sum() <= (300 if split == "train" else 100)
-    records = {r.name: r.sequence for r in pretraining.corpus_records()}
+    records = {r.name: r.sequence for r in corpus.corpus_records()}
     masks = BT.annotation_masks({n: len(s) for n, s in records.items()}, data.load_features())
     for r in t.sample(100, random_state=0).itertuples():
         exonic, intronic = masks[r.name]

@@ -141,6 +141,38 @@ def test_same_seed_same_weights_and_cache_hit(trained, tmp_path):
     assert P.cached_model(tiny_cfg(steps=7), zoo, corpus.corpus_fingerprint()) is None  # another recipe: no hit
 
 
+def test_cache_key_is_spelled_out_in_the_manifest_and_any_other_key_misses(trained, tmp_path):
+    import shutil
+
+    from dnalm_utils import cache
+
+    zoo, folder = trained
+    sha = corpus.corpus_fingerprint()
+    key = P.pretrain_cache_key(tiny_cfg(), sha)
+    stored = json.loads((folder / P.MANIFEST).read_text())["cache"]
+    assert stored == key.header() and stored["kind"] == "pretrained-model"
+    assert stored["inputs"]["config"] == tiny_cfg().to_dict() and stored["inputs"]["corpus_sha256"] == sha
+    assert stored["inputs"]["device"] in ("cpu", "cuda") and "tokenizers" in stored["versions"]
+    assert stored["code_sha256"] == cache.code_digest("pretrained-model")
+    assert P.cached_model(tiny_cfg(), zoo, sha) == folder
+    assert P.cached_model(tiny_cfg(), zoo, "0" * 64) is None  # another corpus
+    # The code that trains the model changed (a copy of the package with the tokenizer's code edited): no hit.
+    package = tmp_path / "dnalm_utils"
+    shutil.copytree(cache.PACKAGE_ROOT, package, ignore=shutil.ignore_patterns("__pycache__"))
+    tok = package / "tokenization.py"
+    tok.write_text(tok.read_text() + "\n\ndef _an_edit():\n    return 1\n")
+    edited = P.pretrain_cache_key(tiny_cfg(), sha, root=package)
+    assert edited.key != key.key and cache.read_folder_entry(folder, P.MANIFEST, edited) is None
+    # A manifest edited to claim another key is refused by its checksum; one without the key block misses.
+    copy = tmp_path / "zoo"
+    shutil.copytree(zoo, copy)
+    meta = json.loads((copy / "tiny4" / P.MANIFEST).read_text())
+    (copy / "tiny4" / P.MANIFEST).write_text(json.dumps({**meta, "cache": edited.header()}))
+    assert cache.read_folder_entry(copy / "tiny4", P.MANIFEST, edited) is None
+    (copy / "tiny4" / P.MANIFEST).write_text(json.dumps({k: v for k, v in meta.items() if k != "cache"}))
+    assert P.cached_model(tiny_cfg(), copy, sha) is None
+
+
 def test_corrupt_cache_is_detected_and_never_used(trained, tmp_path):
     import shutil
 
