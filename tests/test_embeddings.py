@@ -3,6 +3,7 @@ neighbourhood metrics on toy embeddings with known structure, and the projection
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 from dnalm_utils.adapters import ModuleAdapter, NotApplicable
@@ -295,6 +296,9 @@ def test_projection_cache_reused_only_when_valid(tmp_path, monkeypatch):
     cache = tmp_path / "sub" / "coords.csv"
     first = E.umap_coordinates(x, method="pca", cache=cache)
     assert len(calls) == 1 and cache.read_text().startswith("# {")
+    head = json.loads(cache.read_text().splitlines()[0][2:])  # the one cache rule's header: the key spelled out
+    assert head["kind"] == "embedding-map" and head["inputs"]["method"] == "pca" and head["inputs"]["n"] == 40
+    assert "umap-learn" in head["versions"] and len(head["code_sha256"]) == 64 and len(head["key"]) == 64
     assert np.array_equal(E.umap_coordinates(x, method="pca", cache=cache), first) and len(calls) == 1  # reused
     E.umap_coordinates(x, method="pca", cache=cache, seed=1)  # other parameters: recomputed, then cached
     assert len(calls) == 2
