@@ -104,3 +104,13 @@ def headline_table(tables: dict) -> "pandas.DataFrame":
 def fmt_pct(x) -> str:
     """'41.6 %' for 0.416; 'n/a' for NaN or None."""
     return "n/a" if x is None or not np.isfinite(x) else f"{100 * x:.1f} %"
+
+
+def read_roles(runs_dir: str | os.PathLike):
+    """The models' roles (roles.model_roles) as the chapters recorded them under ``runs_dir``: every chapter's
+    ``roles.csv``, one row per model (the first chapter's row wins); None when no chapter wrote one."""
+    import pandas as pd
+
+    parts = [pd.read_csv(p) for p in sorted(Path(runs_dir).glob("*/roles.csv"))]
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True).drop_duplicates("model") if parts else None

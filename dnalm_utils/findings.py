@@ -153,3 +153,91 @@ def masked_prediction(*, roles, summary, same, baselines, perturbation, lens, at
         "no model is shown to beat the two-sided n-gram") if h_values else "")
     out["conclusion"] = first_part + second
     return out
+
+
+def _model_scale(roles) -> str:
+    """"1 to 2 layers of 32 to 128 units, 30,720 to 8,192,000 nucleotides seen in pre-training" from the roles."""
+    if roles is None or not len(roles):
+        return "of unknown size (no chapter recorded the models' roles)"
+
+    def span(col, fmt=str):
+        v = sorted({int(x) for x in roles[col].dropna()})
+        return "n/a" if not v else fmt(v[0]) if len(v) == 1 else f"{fmt(v[0])} to {fmt(v[-1])}"
+
+    seen = span("nucleotides_seen", lambda x: f"{x:,}")
+    layers = span("layers")
+    text = f"{layers} layer{'' if layers == '1' else 's'} of {span('hidden')} units"
+    return text + (f", {seen} nucleotides seen in pre-training" if seen != "n/a" else "")
+
+
+def conclusions(*, table, verdict_table, roles, bio_summary=None) -> dict[str, str]:
+    """Chapter 7's sentences, read from the chapters' tables (``table``: conclusions.headline_table), their
+    verdicts (``verdict_table``: verdicts.read_verdicts) and the models' roles; nothing is re-tested here."""
+    from .roles import copy_candidates
+
+    out: dict[str, str] = {}
+    cands = copy_candidates(roles) if roles is not None and len(roles) else []
+    ans = V.book_answer(verdict_table, cands)
+    out["answer"] = ans["answer"][0].upper() + ans["answer"][1:]
+
+    def col(name):
+        return dict(zip(table.model, table[name])) if len(table) and name in table else {}
+
+    out["copy_m1"] = value_list(col("masked accuracy, m = 1"), roles)
+    out["copy_flank"] = value_list(col("copies the altered flank"), with_labels=False)
+    out["copy_verdict"] = V.outcome_sentence(
+        verdict_table, V.CLAIM_COPIES, better="follow the altered flank more often than the genome (chapter 3's test)",
+        worse="keep the genome's letter more often", none="not tested in this build")
+    hid = {k: v for k, v in col("hidden-nucleotide accuracy").items() if np.isfinite(v)}
+    best = max(hid, key=hid.get) if hid else None
+    out["hidden_best"] = f"**{best}** ({fmt_pct(hid[best])})" if best else "n/a"
+    ng = [v for v in col("n-gram, same nucleotides").values() if np.isfinite(v)]
+    out["hidden_ngram"] = fmt_pct(ng[0]) if ng else "n/a"
+    h_claims = verdict_table[verdict_table.claim.str.startswith("hidden-nucleotide accuracy")]
+    first_claim = h_claims.claim.iloc[0] if len(h_claims) else None
+    out["hidden_verdict"] = (V.outcome_sentence(verdict_table, first_claim, better="above the n-gram",
+                                                worse="below it", equivalent="equivalent within the margin")
+                             if first_claim else "not tested in this build")
+    next_cols = [c for c in table if c.startswith("next-") and c.endswith("accuracy")] if len(table) else []
+    for key, c in (("first", next_cols[0] if next_cols else None), ("last", next_cols[-1] if next_cols else None)):
+        k = c.split("-")[1] if c else "n/a"
+        s = {m: v for m, v in col(c).items() if np.isfinite(v)} if c else {}
+        ref = [v for v in col(f"n-gram, next {k}-mer").values() if np.isfinite(v)]
+        out[f"next_k_{key}"] = "n/a" if c is None else "nucleotide" if k == "1" else f"{k} nucleotides"
+        bm = max(s, key=s.get) if s else None
+        out[f"next_best_{key}"] = f"**{bm}** ({fmt_pct(s[bm])})" if bm else "n/a"
+        out[f"next_ngram_{key}"] = fmt_pct(ref[0]) if ref else "n/a"
+    out["beats_ngram"] = ", ".join(ans["context_better"]) if ans["context_better"] else (
+        "none" if ans["context_tested"] else "not tested in this build")
+    out["token_share"] = value_range(col("token share of last-layer variance").values())
+    bio = task_outcome_text(verdict_table)
+    out["bio_text"] = bio
+    if bio_summary is not None and len(bio_summary) and {"task", "mcc_mean", "init"} <= set(bio_summary.columns):
+        pre = bio_summary[bio_summary.init == "pretrained"]
+        parts = []
+        for task, part in pre.groupby("task", sort=False):
+            b = part.sort_values("mcc_mean", ascending=False).iloc[0]
+            parts.append(f"{task}: best **{b.model}** MCC {b.mcc_mean:.2f}")
+        base = bio_summary[bio_summary.init == "baseline"] if "baseline" in set(bio_summary.init) else None
+        if base is not None and len(base):
+            parts += [f"{r.task}: {r.model} MCC {r.mcc_mean:.2f}" for r in base.itertuples()]
+        out["bio_numbers"] = "; ".join(parts)
+    else:
+        out["bio_numbers"] = "chapter 6 was not run in this build"
+    out["scale_text"] = _model_scale(roles)
+    return out
+
+
+def task_outcome_text(verdict_table) -> str:
+    """Per biology task, what chapter 6's tests decided: pre-training against the random-initialised twin and
+    each model against the k-mer baseline ("not tested" when chapter 6 wrote no verdicts)."""
+    parts = []
+    for prefix, better, worse in (("mcc pre-trained against random-initialised", "pre-training helps",
+                                   "pre-training hurts"),
+                                  ("mcc against", "above the k-mer baseline", "below the k-mer baseline")):
+        for task, groups in V.task_outcomes(verdict_table, prefix).items():
+            said = "; ".join(f"{label}: {', '.join(groups[o])}" for o, label in
+                             (("better", better), ("worse", worse), ("equivalent", "equivalent within the margin"),
+                              ("inconclusive", "inconclusive")) if groups[o])
+            parts.append(f"*{task}*: {said}")
+    return "; ".join(parts) if parts else "not tested in this build"
