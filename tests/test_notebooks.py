@@ -244,7 +244,7 @@ def test_next_kmer_biology_and_conclusions_chapters(smoke_book):
     runs = pd.concat([pd.read_csv(out / ch / "runs.csv") for ch in ("05_next_kmer", "06_biology_finetuning")])
     fine = runs[runs.init.isin(["pretrained", "random"])]
     assert not fine.cached.astype(bool).any()  # a fresh copy trains every run and stores each in the run cache
-    assert len(list((root / "artifacts" / "smoke-finetune-runs").glob("*.json"))) == len(fine)
+    assert len(list((root / "artifacts" / "smoke-finetune-runs").glob("finetune-run-*.entry"))) == len(fine)
     bio = pd.read_csv(out / "06_biology_finetuning" / "summary.csv")
     pairs = bio[bio.init.isin(["pretrained", "random"])].groupby(["task", "model"]).init.nunique()
     assert len(set(bio.task)) == 2 and (pairs == 2).all() and len(pairs) == 2 * 2  # both inits of both models
