@@ -20,20 +20,20 @@ All completions of all sequences are scored in batches of ``batch_size`` rows.
 
 from __future__ import annotations
 
-import itertools
 from typing import Sequence
 
 import numpy as np
 
+from . import codec
 from .errors import ParameterError, check_int_range
 
-LETTERS = "ACGT"
 MAX_BLOCK = 6
 
 
 def completions(h: int) -> list[str]:
-    """The 4^h blocks of length ``h`` in completion-index order (ACGT, first letter most significant)."""
-    return ["".join(p) for p in itertools.product(LETTERS, repeat=h)]
+    """The 4^h blocks of length ``h`` in completion-index order: completion i is the block whose packed value
+    (codec.pack_kmers: ACGT order, first letter most significant) is i."""
+    return codec.unpack_kmers(np.arange(4**h, dtype=np.uint64), h)
 
 
 def _check(lm, seqs, starts, h):
@@ -123,5 +123,4 @@ def completion_marginals(post: np.ndarray, h: int) -> np.ndarray:
     return out
 
 
-__all__ = ["block_completion_logprobs", "block_letter_logprobs", "completion_marginals", "completions", "LETTERS",
-           "MAX_BLOCK"]
+__all__ = ["block_completion_logprobs", "block_letter_logprobs", "completion_marginals", "completions", "MAX_BLOCK"]

@@ -104,13 +104,15 @@ def kmer_codes(codes: np.ndarray | str | bytes, k: int) -> tuple[np.ndarray, np.
     if n <= 0:
         return np.zeros(0, np.uint64), np.zeros(0, bool)
     bad = c > 3
+    digits = c.astype(np.uint64)
     if bad.any():
-        cs = np.concatenate([[0], np.cumsum(bad, dtype=np.int64)])
+        cs = np.empty(c.size + 1, np.int32 if c.size < 2**31 else np.int64)  # bad letters before each position
+        cs[0] = 0
+        np.cumsum(bad, dtype=cs.dtype, out=cs[1:])
         valid = (cs[k:] - cs[:-k]) == 0
-        digits = np.where(bad, 0, c).astype(np.uint64)
+        digits[bad] = 0
     else:
         valid = np.ones(n, bool)
-        digits = c.astype(np.uint64)
     values = digits[:n].copy()
     two = np.uint64(2)
     for j in range(1, k):

@@ -34,9 +34,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from . import codec
+from .codec import LETTERS
 from .errors import ParameterError
-
-LETTERS = "ACGT"
 
 
 def _amp(lm, amp: bool):
@@ -175,7 +175,7 @@ def _hidden_table(tok, windows, sp: _Spans, logps, ms):
         if pos.size == 0:
             continue
         probs.append(_letter_marginals(np.exp(lp), spans[a : a + m], pos, onehot))
-        for c, v in zip(cols, (w, m, a, pos - spans[a, 0], pos, _acgt_index(windows[w], pos))):
+        for c, v in zip(cols, (w, m, a, pos - spans[a, 0], pos, codec.letter_index(windows[w], pos, where=f"window {w}"))):
             parts[c].append(np.broadcast_to(np.asarray(v, dtype=np.int64), pos.shape))
     df = pd.DataFrame({c: np.concatenate(v) if v else np.zeros(0, dtype=np.int64) for c, v in parts.items()})
     probs = np.concatenate(probs) if probs else np.zeros((0, 4))
@@ -187,20 +187,6 @@ def _hidden_table(tok, windows, sp: _Spans, logps, ms):
     df["bits"] = -np.log2(np.clip(probs[np.arange(len(truth)), truth], 1e-12, 1.0))
     df.attrs.update(ms=list(ms), windows=len(windows))
     return df
-
-
-_ACGT_INDEX = np.full(256, -1, dtype=np.int64)
-for _i, _c in enumerate(LETTERS):
-    _ACGT_INDEX[ord(_c)] = _ACGT_INDEX[ord(_c.lower())] = _i
-
-
-def _acgt_index(seq: str, pos: np.ndarray) -> np.ndarray:
-    """(len(pos),) int64 ACGT index (A=0 .. T=3) of ``seq`` at ``pos``; non-ACGT raises ParameterError."""
-    raw = np.frombuffer(seq.encode("ascii"), dtype=np.uint8)[pos]
-    idx = _ACGT_INDEX[raw]
-    if (idx < 0).any():
-        raise ParameterError(f"nucleotide {chr(raw[idx < 0][0])!r} is not A/C/G/T; these letters must be ACGT.")
-    return idx
 
 
 def summarize_sweep(sweep, *, span: bool = False):
@@ -287,10 +273,10 @@ def _letter_onehot(vocab: tuple[str, ...]) -> np.ndarray:
     width = max(len(t) for t in vocab)
     table = np.zeros((len(vocab), width, 4), dtype=np.float32)
     for i, tok in enumerate(vocab):
-        for o, c in enumerate(tok):
-            j = LETTERS.find(c)
-            if j >= 0:
-                table[i, o, j] = 1.0
+        codes = codec.encode(tok)
+        letter = np.flatnonzero(codes < 4)  # offsets holding A/C/G/T (upper case: token text as in the vocabulary)
+        upper = np.frombuffer(tok.encode("ascii", errors="replace"), dtype=np.uint8)[letter] < ord("a")
+        table[i, letter[upper], codes[letter[upper]]] = 1.0
     return table
 
 
@@ -365,7 +351,7 @@ def nucleotide_block_eval(lm, windows: Sequence[str], blocks: np.ndarray, *, bat
     for w, (lp, (spans, true_seq, s, e)) in enumerate(zip(logps, covers)):
         pos = np.arange(s, e, dtype=np.int64)
         probs.append(_letter_marginals(np.exp(lp), spans, pos, onehot))
-        truth += [LETTERS.index(c) for c in true_seq]
+        truth += codec.letter_index(true_seq, where=f"window {w}").tolist()
         win.append(np.full(e - s, w))
         off.append(pos - s)
     return BlockResult(np.concatenate(probs), np.array(truth), np.concatenate(win), np.concatenate(off),
@@ -386,7 +372,8 @@ def _causal_block_eval(lm, windows: Sequence[str], blocks: np.ndarray, *, batch_
         raise NotApplicable(f"hiding the same nucleotides is not applicable to {lm.name}: a causal model scores a "
                             f"hidden block by its 4^h completions, and h = {h} is more than 6 nucleotides")
     logp = block_letter_logprobs(lm, list(windows), blocks[:, 0], h, batch_size=batch_size)  # (n, h, 4) ACGT
-    truth = np.concatenate([_acgt_index(w, np.arange(s, s + h)) for w, (s, _) in zip(windows, blocks)])
+    truth = np.concatenate([codec.letter_index(w, np.arange(s, s + h), where=f"window {i}")
+                            for i, (w, (s, _)) in enumerate(zip(windows, blocks))])
     n = len(windows)
     return BlockResult(np.exp(logp.reshape(n * h, 4)), truth, np.repeat(np.arange(n), h), np.tile(np.arange(h), n),
                        blocks, np.full(n, h, dtype=np.int64))
@@ -415,10 +402,6 @@ def _letter_marginals(p_tok: np.ndarray, spans: np.ndarray, positions: np.ndarra
 # ------------------------------------------------------------------------------------------------
 # What the overlap gives (overlapping k-mers only)
 # ------------------------------------------------------------------------------------------------
-#: ACGT index (A=0, C=1, G=2, T=3) -> the tokenizer's ATCG code (A=0, T=1, C=2, G=3).
-_ACGT_TO_ATCG = np.array([0, 2, 3, 1], dtype=np.int64)
-
-
 def _require_overlapping(tokenizer, what: str) -> int:
     """k of an overlapping k-mer tokenizer; ParameterError for any other scheme."""
     if getattr(tokenizer, "scheme", None) != "overlapping":
@@ -435,7 +418,7 @@ def _span_letters(tokenizer, windows: Sequence[str], starts, m: int):
     """Masked-span letters and which of them the unmasked neighbours reveal, for overlapping k-mers.
 
     Tokens starts[i] .. starts[i]+m-1 of window i are masked; they cover nucleotides [a, a+m+k-1).
-    Returns codes (n, m+k-1) int64 in the tokenizer's ATCG code (A=0, T=1, C=2, G=3), revealed (n, m+k-1)
+    Returns codes (n, m+k-1) int64 letter codes (codec order: A=0, C=1, G=2, T=3), revealed (n, m+k-1)
     bool (left neighbour a-1 shows offsets < k-1, right neighbour a+m shows offsets >= m; a missing
     neighbour at a window edge shows nothing), and k.
     """
@@ -482,13 +465,11 @@ def overlap_oracle(tokenizer, windows: Sequence[str], starts, m: int, *, guess_p
     guess = np.asarray(guess_probs, dtype=np.float64)
     if guess.shape not in ((4,), (len(windows), 4)):
         raise ParameterError(f"guess_probs has shape {guess.shape}; pass (4,) or (n_windows, 4) in ACGT order.")
-    fill = _ACGT_TO_ATCG[np.broadcast_to(guess, (len(windows), 4)).argmax(1)]
+    fill = np.broadcast_to(guess, (len(windows), 4)).argmax(1)
     letters = np.where(revealed, codes, fill[:, None])
     m = letters.shape[1] - k + 1
-    kmer = np.zeros((letters.shape[0], m), dtype=np.int64)
-    for o in range(k):  # k vectorised passes over all windows and masked tokens
-        kmer = kmer * 4 + letters[:, o : o + m]
-    return tokenizer._code_to_id[kmer]
+    kmers = np.lib.stride_tricks.sliding_window_view(letters, k, axis=1)  # (n, m, k): token j's letters
+    return tokenizer.kmer_ids(codec.pack_codes(kmers.reshape(-1, k)).reshape(letters.shape[0], m))
 
 
 def flank_agreement(tokenizer, windows: Sequence[str], starts, m: int, pred_ids) -> np.ndarray:
@@ -502,9 +483,9 @@ def flank_agreement(tokenizer, windows: Sequence[str], starts, m: int, pred_ids)
     pred = np.asarray(pred_ids, dtype=np.int64).reshape(len(windows), -1)
     if pred.shape[1] != m:
         raise ParameterError(f"pred_ids has {pred.shape[1]} columns per window; expected m={m}.")
-    code = tokenizer._id_to_code[tokenizer._check_ids(pred).reshape(pred.shape)]  # -1 for specials
-    digit = 4 ** np.arange(k - 1, -1, -1)
-    pred_letters = np.where(code[..., None] >= 0, (code[..., None] // digit) % 4, -1)  # (n, m, k)
+    code = tokenizer.kmer_values(pred)  # -1 for specials
+    letters = codec.unpack_codes(np.maximum(code, 0).reshape(-1), k).reshape(code.shape + (k,)).astype(np.int64)
+    pred_letters = np.where(code[..., None] >= 0, letters, -1)  # (n, m, k)
     idx = np.arange(m)[:, None] + np.arange(k)[None, :]  # span offset of letter o of token j
     rev = revealed[:, idx]
     match = ((pred_letters == codes[:, idx]) & rev).sum(-1)

@@ -29,10 +29,12 @@ length) groups or positions inside a k-mer, each iteration vectorised over windo
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
+from . import codec
+from .containment import contained
 from .errors import ParameterError, SequenceAlphabetError, check_int_range
 
 __all__ = [
@@ -61,20 +63,6 @@ MAX_BLOCK = 6
 #: Longest continuation of :func:`left_context_probs` (4**8 = 65,536 classes).
 MAX_NEXT = 8
 
-_BAD = np.uint8(255)  # code of any non-ACGT byte in the corpus
-_N_CODE = np.uint8(4)  # code of N/n in query strings
-_OTHER = np.uint8(5)  # code of any other non-ACGT byte in query strings
-# Byte -> code: A,C,G,T (any case) -> 0..3; everything else -> 255.
-_CORPUS_LUT = np.full(256, _BAD, dtype=np.uint8)
-# Byte -> code for queries: A,C,G,T -> 0..3, N -> 4, anything else -> 5.
-_QUERY_LUT = np.full(256, _OTHER, dtype=np.uint8)
-for _i, _ch in enumerate(ALPHABET):
-    for _b in (ord(_ch), ord(_ch.lower())):
-        _CORPUS_LUT[_b] = _QUERY_LUT[_b] = _i
-_QUERY_LUT[ord("N")] = _QUERY_LUT[ord("n")] = _N_CODE
-_LETTERS = np.frombuffer(ALPHABET.encode("ascii"), dtype=np.uint8)
-_TWO = np.uint64(2)
-_THREE = np.uint64(3)
 _CHUNK_CANDIDATES = 2**20  # candidate scores per vectorised step (8 MiB of uint64 codes)
 
 
@@ -97,19 +85,6 @@ def _text(seq, what: str) -> str:
     )
 
 
-def _bytes_of(text: str) -> np.ndarray:
-    """(L,) uint8 ASCII bytes of ``text``; each non-ASCII character becomes one '?' (positions kept)."""
-    return np.frombuffer(text.encode("ascii", errors="replace"), dtype=np.uint8)
-
-
-def _pack(digits: np.ndarray) -> np.ndarray:
-    """(n, k) letter codes 0..3 -> (n,) uint64 codes, first column most significant."""
-    v = np.zeros(digits.shape[0], dtype=np.uint64)
-    for j in range(digits.shape[1]):
-        v = (v << _TWO) | digits[:, j].astype(np.uint64)
-    return v
-
-
 def encode_kmers(kmers: str | Sequence[str]) -> np.ndarray:
     """2-bit codes of k-mers that all have the same length k (1..31), A/C/G/T in any case.
 
@@ -130,25 +105,21 @@ def encode_kmers(kmers: str | Sequence[str]) -> np.ndarray:
             "separately, or use KmerCounts.count_strings, which accepts mixed lengths."
         )
     check_int_range("k (k-mer length)", k, 1, MAX_KMER, hint="k-mers are packed 2 bits per letter in a uint64.")
-    digits = _CORPUS_LUT[_bytes_of("".join(texts))].reshape(len(texts), k)
-    bad = np.flatnonzero((digits == _BAD).any(axis=1))
+    digits = codec.encode("".join(texts)).reshape(len(texts), k)
+    bad = np.flatnonzero((digits > 3).any(axis=1))
     if bad.size:
         i = int(bad[0])
         raise SequenceAlphabetError(
             f"encode_kmers: k-mer {i} ({texts[i]!r}) holds a character other than A, C, G, T "
             f"({bad.size} of {len(texts)} k-mers do). Only ACGT k-mers have counts; drop or split the others."
         )
-    return _pack(digits)
+    return codec.pack_codes(digits)
 
 
 def decode_kmers(codes: np.ndarray, k: int) -> list[str]:
     """Inverse of :func:`encode_kmers`: (n,) codes of k-mers of length ``k`` -> list of n str."""
     k = check_int_range("k", k, 1, MAX_KMER)
-    codes = _as_codes(codes, k, "decode_kmers")
-    shifts = (np.uint64(2) * np.arange(k - 1, -1, -1, dtype=np.uint64))
-    digits = ((codes[:, None] >> shifts[None, :]) & _THREE).astype(np.intp)
-    raw = _LETTERS[digits].tobytes().decode("ascii")
-    return [raw[i * k: (i + 1) * k] for i in range(codes.size)]
+    return codec.unpack_kmers(_as_codes(codes, k, "decode_kmers"), k)
 
 
 def all_kmers(k: int) -> list[str]:
@@ -200,18 +171,16 @@ class KmerCounts:
         texts = [_text(s, "each sequence") for s in sequences]
         self.both_strands = bool(both_strands)
         self.n_sequences = len(texts)
-        # One code array: sequences separated by a non-ACGT byte (\x00 -> 255), then the reverse complement.
-        fwd = _CORPUS_LUT[_bytes_of("\x00".join(texts))]
+        # One codec.encode array: sequences separated by a non-ACGT byte (\x00 -> codec.INVALID), then the
+        # reverse complement; every code > 3 (N, IUPAC, separators) breaks the windows that hold it.
+        fwd = codec.encode("\x00".join(texts))
         #: number of A/C/G/T letters in the forward sequences (nt)
-        self.n_acgt = int(np.count_nonzero(fwd != _BAD))
+        self.n_acgt = int(np.count_nonzero(fwd < 4))
         if self.both_strands:
-            rc = np.where(fwd == _BAD, _BAD, np.uint8(3) - fwd)[::-1]
-            codes = np.concatenate([fwd, np.array([_BAD], dtype=np.uint8), rc])
+            codes = np.concatenate([fwd, np.array([codec.INVALID], dtype=np.uint8), codec.reverse_complement_codes(fwd)])
         else:
             codes = fwd
         self._codes = np.ascontiguousarray(codes)
-        cum_dtype = np.int32 if self._codes.size < 2**31 else np.int64
-        self._bad_cum = np.concatenate([np.zeros(1, cum_dtype), np.cumsum(self._codes == _BAD, dtype=cum_dtype)])
         self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._totals: dict[int, int] = {}
 
@@ -238,13 +207,7 @@ class KmerCounts:
         if n <= 0:
             self._totals[k] = 0
             return np.zeros(0, np.uint64), np.zeros(0, np.uint32)
-        valid = (self._bad_cum[k:] - self._bad_cum[:-k]) == 0
-        c64 = np.where(c == _BAD, np.uint8(0), c).astype(np.uint64)
-        v = c64[:n].copy()
-        for j in range(1, k):
-            v <<= _TWO
-            v |= c64[j: j + n]
-        del c64
+        v, valid = codec.kmer_codes(c, k)
         v = v[valid]
         if 4**k <= max(2**22, v.size):  # dense histogram: O(n), no sort
             dense = np.bincount(v.astype(np.intp), minlength=4**k)
@@ -297,8 +260,8 @@ class KmerCounts:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held: corpus codes + cumulative-N index + every cached table."""
-        return int(self._codes.nbytes + self._bad_cum.nbytes
+        """Bytes held: corpus codes + every cached table."""
+        return int(self._codes.nbytes
                    + sum(u.nbytes + c.nbytes for u, c in self._tables.values()))
 
     def clear(self, k: int | None = None) -> None:
@@ -309,55 +272,6 @@ class KmerCounts:
             self._tables.pop(int(k), None)
 
 
-def canonical_kmer_codes(seq: str, k: int) -> np.ndarray:
-    """(m,) sorted unique uint64 codes of the canonical k-mers of ``seq`` (k <= 31): each ACGT-only k-mer and its
-    reverse complement map to the smaller of their 2-bit codes, so both strands count as one."""
-    k = check_int_range("k", k, 1, MAX_KMER)
-    fwd = _CORPUS_LUT[_bytes_of(_text(seq, "seq"))]
-    n = fwd.size - k + 1
-    if n <= 0:
-        return np.zeros(0, np.uint64)
-    bad = np.concatenate([[0], np.cumsum(fwd == _BAD)])
-    valid = (bad[k:] - bad[:-k]) == 0
-    c = np.where(fwd == _BAD, np.uint8(0), fwd).astype(np.uint64)
-    r = (np.uint64(3) - c)[::-1]  # complement, reversed: the reverse-complement strand read 5'->3'
-    f_code, r_code = c[:n].copy(), r[:n].copy()
-    for j in range(1, k):
-        f_code <<= _TWO
-        f_code |= c[j: j + n]
-        r_code <<= _TWO
-        r_code |= r[j: j + n]
-    canon = np.minimum(f_code, r_code[::-1])  # the k-mer at i is the reverse complement of rc-k-mer n-1-i
-    return np.unique(canon[valid])
-
-
-def contained_records(sequences: Mapping[str, str], *, k: int = 31, min_shared: float = 0.5) -> list[str]:
-    """Names of records that largely repeat other records, in the order they were dropped.
-
-    Going from the shortest record to the longest, a record is dropped when at least ``min_shared`` of its
-    distinct canonical k-mers (both strands) occur in another record that is still kept. Splitting a corpus
-    into training, validation and test blocks after dropping them keeps the same stretch of DNA (e.g. one
-    GenBank entry that lies inside another) from landing on both sides of a split.
-    """
-    if not 0 < float(min_shared) <= 1:
-        raise ParameterError(f"min_shared={min_shared} must lie in (0, 1].")
-    codes = {name: canonical_kmer_codes(seq, k) for name, seq in sequences.items()}
-    if not codes:
-        return []
-    # How many kept records hold each distinct k-mer; dropping a record decrements its k-mers.
-    universe, holders = np.unique(np.concatenate(list(codes.values())), return_counts=True)
-    where = {name: np.searchsorted(universe, c) for name, c in codes.items()}
-    dropped = []
-    for name in sorted(codes, key=lambda n: (codes[n].size, n)):
-        idx = where[name]
-        if idx.size == 0 or len(codes) - len(dropped) < 2:
-            continue
-        if (holders[idx] >= 2).mean() >= min_shared:
-            dropped.append(name)
-            holders[idx] -= 1
-    return dropped
-
-
 def nucleotide_frequencies(sequences: str | Iterable[str], *, both_strands: bool = False) -> np.ndarray:
     """(4,) float64 frequencies of A, C, G, T (in that order) among the ACGT letters of ``sequences``.
 
@@ -366,10 +280,9 @@ def nucleotide_frequencies(sequences: str | Iterable[str], *, both_strands: bool
     """
     if isinstance(sequences, (str, bytes)):
         sequences = [sequences]
-    tally = np.zeros(256, dtype=np.int64)
+    per = np.zeros(4, dtype=np.float64)
     for s in sequences:
-        tally += np.bincount(_bytes_of(_text(s, "each sequence")), minlength=256)
-    per = np.array([tally[ord(ch)] + tally[ord(ch.lower())] for ch in ALPHABET], dtype=np.float64)
+        per += np.bincount(codec.encode(_text(s, "each sequence")), minlength=256)[:4]
     if both_strands:
         per = per + per[::-1]
     tot = per.sum()
@@ -394,10 +307,11 @@ def _check_smoothing(alpha, min_count, order) -> tuple[float, int, int]:
 
 
 def _encode_queries(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Flat (sum L,) uint8 query codes (0..3 ACGT, 4 N, 5 other), (n,) offsets and (n,) lengths."""
+    """Flat (sum L,) uint8 query codes (codec.encode: 0..3 ACGT, N_CODE for N, larger for any other character),
+    (n,) offsets and (n,) lengths."""
     lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if texts else np.zeros(0, np.int64)
-    flat = _QUERY_LUT[_bytes_of("".join(texts))]
+    flat = codec.encode("".join(texts))
     return flat, offsets, lengths
 
 
@@ -413,10 +327,7 @@ def _raise_other(texts, flat, offsets, pos: int, what: str, extra: str) -> None:
 
 def _flank_code(flat: np.ndarray, pos: np.ndarray, length: int) -> np.ndarray:
     """(m,) uint64 codes of the ``length``-nt runs of ``flat`` starting at ``pos`` (m,)."""
-    v = np.zeros(pos.size, dtype=np.uint64)
-    for j in range(length):
-        v = (v << _TWO) | flat[pos + j].astype(np.uint64)
-    return v
+    return codec.pack_codes(flat[pos[:, None] + np.arange(length)[None, :]])
 
 
 def _smoothed(raw: np.ndarray, alpha: float) -> np.ndarray:
@@ -524,7 +435,7 @@ def two_sided_block_probs(counts: KmerCounts, windows: Sequence[str], blocks: np
     S = offsets + start  # absolute block start / end in flat
     E = offsets + end
     # Characters other than ACGTN outside the blocks.
-    other = np.flatnonzero(flat == _OTHER)
+    other = np.flatnonzero(flat > codec.N_CODE)
     if other.size:
         w_of = np.searchsorted(offsets, other, side="right") - 1
         outside = (other < S[w_of]) | (other >= E[w_of])
@@ -533,7 +444,7 @@ def two_sided_block_probs(counts: KmerCounts, windows: Sequence[str], blocks: np
     # N shortens the flanks.
     left_av = start.copy()
     right_av = lengths - end
-    npos = np.flatnonzero(flat == _N_CODE)
+    npos = np.flatnonzero(flat == codec.N_CODE)
     if npos.size:
         left_av = _left_room_before_n(npos, S, offsets, left_av)
         ri = np.searchsorted(npos, E, side="left")
@@ -618,12 +529,12 @@ def left_context_probs(counts: KmerCounts, contexts: Sequence[str], k: int, *, o
     out = np.empty((n, 4**k), dtype=np.float64)
     if n == 0:
         return (out, np.zeros(0, np.int64)) if return_order else out
-    other = np.flatnonzero(flat == _OTHER)
+    other = np.flatnonzero(flat > codec.N_CODE)
     if other.size:
         _raise_other(texts, flat, offsets, int(other[0]), "contexts", "")
     S = offsets + lengths  # the continuation starts right after each context
     avail = lengths.copy()
-    npos = np.flatnonzero(flat == _N_CODE)
+    npos = np.flatnonzero(flat == codec.N_CODE)
     if npos.size:
         avail = _left_room_before_n(npos, S, offsets, avail)
     o0 = np.minimum(avail, order)
@@ -701,13 +612,13 @@ def fit_order(counts: KmerCounts, windows: Sequence[str], blocks: np.ndarray, or
 
 def held_out_order(sequences: Sequence[str], block_lengths: Iterable[int], *, orders: Iterable[int], window_nt: int,
                    n_windows: int = 1000, holdout_every: int = 5, seed: int = 0, alpha: float = 0.5,
-                   min_count: int = 1, margin: int | None = None, max_shared: float = 0.5) -> dict:
+                   min_count: int = 1, margin: int | None = None) -> dict:
     """Pick the flank order of :func:`two_sided_block_probs` without in-sample bias.
 
     Counting k-mers on the very sequences the order is scored on rewards long flanks that only memorise. So
     every ``holdout_every``-th sequence (0-based index % holdout_every == holdout_every - 1; whole records,
-    i.e. separate genomic loci) is held out -- except a record that mostly repeats the counted ones
-    (``max_shared`` or more of its canonical 31-mers occur in them, see :func:`contained_records`), which is left
+    i.e. separate genomic loci) is held out -- except a record contained in the counted ones (the package's one
+    containment screen, ``containment.contained``: half or more of its 32-mers occur in them), which is left
     out altogether --, k-mers are counted on the others, and each order is scored by
     log-loss on ``n_windows`` windows of ``window_nt`` nt drawn from the held-out sequences, with one hidden
     block of h nt per window at least ``margin`` nt (default: the largest order) from both ends. Returns
@@ -720,9 +631,7 @@ def held_out_order(sequences: Sequence[str], block_lengths: Iterable[int], *, or
     held = [s for i, s in enumerate(seqs) if i % holdout_every == holdout_every - 1]
     fit = [s for i, s in enumerate(seqs) if i % holdout_every != holdout_every - 1]
     if fit and held:
-        counted = np.unique(np.concatenate([canonical_kmer_codes(s, 31) for s in fit]))
-        own = [canonical_kmer_codes(s, 31) for s in held]
-        held = [s for s, c in zip(held, own) if c.size == 0 or np.isin(c, counted).mean() < max_shared]
+        held = [s for s, inside in zip(held, contained(held, fit)) if not inside]
     if not held or not fit:
         raise ParameterError(f"held_out_order needs at least {holdout_every} sequences to hold one out (that does not "
                              f"repeat the others); got {len(seqs)}.")

@@ -4,7 +4,8 @@ Four schemes, one interface (:class:`DNATokenizer`):
 
 * ``overlapping``    -- DNABERT's overlapping k-mers (stride 1), k = 1..8. Vocabulary exactly as in
   DNABERT's ``vocab.txt``: ids 0-4 are ``[PAD] [UNK] [CLS] [SEP] [MASK]``, then every k-mer in
-  ``itertools.product("ATCG")`` order (A, T, C, G; *not* alphabetical). Token i covers nucleotides
+  ``itertools.product("ATCG")`` order (A, T, C, G; *not* alphabetical; the only place the package meets that
+  order, through ``codec.to_dnabert_index`` / ``codec.from_dnabert_index``). Token i covers nucleotides
   ``[i, i + k)``, so a sequence of L nt gives L - k + 1 tokens.
 * ``nonoverlapping`` -- Nucleotide-Transformer-style k-mers read left to right. Rule for leftovers: inside
   every N-free stretch, k-mers are taken from its start; the < k nucleotides left at the end of the
@@ -21,7 +22,6 @@ no Python loop per k-mer. Every tokenizer saves to, and loads from, a Hugging Fa
 
 from __future__ import annotations
 
-import itertools
 import json
 from dataclasses import dataclass
 from functools import cached_property
@@ -30,6 +30,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from . import codec
 from .errors import (
     ParameterError,
     SequenceAlphabetError,
@@ -39,22 +40,16 @@ from .errors import (
 
 #: DNABERT's special tokens; their ids are 0..4 in this order.
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-#: Order in which DNABERT enumerates nucleotides when building its k-mer vocabulary.
-NUCLEOTIDE_ORDER = "ATCG"
-#: Single-nucleotide tokens used by the nucleotide scheme and for leftovers of non-overlapping k-mers.
-SINGLE_NUCLEOTIDES = ("A", "T", "C", "G", "N")
+#: Single-nucleotide tokens used by the nucleotide scheme and for leftovers of non-overlapping k-mers, in the
+#: vocabulary order of DNABERT and the Nucleotide Transformer (codec.DNABERT_ORDER, then N).
+SINGLE_NUCLEOTIDES = (*codec.DNABERT_ORDER, "N")
 SCHEMES = ("overlapping", "nonoverlapping", "nucleotide", "bpe")
 MAX_K = 8
 METADATA_FILE = "dnalm_tokenizer.json"
 
-_IUPAC = set("RYSWKMBDHVU")
-# Byte -> code: A,T,C,G -> 0..3 (DNABERT order), N -> 4, other IUPAC -> 5, anything else -> 6.
-_CODE = np.full(256, 6, dtype=np.int8)
-for _i, _c in enumerate(NUCLEOTIDE_ORDER):
-    _CODE[ord(_c)] = _CODE[ord(_c.lower())] = _i
-_CODE[ord("N")] = _CODE[ord("n")] = 4
-for _c in _IUPAC:
-    _CODE[ord(_c)] = _CODE[ord(_c.lower())] = 5
+#: Letters in the order of the package's nucleotide codes (codec.encode: A, C, G, T = 0..3, N = codec.N_CODE):
+#: row i of a code -> id lookup is the token of letter i.
+_CODE_LETTERS = (*codec.LETTERS, "N")
 
 _ROLE_NAMES = {  # role -> spellings seen in DNABERT (BERT) and Nucleotide Transformer (ESM) vocabularies
     "pad": ("[PAD]", "<pad>"),
@@ -66,15 +61,17 @@ _ROLE_NAMES = {  # role -> spellings seen in DNABERT (BERT) and Nucleotide Trans
 
 
 def kmer_vocabulary(k: int) -> list[str]:
-    """All 4**k k-mers in DNABERT's order (``itertools.product("ATCG", repeat=k)``)."""
+    """All 4**k k-mers in DNABERT's vocabulary order (``itertools.product(codec.DNABERT_ORDER, repeat=k)``):
+    entry i is the k-mer whose codec.to_dnabert_index is i."""
     k = check_int_range("k", k, 1, MAX_K)
-    return ["".join(p) for p in itertools.product(NUCLEOTIDE_ORDER, repeat=k)]
+    return codec.unpack_kmers(codec.from_dnabert_index(np.arange(4**k, dtype=np.uint64), k), k)
 
 
 def nucleotide_codes(seq: str | bytes | np.ndarray, *, where: str = "sequence") -> np.ndarray:
-    """(L,) int8 codes: A,T,C,G -> 0..3, N -> 4, other IUPAC -> 5; raise on non-IUPAC characters."""
+    """(L,) uint8 codes of :func:`codec.encode` (A, C, G, T -> 0..3, N -> 4, other IUPAC -> 5, any case); raise
+    SequenceAlphabetError on any other character."""
     if isinstance(seq, np.ndarray):
-        raw = seq.astype(np.uint8, copy=False)
+        seq = seq.astype(np.uint8, copy=False).tobytes()
     else:
         if isinstance(seq, str):
             try:
@@ -84,13 +81,12 @@ def nucleotide_codes(seq: str | bytes | np.ndarray, *, where: str = "sequence") 
                     f"{where}: non-ASCII character {seq[exc.start]!r} at position {exc.start}; "
                     "DNA must be written with the letters A, C, G, T (N for unknown)."
                 ) from None
-        raw = np.frombuffer(seq, dtype=np.uint8)
-    codes = _CODE[raw]
-    bad = np.flatnonzero(codes == 6)
+    codes = codec.encode(seq)
+    bad = np.flatnonzero(codes == codec.INVALID)
     if bad.size:
         pos = int(bad[0])
         raise SequenceAlphabetError(
-            f"{where}: character {chr(raw[pos])!r} at position {pos} is not a nucleotide "
+            f"{where}: character {chr(bytes(seq)[pos])!r} at position {pos} is not a nucleotide "
             f"({bad.size} such characters in all). Use only A, C, G, T (N for unknown); "
             "strip numbers, spaces and FASTA headers first (genome.read_fasta does this)."
         )
@@ -401,12 +397,14 @@ def _code_lookup(vocab_map: dict[str, int], kmers: Sequence[str], what: str) -> 
     return np.array([vocab_map[t] for t in kmers], dtype=np.int64)
 
 
-def _window_codes(codes: np.ndarray, k: int) -> np.ndarray:
-    """(L - k + 1,) int64 base-4 value of every k-long window of ``codes`` (ATCG digits, first = most significant)."""
-    out = np.zeros(codes.shape[0] - k + 1, dtype=np.int64)
-    for j in range(k):  # k <= 8 vectorised passes, not a loop over k-mers
-        out = out * 4 + codes[j : codes.shape[0] - k + 1 + j]
-    return out
+def _kmer_lookup(vocab_map: dict[str, int], k: int) -> np.ndarray:
+    """(4**k,) int64 token id of every k-mer, indexed by its packed value (codec.kmer_codes, ACGT order)."""
+    return _code_lookup(vocab_map, codec.unpack_kmers(np.arange(4**k, dtype=np.uint64), k), f"{k}-mers")
+
+
+def _window_values(codes: np.ndarray, k: int) -> np.ndarray:
+    """(L - k + 1,) intp packed value (codec.kmer_codes) of every k-long window of ``codes``."""
+    return codec.kmer_codes(codes, k)[0].view(np.int64)
 
 
 class OverlappingKmerTokenizer(DNATokenizer):
@@ -425,7 +423,7 @@ class OverlappingKmerTokenizer(DNATokenizer):
         if on_invalid not in ("error", "unk"):
             raise ParameterError(f"on_invalid={on_invalid!r}: use 'error' or 'unk'.")
         self.on_invalid = on_invalid
-        self._code_to_id = _code_lookup(self.token_to_id, kmer_vocabulary(k), f"{k}-mers")
+        self._code_to_id = _kmer_lookup(self.token_to_id, k)
         self._check_no_extra_tokens()
 
     def _check_no_extra_tokens(self) -> None:
@@ -453,12 +451,11 @@ class OverlappingKmerTokenizer(DNATokenizer):
                 "Split it into ACGT-only segments (genome.acgt_segments / Genome.segments) or build the "
                 "tokenizer with on_invalid='unk'.",
             )
-            ids = self._code_to_id[_window_codes(codes, k)]
+            ids = self._code_to_id[_window_values(codes, k)]
         else:
-            bad = (codes > 3).astype(np.int64)
-            bad_windows = np.convolve(bad, np.ones(k, dtype=np.int64), mode="valid") > 0
-            ids = self._code_to_id[_window_codes(np.where(codes > 3, 0, codes), k)]
-            ids[bad_windows] = self.unk_id
+            values, valid = codec.kmer_codes(codes, k)
+            ids = self._code_to_id[values.view(np.int64)]
+            ids[~valid] = self.unk_id
         starts = np.arange(ids.shape[0], dtype=np.int64)
         return Encoding(ids=ids, spans=np.stack([starts, starts + k], axis=1))
 
@@ -486,9 +483,23 @@ class OverlappingKmerTokenizer(DNATokenizer):
 
     def consistent(self, ids) -> np.ndarray:
         """(n - 1,) bool: k-mer i+1 starts with the last k - 1 letters of k-mer i."""
-        ids = np.asarray(ids, dtype=np.int64)
-        code = self._id_to_code[ids]
+        code = self.kmer_values(ids)
         return (code[:-1] % 4 ** (self.k - 1)) == (code[1:] // 4)
+
+    def kmer_ids(self, values) -> np.ndarray:
+        """Token ids (int64, same shape) of k-mers given as packed values (codec.kmer_codes / codec.pack_codes:
+        ACGT order, first letter most significant, 0 .. 4**k - 1)."""
+        v = np.asarray(values).astype(np.int64)
+        if v.size and (v.min() < 0 or v.max() >= 4**self.k):
+            raise ParameterError(f"k-mer values must lie in 0..{4**self.k - 1} (packed {self.k}-mers); got "
+                                 f"{int(v.min())}..{int(v.max())}.")
+        return self._code_to_id[v]
+
+    def kmer_values(self, ids) -> np.ndarray:
+        """Packed value (int64, codec order; -1 for a special token) of each token id, same shape as ``ids``;
+        the inverse of :meth:`kmer_ids`."""
+        ids = np.asarray(ids, dtype=np.int64)
+        return self._id_to_code[self._check_ids(ids).reshape(ids.shape)]
 
     @cached_property
     def _id_to_code(self) -> np.ndarray:
@@ -525,8 +536,8 @@ class NonOverlappingKmerTokenizer(DNATokenizer):
     def __init__(self, k: int, vocab: Sequence[str] | dict[str, int] | None = None):
         k = check_int_range("k", k, 2, MAX_K, hint="Use the nucleotide scheme for k = 1.")
         super().__init__(vocab if vocab is not None else _default_vocab(kmer_vocabulary(k) + list(SINGLE_NUCLEOTIDES)), k=k)
-        self._code_to_id = _code_lookup(self.token_to_id, kmer_vocabulary(k), f"{k}-mers")
-        self._single_to_id = _code_lookup(self.token_to_id, SINGLE_NUCLEOTIDES, "single-nucleotide tokens")
+        self._code_to_id = _kmer_lookup(self.token_to_id, k)
+        self._single_to_id = _code_lookup(self.token_to_id, _CODE_LETTERS, "single-nucleotide tokens")
 
     @property
     def description(self) -> str:
@@ -550,7 +561,7 @@ class NonOverlappingKmerTokenizer(DNATokenizer):
         is_kmer = kmer_start[starts]
         ids = np.empty(starts.shape[0], dtype=np.int64)
         if is_kmer.any():
-            window = _window_codes(codes, k) if n >= k else np.zeros(0, dtype=np.int64)
+            window = _window_values(codes, k) if n >= k else np.zeros(0, dtype=np.int64)
             ids[is_kmer] = self._code_to_id[window[starts[is_kmer]]]
         ids[~is_kmer] = self._single_to_id[codes[starts[~is_kmer]]]
         ends = starts + np.where(is_kmer, k, 1)
@@ -570,7 +581,7 @@ class NucleotideTokenizer(DNATokenizer):
 
     def __init__(self, vocab: Sequence[str] | dict[str, int] | None = None):
         super().__init__(vocab if vocab is not None else _default_vocab(SINGLE_NUCLEOTIDES), k=1)
-        self._single_to_id = _code_lookup(self.token_to_id, SINGLE_NUCLEOTIDES, "single-nucleotide tokens")
+        self._single_to_id = _code_lookup(self.token_to_id, _CODE_LETTERS, "single-nucleotide tokens")
 
     @property
     def description(self) -> str:

@@ -6,7 +6,10 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from dnalm_utils import codec
 from dnalm_utils import containment as C
 from dnalm_utils.errors import ParameterError
 
@@ -82,3 +85,26 @@ def test_best_matches_and_redundancy():
         return {min(s[i:i + 8], rc(s[i:i + 8])) for i in range(len(s) - 7)}
 
     assert red["x"]["shared_with_others"] == pytest.approx(len(canon(b) & canon(b[5:35])) / len(canon(b)), abs=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(alphabet="ACGTN", min_size=0, max_size=80), st.integers(1, 32))
+def test_kmer_index_is_the_canonical_kmer_set_whichever_strand(seq, k):
+    expect = set()
+    for i in range(len(seq) - k + 1):
+        kmer = seq[i:i + k]
+        if "N" not in kmer:
+            expect.add(min(kmer, rc(kmer)))  # A<C<G<T: the string order is the 2-bit code order
+    index = C.kmer_index([seq], k)
+    assert codec.unpack_kmers(index, k) == sorted(expect)
+    assert np.array_equal(index, C.kmer_index([rc(seq)], k))  # both strands give the same set
+
+
+def test_contained_records_drops_near_twins_but_not_their_source():
+    rng = np.random.default_rng(0)
+    big = "".join(rng.choice(list("ACGT"), 5000))
+    other = "".join(rng.choice(list("ACGT"), 3000))
+    seqs = {"big": big, "inside": rc(big[1000:1800]), "other": other, "twin_a": other[:400] + "ACGT",
+            "twin_b": other[:400] + "TTTT"}
+    dropped = C.contained_records(seqs)
+    assert set(dropped) == {"inside", "twin_a", "twin_b"}

@@ -453,37 +453,9 @@ def test_held_out_order_counts_only_the_other_records_and_resists_memorising(mon
         ngram.held_out_order(seqs[:3], [1], orders=range(0, 3), window_nt=40)
 
 
-# ---- redundant records ------------------------------------------------------------------------------
+# ---- records contained in the counted ones ---------------------------------------------------------
 def _rc(s: str) -> str:
     return s[::-1].translate(str.maketrans("ACGT", "TGCA"))
-
-
-@settings(max_examples=40, deadline=None)
-@given(st.text(alphabet="ACGTN", min_size=0, max_size=80), st.integers(1, 31))
-def test_canonical_kmer_codes_match_brute_force_and_ignore_strand(seq, k):
-    expect = set()
-    for i in range(len(seq) - k + 1):
-        kmer = seq[i:i + k]
-        if "N" not in kmer:
-            expect.add(min(kmer, _rc(kmer)))  # A<C<G<T: the string order is the 2-bit code order
-    codes = ngram.canonical_kmer_codes(seq, k)
-    assert sorted(ngram.decode_kmers(codes, k)) == sorted(expect)
-    assert np.array_equal(codes, ngram.canonical_kmer_codes(_rc(seq), k))  # both strands give the same set
-
-
-def test_contained_records_drop_the_copy_and_keep_the_container():
-    rng = np.random.default_rng(0)
-    big = "".join(rng.choice(list("ACGT"), 5000))
-    other = "".join(rng.choice(list("ACGT"), 3000))
-    seqs = {"big": big, "inside": _rc(big[1000:1800]), "other": other, "twin_a": other[:400] + "ACGT",
-            "twin_b": other[:400] + "TTTT"}
-    dropped = ngram.contained_records(seqs)
-    assert set(dropped) == {"inside", "twin_a", "twin_b"} and "big" not in dropped and "other" not in dropped
-    same = ngram.contained_records({"a": big, "b": big})
-    assert len(same) == 1  # of two identical records one stays
-    assert ngram.contained_records({"a": big, "b": other}) == []
-    with pytest.raises(ParameterError, match="min_shared"):
-        ngram.contained_records(seqs, min_shared=0)
 
 
 def test_held_out_order_leaves_out_a_record_that_repeats_the_counted_ones(monkeypatch):

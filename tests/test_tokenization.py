@@ -319,3 +319,29 @@ def test_leak_bound_matches_brute_force(k):
             right += [("".join(letters[j : j + k]) == seq[j : j + k]) for j in range(a, a + m)]
         np.testing.assert_allclose(right / len(fills), T.overlap_only_position_accuracy(m, k))
         assert T.overlap_only_token_accuracy(m, k) == pytest.approx((right / len(fills)).mean())
+
+
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_kmer_ids_follow_the_codec_packing_and_the_dnabert_vocabulary(k):
+    from dnalm_utils import codec
+
+    tok = T.OverlappingKmerTokenizer(k)
+    values = np.arange(4 ** k, dtype=np.uint64)
+    ids = tok.kmer_ids(values)
+    # the token of packed value v is the k-mer codec.unpack_kmers spells, wherever DNABERT's ATCG order puts it
+    assert [tok.vocab[i] for i in ids] == codec.unpack_kmers(values, k)
+    assert (ids - len(T.SPECIAL_TOKENS)).tolist() == codec.to_dnabert_index(values, k).astype(np.int64).tolist()
+    assert tok.kmer_values(ids).tolist() == values.astype(np.int64).tolist()
+    assert tok.kmer_values([tok.mask_id]).tolist() == [-1]
+    seq = "GATTACAGATTACA"[: max(k, 8)]
+    assert tok.encode(seq).ids.tolist() == tok.kmer_ids(codec.kmer_codes(seq, k)[0]).tolist()
+    with pytest.raises(ParameterError, match="k-mer values"):
+        tok.kmer_ids([4 ** k])
+
+
+def test_nucleotide_codes_are_the_codec_codes_and_name_a_bad_character():
+    from dnalm_utils import codec
+
+    assert T.nucleotide_codes("ACGTNnRacgt").tolist() == codec.encode("ACGTNnRacgt").tolist()
+    with pytest.raises(SequenceAlphabetError, match="'X' at position 2"):
+        T.nucleotide_codes("ACXT")
