@@ -28,6 +28,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import pandas as pd
 
+from . import codec
 from .errors import (
     FastaFormatError,
     ParameterError,
@@ -53,8 +54,6 @@ __all__ = [
 
 #: IUPAC nucleotide codes accepted in FASTA sequence lines (either case). '-' (gap) and '*' are rejected.
 IUPAC_CODES = "ACGTUNRYSWKMBDHV"
-_IUPAC_BYTES = (IUPAC_CODES + IUPAC_CODES.lower()).encode("ascii")
-_ACGT_BYTES = b"ACGTacgt"
 # Complement of every IUPAC code (U pairs with A; the complement is written in DNA, so U -> A -> T).
 _COMPLEMENT_FROM = IUPAC_CODES + IUPAC_CODES.lower()
 _COMPLEMENT_TO = "TGCAANYRSWMKVHDB" + "TGCAANYRSWMKVHDB".lower()
@@ -67,14 +66,13 @@ PROGRESS_MIN_NT = 50_000_000
 _SNIFF_BYTES = 64 * 2**10
 
 
-def _lut(chars: bytes) -> np.ndarray:
-    lut = np.zeros(256, dtype=bool)
-    lut[np.frombuffer(chars, dtype=np.uint8)] = True
-    return lut
-
-
-_IUPAC_LUT = _lut(_IUPAC_BYTES)
-_ACGT_LUT = _lut(_ACGT_BYTES)
+# Validation masks over byte values, derived from the one codec: accepted = any letter codec.encode knows
+# (A, C, G, T, N and the IUPAC ambiguity codes, any case; = IUPAC_CODES), ACGT = codes 0..3.
+_BYTE_CODES = codec.encode(bytes(range(256)))
+_IUPAC_LUT = _BYTE_CODES != codec.INVALID
+_ACGT_LUT = _BYTE_CODES < 4
+_IUPAC_BYTES = bytes(np.flatnonzero(_IUPAC_LUT).tolist())
+_ACGT_BYTES = bytes(np.flatnonzero(_ACGT_LUT).tolist())
 
 
 class FastaNotFoundError(FastaFormatError, FileNotFoundError):

@@ -572,3 +572,12 @@ def test_regions_parse_and_cut_records(tmp_path):
     assert data.evaluation_genome(fa, "chrA:201-204").fetch("chrA:201-204", 0, 4) == "NNNN"
     assert data.evaluation_genome(fa).names == ["chrA"]
     assert data.evaluation_genome().names == list(Genome.open(data.bundled_file("heldout")).names)
+
+
+def test_validation_alphabets_are_the_codecs_letters():
+    from dnalm_utils import codec, genome
+
+    # the letters genome accepts are exactly those the codec gives a code to, any case
+    accepted = {chr(b) for b in range(256) if codec.encode(bytes([b]))[0] != codec.INVALID}
+    assert accepted == set(genome.IUPAC_CODES) | set(genome.IUPAC_CODES.lower())
+    assert genome.acgt_segments("NNacgtRACGTN", 1).tolist() == [[2, 6], [7, 11]]
