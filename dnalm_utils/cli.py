@@ -9,7 +9,7 @@ Examples::
     dnalm-book student                      # student edition: _build/student_html, _build/student_notebooks
     dnalm-book check                        # open every built page in headless Chromium
     dnalm-book params 01                    # the parameters of notebooks/01_*.ipynb
-    dnalm-book data verify                  # delegated to dnalm_utils.data
+    dnalm-book data verify                  # delegated to dnalm_utils.data_rebuild
 
 Bad input (unknown profile, parameter, notebook; a missing kernel) is reported as ``error: ...`` on
 stderr with exit status 2; a notebook that fails while running, or a failed book build, exits with 1.
@@ -67,8 +67,8 @@ def _build_parser() -> argparse.ArgumentParser:
                             description="List the parameters declared in a notebook's parameters cell.")
     params.add_argument("notebook", help="notebook path or number, e.g. 01 or notebooks/01_tokenization.ipynb")
 
-    sub.add_parser("data", help="verify or rebuild the bundled data (dnalm_utils.data)", add_help=False,
-                   description="Delegates to dnalm_utils.data: dnalm-book data verify|rebuild [...]")
+    sub.add_parser("data", help="verify or rebuild the bundled data (dnalm_utils.data_rebuild)", add_help=False,
+                   description="Delegates to dnalm_utils.data_rebuild: dnalm-book data verify|rebuild [...]")
     return parser
 
 
@@ -148,10 +148,10 @@ def _cmd_params(args) -> int:
 
 def _cmd_data(argv: list[str]) -> int:
     try:
-        from . import data
+        from . import data_rebuild
     except ImportError as exc:
-        raise DnalmInputError(f"the data commands are not available: cannot import dnalm_utils.data ({exc}).") from None
-    rc = data.main(list(argv))
+        raise DnalmInputError(f"the data commands are not available: cannot import dnalm_utils.data_rebuild ({exc}).") from None
+    rc = data_rebuild.main(list(argv))
     return int(rc or 0)
 
 
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``dnalm-book``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        # `data` passes its arguments through untouched (including --help) to dnalm_utils.data.main.
+        # `data` passes its arguments through untouched (including --help) to dnalm_utils.data_rebuild.main.
         if argv and argv[0] == "data":
             return _cmd_data(argv[1:])
         try:

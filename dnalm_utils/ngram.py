@@ -55,7 +55,7 @@ __all__ = [
 ]
 
 #: Letter order of every probability column and k-mer code (A=0, C=1, G=2, T=3).
-ALPHABET = "ACGT"
+ALPHABET = codec.LETTERS
 #: Longest k-mer that fits the 2-bit packing in one uint64 (62 bits used).
 MAX_KMER = 31
 #: Longest hidden block of :func:`two_sided_block_probs` (4**6 = 4096 candidates per block).

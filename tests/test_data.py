@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dnalm_utils import containment
 from dnalm_utils import data as D
-from dnalm_utils.errors import FastaFormatError, ParameterError
+from dnalm_utils.data_rebuild import main as data_cli
+from dnalm_utils.errors import ParameterError
 from dnalm_utils.io import sha256_bytes, sha256_file
 
 DATA = D.DATA_DIR
@@ -99,7 +101,7 @@ def test_corrupted_copy_is_detected_and_named(tmp_path, monkeypatch, via_env):
     assert D.FILES["heldout"] in problems[0] and "dnalm-book data rebuild" in problems[0]
     with pytest.raises(D.DataIntegrityError, match="heldout_chr22"):
         D.verify_or_raise(copy)
-    assert D.main(["verify", "--data-dir", str(copy)]) == 1
+    assert data_cli(["verify", "--data-dir", str(copy)]) == 1
 
 
 def test_missing_file_and_manifest_are_named(tmp_path):
@@ -117,7 +119,7 @@ def test_missing_file_and_manifest_are_named(tmp_path):
 
 
 def test_verify_cli_ok(capsys):
-    assert D.main(["verify"]) == 0
+    assert data_cli(["verify"]) == 0
     assert "OK" in capsys.readouterr().out
 
 
@@ -151,21 +153,37 @@ def test_split_pretrain_never_on_chr22(manifest, pretrain):
     assert {"1", "5", "6", "11", "14", "16", "18", "19"} <= stated and "22" not in stated
     for _, desc, _ in pretrain:
         assert "chromosome 22" not in desc.lower()
-    # the data themselves, recomputed here: no pre-training entry is a copy of held-out sequence (shared
-    # canonical 31-mers, both strands), and the manifest's screen reports these same shares
-    from dnalm_utils.ngram import canonical_kmer_codes
-
-    heldout = np.unique(np.concatenate([canonical_kmer_codes(seq, 31) for _, _, seq in _fasta(DATA / D.FILES["heldout"])]))
-    per_record = [canonical_kmer_codes(seq, 31) for _, _, seq in pretrain]
-    worst = max(np.isin(codes, heldout).mean() for codes in per_record if codes.size)
-    shared = np.isin(heldout, np.unique(np.concatenate(per_record))).mean()
-    assert worst < 0.5 and shared < 0.1
+    # the data themselves, recomputed here with the one containment screen: no pre-training entry is contained
+    # in the held-out slice, and the manifest's screen reports these same shares
     held_seqs, pre_seqs = [seq for _, _, seq in _fasta(DATA / D.FILES["heldout"])], [seq for _, _, seq in pretrain]
-    screen = manifest["split"]["leakage_screen"]  # the manifest's screen (32-mers with multiplicity), recomputed
-    assert screen["heldout_kmers_found_in_pretrain"] == pytest.approx(
-        float(D.kmer_overlap(held_seqs, pre_seqs, screen["k"])[0]), abs=1e-6)
-    assert screen["max_pretrain_record_kmers_found_in_heldout"] == pytest.approx(
-        float(np.nanmax(D.kmer_overlap(pre_seqs, held_seqs, screen["k"]))), abs=1e-6)
+    screen = manifest["split"]["leakage_screen"]
+    assert (screen["k"], screen["flag_fraction"]) == (containment.SCREEN_K, containment.CONTAINED_FRACTION)
+    pre_in_held = containment.shared_fraction(pre_seqs, held_seqs)
+    assert not containment.contained(pre_seqs, held_seqs).any()
+    held_in_pre = float(containment.shared_fraction(held_seqs, pre_seqs)[0])
+    assert held_in_pre < 0.1
+    assert screen["heldout_kmers_found_in_pretrain"] == pytest.approx(held_in_pre, abs=1e-6)
+    assert screen["max_pretrain_record_kmers_found_in_heldout"] == pytest.approx(float(np.nanmax(pre_in_held)), abs=1e-6)
+    per = screen["per_pretrain_record_kmers_found_in_heldout"]
+    assert [per[n] for n, _, _ in pretrain] == pytest.approx(pre_in_held.tolist(), abs=1e-6)
+
+
+def test_manifest_redundancy_and_repeated_records_recomputed(manifest, pretrain):
+    red = manifest["split"]["pretrain"]["redundancy"]
+    assert red["k"] == containment.SCREEN_K
+    assert containment.redundancy([n for n, _, _ in pretrain], [s for _, _, s in pretrain]) == red["per_record"]
+    # the records split_corpus_records leaves out are the entries the manifest lists as over half shared
+    dropped = containment.contained_records({n: s for n, _, s in pretrain})
+    assert set(dropped) == set(red["entries_over_half_shared"])
+
+
+def test_tf_peak_screen_recomputed(manifest, pretrain):
+    table = D.load_tf_peaks()
+    frac = containment.shared_fraction(list(table["sequence"]), [s for _, _, s in pretrain])
+    # the table keeps 4 decimals; the flags use the full share
+    assert np.abs(frac - table["pretrain_32mer_fraction"].to_numpy()).max() <= 5e-5
+    flagged = table.loc[frac >= containment.CONTAINED_FRACTION, "name"].tolist()
+    assert flagged == manifest["split"]["tf_peaks"]["flagged"]["in_pretrain_sequence"]
 
 
 def test_split_heldout_is_chr22(manifest):
@@ -242,168 +260,6 @@ def test_features_within_records(pretrain):
     sizes = feat.groupby("feature_id")["part"].transform("size")
     assert (n_parts == sizes).all()
     assert (feat["type"] == "source").sum() == 21
-
-
-# ---------------------------------------------------------------------------------- derivations
-
-EMBL_FIXTURE = """\
-ID   TEST0001; SV 1; linear; genomic DNA; STD; HUM; 60 BP.
-XX
-AC   TEST0001;
-XX
-DE   Test entry one.
-XX
-FH   Key             Location/Qualifiers
-FH
-FT   source          1..60
-FT                   /organism="Homo sapiens"
-FT                   /chromosome="7"
-FT                   /mol_type="genomic DNA"
-FT   gene            5..50
-FT                   /gene="TST1"
-FT   exon            join(5..10,21..30)
-FT                   /gene="TST1"
-FT                   /number=1
-FT   CDS             complement(join(31..35,41..50))
-FT                   /gene="TST1"
-FT                   /product="test protein"
-FT   repeat_region   <52..60
-FT                   /rpt_family="Alu"
-XX
-SQ   Sequence 60 BP; 14 A; 14 C; 14 G; 14 T; 4 other;
-     acgtacgtac gtacgtacgt nnnnacgtac gtacgtacgt acgtacgtac gtacgtacgt        60
-//
-ID   TEST0002; SV 2; linear; mRNA; STD; HUM; 12 BP.
-XX
-AC   TEST0002;
-XX
-DE   Test entry two,
-DE   an mRNA.
-XX
-FH   Key             Location/Qualifiers
-FH
-FT   source          1..12
-FT                   /organism="Homo sapiens"
-FT                   /map="11p15.5"
-FT                   /mol_type="mRNA"
-FT   misc_feature    3..4
-FT                   /note="two
-FT                   lines"
-XX
-SQ   Sequence 12 BP; 3 A; 3 C; 3 G; 3 T; 0 other;
-     ggggccccaa tt                                                      12
-//
-"""
-
-
-def test_derive_pretrain_on_fixture(tmp_path):
-    path = tmp_path / "tiny.dat"
-    path.write_text(EMBL_FIXTURE)
-    res = D.derive_pretrain(path)
-    seq1 = "ACGTACGTACGTACGTACGTNNNNACGTACGTACGTACGTACGTACGTACGTACGTACGT"
-    assert res.fasta.decode() == (
-        ">TEST0001.1 Test entry one.\n" + seq1 + "\n"
-        ">TEST0002.2 Test entry two, an mRNA.\nGGGGCCCCAATT\n"
-    )
-    rows = [r.split("\t") for r in res.features_tsv.decode().splitlines()]
-    assert rows[0] == D.FEATURE_COLUMNS
-    got = [tuple(r[:5]) + (r[9], r[10], r[12]) for r in rows[1:]]
-    assert got == [
-        ("TEST0001.1", "0", "60", "source", "+", "1/1", "TEST0001.1:f0", ""),
-        ("TEST0001.1", "4", "50", "gene", "+", "1/1", "TEST0001.1:f1", ""),
-        ("TEST0001.1", "4", "10", "exon", "+", "1/2", "TEST0001.1:f2", ""),
-        ("TEST0001.1", "20", "30", "exon", "+", "2/2", "TEST0001.1:f2", ""),
-        ("TEST0001.1", "40", "50", "CDS", "-", "1/2", "TEST0001.1:f3", ""),
-        ("TEST0001.1", "30", "35", "CDS", "-", "2/2", "TEST0001.1:f3", ""),
-        ("TEST0001.1", "51", "60", "repeat_region", "+", "1/1", "TEST0001.1:f4", "<"),
-        ("TEST0002.2", "0", "12", "source", "+", "1/1", "TEST0002.2:f0", ""),
-        ("TEST0002.2", "2", "4", "misc_feature", "+", "1/1", "TEST0002.2:f1", ""),
-    ]
-    table = res.features
-    assert table.loc[2, "gene"] == "TST1" and table.loc[2, "number"] == "1"
-    assert table.loc[4, "product"] == "test protein"
-    assert table.loc[6, "rpt_family"] == "Alu"
-    assert table.loc[8, "note"] == "two lines"
-    info = {r["id"]: r for r in res.records}
-    assert info["TEST0001.1"]["chromosome"] == "7"
-    assert info["TEST0001.1"]["chromosome_basis"].startswith("source /chromosome")
-    assert info["TEST0002.2"]["chromosome"] == "11" and info["TEST0002.2"]["map"] == "11p15.5"
-    assert info["TEST0001.1"]["n_count"] == 4 and info["TEST0001.1"]["bp"] == 60
-    assert info["TEST0001.1"]["gc"] == 0.5
-    assert info["TEST0002.2"]["molecule_type"] == "mRNA"
-
-
-def test_derive_heldout_on_fixture(tmp_path):
-    src = tmp_path / "slice.fa"
-    seq = "ACGTACGTAC" + "NNNNNNNNNN" + "GGGCCCAAAT"
-    src.write_text(">22:101-130\n" + seq[:12] + "\n" + seq[12:] + "\n")
-    res = D.derive_heldout(src)
-    assert res.fasta.decode() == ">chr22:101-130\n" + seq + "\n"
-    r = res.record
-    assert (r["name"], r["chrom"], r["start"], r["end"]) == ("chr22:101-130", "chr22", 100, 130)
-    assert r["n_count"] == 10 and r["n_fraction"] == pytest.approx(1 / 3, abs=1e-6)
-    assert r["n_runs"] == [[10, 20]]
-    bad = tmp_path / "bad.fa"
-    bad.write_text(">22:101-131\n" + seq + "\n")
-    with pytest.raises(FastaFormatError, match="31 bp"):
-        D.derive_heldout(bad)
-
-
-def test_derive_tf_peaks_on_fixture(tmp_path):
-    s1 = "ACGTTGCAacgtTGCAAGGCCTTAAGGCCTTAAGGCCTTA"  # 40 bp
-    s2 = "GGGGGGGGGGCCCCCCCCCCAAAAAAAAAATTTTTTTTTT"
-    s3 = "ATATATATATCGCGCGCGCGATATATATATCGCGCGCGCG"
-    oct4 = tmp_path / "oct4.fa"
-    mafk = tmp_path / "mafk.fa"
-    oct4.write_text(f">chr6:30000000-30000040\n{s1}\n>chr1:0-40\n{s2}\n")
-    mafk.write_text(f">chr1:0-40\n{s3}\n>chr22:20999990-21000030\n{s1}\n")
-    rc = s1.upper().translate(str.maketrans("ACGT", "TGCA"))[::-1]
-    res = D.derive_tf_peaks(oct4, mafk, pretrain_seqs=["NNNN" + rc + "NNNN"], heldout_seqs=None)
-    assert res.fasta.decode() == (
-        f">chr6:30000000-30000040 label=Oct4\n{s1}\n>chr1:0-40 label=Oct4\n{s2}\n"
-        f">chr1:0-40_dup2 label=Mafk\n{s3}\n>chr22:20999990-21000030 label=Mafk\n{s1}\n"
-    )
-    assert res.renamed == [{"original": "chr1:0-40", "name": "chr1:0-40_dup2", "label": "Mafk"}]
-    assert res.counts == {"Oct4": 2, "Mafk": 2}
-    t = res.table
-    assert list(t["in_mhc_region"]) == [1, 0, 0, 0]
-    assert list(t["in_heldout_region"]) == [0, 0, 0, 1]
-    assert list(t["pretrain_32mer_fraction"]) == [1.0, 0.0, 0.0, 1.0]
-    assert t["heldout_32mer_fraction"].isna().all()
-    assert t.loc[1, "gc"] == 0.5 and t.loc[0, "softmasked_fraction"] == pytest.approx(0.1)
-    lines = res.table_tsv.decode().splitlines()
-    assert lines[0].split("\t")[:6] == ["name", "chrom", "start", "end", "label", "gc"]
-    assert lines[1].split("\t")[:6] == ["chr6:30000000-30000040", "chr6", "30000000", "30000040",
-                                        "Oct4", "0.5000"]
-    bad = tmp_path / "bad.fa"
-    bad.write_text(f">chr1:0-41\n{s2}\n")
-    with pytest.raises(FastaFormatError, match="41 bp"):
-        D.derive_tf_peaks(bad, mafk)
-
-
-def test_kmer_overlap_and_redundancy():
-    a = "ACGT" * 20
-    b = "TTGACCAGTAGGCATCGATCGGATCCAGTACGATCGTAGCTAGCTAGGA"
-    assert D.kmer_overlap([b, a[:10]], [b], k=8)[0] == 1.0
-    assert D.kmer_overlap([b], ["A" * 50], k=8)[0] == 0.0
-    import math
-    assert math.isnan(D.kmer_overlap([b, "NNNN"], [b], k=8)[1])
-    with pytest.raises(ParameterError):
-        D.kmer_overlap([b], [b], k=33)
-    red = D.redundancy(["x", "y", "z"], [b, b[5:35], "A" * 40], k=8)
-    assert red["y"]["shared_with_others"] == 1.0 and red["y"]["most_shared_with"] == "x"
-    assert red["z"]["shared_with_others"] == 0.0 and red["z"]["most_shared_with"] is None
-
-
-def test_locate_sources_rejects_changed_package(tmp_path):
-    for key, src in D.SOURCES.items():
-        p = tmp_path / "pkg" / src.path_in_package
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(">x\nACGT\n")
-    with pytest.raises(D.SourceError, match="expected"):
-        D.locate_sources(tmp_path)
-    with pytest.raises(ParameterError, match="lacks"):
-        D.locate_sources({"hum1_dat": tmp_path})
 
 
 def test_shipped_pretrain_sequences_match_manifest(manifest, pretrain):
