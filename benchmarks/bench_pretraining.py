@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from dnalm_utils import corpus
 from dnalm_utils import pretraining as P
 
 
@@ -69,10 +70,10 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=40)
     args = ap.parse_args(argv)
     cfg = P.zoo_config(args.model)
-    records = P.corpus_records()
+    records = corpus.corpus_records()
     windows = P.sample_training_windows(cfg, records, n=args.steps * cfg.batch_size)
     tokenizer = __import__("dnalm_utils.tokenization", fromlist=["make_tokenizer"]).make_tokenizer(
-        cfg.scheme, cfg.k, corpus=P._acgt_pieces([r.sequence for r in records]), vocab_size=cfg.bpe_vocab_size)
+        cfg.scheme, cfg.k, corpus=corpus.acgt_pieces([r.sequence for r in records]), vocab_size=cfg.bpe_vocab_size)
     plain, _ = run(cfg, windows, tokenizer, fast=False, steps=args.steps)
     fast, _ = run(cfg, windows, tokenizer, fast=True, steps=args.steps)
     seq = len(tokenizer.encode(windows[0])) + 2

@@ -64,7 +64,7 @@ def tf_peak_task(*, peak_nt: int = 200, valid_chroms: Sequence[str] = ("chr7",),
     in ``table`` either way. Peaks with a non-ACGT letter in the central window are dropped. ``max_train``
     subsamples the training peaks (seeded).
     """
-    from . import data
+    from . import containment, data
 
     peak_nt = check_int_range("peak_nt", peak_nt, 1, 200, hint="The peaks are 200 nt long.")
     valid_chroms, test_chroms = list(valid_chroms), list(test_chroms)
@@ -77,7 +77,7 @@ def tf_peak_task(*, peak_nt: int = 200, valid_chroms: Sequence[str] = ("chr7",),
             raise ParameterError(f"chromosome {c!r} holds no peak; peaks lie on {', '.join(sorted(known))}.")
     a = (200 - peak_nt) // 2
     peaks["sequence"] = peaks.sequence.str.upper().str[a : a + peak_nt]
-    peaks["leaky"] = peaks.in_mhc_region.astype(bool) | (peaks.pretrain_32mer_fraction >= data.SCREEN_FLAG_FRACTION)
+    peaks["leaky"] = peaks.in_mhc_region.astype(bool) | (peaks.pretrain_32mer_fraction >= containment.CONTAINED_FRACTION)
     acgt = peaks.sequence.str.fullmatch(r"[ACGT]+")
     peaks = peaks[acgt].copy()
     peaks["split"] = np.where(peaks.chrom.isin(test_chroms), "test", np.where(peaks.chrom.isin(valid_chroms), "valid", "train"))

@@ -297,12 +297,12 @@ def test_cli_data_delegates(monkeypatch):
     import types
 
     seen = {}
-    fake = types.ModuleType("dnalm_utils.data")
+    fake = types.ModuleType("dnalm_utils.data_rebuild")
     fake.main = lambda argv: seen.setdefault("argv", argv) and 0
-    monkeypatch.setitem(sys.modules, "dnalm_utils.data", fake)
+    monkeypatch.setitem(sys.modules, "dnalm_utils.data_rebuild", fake)
     import dnalm_utils
 
-    monkeypatch.setattr(dnalm_utils, "data", fake, raising=False)
+    monkeypatch.setattr(dnalm_utils, "data_rebuild", fake, raising=False)
     assert main(["data", "verify", "--quick"]) == 0
     assert seen["argv"] == ["verify", "--quick"]
 
