@@ -13,30 +13,9 @@ from dnalm_utils import models as M
 from dnalm_utils import tokenization as T
 from dnalm_utils.errors import ParameterError
 
-QUICK = FT.FinetuneSettings(learning_rate=5e-3, batch_size=16, max_steps=6, eval_steps=2, patience=5, precision="fp32",
-                            eval_batch_size=64)
-
-
-def _seqs(n, length=24, seed=0):
-    rng = np.random.default_rng(seed)
-    return ["".join(rng.choice(list("ACGT"), length)) for _ in range(n)]
-
-
-def _gc_labels(seqs):
-    return np.array([int(s.count("G") + s.count("C") > len(s) / 2) for s in seqs])
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    return {"dnabert3": M.make_tiny_dnabert(root / "dnabert3", k=3, hidden=16, intermediate=32, max_positions=64),
-            "nt2": M.make_tiny_nt(root / "nt2", k=2, hidden=16, intermediate=32, max_positions=64)}
-
-
-@pytest.fixture(scope="module")
-def data():
-    train, valid, test = _seqs(96, seed=1), _seqs(32, seed=2), _seqs(32, seed=3)
-    return (train, _gc_labels(train)), (valid, _gc_labels(valid)), (test, _gc_labels(test))
+from finetune_fixtures import QUICK, data, tiny  # noqa: F401 (fixtures)
+from finetune_fixtures import gc_labels as _gc_labels
+from finetune_fixtures import random_seqs as _seqs
 
 
 def _encoder_state(model):
