@@ -4,8 +4,9 @@ DNA language models. Notebooks call these modules; logic lives here, not in cell
 Modules: ``genome`` (FASTA I/O, ACGT segments, window sampling), ``tokenization`` (overlapping /
 non-overlapping k-mers, single nucleotides, BPE; token -> nucleotide spans; overlap arithmetic),
 ``models`` (one loader for hub ids and local folders, device choice, tiny test checkpoints),
-``data`` (the bundled real human DNA and its manifest), ``plotting``, ``book`` (papermill + Jupyter
-Book runner), ``cli``.
+``data`` (the bundled real human DNA and its manifest), the probes (``masking``, ``embeddings``,
+``nextkmer``, ``finetuning``), the judging (``stats``, ``verdicts``, ``findings``), and the book runner
+(``profile_runner``, ``notebook_execution``, ``book_build``, ``cli``). README.md maps every module.
 """
 
 __version__ = "0.1.0"
