@@ -18,7 +18,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .classification_metrics import binary_metrics
+from .classification_metrics import binary_metrics, item_scores
 from .codec import encode
 from .errors import ParameterError, check_int_range
 from .finetune_runs import run_grid
@@ -196,26 +196,37 @@ def exon_intron_task(*, window_nt: int = 100, stride: int | None = None, block_n
 
 def run_task(task: ClassificationTask, sources: Mapping[str, str], *, seeds: Sequence[int], settings=None,
              inits: Sequence[str] = INITS, models_dir=None, device: str = "auto", progress: bool = True,
-             kmer: int = 4, keep_models_dir=None, cache_dir=None, load_options: Mapping | None = None):
+             kmer: int = 4, keep_models_dir=None, cache_dir=None, load_options: Mapping | None = None,
+             with_items: bool = False):
     """Fine-tune every model on a binary :class:`ClassificationTask` and add the k-mer logistic regression
-    baseline (init "baseline"). Returns one row per run: task, model, init, seed, mcc, accuracy, auroc, ..."""
+    baseline (init "baseline"). Returns one row per run: task, model, init, seed, mcc, accuracy, auroc, ...;
+    ``with_items=True`` returns ``(runs, items)``, items being the per-item test scores (task, model, init, seed, item, accuracy 0/1, bits) of the fine-tuned
+    runs and the k-mer baseline."""
     import pandas as pd
 
     train, valid, test = task.splits["train"], task.splits["valid"], task.splits["test"]
     runs = run_grid(sources, train, valid, test, num_labels=len(task.classes), seeds=seeds, inits=inits,
                     settings=settings, models_dir=models_dir, device=device, score=binary_metrics, progress=progress,
                     desc=task.name, keep_models_dir=keep_models_dir, tag=task.name.split()[0].lower(),
-                    cache_dir=cache_dir, score_id="binary", load_options=load_options)
-    rows = []
+                    cache_dir=cache_dir, score_id="binary", load_options=load_options, with_items=True)
+    runs, run_items = runs
+    rows, items = [], [run_items]
     if kmer:
         probs = kmer_logistic_regression(*train, test[0], num_classes=len(task.classes), kmer=kmer)
-        rows.append({"model": f"{kmer}-mer TF-IDF + logistic regression", "init": "baseline", "seed": 0,
-                     **binary_metrics(probs, test[1])})
+        name = f"{kmer}-mer TF-IDF + logistic regression"
+        rows.append({"model": name, "init": "baseline", "seed": 0, **binary_metrics(probs, test[1])})
+        correct, bits = item_scores(probs, test[1])
+        items.append(pd.DataFrame({"model": name, "init": "baseline", "seed": 0, "item": np.arange(len(bits)),
+                                   "accuracy": correct, "bits": bits}))
     majority = int(np.bincount(train[1]).argmax())
-    rows.append({"model": "majority class", "init": "baseline", "seed": 0,
-                 **binary_metrics(np.full(len(test[1]), 0.5 + (0.01 if majority else -0.01)), test[1])})
+    p_majority = np.full(len(test[1]), 0.5 + (0.01 if majority else -0.01))
+    rows.append({"model": "majority class", "init": "baseline", "seed": 0, **binary_metrics(p_majority, test[1])})
+    correct, bits = item_scores(p_majority, test[1])
+    items.append(pd.DataFrame({"model": "majority class", "init": "baseline", "seed": 0,
+                               "item": np.arange(len(bits)), "accuracy": correct, "bits": bits}))
     out = pd.concat([runs, pd.DataFrame(rows)], ignore_index=True)
-    return out.assign(task=task.name)[["task"] + list(out.columns)]
+    out = out.assign(task=task.name)[["task"] + list(out.columns)]
+    return (out, pd.concat(items, ignore_index=True).assign(task=task.name)) if with_items else out
 
 
 # --------------------------------------------------------------------------------------------------

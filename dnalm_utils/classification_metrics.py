@@ -4,7 +4,7 @@
   nucleotide (the next-k-mer task);
 * :func:`uniform_guess_metrics` -- the expected scores of guessing uniformly at random;
 * :func:`binary_metrics` -- MCC, accuracy and AUROC of a two-class classifier;
-* :func:`macro_f1` and :func:`auroc_se` (Hanley-McNeil standard error of an AUROC).
+* :func:`macro_f1`; :func:`item_scores` -- per-item correctness and bits (the items of a paired comparison).
 
 Probabilities are (n, classes) arrays, labels (n,) integers in 0..classes-1.
 """
@@ -80,6 +80,21 @@ def uniform_guess_metrics(truth, num_classes: int, *, nt_per_class: int = 1) -> 
             "macro_f1": float(np.mean(2 * f / (c * f + 1))), "bits": math.log2(c) / nt_per_class}
 
 
+def item_scores(probs, truth, *, nt_per_class: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Per test item: (correct, bits), each (n,): 1.0 where the argmax (ties to the lower class) is the true
+    class, and -log2 p(true class) / ``nt_per_class`` (probabilities clipped at 1e-12), so that their means are
+    :func:`multiclass_metrics`' accuracy and bits. ``probs`` (n, c), or (n,) p(class 1) for two classes. These
+    are the items of a paired comparison (verdicts)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim == 1:
+        probs = np.stack([1 - probs, probs], axis=1)
+    probs, truth = _check_scores(probs, truth)
+    n = len(truth)
+    correct = (np.argmax(probs, axis=1) == truth).astype(np.float64)
+    bits = -np.log2(np.clip(probs[np.arange(n), truth], 1e-12, 1.0)) / nt_per_class
+    return correct, bits
+
+
 def binary_metrics(probs, truth) -> dict:
     """MCC and accuracy of the argmax (threshold 0.5) and AUROC of p(class 1); ``probs`` (n, 2) or (n,) p(1)."""
     from sklearn.metrics import matthews_corrcoef, roc_auc_score
@@ -96,11 +111,4 @@ def binary_metrics(probs, truth) -> dict:
             "auroc": auroc}
 
 
-def auroc_se(auc, n_pos: int, n_neg: int):
-    """Standard error of an AUROC on n_pos positive and n_neg negative examples (Hanley and McNeil, 1982)."""
-    a = np.clip(np.asarray(auc, dtype=np.float64), 1e-9, 1 - 1e-9)
-    q1, q2 = a / (2 - a), 2 * a**2 / (1 + a)
-    return np.sqrt((a * (1 - a) + (n_pos - 1) * (q1 - a**2) + (n_neg - 1) * (q2 - a**2)) / (n_pos * n_neg))
-
-
-__all__ = ["macro_f1", "multiclass_metrics", "uniform_guess_metrics", "binary_metrics", "auroc_se"]
+__all__ = ["macro_f1", "multiclass_metrics", "uniform_guess_metrics", "binary_metrics"]

@@ -944,3 +944,32 @@ __all__ = [
     "variance_explained_by_token", "self_similarity", "metrics_from_statistics", "layer_metrics", "static_metrics",
     "umap_coordinates",
 ]
+
+
+def embedding_summary(metrics, layers_by_model: Mapping[str, Sequence[int]]):
+    """One row per model from the metric table (model, metric, layer, value, baseline; layer -1 = static table):
+    mean letter purity over positions (static and last layer, with the shuffled baseline), k-NN GC R², last-layer
+    self-similarity of one token across windows (and of different tokens), and the share of variance explained
+    by token identity at the first and last layer analysed (and its random-assignment baseline).
+    ``layers_by_model``: the hidden-state layers analysed per model (first and last are read)."""
+    import pandas as pd
+
+    def get(name, metric, layer, col="value", mean=False):
+        sel = metrics[(metrics.model == name) & (metrics.layer == layer)]
+        sel = sel[sel.metric.str.endswith("_purity")] if mean else sel[sel.metric == metric]
+        return float(sel[col].mean()) if mean and len(sel) else float(sel[col].iloc[0]) if len(sel) else np.nan
+
+    rows = []
+    for name, layers in layers_by_model.items():
+        first, last = int(layers[0]), int(layers[-1])
+        rows.append({"model": name, "static purity": get(name, "", -1, mean=True),
+                     "static baseline": get(name, "", -1, "baseline", mean=True),
+                     "last-layer purity": get(name, "", last, mean=True),
+                     "last baseline": get(name, "", last, "baseline", mean=True),
+                     "GC R2 static": get(name, "gc_knn_r2", -1), "GC R2 last": get(name, "gc_knn_r2", last),
+                     "self-sim same": get(name, "self_similarity", last),
+                     "self-sim other": get(name, "self_similarity", last, "baseline"),
+                     "token share first": get(name, "variance_explained_by_token", first),
+                     "token share last": get(name, "variance_explained_by_token", last),
+                     "token share baseline": get(name, "variance_explained_by_token", last, "baseline")})
+    return pd.DataFrame(rows)

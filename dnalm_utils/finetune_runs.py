@@ -6,8 +6,8 @@
   package's one cache rule, ``cache.make_key``: inputs, library versions and the digest of the code a run
   depends on) and reused by later grids; :func:`run_cache_dir` reads a notebook's ``run_cache`` parameter and
   :func:`cache_note` says how many runs were reused;
-* :func:`summarize_runs` (mean and standard deviation over seeds) and :func:`init_gain` (pre-trained minus
-  random initialisation, with its standard error and test-set noise).
+* :func:`summarize_runs` (mean and standard deviation over seeds); every run's per-item test scores
+  (:func:`encode_items` / :func:`items_frame`), the items of the paired verdicts (``verdicts``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from .cache import CacheKey, entry_path, make_key, read_entry, write_entry
-from .classification_metrics import auroc_se, multiclass_metrics
+from .classification_metrics import item_scores, multiclass_metrics
 from .errors import ParameterError, check_int_range
 from .finetuning import INITS, FinetuneSettings, SequenceDataset, finetune, model_tokenizer, predict_proba
 
@@ -96,6 +96,39 @@ def cache_note(runs) -> str:
             f"inputs, settings and code); training all {len(fine):,} took {total:.1f} minutes when they ran.")
 
 
+def encode_items(correct: np.ndarray, bits: np.ndarray) -> dict:
+    """A run's per-item test scores as JSON-safe text: correctness bit-packed, bits as float32, both base64."""
+    import base64
+
+    return {"n": int(len(correct)),
+            "correct": base64.b64encode(np.packbits(np.asarray(correct) > 0.5).tobytes()).decode("ascii"),
+            "bits": base64.b64encode(np.asarray(bits, dtype="<f4").tobytes()).decode("ascii")}
+
+
+def decode_items(entry: Mapping) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`encode_items`: (correct float64 0/1, bits float64), each (n,)."""
+    import base64
+
+    n = int(entry["n"])
+    correct = np.unpackbits(np.frombuffer(base64.b64decode(entry["correct"]), dtype=np.uint8))[:n].astype(np.float64)
+    bits = np.frombuffer(base64.b64decode(entry["bits"]), dtype="<f4").astype(np.float64)
+    if len(bits) != n:
+        raise ValueError(f"per-item scores hold {len(bits)} values for {n} items")
+    return correct, bits
+
+
+def items_frame(parts: Sequence[tuple[Mapping, Mapping]]):
+    """Long per-item table from (labels, encoded items) pairs: the labels' columns (model, init, seed, ...),
+    item (index in the test set), accuracy (1 right, 0 wrong), bits."""
+    import pandas as pd
+
+    frames = []
+    for labels, entry in parts:
+        correct, bits = decode_items(entry)
+        frames.append(pd.DataFrame({**labels, "item": np.arange(len(correct)), "accuracy": correct, "bits": bits}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["item", "accuracy", "bits"])
+
+
 def _json_scalar(x):
     if isinstance(x, np.generic):
         return x.item()
@@ -109,7 +142,8 @@ def run_grid(sources: Mapping[str, str], train, valid, test, *, num_labels: int,
              inits: Sequence[str] = INITS, settings: FinetuneSettings | None = None, models_dir=None,
              device: str = "auto", score: Callable | None = None, progress: bool = True, desc: str = "fine-tuning",
              keep_models_dir=None, tag: str = "", check: Callable | None = None, work_dir=None,
-             cache_dir=None, score_id: str | None = None, load_options: Mapping | None = None):
+             cache_dir=None, score_id: str | None = None, load_options: Mapping | None = None,
+             nt_per_class: int = 1, with_items: bool = False):
     """Fine-tune every model x init x seed on (seqs, labels) ``train`` / ``valid`` and score it on ``test``.
 
     ``load_options``: passed to ``models.load_model`` for every model (``trust_remote_code``, ``on_invalid``).
@@ -117,7 +151,9 @@ def run_grid(sources: Mapping[str, str], train, valid, test, *, num_labels: int,
     ``score(probs, labels) -> dict`` (default :func:`multiclass_metrics`); ``check(tokenizer, name)`` may
     reject a model before training. Each model's sequences are tokenized once. Returns a DataFrame with one
     row per run: model, init, seed, the score's keys, best_step, steps, stopped_early, best_eval_loss,
-    train_s, tokenization, parameters, n_train, n_valid, cached.
+    train_s, tokenization, parameters, n_train, n_valid, cached. ``with_items=True`` returns ``(runs, items)``,
+    items being every run's per-item test scores (model, init, seed, item, accuracy (0/1), bits; bits divided by ``nt_per_class``), the items of a paired
+    comparison.
 
     ``cache_dir``: every finished run's row is stored there (atomically, keyed by :func:`run_cache_key`, the
     package's one cache rule: see ``cache``) and reused when the model's content, data, settings, seed, scoring
@@ -149,7 +185,7 @@ def run_grid(sources: Mapping[str, str], train, valid, test, *, num_labels: int,
 
     dev = pick_device(device)
     data_sha = data_digest(train, valid, test) if cache_dir is not None else None
-    rows = []
+    rows, items = [], []
     bar = tqdm(total=len(sources) * len(inits) * len(seeds), desc=desc, unit="run", disable=not progress)
     for name, src in sources.items():
         folder, _ = resolve_model(src, models_dir=models_dir)
@@ -167,6 +203,8 @@ def run_grid(sources: Mapping[str, str], train, valid, test, *, num_labels: int,
                                         score_id=score_id, data_sha256=data_sha, device=dev, load_options=load_options)
                     cached = None if keep_models_dir else read_cached_run(cache_dir, key)
                     if cached is not None:
+                        cached = dict(cached)
+                        items.append(({"model": name, "init": init, "seed": seed}, cached.pop("items")))
                         rows.append({"model": name, "init": init, "seed": seed, **cached, "cached": True})
                         bar.update(1)
                         continue
@@ -183,13 +221,16 @@ def run_grid(sources: Mapping[str, str], train, valid, test, *, num_labels: int,
                        "tokenization": tok.description,
                        "parameters": int(sum(p.numel() for p in res.lm.model.parameters())),
                        "n_train": len(data["train"]), "n_valid": len(data["valid"])}
+                encoded = encode_items(*item_scores(probs, data["test"].labels, nt_per_class=nt_per_class))
                 if key is not None:
-                    write_cached_run(cache_dir, key, row)
+                    write_cached_run(cache_dir, key, {**row, "items": encoded})
+                items.append(({"model": name, "init": init, "seed": seed}, encoded))
                 rows.append({"model": name, "init": init, "seed": seed, **row, "cached": False})
                 del res
                 bar.update(1)
     bar.close()
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    return (out, items_frame(items)) if with_items else out
 
 
 def summarize_runs(results, by: Sequence[str], metrics: Sequence[str] = ("accuracy", "top5", "macro_f1", "bits", "mcc",
@@ -204,45 +245,7 @@ def summarize_runs(results, by: Sequence[str], metrics: Sequence[str] = ("accura
     return out.reset_index()
 
 
-def init_gain(results, by: Sequence[str], metric: str, *, n_test: int | None = None,
-              class_counts: tuple[int, int] | None = None):
-    """Pre-trained minus random-initialisation mean of ``metric`` per group of ``by`` (models x k, or tasks x
-    models), with its standard error over seeds (sqrt(s_p^2/n_p + s_r^2/n_r); NaN with one seed).
-
-    A test-set ``noise`` is added when it can be computed: with ``n_test`` for an accuracy, the 95 %
-    half-width of the difference of two accuracies near their mean p (1.96 sqrt(2 p (1 - p) / n_test)); with
-    ``class_counts`` = (negatives, positives) for an AUROC, 1.96 sqrt(2) times its Hanley-McNeil standard
-    error. Then ``verdict``: "helps" / "hurts" where |gain| exceeds both 2 se and that noise, else "within
-    noise" ("one seed" when a single seed cannot tell). Columns: *by, pretrained, random, gain, se[, noise,
-    verdict]."""
-    import pandas as pd
-
-    runs = results[results.init.isin(INITS)]
-    if runs.empty:
-        return pd.DataFrame(columns=[*by, "pretrained", "random", "gain", "se"]
-                            + (["noise", "verdict"] if n_test or class_counts else []))
-    g = runs.groupby([*by, "init"], sort=False)[metric].agg(["mean", "var", "count"]).unstack("init")
-    out = pd.DataFrame(index=g.index)
-    for init in INITS:
-        out[init] = g["mean"][init] if init in g["mean"] else np.nan
-    out["gain"] = out["pretrained"] - out["random"]
-    if all(i in g["var"] for i in INITS):
-        out["se"] = np.sqrt(g["var"]["pretrained"] / g["count"]["pretrained"] + g["var"]["random"] / g["count"]["random"])
-    else:
-        out["se"] = np.nan
-    p = ((out["pretrained"] + out["random"]) / 2).clip(0, 1)
-    if n_test:
-        out["noise"] = 1.96 * np.sqrt(2 * p * (1 - p) / int(n_test))
-    elif class_counts:
-        out["noise"] = 1.96 * np.sqrt(2) * auroc_se(p, int(class_counts[1]), int(class_counts[0]))
-    if n_test or class_counts:
-        bar = np.maximum(2 * out["se"], out["noise"])
-        out["verdict"] = np.where(out["se"].isna(), "one seed", np.where(out["gain"] > bar, "helps",
-                                  np.where(out["gain"] < -bar, "hurts", "within noise")))
-    return out.reset_index()
-
-
 __all__ = [
     "RUN_KIND", "data_digest", "run_cache_key", "read_cached_run", "write_cached_run", "run_cache_dir", "cache_note",
-    "run_grid", "summarize_runs", "init_gain",
+    "run_grid", "summarize_runs",
 ]

@@ -787,7 +787,7 @@ def span_hidden_blocks(windows: Sequence[str], ms: Sequence[int], k: int, *, see
 
 
 def same_nucleotide_scores(models, windows: Sequence[str], blocks_by_m, *, batch_size: int = 64, progress: bool = False,
-                           amp: bool = True):
+                           amp: bool = True, per_window: bool = False):
     """Hide the same nucleotide blocks for every model (:func:`nucleotide_block_eval`) and score them.
 
     models: name -> loaded model; blocks_by_m: m -> (n_windows, 2) blocks (e.g. the blocks an
@@ -796,15 +796,15 @@ def same_nucleotide_scores(models, windows: Sequence[str], blocks_by_m, *, batch
     Returns a DataFrame: m, h (block length), model, scheme, accuracy, bits, nucleotides, tokens_masked (mean
     tokens masked per window to hide the block); ``attrs["not_applicable"]`` lists the models that cannot
     score a hidden block (and why): masked models read it from masked tokens, causal models from the
-    likelihood of each of its 4^h completions (h <= 6). ``attrs["per_window"]``: m, h, model, window,
-    accuracy, bits per window (:func:`window_scores`), the items of a paired comparison.
+    likelihood of each of its 4^h completions (h <= 6). ``per_window=True`` returns ``(table, per_window)``,
+    per_window holding m, h, model, window, accuracy, bits per window (:func:`window_scores`), the items of a paired comparison.
     """
     import pandas as pd
     from tqdm.auto import tqdm
 
     from .adapters import NotApplicable
 
-    rows, skipped, per_window = [], {}, []
+    rows, skipped, windows_scored = [], {}, []
     for m, blocks in tqdm(list(blocks_by_m.items()), desc="same nucleotides", disable=not progress):
         blocks = np.asarray(blocks, dtype=np.int64)
         h = int((blocks[:, 1] - blocks[:, 0]).max())
@@ -818,13 +818,14 @@ def same_nucleotide_scores(models, windows: Sequence[str], blocks_by_m, *, batch
             rows.append({"m": m, "h": h, "model": name, "scheme": lm.tokenizer.scheme,
                          "tokens_masked": float(res.masked_tokens.mean()), **res.metrics()})
             acc, bits = window_scores(res.probs, res.truth, res.window, len(windows))
-            per_window.append(pd.DataFrame({"m": m, "h": h, "model": name, "window": np.arange(len(windows)),
+            windows_scored.append(pd.DataFrame({"m": m, "h": h, "model": name, "window": np.arange(len(windows)),
                                             "accuracy": acc, "bits": bits}))
     out = pd.DataFrame(rows, columns=["m", "h", "model", "scheme", "tokens_masked", "accuracy", "bits", "nucleotides"])
     out.attrs["not_applicable"] = list(skipped.values())
-    out.attrs["per_window"] = (pd.concat(per_window, ignore_index=True) if per_window else
-                               pd.DataFrame(columns=["m", "h", "model", "window", "accuracy", "bits"]))
-    return out
+    if not per_window:
+        return out
+    return out, (pd.concat(windows_scored, ignore_index=True) if windows_scored else
+                 pd.DataFrame(columns=["m", "h", "model", "window", "accuracy", "bits"]))
 
 
 def block_baselines(windows: Sequence[str], blocks: np.ndarray, *, counts, order: int, prior,
@@ -864,8 +865,9 @@ def hidden_nucleotide_items(models, windows: Sequence[str], blocks_by_m, *, coun
     """
     import pandas as pd
 
-    scored = same_nucleotide_scores(models, windows, blocks_by_m, batch_size=batch_size, amp=amp)
-    parts = [scored.attrs["per_window"]]
+    scored, scored_windows = same_nucleotide_scores(models, windows, blocks_by_m, batch_size=batch_size, amp=amp,
+                                                    per_window=True)
+    parts = [scored_windows]
     for m, blocks in blocks_by_m.items():
         blocks = np.asarray(blocks, dtype=np.int64)
         h = int((blocks[:, 1] - blocks[:, 0]).max())
@@ -876,3 +878,30 @@ def hidden_nucleotide_items(models, windows: Sequence[str], blocks_by_m, *, coun
     items = pd.concat(parts, ignore_index=True)
     items.attrs["not_applicable"] = scored.attrs["not_applicable"]
     return items
+
+
+def hidden_block_table(models, windows: Sequence[str], block_lengths: Sequence[int], *, corpus: Sequence[str],
+                       orders: Mapping[int, int], prior, margin: int, seed: int = 0):
+    """Every model and the context-only references on one hidden block of h nucleotides per window, for each h
+    of ``block_lengths`` (blocks from :func:`choose_blocks`, the same for every model).
+
+    ``corpus``: sequences the two-sided n-gram counts; ``orders``: h -> its flank order. Returns (scores,
+    baselines): scores with h, model, scheme, tokens_masked, accuracy, bits, nucleotides; baselines with h
+    and the rows of :func:`block_baselines`.
+    """
+    import pandas as pd
+
+    from . import ngram
+
+    rows, baseline_rows = [], []
+    for h in block_lengths:
+        blocks = choose_blocks([len(w) for w in windows], h, margin=margin, seed=seed)
+        for name, lm in models.items():
+            res = nucleotide_block_eval(lm, windows, blocks)
+            rows.append({"h": h, "model": name, "scheme": lm.tokenizer.scheme,
+                         "tokens_masked": float(res.masked_tokens.mean()), **res.metrics()})
+        order = int(orders[h])
+        counts = ngram.KmerCounts(list(corpus), max_len=2 * order + h)
+        baseline_rows += [{"h": h, **row} for row in block_baselines(windows, blocks, counts=counts, order=order,
+                                                                      prior=prior)]
+    return pd.DataFrame(rows), pd.DataFrame(baseline_rows)

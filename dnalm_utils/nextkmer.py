@@ -403,27 +403,32 @@ class NgramBaseline:
 
 
 def baseline_scores(tasks: Mapping[str, NextKmerTask], *, ngram: NgramBaseline | None = None, seeds: Sequence[int] = (0,),
-                    tfidf_kmer: int = 0, tfidf_max_train: int = 20_000):
+                    tfidf_kmer: int = 0, tfidf_max_train: int = 20_000, with_items: bool = False):
     """Scores of the baselines on ``tasks["test"]`` (one k): chance, majority class, sampling from the
     training prior (one row per seed), the left-context n-gram with its order chosen on ``tasks["valid"]``,
     and, if ``tfidf_kmer`` > 0, a logistic regression on TF-IDF-weighted counts of ``tfidf_kmer``-mers of the
     input (trained on at most ``tfidf_max_train`` training examples).
 
     Returns (DataFrame with one row per baseline and seed: model, seed, accuracy, top5, macro_f1, bits,
-    detail; DataFrame of the n-gram's validation scores per order).
+    detail; DataFrame of the n-gram's validation scores per order). ``with_items=True`` adds a third
+    element, the per-item test scores (model, item, accuracy 0/1, bits per nt) of the baselines that predict
+    probabilities per item (majority class, n-gram, TF-IDF regression).
     """
     import pandas as pd
 
-    from .classification_metrics import multiclass_metrics, uniform_guess_metrics
+    from .classification_metrics import item_scores, multiclass_metrics, uniform_guess_metrics
     from .kmer_baseline import kmer_logistic_regression
 
     train, valid, test = tasks["train"], tasks["valid"], tasks["test"]
     k, c, n = test.k, test.num_classes, len(test)
-    rows = []
+    rows, items = [], []
 
     def add(name, probs, *, seed=None, detail="", metrics=None):
         m = metrics or multiclass_metrics(probs, test.labels, nt_per_class=k)
         rows.append({"model": name, "seed": seed, **m, "detail": detail})
+        if metrics is None:
+            correct, bits = item_scores(probs, test.labels, nt_per_class=k)
+            items.append(pd.DataFrame({"model": name, "item": np.arange(n), "accuracy": correct, "bits": bits}))
 
     add("chance", None, metrics=uniform_guess_metrics(test.labels, c, nt_per_class=k),
         detail=f"uniform guess among 4^{k} classes (expected scores)")
@@ -448,7 +453,10 @@ def baseline_scores(tasks: Mapping[str, NextKmerTask], *, ngram: NgramBaseline |
         probs = kmer_logistic_regression([train.inputs[i] for i in sub], train.labels[sub], test.inputs,
                                          num_classes=c, kmer=tfidf_kmer)
         add("k-mer TF-IDF + logistic regression", probs, detail=f"{tfidf_kmer}-mer counts of the input")
-    return pd.DataFrame(rows), order_table
+    table = pd.DataFrame(rows)
+    if with_items:
+        return table, order_table, pd.concat(items, ignore_index=True)
+    return table, order_table
 
 
 # --------------------------------------------------------------------------------------------------
@@ -457,12 +465,13 @@ def baseline_scores(tasks: Mapping[str, NextKmerTask], *, ngram: NgramBaseline |
 def run_benchmark(sources: Mapping[str, str], splits: NextKmerSplits, ks: Sequence[int], *, seeds: Sequence[int],
                   settings=None, inits: Sequence[str] = ("pretrained", "random"), models_dir=None,
                   device: str = "auto", progress: bool = True, keep_models_dir=None, cache_dir=None,
-                  load_options: Mapping | None = None):
+                  load_options: Mapping | None = None, with_items: bool = False):
     """Fine-tune every model of ``sources`` (name -> what models.load_model takes) for every k of ``ks``,
     init (pre-trained weights / random initialisation of the same config) and seed, and score it on the test
     windows. Returns a tidy DataFrame, one row per run: model, init, k, seed, accuracy, top5, macro_f1, bits,
     best_step, steps, stopped_early, train_s, tokenization, n_train, n_valid, n_test, cached
-    (``cache_dir``: finished runs reused, see finetune_runs.run_grid). ``load_options``: more
+    (``cache_dir``: finished runs reused, see finetune_runs.run_grid); ``with_items=True`` returns ``(runs, items)``, items being the per-item test scores
+    (model, init, seed, k, item, accuracy 0/1, bits per nt). ``load_options``: more
     ``models.load_model`` arguments (``trust_remote_code``, ``on_invalid``).
     """
     import pandas as pd
@@ -474,7 +483,7 @@ def run_benchmark(sources: Mapping[str, str], splits: NextKmerSplits, ks: Sequen
     for k in ks:
         if k > splits.train.k_max:
             raise ParameterError(f"k={k} exceeds k_max={splits.train.k_max} of the splits.")
-    rows = []
+    rows, items = [], []
     for k in ks:
         tasks = splits.tasks(k)
         train, valid, test = tasks["train"], tasks["valid"], tasks["test"]
@@ -485,11 +494,14 @@ def run_benchmark(sources: Mapping[str, str], splits: NextKmerSplits, ks: Sequen
             desc=f"next {k}-mer", keep_models_dir=keep_models_dir, tag=f"k{k}",
             check=lambda tok, name: check_input_length(tok, splits.train.input_nt, name=name),
             cache_dir=cache_dir, score_id=f"multiclass/nt_per_class={k}", load_options=load_options,
+            nt_per_class=k, with_items=True,
         )
-        rows.append(frame.assign(k=k))
+        rows.append(frame[0].assign(k=k))
+        items.append(frame[1].assign(k=k))
     out = pd.concat(rows, ignore_index=True)
     first = ["model", "init", "k", "seed"]
-    return out[first + [c for c in out.columns if c not in first]]
+    out = out[first + [c for c in out.columns if c not in first]]
+    return (out, pd.concat(items, ignore_index=True)) if with_items else out
 
 
 def summarize(results, baselines=None):

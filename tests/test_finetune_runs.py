@@ -1,5 +1,5 @@
 """Grids of fine-tuning runs on tiny checkpoints: one row per model x init x seed, kept models, summaries, and the
-run cache (reused only for identical inputs and code, a damaged entry retrained); init_gain's verdicts."""
+run cache (reused only for identical inputs and code, a damaged entry retrained). (Pre-trained against random-initialised runs is judged in verdicts.)"""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dnalm_utils import finetune_runs as FR
 from dnalm_utils import finetuning as FT
 from dnalm_utils import models as M
 from dnalm_utils.cache import entry_path
-from dnalm_utils.classification_metrics import binary_metrics
+from dnalm_utils.classification_metrics import binary_metrics, item_scores
 from dnalm_utils.errors import ParameterError
 
 from finetune_fixtures import QUICK, data, tiny  # noqa: F401 (fixtures)
@@ -35,6 +35,10 @@ def test_run_grid_rows_and_kept_models(tiny, data, tmp_path):
     assert M.load_model(tmp_path / "kept" / kept[0], head="classification", num_labels=2).model.num_labels == 2
     summary = FR.summarize_runs(table, ["model", "init"])
     assert (summary.seeds == 2).all() and "mcc_mean" in summary and "mcc_std" in summary
+    runs, items = FR.run_grid({"a": str(tiny["nt2"])}, train, valid, test, num_labels=2, seeds=[0], settings=QUICK,
+                              score=binary_metrics, progress=False, with_items=True, inits=["random"])
+    assert len(items) == len(test[0]) and items.item.tolist() == list(range(len(test[0])))
+    assert items.accuracy.mean() == pytest.approx(runs.accuracy.iloc[0])  # per-item scores average to the row's
     with pytest.raises(ParameterError, match="seeds is empty"):
         FR.run_grid({"a": str(tiny["nt2"])}, train, valid, test, num_labels=2, seeds=[], progress=False)
     with pytest.raises(ParameterError, match="init"):
@@ -87,17 +91,13 @@ def test_run_cache_reuses_identical_runs_and_retrains_on_any_change(tiny, data, 
     assert note.startswith("1 of the 1 runs were reused")
 
 
-def test_init_gain_separates_a_real_gain_from_seed_noise():
-    rows = []
-    for seed, (p, r) in enumerate([(0.90, 0.60), (0.91, 0.61), (0.89, 0.59)]):
-        rows += [{"model": "a", "init": "pretrained", "seed": seed, "accuracy": p},
-                 {"model": "a", "init": "random", "seed": seed, "accuracy": r},
-                 {"model": "b", "init": "pretrained", "seed": seed, "accuracy": 0.5 + 0.1 * (seed - 1)},
-                 {"model": "b", "init": "random", "seed": seed, "accuracy": 0.5 - 0.1 * (seed - 1)}]
-    gain = FR.init_gain(pd.DataFrame(rows), ["model"], "accuracy", n_test=1000).set_index("model")
-    assert gain.loc["a", "gain"] == pytest.approx(0.30) and gain.loc["a", "verdict"] == "helps"
-    assert gain.loc["b", "gain"] == pytest.approx(0.0) and gain.loc["b", "verdict"] == "within noise"
-    # se = sqrt(s_p^2 / 3 + s_r^2 / 3) with sample variances over the three seeds
-    assert gain.loc["a", "se"] == pytest.approx(np.sqrt(2 * np.var([0.90, 0.91, 0.89], ddof=1) / 3))
-    one = FR.init_gain(pd.DataFrame(rows[:2]), ["model"], "accuracy", n_test=1000)
-    assert one.verdict.tolist() == ["one seed"]
+
+
+def test_per_item_scores_round_trip_through_their_cache_text():
+    rng = np.random.default_rng(0)
+    correct, bits = (rng.random(1001) < 0.4).astype(float), rng.random(1001) * 3
+    back = FR.decode_items(FR.encode_items(correct, bits))
+    assert np.array_equal(back[0], correct) and np.allclose(back[1], bits.astype(np.float32))
+    probs = np.array([[0.7, 0.3], [0.2, 0.8], [0.5, 0.5]])
+    c, b = item_scores(probs, np.array([0, 0, 1]))
+    assert c.tolist() == [1, 0, 0] and np.allclose(b, -np.log2([0.7, 0.2, 0.5]))  # a tie goes to class 0

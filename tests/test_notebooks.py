@@ -34,8 +34,10 @@ def _glued(nb) -> dict[str, str]:
         for o in c.get("outputs", []):
             name = o.get("metadata", {}).get("scrapbook", {}).get("name")
             if name and not name.startswith("fig"):
-                data = o["data"]
-                out[name] = str(data.get("text/markdown", data.get("text/plain", "")))
+                data = o["data"]  # myst-nb stores a glued value under "application/papermill.record/<mime>"
+                key = next((k for k in data if k.endswith("text/markdown")), None) or next(
+                    (k for k in data if k.endswith("text/plain")), None)
+                out[name] = str(data[key]) if key else ""
     return out
 
 

@@ -115,3 +115,32 @@ def test_chapter_7_reads_the_chapters_verdicts_and_cannot_contradict_them(tmp_pa
     assert [b.split(" (")[0] for b in ans["context_better"]] == chapter_better == ["better"]
     assert ans["copying"] is None and "some models beat" in ans["answer"]
     assert V.book_answer(V.read_verdicts(tmp_path / "nothing"))["answer"].startswith("not decided")
+
+
+def _run_items(n=5000, seed=3):
+    """Per-item 0/1 correctness of fine-tuned runs over 3 seeds and of a baseline: 'good' pre-trained is 5 points
+    above its random twin and the baseline; 'flat' equals both."""
+    rng = np.random.default_rng(seed)
+    base = (rng.random(n) < 0.3).astype(float)
+    rows = [pd.DataFrame({"model": "n-gram", "init": "baseline", "seed": 0, "item": np.arange(n), "accuracy": base})]
+    for name, gain in (("good", 0.05), ("flat", 0.0)):
+        for init, g in (("pretrained", gain), ("random", 0.0)):
+            for s in range(3):
+                own = (rng.random(n) < 0.3 + g).astype(float)
+                c = own if g else np.where(rng.random(n) < 0.9, base, own)
+                rows.append(pd.DataFrame({"model": name, "init": init, "seed": s, "item": np.arange(n), "accuracy": c}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_item_claims_pair_each_model_with_its_twin_and_the_baseline_on_the_same_items():
+    items = _run_items()
+    ref = V.decide("05", V.item_reference_claims(items, "n-gram", task="next 1-mer", metric="accuracy",
+                                                 higher_is_better=True, margin=0.02))
+    assert ref.set_index("subject").outcome.to_dict() == {"good": "better", "flat": "equivalent"}
+    assert (ref.n == 5000).all() and ref.reference.eq("n-gram").all()
+    pre = V.decide("05", V.pretraining_item_claims(items, task="next 1-mer", metric="accuracy", higher_is_better=True,
+                                                   margin=0.02))
+    assert pre.set_index("subject").outcome["good"] == "better"
+    assert pre.set_index("subject").estimate["good"] == pytest.approx(0.05, abs=0.02)
+    assert V.item_reference_claims(items, "absent", task="t", metric="accuracy", higher_is_better=True,
+                                   margin=None) == []

@@ -1,0 +1,90 @@
+"""The chapters' sentences from synthetic tables: every branch of the wording, roles instead of names, "n/a" only
+where a number is missing."""
+
+import numpy as np
+import pandas as pd
+
+from dnalm_utils import findings as F
+from dnalm_utils import verdicts as V
+
+
+def _roles(rows):
+    cols = ["model", "scheme", "k", "origin", "embedding_init", "label", "objective", "layers", "hidden",
+            "nucleotides_seen"]
+    return pd.DataFrame([dict(zip(cols, r)) for r in rows])
+
+
+ROLES = _roles([
+    ("a", "overlapping", 6, "zoo", "nucleotide_sum", "overlapping 6-mers", "masked", 2, 128, 8_192_000),
+    ("b", "overlapping", 6, "zoo", "random", "overlapping 6-mers, DNABERT's random embedding init", "masked", 2, 128,
+     8_192_000),
+    ("c", "nucleotide", None, "zoo", "nucleotide_sum", "single nucleotides", "masked", 2, 128, 8_192_000),
+])
+
+
+def test_value_lists_ranges_and_names():
+    assert F.value_list({"a": 0.5, "c": np.nan}, ROLES) == "**a** (overlapping 6-mers) 50.0 %"
+    assert F.value_list({}, ROLES) == "n/a"
+    assert F.value_range([0.2, 0.4, np.nan]) == "20.0 % to 40.0 %" and F.value_range([]) == "n/a"
+    assert F.names(["x", "y", "z"]) == "**x**, **y** and **z**" and F.names([]) == "none"
+
+
+def test_pretraining_sentences_compare_roles_not_names():
+    curves = pd.DataFrame({"model": ["a"] * 4 + ["b"] * 4 + ["c"] * 4, "step": list(range(4)) * 3,
+                           "share_of_uniform": [0.9, 0.5, 0.3, 0.3] + [0.9, 0.9, 0.8, 0.8] + [0.9, 0.8, 0.7, 0.7]})
+    sweep = pd.DataFrame({"model": ["a"] * 9 + ["b"] * 9, "k": 6, "m": list(range(1, 10)) * 2,
+                          "accuracy": [0.99, 0.99, 0.98, 0.98, 0.97, 0.4, 0.3, 0.2, 0.1] + [0.2] * 9})
+    scores = pd.DataFrame({"model": ["a", "b", "c"], "h": 1, "accuracy": [0.4, 0.38, 0.41], "bits": 1.9,
+                           "nucleotides": 1000})
+    base = pd.DataFrame({"model": ["two-sided n-gram (order 5)", "corpus base frequencies"], "h": 1,
+                         "accuracy": [0.45, 0.3], "bits": [1.8, 1.99]})
+    out = F.pretraining(roles=ROLES, curves=curves, sweep=sweep, scores=scores, baselines=base, block_lengths=[1],
+                        corpus_nt=2_700_000)
+    # the recipe control (b, random init) is not held against the leak verdict; the letter-init model is lower
+    assert out["leak_verdict"] == "lower than that of every other tokenization"
+    assert out["collapse_text"] == "**a** at m = 6 (k = 6)"
+    assert "**b** (overlapping 6-mers, DNABERT's random embedding init) 20.0 %" in out["control_text"]
+    assert out["best_model"] == "**c** (41.0 %)" and out["ngram_order"] == "5" and out["ngram_acc_first"] == "45.0 %"
+    assert out["scale_text"] == "2 layers of 128 units, 8,192,000 nucleotides seen in pre-training, trained on 2,700,000 nt of human DNA"
+    assert "n/a" not in " ".join(out.values())
+
+
+def test_embedding_sentences_and_the_majority_cut_off():
+    summary = pd.DataFrame({"model": ["a", "b", "c"], "static purity": [0.9, 0.5, 0.3], "static baseline": 0.25,
+                            "last-layer purity": [0.8, 0.3, 0.26], "last baseline": 0.25, "GC R2 static": 0.5,
+                            "GC R2 last": 0.4, "self-sim same": 0.9, "self-sim other": 0.2,
+                            "token share first": 0.9, "token share last": [0.7, 0.6, 0.4],
+                            "token share baseline": 0.01})
+    metrics = pd.DataFrame({"model": "a", "layer": 2, "metric": ["nt_1_purity", "nt_2_purity"], "value": [0.9, 0.7],
+                            "baseline": 0.25})
+    out = F.embeddings(roles=ROLES, summary=summary, metrics=metrics)
+    assert out["letters_kept"] == "**a**"  # 10 points above baseline: a only
+    assert out["mostly_token"] == "**a** and **b**"
+    assert out["token_verdict"].startswith("the token explains more than half of the last layer's variance in **a** and **b**")
+    assert out["closing_verdict"].startswith("Together with chapter 3")  # every non-control overlapping model
+    assert out["position_text"] == "**a** best letter 1 (90.0 %), worst letter 2 (70.0 %)"
+    assert out["control_static"] == "**b** (overlapping 6-mers, DNABERT's random embedding init) 50.0 %"
+
+
+def test_next_kmer_sentences_read_the_verdicts():
+    summary = pd.DataFrame({"model": ["a", "a", F.NGRAM_LEFT], "init": ["pretrained", "random", "baseline"], "k": 1,
+                            "accuracy_mean": [0.35, 0.30, 0.33], "bits_mean": [1.9, 1.95, 1.92]})
+    baselines = pd.DataFrame({"model": [F.NGRAM_LEFT], "k": [1], "detail": ["order 7 chosen on validation"]})
+    runs = pd.DataFrame({"init": ["pretrained", "random"], "stopped_early": [True, False], "best_step": [50, 100],
+                         "steps": [75, 100]})
+    cmp = __import__("dnalm_utils.stats", fromlist=["Comparison"]).Comparison("t", 100, 0.02, 0.01, 0.03, 1e-5, 0.01,
+                                                                             None, np.nan)
+    table = V.decide("05_next_kmer", [V.Claim(V.CLAIM_BASELINE.format(metric="accuracy", reference=F.NGRAM_LEFT,
+                                                                        task="next 1-mer"), "a", F.NGRAM_LEFT,
+                                              "accuracy", True, cmp)])
+    out = F.next_kmer(summary=summary, baselines=baselines, runs=runs, verdict_table=table, ks=[1], n_test=100)
+    assert out["vs_ngram_first"] == "above the n-gram: a"
+    assert out["verdict_text"].endswith("**a**") and out["ngram_order_first"] == "7"
+    assert out["still_improving"] == "50 %" and out["pretraining_first"] == "not tested"
+
+
+def test_conclusions_read_outcomes_and_say_what_was_not_run():
+    empty = V.read_verdicts("/nonexistent")
+    out = F.conclusions(table=pd.DataFrame(), verdict_table=empty, roles=None)
+    assert out["answer"].startswith("Not decided") and out["bio_text"] == "not tested in this build"
+    assert out["next_k_first"] == "n/a" and out["scale_text"].startswith("of unknown size")
