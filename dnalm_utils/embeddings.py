@@ -973,3 +973,27 @@ def embedding_summary(metrics, layers_by_model: Mapping[str, Sequence[int]]):
                      "token share last": get(name, "variance_explained_by_token", last),
                      "token share baseline": get(name, "variance_explained_by_token", last, "baseline")})
     return pd.DataFrame(rows)
+
+
+def token_maps(lm, stats: "TokenStatistics", corpus_counts: np.ndarray, *, layer: int = -1, min_occurrences: int = 1,
+               cache_dir: str | os.PathLike | None = None, name: str = "model", **umap_args):
+    """The two maps of one model: its static input table and the per-token mean states of ``layer`` (-1: the
+    last analysed), each projected to 2-D (:func:`umap_coordinates`, cached under ``cache_dir`` as
+    ``<name>_static.csv`` / ``<name>_layer<L>.csv``) and labelled (:func:`token_labels` with ``corpus_counts``,
+    (vocab,) token frequencies). Returns (static panel, layer panel, coordinates DataFrame: model, vectors,
+    token, x, y); a panel is (coords (n, 2), labels) and its title "name: static" / "name: layer L"."""
+    import pandas as pd
+
+    cache = (lambda stem: Path(cache_dir) / f"{name}_{stem}.csv") if cache_dir is not None else (lambda stem: None)
+    st = static_embeddings(lm)
+    xy = umap_coordinates(st.vectors, cache=cache("static"), **umap_args)
+    means = stats.means(min_occurrences)
+    j = layer if layer < 0 else list(means.layers).index(layer)
+    layer_no = int(means.layers[j])
+    xy_l = umap_coordinates(means.vectors[j], cache=cache(f"layer{layer_no}"), **umap_args)
+    coords = pd.concat([
+        pd.DataFrame({"model": name, "vectors": "static", "token": st.tokens, "x": xy[:, 0], "y": xy[:, 1]}),
+        pd.DataFrame({"model": name, "vectors": f"layer {layer_no} mean", "token": means.tokens, "x": xy_l[:, 0],
+                      "y": xy_l[:, 1]})], ignore_index=True)
+    return ((f"{name}: static", (xy, token_labels(st.tokens, corpus_counts[st.ids]))),
+            (f"{name}: layer {layer_no}", (xy_l, token_labels(means.tokens, corpus_counts[means.ids]))), coords)

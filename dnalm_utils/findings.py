@@ -14,7 +14,7 @@ import numpy as np
 
 from . import verdicts as V
 from .roles import copy_candidates, recipe_controls
-from .tables import markdown_table, wide_table
+from .result_tables import markdown_table, wide_table
 from .verdicts import fmt_pct
 
 

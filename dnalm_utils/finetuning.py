@@ -13,7 +13,7 @@
 
 Fine-tuned weights live in a temporary folder during training and are deleted afterwards unless ``keep_dir``
 is given. Grids of runs and their cache: ``finetune_runs``; scores: ``classification_metrics``; the k-mer
-baseline: ``kmer_baseline``; biology tasks: ``biotasks``; result tables: ``tables``.
+baseline: ``kmer_baseline``; biology tasks: ``biotasks``; result tables: ``result_tables``.
 """
 
 from __future__ import annotations

@@ -533,7 +533,7 @@ BASELINE_STYLES = {
 }
 
 
-def plot_accuracy_vs_k(summary, *, schemes: Mapping[str, str] | None = None):
+def plot_accuracy_vs_k(summary, *, roles=None):
     """Accuracy (log scale, left) and cross-entropy in bits per predicted nucleotide (right) against k.
 
     summary: output of :func:`summarize` (model, init, k, accuracy_mean, accuracy_std, bits_mean, bits_std).
@@ -543,7 +543,7 @@ def plot_accuracy_vs_k(summary, *, schemes: Mapping[str, str] | None = None):
     """
     import matplotlib.pyplot as plt
 
-    from .plotting import model_color
+    from .plotting import model_style
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
     ks = sorted(summary.k.unique())
@@ -553,7 +553,7 @@ def plot_accuracy_vs_k(summary, *, schemes: Mapping[str, str] | None = None):
             color, ls = BASELINE_STYLES.get(name, ("black", "-"))
             lw, marker, label = 1.6, None, name
         else:
-            color = model_color(name, (schemes or {}).get(name))
+            color = model_style(name, roles)[0]
             control = name.endswith("_dnabert")  # DNABERT's exact recipe: same colour as its k, other line and marker
             ls = ("-." if control else "-") if init == "pretrained" else ":"
             marker = ("s" if control else "o") if init == "pretrained" else ("+" if control else "x")

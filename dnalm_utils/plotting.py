@@ -166,29 +166,34 @@ def plot_mask_coverage(k: int, ms: Sequence[int], *, n_tokens: int | None = None
     return fig
 
 
-def model_color(name: str, scheme: str | None = None) -> str:
-    """Colour of a zoo model: its scheme's colour; overlapping models darker with larger k (``overlapK...``)."""
-    import re
-
-    m = re.match(r"overlap(\d)", name)
-    if scheme == "overlapping" or m:
-        return {"3": "#f5b7b1", "4": "#f1948a", "5": "#e74c3c", "6": "#922b21"}.get(m.group(1) if m else "", SCHEME_COLORS["overlapping"])
+def model_color(scheme: str | None, k=None) -> str:
+    """Colour of a tokenization: its scheme's colour; overlapping k-mers darker with larger k."""
+    if scheme == "overlapping":
+        shades = {3: "#f5b7b1", 4: "#f1948a", 5: "#e74c3c", 6: "#922b21"}
+        return shades.get(int(k), SCHEME_COLORS["overlapping"]) if k is not None and k == k else SCHEME_COLORS["overlapping"]
     return SCHEME_COLORS.get(scheme or "", "#555555")
 
 
-def _is_control(name: str) -> bool:
-    """Models trained with DNABERT's exact recipe as a control are drawn dashed."""
-    return name.endswith("_dnabert")
+def model_style(name: str, roles=None, scheme: str | None = None) -> tuple[str, str]:
+    """(colour, line style) of a model from its role (``roles``: roles.model_roles table): the colour of its
+    tokenization (:func:`model_color`), dashed for a recipe control (roles.recipe_controls). Without a roles row,
+    the colour of ``scheme`` and a solid line; never read from the name."""
+    from .roles import recipe_controls
+
+    row = roles[roles.model == name] if roles is not None and len(roles) else None
+    if row is None or not len(row):
+        return model_color(scheme), "-"
+    dashed = name in recipe_controls(roles)
+    return model_color(row.scheme.iloc[0], row.k.iloc[0]), "--" if dashed else "-"
 
 
-def plot_loss_curves(curves, uniform: Mapping[str, float], schemes: Mapping[str, str]):
+def plot_loss_curves(curves, uniform: Mapping[str, float], roles=None):
     """Training loss by step for every model: left in nats, right as a share of the uniform-guess loss
     ``uniform[model]`` (ln of the number of tokens it can predict), so that vocabularies of different sizes
     compare. curves: DataFrame (model, step, loss)."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for name, sub in curves.groupby("model", sort=False):
-        color = model_color(name, schemes.get(name))
-        ls = "--" if _is_control(name) else "-"
+        color, ls = model_style(name, roles)
         axes[0].plot(sub.step, sub.loss, ls, color=color, label=name, lw=1.6)
         axes[1].plot(sub.step, sub.loss / uniform[name], ls, color=color, label=name, lw=1.6)
     axes[0].set_ylabel("masked-token loss (nats)")
@@ -212,7 +217,7 @@ def plot_span_sweep(summary, bound: Mapping[int, Sequence[float]] | None = None)
     for ax, name in zip(axes[0], models):
         sub = summary[summary.model == name]
         k = int(sub.k.iloc[0])
-        color = model_color(name, "overlapping")
+        color = model_color("overlapping", k)
         ax.plot(sub.m, sub.accuracy, "-o", color=color, ms=4, label="top-1")
         ax.plot(sub.m, sub.top5, ":s", color=color, ms=3, label="top-5")
         if bound and k in bound:
@@ -233,12 +238,12 @@ def plot_span_sweep(summary, bound: Mapping[int, Sequence[float]] | None = None)
     return fig
 
 
-def plot_hidden_nucleotide_scores(table, baselines: Mapping[str, tuple[float, float]]):
+def plot_hidden_nucleotide_scores(table, baselines: Mapping[str, tuple[float, float]], roles=None):
     """Accuracy and bits per hidden nucleotide for every model (bars) and baselines (horizontal lines).
 
     table: DataFrame (model, scheme, accuracy, bits); baselines: label -> (accuracy, bits)."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
-    colors = [model_color(m, s) for m, s in zip(table.model, table.scheme)]
+    colors = [model_style(m, roles, s)[0] for m, s in zip(table.model, table.scheme)]
     for ax, col, label in ((axes[0], "accuracy", "accuracy on hidden nucleotides"), (axes[1], "bits", "bits per hidden nucleotide")):
         ax.bar(range(len(table)), table[col], color=colors)
         ax.set_xticks(range(len(table)), table.model, rotation=30, ha="right", fontsize=8)
@@ -288,14 +293,13 @@ def plot_position_heatmaps(by_position):
     return fig
 
 
-def plot_same_nucleotides(scores, baselines, *, schemes: Mapping[str, str] | None = None):
+def plot_same_nucleotides(scores, baselines, *, roles=None):
     """Accuracy (left) and bits (right) per hidden nucleotide against the block length h, one line per model,
     baselines in black/grey. scores: DataFrame (model, scheme, h, accuracy, bits); baselines: DataFrame
     (model, h, accuracy, bits) of the reference predictors on the same blocks."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     for name, sub in scores.groupby("model", sort=False):
-        color = model_color(name, sub.scheme.iloc[0])
-        ls = "--" if _is_control(name) else "-"
+        color, ls = model_style(name, roles, sub.scheme.iloc[0])
         for ax, col in zip(axes, ("accuracy", "bits")):
             ax.plot(sub.h, sub[col], ls, marker="o", ms=4, color=color, label=name)
     styles = iter([("black", "-", 2.0), ("grey", "--", 1.2), ("lightgrey", ":", 1.2), ("black", "-.", 1.0)])
@@ -335,7 +339,7 @@ def plot_flank_perturbation(summary):
     return fig
 
 
-def plot_layer_readout(table, *, schemes: Mapping[str, str] | None = None):
+def plot_layer_readout(table, *, roles=None):
     """Logit-lens accuracy against layer (0 = embedding output), one panel per m, one line per model.
 
     table: DataFrame (model, m, layer, accuracy)."""
@@ -343,9 +347,8 @@ def plot_layer_readout(table, *, schemes: Mapping[str, str] | None = None):
     fig, axes = _model_panels(len(ms), width=4.2, height=3.4)
     for ax, m in zip(axes[0], ms):
         for name, sub in table[table.m == m].groupby("model", sort=False):
-            scheme = (schemes or {}).get(name)
-            ax.plot(sub.layer, sub.accuracy, "--" if _is_control(name) else "-", marker="o", ms=4,
-                    color=model_color(name, scheme), label=name)
+            color, ls = model_style(name, roles)
+            ax.plot(sub.layer, sub.accuracy, ls, marker="o", ms=4, color=color, label=name)
         ax.set_title(f"m = {m} masked token{'s' if m > 1 else ''}", fontsize=10)
         ax.set_xlabel("layer read out (0 = embeddings)")
         ax.set_xticks(sorted(table.layer.unique()))
@@ -448,7 +451,7 @@ def _layer_axis(ax, layers: Sequence[int]) -> None:
     ax.set_xlabel("layer (static = input table, 0 = embedding output)")
 
 
-def plot_embedding_metrics(table, *, schemes: Mapping[str, str] | None = None):
+def plot_embedding_metrics(table, *, roles=None):
     """By-layer metrics for all models on one figure: mean letter purity over positions, GC k-NN R^2, same-token
     self-similarity and the variance share of token identity; each with its baseline dashed.
 
@@ -463,8 +466,7 @@ def plot_embedding_metrics(table, *, schemes: Mapping[str, str] | None = None):
     for ax, (fam, label) in zip(axes, panels):
         sub = table[table.family == fam].groupby(["model", "layer"], sort=False)[["value", "baseline"]].mean().reset_index()
         for name, g in sub.groupby("model", sort=False):
-            color = model_color(name, (schemes or {}).get(name))
-            ls = "--" if _is_control(name) else "-"
+            color, ls = model_style(name, roles)
             ax.plot(g.layer, g.value, ls, marker="o", ms=4, color=color, label=name)
             ax.plot(g.layer, g.baseline, ":", color=color, lw=1)
         ax.set_title(label, fontsize=10)
@@ -512,7 +514,7 @@ def plot_letter_purity(table):
 # ------------------------------------------------------------------------------------------------
 # Conclusions
 # ------------------------------------------------------------------------------------------------
-def plot_conclusions(table):
+def plot_conclusions(table, roles=None):
     """Per model, the book's two kinds of evidence side by side. Left: what copying gives (accuracy with one
     masked token, share of perturbed flanks copied; models without overlap have no bars). Right: what needs
     context (accuracy on hidden nucleotides and on the next k-mers), each with its n-gram as a black line.
@@ -526,8 +528,9 @@ def plot_conclusions(table):
         width = 0.8 / max(1, len(rows))
         for i, (_, row) in enumerate(rows.iterrows()):
             x = np.arange(len(cols)) + (i - (len(rows) - 1) / 2) * width
-            ax.bar(x, row[cols].to_numpy(float), width, color=model_color(row.model, schemes.get(row.model)), label=row.model,
-                   hatch="//" if _is_control(row.model) else None, edgecolor="white")
+            color, ls = model_style(row.model, roles, schemes.get(row.model))
+            ax.bar(x, row[cols].to_numpy(float), width, color=color, label=row.model,
+                   hatch="//" if ls == "--" else None, edgecolor="white")
         for j, c in enumerate(cols):
             ref = ("n-gram, same nucleotides" if c == "hidden-nucleotide accuracy"
                    else f"n-gram, next {c.split('-')[1]}-mer" if c.startswith("next-") else None)
@@ -546,7 +549,7 @@ def plot_conclusions(table):
     return fig
 
 
-def plot_task_scores(summary, *, metrics: Sequence[str] = ("mcc", "auroc"), schemes: Mapping[str, str] | None = None):
+def plot_task_scores(summary, *, metrics: Sequence[str] = ("mcc", "auroc"), roles=None):
     """One column per task, one row per metric: the test score of every model, pre-trained (filled bars) next
     to random initialisation (hatched), error bars one standard deviation over seeds; baselines as
     horizontal lines. summary: finetune_runs.summarize_runs(..., by=["task", "model", "init"]) output."""
@@ -560,7 +563,7 @@ def plot_task_scores(summary, *, metrics: Sequence[str] = ("mcc", "auroc"), sche
             sub = summary[summary.task == task]
             models = [m for m in dict.fromkeys(sub.model) if not (sub[sub.model == m].init == "baseline").all()]
             for i, name in enumerate(models):
-                color = model_color(name, (schemes or {}).get(name))
+                color = model_style(name, roles)[0]
                 for j, (init, hatch) in enumerate((("pretrained", None), ("random", "///"))):
                     r = sub[(sub.model == name) & (sub.init == init)]
                     if r.empty:

@@ -161,6 +161,12 @@ def test_chapters_3_and_4_run_on_a_dnabert_format_folder(tmp_path):
         assert not _errors(nbformat.read(tmp_path / f"{nb}.ipynb", as_version=4))
     assert set(pd.read_csv(tmp_path / "03_masked_prediction" / "span_sweep.csv").model) == {"DNA_bert_6"}
     assert set(pd.read_csv(tmp_path / "04_embeddings" / "embedding_metrics.csv").model) == {"DNA_bert_6"}
+    from dnalm_utils.pretraining import ZOO
+
+    for nb in ("03_masked_prediction", "04_embeddings"):  # the prose names the model run, by its role
+        text = " ".join(_glued(nbformat.read(tmp_path / f"{nb}.ipynb", as_version=4)).values())
+        assert "**DNA_bert_6**" in text and not any(f"**{z}**" in text for z in ZOO), nb
+    assert "overlapping 6-mers, published" in text
 
 
 def _page_text(path):
@@ -314,8 +320,9 @@ def test_chapters_3_to_7_run_on_a_mixed_model_set(smoke_book, tmp_path):
 
 @pytest.mark.slow
 def test_prose_reads_by_role_for_renamed_zoo_models(smoke_book, tmp_path):
-    """Zoo models copied under other names: chapters 3 and 7 glue no default-zoo name and no "n/a" where the
-    run has the number, and the roles (not the names) say which model is which."""
+    """Zoo models copied under other names go through chapters 3-7 with the smoke profile's settings: no page glues
+    a default-zoo name or "n/a" where the run has the number, and the roles (not the names) say which model is
+    which (the copy of the DNABERT-recipe control keeps its random embedding initialisation)."""
     from dnalm_utils.pretraining import ZOO
 
     smoke_root, _ = smoke_book
@@ -323,21 +330,33 @@ def test_prose_reads_by_role_for_renamed_zoo_models(smoke_book, tmp_path):
     for new, old in renamed.items():
         shutil.copytree(smoke_root / "artifacts" / "smoke-models" / old, tmp_path / "models" / new)
     runs = tmp_path / "runs"
-    ch3 = {"models": [str(tmp_path / "models" / n) for n in renamed], "n_windows": 30, "n_verdict_windows": 60,
-           "m_past_k": 1, "ngram_order": 3, "batch_size": 32, "output_dir": str(runs / "03_masked_prediction")}
-    ch7 = {"runs_dir": str(runs), "output_dir": str(runs / "07_conclusions")}
-    for nb, params in (("03_masked_prediction", ch3), ("07_conclusions", ch7)):
-        notebook_execution.run_notebook(ROOT / "notebooks" / f"{nb}.ipynb", params, tmp_path / f"{nb}.ipynb", cwd=ROOT,
-                                        progress=False)
+    models = [str(tmp_path / "models" / n) for n in renamed]
+    for entry in run_parameters.load_profile("smoke", root=smoke_root)["notebooks"]:
+        stem = Path(entry["notebook"]).stem
+        if stem[:2] not in ("03", "04", "05", "06", "07"):
+            continue
+        params = {**entry["parameters"], "output_dir": str(runs / stem)}
+        params.update({"models": models, "run_cache": "none"} if stem[:2] != "07" else {"runs_dir": str(runs)})
+        params.pop("models_dir", None)
+        if stem.startswith("06"):
+            params["next_kmer_dir"] = str(runs / "05_next_kmer")
+        notebook_execution.run_notebook(ROOT / "notebooks" / f"{stem}.ipynb", params, tmp_path / f"{stem}.ipynb",
+                                        cwd=ROOT, progress=False)
     roles = pd.read_csv(runs / "03_masked_prediction" / "roles.csv").set_index("model")
     assert roles.origin.eq("zoo").all() and roles.loc["beta", "embedding_init"] == "random"
-    for nb, has_numbers in (("03_masked_prediction", ("sweep_m1", "same_h1", "perturb_flank_list", "ngram_same_h1",
-                                                      "vs_ngram_accuracy_h1", "lens_text", "att_overlap_range")),
-                            ("07_conclusions", ("copy_m1", "copy_flank", "hidden_best", "hidden_ngram", "scale_text"))):
+    numbers = {"03_masked_prediction": ("sweep_m1", "same_h1", "perturb_flank_list", "ngram_same_h1", "lens_text",
+                                        "att_overlap_range"),
+               "04_embeddings": ("over_static_range", "last_purity_list", "share_list", "control_static"),
+               "05_next_kmer": ("best_first", "ngram_first", "vs_ngram_first"),
+               "06_biology_finetuning": ("tf_peaks_best", "exon_intron_best", "tf_peaks_kmer_mcc"),
+               "07_conclusions": ("copy_m1", "copy_flank", "hidden_best", "hidden_ngram", "token_share")}
+    for nb, keys in numbers.items():
         glued = _glued(nbformat.read(tmp_path / f"{nb}.ipynb", as_version=4))
         text = " ".join(glued.values())
         for zoo_name in ZOO:
             assert f"**{zoo_name}**" not in text and f"{zoo_name} (" not in text, (nb, zoo_name)
-        for key in has_numbers:
-            assert "n/a" not in glued[key] and "%" in glued[key] or key == "scale_text", (nb, key, glued[key])
-    assert "alpha" in _glued(nbformat.read(tmp_path / "03_masked_prediction.ipynb", as_version=4))["copy_models"]
+        for key in keys:
+            assert "n/a" not in glued[key] and any(ch.isdigit() for ch in glued[key]), (nb, key, glued[key])
+    ch3 = _glued(nbformat.read(tmp_path / "03_masked_prediction.ipynb", as_version=4))
+    assert "**alpha** (overlapping 6-mers)" in ch3["copy_models"]
+    assert "**beta** (overlapping 6-mers, DNABERT's random embedding init)" in ch3["copy_models"]

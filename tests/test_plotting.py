@@ -129,3 +129,17 @@ def test_chapter4_figures_draw_their_tables():
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["static", "0", "1"]
     fig = plotting.plot_letter_purity(table)
     assert [list(l.get_ydata()) for l in fig.axes[0].get_lines()[:2]] == [[0.4, 0.5, 0.6], [0.7, 0.7, 0.7]]
+
+
+def test_model_style_comes_from_the_role_not_the_name():
+    import pandas as pd
+
+    roles = pd.DataFrame({"model": ["overlap6_dnabert", "x", "y"], "scheme": ["overlapping", "overlapping", "bpe"],
+                          "k": [6, 4, None], "origin": "zoo", "embedding_init": ["nucleotide_sum", "random",
+                                                                                  "nucleotide_sum"]})
+    # the model named like DNABERT's control is not the control here; "x" (random init) is
+    assert plotting.model_style("overlap6_dnabert", roles) == (plotting.model_color("overlapping", 6), "-")
+    assert plotting.model_style("x", roles) == (plotting.model_color("overlapping", 4), "--")
+    assert plotting.model_style("y", roles)[0] == plotting.SCHEME_COLORS["bpe"]
+    assert plotting.model_style("unknown", roles, "nucleotide") == (plotting.SCHEME_COLORS["nucleotide"], "-")
+    assert plotting.model_color("overlapping", 4) != plotting.model_color("overlapping", 6)

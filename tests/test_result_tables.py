@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from dnalm_utils import tables as TB
+from dnalm_utils import result_tables as TB
 
 
 def test_write_results_with_manifest(tmp_path):
