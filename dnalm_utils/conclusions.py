@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 
 #: chapter folder -> the CSV files the conclusions read from it.
 CHAPTER_TABLES = {
@@ -100,10 +99,6 @@ def headline_table(tables: dict) -> "pandas.DataFrame":
     return table.sort_values(["scheme", "model"], key=lambda c: c.map(order).fillna(9) if c.name == "scheme" else c,
                              kind="stable").reset_index(drop=True)
 
-
-def fmt_pct(x) -> str:
-    """'41.6 %' for 0.416; 'n/a' for NaN or None."""
-    return "n/a" if x is None or not np.isfinite(x) else f"{100 * x:.1f} %"
 
 
 def read_roles(runs_dir: str | os.PathLike):

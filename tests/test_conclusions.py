@@ -68,4 +68,3 @@ def test_headline_table_adds_chapters_4_to_6(runs):
 
 def test_empty_runs_dir_gives_an_empty_table(tmp_path):
     assert C.read_tables(tmp_path) == {} and C.headline_table({}).empty
-    assert C.fmt_pct(0.4163) == "41.6 %" and C.fmt_pct(float("nan")) == "n/a"

@@ -88,3 +88,45 @@ def test_conclusions_read_outcomes_and_say_what_was_not_run():
     out = F.conclusions(table=pd.DataFrame(), verdict_table=empty, roles=None)
     assert out["answer"].startswith("Not decided") and out["bio_text"] == "not tested in this build"
     assert out["next_k_first"] == "n/a" and out["scale_text"].startswith("of unknown size")
+
+
+def test_biology_sentences_per_task_and_the_comparison_with_chapter_5():
+    from types import SimpleNamespace
+
+    summary = pd.DataFrame({"task": "T", "model": ["a", "a", "4-mer LR"], "init": ["pretrained", "random", "baseline"],
+                            "mcc_mean": [0.4, 0.0, 0.3], "auroc_mean": [0.8, 0.6, 0.7], "accuracy_mean": [0.7, 0.5, 0.65]})
+    runs = pd.DataFrame({"task": "T", "model": "a", "init": ["random"] * 2, "mcc": [0.0, 0.0]})
+    task = SimpleNamespace(name="T", splits={"test": (["ACGT"] * 50, np.zeros(50))})
+    empty = V.read_verdicts("/nonexistent")
+    out = F.biology(summary=summary, runs=runs, verdict_table=empty, built={"tf": task}, kmer_reference="4-mer LR")
+    assert out["tf_kmer_mcc"] == "0.30" and out["tf_best"].startswith("**a** (MCC 0.40")
+    assert out["tf_single_class_text"].startswith("1 of the 1 models") and out["tf_vs_kmer"] == "not tested"
+    assert out["verdict_text"] == "the two chapters cannot be set side by side from this run alone"
+    next_summary = pd.DataFrame({"model": ["a", F.NGRAM_LEFT], "init": ["pretrained", "baseline"], "k": 1,
+                                 "accuracy_mean": [0.3, 0.35]})
+    out = F.biology(summary=summary, runs=runs, verdict_table=empty, built={"tf": task}, kmer_reference="4-mer LR",
+                    next_verdicts=empty, next_summary=next_summary)
+    assert "30.0 % accuracy (**a**), against 35.0 %" in out["chapter5_text"]
+    assert out["verdict_text"].endswith("models above the n-gram in chapter 5: none")
+
+
+def test_masked_prediction_sentences_from_minimal_tables():
+    summary = pd.DataFrame({"model": "a", "k": 6, "m": list(range(1, 8)),
+                            "accuracy": [0.99, 0.98, 0.97, 0.97, 0.96, 0.3, 0.1],
+                            "oracle_accuracy": [1, 1, 1, 1, 1, 0.35, 0.15], "flank_agreement": 0.9})
+    same = pd.DataFrame({"model": ["a", "c"], "h": 1, "accuracy": [0.40, 0.42], "bits": 1.9})
+    base = pd.DataFrame({"model": ["two-sided n-gram (order 6)", "corpus base frequencies"], "h": 1,
+                         "reference": ["two-sided n-gram", "corpus base frequencies"], "accuracy": [0.45, 0.3]})
+    pert = pd.DataFrame({"model": ["a"], "m": [1], "follows_flank": [0.9], "follows_genome": [0.05]})
+    lens = pd.DataFrame({"model": "a", "m": 1, "layer": [0, 1, 2], "accuracy": [0.01, 0.5, 0.99]})
+    att = pd.DataFrame({"model": ["a", "c"], "share_overlapping": [0.6, 0.0], "share_distant": [0.3, 0.9]})
+    out = F.masked_prediction(roles=ROLES, summary=summary, same=same, baselines=base, perturbation=pert, lens=lens,
+                              attention=att, verdict_table=V.read_verdicts("/nonexistent"), h_by_m={6: 1},
+                              perturbation_m=[1], readout_m=[1], m_past_k=1, n_verdict_windows=20000)
+    assert out["copy_models"] == "**a** (overlapping 6-mers)" and out["sweep_mk"] == "**a** 30.0 %"
+    assert out["collapse_text"] == "**a** at m = 6 (k = 6)" and out["shortfall_text"] == "none"
+    assert out["ngram_same_h1"] == "45.0 %" and out["ngram_order_h1"] == "6" and out["best_same_h1"] == "**c** (42.0 %)"
+    assert out["lens_text"] == "**a** 1.0 % at the embedding output, 50.0 % after layer 1 and 99.0 % after the last"
+    assert out["att_distant_others"] == "**c** (single nucleotides) 90.0 %"
+    assert out["perturb_verdict"] == "no overlapping k-mer model with a masked-token head was run"
+    assert out["conclusion"].startswith("no overlapping model was tested for copying")

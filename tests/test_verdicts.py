@@ -144,3 +144,28 @@ def test_item_claims_pair_each_model_with_its_twin_and_the_baseline_on_the_same_
     assert pre.set_index("subject").estimate["good"] == pytest.approx(0.05, abs=0.02)
     assert V.item_reference_claims(items, "absent", task="t", metric="accuracy", higher_is_better=True,
                                    margin=None) == []
+
+
+def test_formatters():
+    assert V.fmt_pct(0.4163) == "41.6 %" and V.fmt_pct(float("nan")) == "n/a" and V.fmt_pct(None) == "n/a"
+    assert V.fmt_pct(1 / 60, 2) == "1.67 %"
+    assert V.fmt_p(0.0004) == "p < 0.001" and V.fmt_p(0.0123) == "p = 0.0123" and V.fmt_p(np.nan) == "p n/a"
+
+
+def test_biology_claims_cover_baselines_twin_and_seed_scores_per_task():
+    items = _run_items(n=2000).assign(task="t")
+    items["bits"] = 1 - items.accuracy
+    items.loc[items.model == "n-gram", "model"] = "4-mer LR"
+    majority = items[items.model == "4-mer LR"].assign(model=V.MAJORITY, accuracy=0.0)
+    runs = pd.DataFrame({"task": "t", "model": ["good"] * 6, "seed": [0, 1, 2] * 2,
+                         "init": ["pretrained"] * 3 + ["random"] * 3,
+                         "mcc": [0.5, 0.52, 0.51, 0.1, 0.12, 0.09], "auroc": [0.8, 0.81, 0.79, 0.6, 0.62, 0.61]})
+    table = V.decide("06", V.biology_claims(pd.concat([items, majority]), runs, tasks=["t"], kmer_reference="4-mer LR",
+                                            margin_accuracy=0.02, margin_bits=None))
+    claims = set(table.claim)
+    assert {"accuracy against 4-mer LR (t)", "accuracy pre-trained against random-initialised (t)",
+            "accuracy against majority class (t)", "mcc pre-trained against random-initialised (t)",
+            "auroc pre-trained against random-initialised (t)"} <= claims
+    good = table[table.subject == "good"].set_index("claim").outcome
+    assert good["accuracy against majority class (t)"] == "better"
+    assert good["mcc pre-trained against random-initialised (t)"] == "better"
