@@ -336,7 +336,9 @@ def test_prose_reads_by_role_for_renamed_zoo_models(smoke_book, tmp_path):
         if stem[:2] not in ("03", "04", "05", "06", "07"):
             continue
         params = {**entry["parameters"], "output_dir": str(runs / stem)}
-        params.update({"models": models, "run_cache": "none"} if stem[:2] != "07" else {"runs_dir": str(runs)})
+        params.update({"models": models} if stem[:2] != "07" else {"runs_dir": str(runs)})
+        if stem[:2] in ("05", "06"):
+            params["run_cache"] = "none"
         params.pop("models_dir", None)
         if stem.startswith("06"):
             params["next_kmer_dir"] = str(runs / "05_next_kmer")
@@ -347,7 +349,7 @@ def test_prose_reads_by_role_for_renamed_zoo_models(smoke_book, tmp_path):
     numbers = {"03_masked_prediction": ("sweep_m1", "same_h1", "perturb_flank_list", "ngram_same_h1", "lens_text",
                                         "att_overlap_range"),
                "04_embeddings": ("over_static_range", "last_purity_list", "share_list", "control_static"),
-               "05_next_kmer": ("best_first", "ngram_first", "vs_ngram_first"),
+               "05_next_kmer": ("best_first", "ngram_first", "ngram_bits_first"),
                "06_biology_finetuning": ("tf_peaks_best", "exon_intron_best", "tf_peaks_kmer_mcc"),
                "07_conclusions": ("copy_m1", "copy_flank", "hidden_best", "hidden_ngram", "token_share")}
     for nb, keys in numbers.items():
