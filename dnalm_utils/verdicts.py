@@ -280,20 +280,15 @@ def baseline_claims(runs, reference_values: Mapping[int, float] | float, *, refe
 def item_reference_claims(items, reference: str, *, task: str, metric: str, higher_is_better: bool,
                           margin: float | None, subject_init: str = "pretrained") -> list[Claim]:
     """Per model fine-tuned from ``subject_init``: against a baseline ``reference`` on the same test items
-    (each model's per-item ``metric`` averaged over its seeds first). ``items``: model, init, seed, item,
-    ``metric`` (the baseline's rows may carry any init)."""
-    subjects = items[items.init == subject_init] if "init" in items else items
-    refs = items[items.model == reference]
-    out = []
-    for name in dict.fromkeys(subjects.model):
-        if name == reference:
-            continue
-        pool = items[((items.model == name) & (items.init == subject_init)) | (items.model == reference)]
-        a, b = paired_values(pool, name, reference, metric)
-        cmp = stats.compare_paired(a, b, alpha=CHAPTER_ALPHA, margin=margin, unit="test items")
-        out.append(Claim(CLAIM_BASELINE.format(metric=metric, reference=reference, task=task), str(name), reference,
-                         metric, higher_is_better, cmp))
-    return out if len(refs) else []
+    (each model's per-item ``metric`` averaged over its seeds first; :func:`versus_reference`). ``items``: model,
+    init, seed, item, ``metric`` (the baseline's rows may carry any init)."""
+    if not (items.model == reference).any():
+        return []
+    pool = items[(items.init == subject_init) | (items.model == reference)]
+    subjects = [m for m in dict.fromkeys(pool.model) if m != reference]
+    return versus_reference(pool, subjects, reference, claim=CLAIM_BASELINE.format(metric=metric, reference=reference,
+                                                                                  task=task),
+                            metric=metric, higher_is_better=higher_is_better, margin=margin, unit="test items")
 
 
 def pretraining_item_claims(items, *, task: str, metric: str, higher_is_better: bool,
