@@ -367,6 +367,9 @@ def book_answer(verdicts, copy_candidates: Sequence[str] = ()) -> dict:
     elif copying and better:
         answer = ("word identity for the overlapping models, which copy their neighbours; but some models beat the "
                   "context-only n-gram somewhere (listed below)")
+    elif copying and not tested:
+        answer = ("word identity for the overlapping models, which copy their neighbours; whether any model knows more "
+                  "than flank counts was not tested in this build")
     elif copying is None and not tested:
         answer = "not decided: the chapters that test copying and context were not run in this build"
     elif copying is None:

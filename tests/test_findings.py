@@ -130,3 +130,20 @@ def test_masked_prediction_sentences_from_minimal_tables():
     assert out["att_distant_others"] == "**c** (single nucleotides) 90.0 %"
     assert out["perturb_verdict"] == "no overlapping k-mer model with a masked-token head was run"
     assert out["conclusion"].startswith("no overlapping model was tested for copying")
+
+
+def test_copying_sentence_reports_the_recipe_control_apart():
+    from dnalm_utils.stats import Comparison
+
+    yes = Comparison("t", 1000, 0.95, 0.9, 1.0, 1e-9, 0.0167, None, np.nan)
+    no = Comparison("t", 1000, 0.0, -0.05, 0.05, 1.0, 0.0167, None, np.nan)
+    table = V.decide("03", [V.Claim(V.CLAIM_COPIES, "a", "genome's letter", "share", True, yes),
+                            V.Claim(V.CLAIM_COPIES, "b", "genome's letter", "share", True, no)])
+    text = F.copying_sentence(table, ROLES)
+    assert text.startswith("with one masked token, the overlapping models' high accuracy is the overlap rule: every one "
+                           "of them (**a**)")
+    assert text.endswith("the recipe control, trained with a different embedding initialisation in the same budget: "
+                         "inconclusive: b")
+    answer = F.conclusions(table=pd.DataFrame(), verdict_table=table, roles=ROLES)["answer"]
+    assert answer == ("Word identity for the overlapping models, which copy their neighbours; whether any model knows "
+                      "more than flank counts was not tested in this build")
