@@ -942,7 +942,8 @@ __all__ = [
     "static_embeddings", "iter_contextual", "contextual_embeddings", "token_statistics", "token_mean_embeddings",
     "pool_sequences", "per_nucleotide", "token_labels", "knn_purity", "knn_r2", "linear_probe",
     "variance_explained_by_token", "self_similarity", "metrics_from_statistics", "layer_metrics", "static_metrics",
-    "umap_coordinates",
+    "umap_coordinates", "model_metrics", "embedding_summary", "token_maps", "letter_sum_static_purity",
+    "initial_models", "versus_initial", "summary_versus_initial", "step0_sentences",
 ]
 
 
@@ -997,3 +998,195 @@ def token_maps(lm, stats: "TokenStatistics", corpus_counts: np.ndarray, *, layer
                       "y": xy_l[:, 1]})], ignore_index=True)
     return ((f"{name}: static", (xy, token_labels(st.tokens, corpus_counts[st.ids]))),
             (f"{name}: layer {layer_no}", (xy_l, token_labels(means.tokens, corpus_counts[means.ids]))), coords)
+
+
+# ------------------------------------------------------------------------------------------------
+# Step-0 references: the same metrics at initialisation, and what training added
+# ------------------------------------------------------------------------------------------------
+#: What the step-0 comparison is called in "not applicable" rows {model, probe, reason}.
+STEP0_PROBE = "trained vs initial (step 0)"
+#: Summary columns compared at step 0 (:func:`embedding_summary` names) and how the prose names them.
+STEP0_QUANTITIES = {"static purity": "static letter purity", "last-layer purity": "last-layer letter purity",
+                    "token share last": "last-layer token share", "self-sim same": "last-layer self-similarity",
+                    "GC R2 static": "static GC k-NN R²"}
+
+
+def model_metrics(lm, windows: Sequence[str], *, name: str | None = None, layers=None, min_occurrences: int = 5,
+                  n_neighbors: int = 10, metric: str = "cosine", seed: int = 0, batch_size: int = 64):
+    """Every embedding metric chapter 4 reports for one model: (TokenStatistics, table). The table stacks
+    :func:`static_metrics` (layer ``STATIC_LAYER`` = -1) on :func:`metrics_from_statistics` (layers 0..L) in
+    the :func:`layer_metrics` format (model, layer, metric, value, baseline, n), every row labelled ``name``
+    (default ``lm.name``), so that a model and its step-0 twin give tables with the same keys;
+    ``table.attrs["notes"]``: the skipped metrics, explained."""
+    import pandas as pd
+
+    name = str(lm.name if name is None else name)
+    stats = token_statistics(lm, windows, layers=layers, batch_size=batch_size)
+    contextual = metrics_from_statistics(stats, min_occurrences=min_occurrences, n_neighbors=n_neighbors,
+                                         metric=metric, seed=seed)
+    static = static_metrics(lm, n_neighbors=n_neighbors, metric=metric, seed=seed, model=name)
+    table = pd.concat([static, contextual], ignore_index=True)
+    table["model"] = name
+    table.attrs["notes"] = sorted(set(static.attrs.get("notes", []) + contextual.attrs.get("notes", [])))
+    return stats, table
+
+
+def letter_sum_static_purity(k: int, n_neighbors: int) -> float:
+    """Analytic static letter purity of a letter-sum table of overlapping k-mers, mean over positions 1..k.
+
+    The table (``pretraining.init_embeddings_from_letters``): every one of the 4**k ACGT k-mers t has the row
+    r(t) = k**-0.5 * sum_j P[j, t_j], the P[j, letter] independent N(0, s^2 I_d). For k-mers at Hamming
+    distance h, ||r(t) - r(u)||^2 has mean 2 h s^2 d / k and all rows have squared norm of mean s^2 d, so the
+    cosine is about 1 - h / k: the nearest rows of a k-mer are its Hamming shells in order, shell h holding
+    C(k, h) * 3**h k-mers (3k at h = 1). Assumption: the ``n_neighbors`` nearest rows of every k-mer are the
+    innermost shells, filled in order (ties inside the last shell broken anyhow). It holds as d grows (the
+    shells' cosines differ by 1/k, their sampling spread shrinks as d**-0.5) and is checked for the zoo's d = 128
+    in tests/test_embeddings.py.
+
+    Derivation: a neighbour at Hamming distance h carries a different letter at exactly h of the k positions,
+    so for any neighbour set, the purity at position i averaged over i = 1..k is 1 - (mean h over the
+    neighbour slots) / k. With n_neighbors <= 3k every slot is in shell 1 (h = 1), whichever ones the ties
+    pick: purity = 1 - 1/k (75.0 / 80.0 / 83.3 % at k = 4 / 5 / 6). Beyond 3k the next shells enter and the
+    purity falls (k = 3, n_neighbors = 12: 1 - (9 * 1 + 3 * 2) / (3 * 12) = 58.3 %). Chapter 4 computes this
+    purity (:func:`static_metrics`) over all 4**k k-mers with label "letter at position i" for i = 1..k
+    (``_position_labels``, scheme overlapping) and cosine neighbours; the mean over positions is what
+    :func:`embedding_summary` reports as static purity. Single positions do not share it: a shell-1 neighbour
+    that differs at position j lies at ||P[j, a] - P[j, b]||^2 / k, which varies with j and the letters, so with
+    fewer than 3k neighbours some positions' substitutions fill the slots first (at d = 128, k = 6 and 10
+    neighbours the positions' step-0 purities spread over ~18 points) while their mean stays 1 - 1/k. The
+    assumption is weakest at a shell boundary (n_neighbors = 3k: the farthest shell-1 row competes with the
+    nearest shell-2 row; at d = 128 the measured mean falls up to 0.4 points short). Shuffled labels give
+    about 1/4.
+    """
+    from math import comb
+
+    k = check_int_range("k", k, 1, hint="The k of the overlapping k-mer tokenizer, e.g. 6.")
+    n_neighbors = check_int_range("n_neighbors", n_neighbors, 1, 4**k - 1,
+                                  hint=f"Neighbours per k-mer; a table of 4**{k} k-mers has at most {4**k - 1} others.")
+    left, hamming = n_neighbors, 0
+    for h in range(1, k + 1):
+        take = min(left, comb(k, h) * 3**h)
+        hamming += take * h
+        left -= take
+        if not left:
+            break
+    return 1.0 - hamming / (n_neighbors * k)
+
+
+def initial_models(models: Mapping[str, object], **load_options):
+    """The step-0 twin of every model that has one: (name -> adapter loaded from
+    ``pretraining.initial_model_folder(lm.path)``, rows {model, probe: :data:`STEP0_PROBE`, reason} of the
+    others, as ``adapters.not_applicable_text`` reads them).
+
+    A model without a step-0 folder (a published checkpoint, a hand-built module, a zoo trained before step 0
+    was saved) is reported not applicable: "no step-0 weights" (with the reason the folder lookup gave), never
+    compared with a different initialisation. ``load_options`` go to ``models.load_model`` (device, ...)."""
+    from . import pretraining
+    from .models import load_model
+
+    twins, rows = {}, []
+    for name, lm in models.items():
+        path = getattr(lm, "path", None)
+        if path is None:
+            rows.append({"model": name, "probe": STEP0_PROBE, "reason": "no step-0 weights (the model has no local folder)"})
+            continue
+        try:
+            folder = pretraining.initial_model_folder(path)
+        except ParameterError as err:
+            rows.append({"model": name, "probe": STEP0_PROBE, "reason": f"no step-0 weights ({err})"})
+            continue
+        twins[name] = load_model(folder, **load_options)
+    return twins, rows
+
+
+def _check_metric_table(table, what: str):
+    missing = {"model", "layer", "metric", "value"} - set(table.columns)
+    if missing:
+        raise ParameterError(f"{what} lacks column(s) {sorted(missing)}; pass a table of model_metrics / layer_metrics.")
+    keys = table[["model", "layer", "metric"]]
+    if keys.duplicated().any():
+        dup = keys[keys.duplicated()].iloc[0].tolist()
+        raise ParameterError(f"{what} has more than one row for (model, layer, metric) = {dup}; give each once "
+                             "(one table per model, concatenated).")
+
+
+def versus_initial(trained, initial):
+    """Trained against step 0: one row per (model, layer, metric) of ``trained`` whose model also appears in
+    ``initial`` (both in the :func:`model_metrics` format, the step-0 table computed on the same windows and
+    parameters), with columns model, layer, metric, trained, initial, difference = trained - initial (metric
+    units: purity and token share as fractions, R² and cosine as they are), plus the two baselines. A row the
+    step-0 table lacks keeps initial and difference NaN; models absent from ``initial`` are left out (report
+    them with :func:`initial_models`' rows)."""
+    _check_metric_table(trained, "trained")
+    _check_metric_table(initial, "initial")
+    keys = ["model", "layer", "metric"]
+    cols = lambda df, tag: df[keys + ["value"] + (["baseline"] if "baseline" in df else [])].rename(  # noqa: E731
+        columns={"value": tag, "baseline": f"{tag} baseline"})
+    out = cols(trained[trained.model.isin(set(initial.model))], "trained").merge(cols(initial, "initial"), on=keys,
+                                                                                  how="left", validate="one_to_one")
+    out["difference"] = out["trained"] - out["initial"]
+    first = keys + ["trained", "initial", "difference"]
+    return out[first + [c for c in out.columns if c not in first]].reset_index(drop=True)
+
+
+def summary_versus_initial(summary, initial_summary):
+    """The :func:`embedding_summary` quantities of :data:`STEP0_QUANTITIES`, trained against step 0: one row
+    per (model, quantity) for the models in both tables, columns model, quantity, trained, initial,
+    difference = trained - initial, baseline (the trained model's shuffled-label / random-assignment
+    baseline where the quantity has one, else NaN)."""
+    import pandas as pd
+
+    baselines = {"static purity": "static baseline", "last-layer purity": "last baseline",
+                 "token share last": "token share baseline", "self-sim same": "self-sim other"}
+    a, b = summary.set_index("model"), initial_summary.set_index("model")
+    rows = []
+    for model in [m for m in a.index if m in b.index]:
+        for col in STEP0_QUANTITIES:
+            t, i = float(a.loc[model, col]), float(b.loc[model, col])
+            base = float(a.loc[model, baselines[col]]) if col in baselines else np.nan
+            rows.append({"model": model, "quantity": col, "trained": t, "initial": i, "difference": t - i,
+                         "baseline": base})
+    return pd.DataFrame(rows, columns=["model", "quantity", "trained", "initial", "difference", "baseline"])
+
+
+def step0_sentences(comparison, *, roles, not_applicable, n_neighbors: int) -> dict[str, str]:
+    """Chapter 4's step-0 sentences, ``{glue key: text}`` (glue with ``findings.glue_all``):
+
+    ``step0_list``: per model, the :data:`STEP0_QUANTITIES` trained, at step 0 and the difference in points;
+    ``step0_share``: per model, the share of its static purity above the shuffled baseline that the step-0
+    table already had, (initial - baseline) / (trained - baseline); ``step0_analytic``: the analytic step-0
+    purity (:func:`letter_sum_static_purity`) of the letter-sum overlapping models in ``roles`` (scheme,
+    k, embedding_init) beside their measured step-0 value; ``step0_na``: the models without step-0 weights.
+    ``comparison``: :func:`summary_versus_initial`; ``not_applicable``: :func:`initial_models`' rows."""
+    from .findings import labelled, names
+    from .verdicts import fmt_pct
+
+    pts = lambda d: "n/a" if not np.isfinite(d) else f"{100 * d:+.1f} points"  # noqa: E731
+    val = lambda x, q: fmt_pct(x) if q.endswith(("purity", "share last")) else (  # noqa: E731
+        "n/a" if not np.isfinite(x) else f"{x:.2f}")
+    diff = lambda d, q: pts(d) if q.endswith(("purity", "share last")) else (  # noqa: E731
+        "n/a" if not np.isfinite(d) else f"{d:+.2f}")
+    out = {}
+    per_model = []
+    for model, rows in comparison.groupby("model", sort=False):
+        parts = [f"{STEP0_QUANTITIES[r.quantity]} {val(r.trained, r.quantity)} against {val(r.initial, r.quantity)} "
+                 f"({diff(r.difference, r.quantity)})" for r in rows.itertuples()]
+        per_model.append(f"{labelled(model, roles)}: " + ", ".join(parts))
+    out["step0_list"] = "; ".join(per_model) if per_model else "n/a (no model with step-0 weights in this run)"
+    shares = []
+    for r in comparison[comparison.quantity == "static purity"].itertuples():
+        above = r.trained - r.baseline
+        if np.isfinite(above) and above > 0 and np.isfinite(r.initial):
+            shares.append(f"**{r.model}** {fmt_pct((r.initial - r.baseline) / above, 0)}")
+    out["step0_share"] = ", ".join(shares) if shares else "n/a"
+    analytic = []
+    if roles is not None and len(roles):
+        measured = comparison[comparison.quantity == "static purity"].set_index("model").initial
+        letter_sum = roles[(roles.scheme == "overlapping") & (roles.embedding_init == "nucleotide_sum")]
+        for r in letter_sum.itertuples():
+            if r.model in measured.index and r.k is not None and np.isfinite(r.k) and 4 ** int(r.k) > n_neighbors:
+                analytic.append(f"**{r.model}** {fmt_pct(letter_sum_static_purity(int(r.k), n_neighbors))} "
+                                f"(k = {int(r.k)}; measured at step 0: {fmt_pct(measured[r.model])})")
+    out["step0_analytic"] = ", ".join(analytic) if analytic else "n/a (no letter-sum overlapping model with step-0 weights)"
+    out["step0_na"] = names([row["model"] for row in not_applicable])
+    return out

@@ -4,6 +4,7 @@ neighbourhood metrics on toy embeddings with known structure, and the projection
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 from dnalm_utils.adapters import ModuleAdapter, NotApplicable
@@ -377,17 +378,6 @@ def test_static_metrics_score_the_input_table(bert):
     assert row.value == pytest.approx(direct["purity"]) and row.baseline == pytest.approx(direct["baseline"])
 
 
-def test_static_metrics_of_a_letter_built_table_are_pure(tmp_path):
-    """Rows built as sums of per-position letter vectors (the zoo's initialisation) cluster by letter."""
-    from dnalm_utils.pretraining import init_embeddings_from_letters
-
-    lm = M.load_model(M.make_tiny_dnabert(tmp_path / "t", k=4, max_positions=128))
-    init_embeddings_from_letters(lm.model, lm.tokenizer, seed=0)
-    df = E.static_metrics(lm, n_neighbors=5)
-    pur = df[df.metric.str.endswith("purity")]
-    assert (pur.value > pur.baseline + 0.2).all()  # hidden size 32: four random letter vectors per row
-
-
 def test_applicable_keeps_models_with_hidden_states_and_a_table(bert):
     no_table = ModuleAdapter(torch.nn.Linear(2, 2), bert.tokenizer, capabilities=["hidden_states"], n_layers=1,
                              name="no_table")
@@ -397,3 +387,135 @@ def test_applicable_keeps_models_with_hidden_states_and_a_table(bert):
     assert [(r["model"], r["probe"]) for r in skipped] == [("no_table", "token embeddings by layer"),
                                                           ("lm", "token embeddings by layer")]
     assert "input embeddings" in skipped[0]["reason"] and "hidden states" in skipped[1]["reason"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Step-0 references
+# ------------------------------------------------------------------------------------------------
+def _step0_model(folder, k, init="nucleotide_sum", hidden=128):
+    """A freshly initialised zoo-architecture model (hidden 128 as in the zoo, one small layer), saved and loaded
+    the way training saves its step-0 folder."""
+    from dnalm_utils import pretraining as P
+
+    tok = T.OverlappingKmerTokenizer(k)
+    cfg = P.PretrainConfig(name=f"step0_k{k}", scheme="overlapping", k=k, embedding_init=init, layers=1,
+                           hidden=hidden, heads=2, intermediate=32, max_positions=64)
+    return M.load_model(M.save_model(P.as_plain_bert(P.build_model(cfg, tok)), tok, folder))
+
+
+def test_analytic_letter_sum_purity_by_hamming_shells():
+    for k in (2, 3, 4, 5, 6):  # up to 3k neighbours all sit one letter away: each differs at 1 of k positions
+        assert E.letter_sum_static_purity(k, 1) == pytest.approx(1 - 1 / k)
+        assert E.letter_sum_static_purity(k, 3 * k) == pytest.approx(1 - 1 / k)
+    assert E.letter_sum_static_purity(3, 12) == pytest.approx(1 - (9 * 1 + 3 * 2) / (3 * 12))  # 3 from shell 2
+    assert E.letter_sum_static_purity(2, 15) == pytest.approx(1 - (6 * 1 + 9 * 2) / (2 * 15))  # every other 2-mer
+    with pytest.raises(ParameterError, match="n_neighbors"):
+        E.letter_sum_static_purity(2, 16)
+
+
+# Tolerance: for any neighbour graph of equal-length k-mers, mean-over-positions purity = 1 - (mean Hamming
+# distance of the neighbour slots) / k, so measured - analytic = -(extra Hamming distance per slot) / k. Away from
+# a shell boundary 0.002 allows at k = 5 one slot in 100 to hold a k-mer from the next shell out: at the zoo's
+# d = 128 the cosine gap between shells (1/k >= 0.2) is several times the rows' sampling spread (~ d**-0.5 =
+# 0.09), so the shells hardly mix (seen: |measured - analytic| <= 0.0007 for k = 3..6 at n_neighbors 10 and
+# 3k + 3). At n_neighbors = 3k the last shell-1 slot competes with the nearest shell-2 row (seen: up to 0.004
+# short): 0.01 there.
+@pytest.mark.parametrize("k", [3, 4, 5])
+def test_step0_static_purity_of_a_letter_sum_table_matches_the_analytic_value(k, tmp_path):
+    lm = _step0_model(tmp_path / f"k{k}", k)
+    for n_neighbors, tol in ((10, 0.002), (3 * k + 3, 0.002), (3 * k, 0.01)):  # chapter 4's default, into shell 2, boundary
+        pur = E.static_metrics(lm, n_neighbors=n_neighbors)
+        pur = pur[pur.metric.str.endswith("_purity")]
+        assert len(pur) == k and (pur.n == 4**k).all()
+        assert pur.value.mean() == pytest.approx(E.letter_sum_static_purity(k, n_neighbors), abs=tol)
+        assert (pur.baseline < 0.27).all()
+
+
+@pytest.mark.parametrize("k", [4, 5])
+def test_step0_static_purity_of_a_random_table_is_chance(k, tmp_path):
+    """Negative control: DNABERT's random rows carry no letter, so purity sits at the shuffled baseline
+    (~1/4). Spread of one position's purity over 4**k tokens x 10 neighbours: sqrt(3/16 / (10 * 4**k)) <= 0.009,
+    so 0.035 is ~4 sd even for one position."""
+    lm = _step0_model(tmp_path / f"r{k}", k, init="random")
+    pur = E.static_metrics(lm, n_neighbors=10)
+    pur = pur[pur.metric.str.endswith("_purity")]
+    assert np.abs(pur.value - 0.25).max() < 0.035 and np.abs(pur.value - pur.baseline).max() < 0.035
+    assert pur.value.mean() < E.letter_sum_static_purity(k, 10) - 0.4
+
+
+def _metric_table(model, values, layers=(-1, 0, 1), metrics=("nt_1_purity", "self_similarity")):
+    import pandas as pd
+
+    rows = [(model, layer, m) for layer in layers for m in metrics]
+    df = pd.DataFrame(rows, columns=["model", "layer", "metric"])
+    df["value"] = values[: len(df)]
+    df["baseline"] = 0.25
+    df["n"] = 64
+    return df
+
+
+def test_versus_initial_is_trained_minus_initial_row_by_row():
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    trained = pd.concat([_metric_table("a", rng.random(6)), _metric_table("b", rng.random(6)),
+                         _metric_table("published", rng.random(6))], ignore_index=True)
+    initial = pd.concat([_metric_table("a", rng.random(6)), _metric_table("b", rng.random(6))], ignore_index=True)
+    initial = initial.sample(frac=1, random_state=1).iloc[1:]  # any row order; one step-0 row missing
+    out = E.versus_initial(trained, initial)
+    assert list(out.columns[:6]) == ["model", "layer", "metric", "trained", "initial", "difference"]
+    assert set(out.model) == {"a", "b"} and len(out) == 12  # no step-0 twin: left out, not compared
+    key = ["model", "layer", "metric"]
+    t = out.merge(trained, on=key).value.to_numpy()
+    i = out.merge(initial, on=key, how="left").value.to_numpy()
+    assert np.array_equal(out.trained.to_numpy(), t) and np.array_equal(out.initial.to_numpy(), i, equal_nan=True)
+    assert np.array_equal(out.difference.to_numpy(), t - i, equal_nan=True)
+    assert out.difference.isna().sum() == 1
+    with pytest.raises(ParameterError, match="more than one row"):
+        E.versus_initial(pd.concat([trained, trained.iloc[:1]]), initial)
+    with pytest.raises(ParameterError, match="lacks column"):
+        E.versus_initial(trained.drop(columns="metric"), initial)
+
+
+def test_model_metrics_labels_every_row_and_covers_static_and_hidden_layers(bert):
+    stats, table = E.model_metrics(bert, _windows((60,) * 8), name="renamed", min_occurrences=1, n_neighbors=5)
+    assert table.model.eq("renamed").all() and set(table.layer) == {E.STATIC_LAYER, 0, 1, 2}
+    assert not table[["model", "layer", "metric"]].duplicated().any()
+    assert stats.counts.sum() == 8 * (60 - 4 + 1)
+
+
+def test_initial_models_load_step0_folders_and_report_the_rest(bert, tmp_path):
+    from dnalm_utils import pretraining as P
+
+    trained = _step0_model(tmp_path / "zoo" / "over3", 3)  # stands for a trained model folder
+    _step0_model(tmp_path / "zoo" / "over3" / "step0", 3, init="random")  # its step-0 folder
+    old = _step0_model(tmp_path / "zoo" / "old3", 3)  # a zoo model saved before step 0 was kept
+    module = ModuleAdapter(torch.nn.Linear(2, 2), bert.tokenizer, capabilities=["hidden_states"], n_layers=1, name="m")
+    twins, rows = E.initial_models({"over3": trained, "old3": old, "m": module}, device="cpu")
+    assert list(twins) == ["over3"] and Path(twins["over3"].path) == P.initial_model_folder(trained.path)
+    w0 = twins["over3"].model.get_input_embeddings().weight
+    assert not torch.equal(w0, trained.model.get_input_embeddings().weight)  # the twin's own weights
+    assert [r["model"] for r in rows] == ["old3", "m"] and all(r["probe"] == E.STEP0_PROBE for r in rows)
+    assert all(r["reason"].startswith("no step-0 weights") for r in rows)
+
+
+def test_step0_sentences_compute_the_comparison_from_the_tables():
+    import pandas as pd
+
+    summary = lambda purity: pd.DataFrame({  # noqa: E731
+        "model": ["over4", "ctrl"], "static purity": purity, "static baseline": [0.25, 0.25],
+        "last-layer purity": [0.6, 0.3], "last baseline": [0.25, 0.25], "GC R2 static": [0.5, 0.1],
+        "GC R2 last": [0.4, 0.1], "self-sim same": [0.9, 0.8], "self-sim other": [0.2, 0.2],
+        "token share first": [0.9, 0.9], "token share last": [0.7, 0.6], "token share baseline": [0.01, 0.01]})
+    comparison = E.summary_versus_initial(summary([0.742, 0.30]), summary([0.75, 0.26]))
+    row = comparison[(comparison.model == "over4") & (comparison.quantity == "static purity")].iloc[0]
+    assert row.difference == pytest.approx(0.742 - 0.75) and row.baseline == 0.25
+    roles = pd.DataFrame({"model": ["over4", "ctrl", "hub"], "scheme": ["overlapping"] * 3, "k": [4, 6, 6],
+                          "embedding_init": ["nucleotide_sum", "random", None],
+                          "label": ["overlapping 4-mers", "control", "published"]})
+    na = [{"model": "hub", "probe": E.STEP0_PROBE, "reason": "no step-0 weights"}]
+    text = E.step0_sentences(comparison, roles=roles, not_applicable=na, n_neighbors=10)
+    assert "74.2 % against 75.0 % (-0.8 points)" in text["step0_list"]
+    assert "**over4** 75.0 % (k = 4; measured at step 0: 75.0 %)" == text["step0_analytic"]  # not the random-init control
+    assert text["step0_share"].startswith(f"**over4** {100 * (0.75 - 0.25) / (0.742 - 0.25):.0f} %")
+    assert text["step0_na"] == "**hub**"
