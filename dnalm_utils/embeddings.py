@@ -1086,9 +1086,10 @@ def initial_models(models: Mapping[str, object], **load_options):
 
     twins, rows = {}, []
     for name, lm in models.items():
-        path = getattr(lm, "path", None)
-        if path is None:
-            rows.append({"model": name, "probe": STEP0_PROBE, "reason": "no step-0 weights (the model has no local folder)"})
+        path, source = getattr(lm, "path", None), getattr(lm, "source", None)
+        if path is None or source == "hub":
+            why = "a hub checkpoint ships its trained weights only" if source == "hub" else "the model has no folder"
+            rows.append({"model": name, "probe": STEP0_PROBE, "reason": f"no step-0 weights ({why})"})
             continue
         try:
             folder = pretraining.initial_model_folder(path)
@@ -1138,8 +1139,10 @@ def summary_versus_initial(summary, initial_summary):
 
     baselines = {"static purity": "static baseline", "last-layer purity": "last baseline",
                  "token share last": "token share baseline", "self-sim same": "self-sim other"}
-    a, b = summary.set_index("model"), initial_summary.set_index("model")
     rows = []
+    if not len(summary) or not len(initial_summary):  # no model with step-0 weights
+        return pd.DataFrame(rows, columns=["model", "quantity", "trained", "initial", "difference", "baseline"])
+    a, b = summary.set_index("model"), initial_summary.set_index("model")
     for model in [m for m in a.index if m in b.index]:
         for col in STEP0_QUANTITIES:
             t, i = float(a.loc[model, col]), float(b.loc[model, col])
@@ -1186,7 +1189,8 @@ def step0_sentences(comparison, *, roles, not_applicable, n_neighbors: int) -> d
         for r in letter_sum.itertuples():
             if r.model in measured.index and r.k is not None and np.isfinite(r.k) and 4 ** int(r.k) > n_neighbors:
                 analytic.append(f"**{r.model}** {fmt_pct(letter_sum_static_purity(int(r.k), n_neighbors))} "
-                                f"(k = {int(r.k)}; measured at step 0: {fmt_pct(measured[r.model])})")
+                                f"(k = {int(r.k)}, {n_neighbors} neighbours; measured at step 0: "
+                                f"{fmt_pct(measured[r.model])})")
     out["step0_analytic"] = ", ".join(analytic) if analytic else "n/a (no letter-sum overlapping model with step-0 weights)"
     out["step0_na"] = names([row["model"] for row in not_applicable])
     return out

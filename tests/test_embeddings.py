@@ -488,7 +488,7 @@ def test_initial_models_load_step0_folders_and_report_the_rest(bert, tmp_path):
     from dnalm_utils import pretraining as P
 
     trained = _step0_model(tmp_path / "zoo" / "over3", 3)  # stands for a trained model folder
-    _step0_model(tmp_path / "zoo" / "over3" / "step0", 3, init="random")  # its step-0 folder
+    _step0_model(tmp_path / "zoo" / "over3" / P.SNAPSHOTS / "step-0", 3, init="random")  # where training keeps step 0
     old = _step0_model(tmp_path / "zoo" / "old3", 3)  # a zoo model saved before step 0 was kept
     module = ModuleAdapter(torch.nn.Linear(2, 2), bert.tokenizer, capabilities=["hidden_states"], n_layers=1, name="m")
     twins, rows = E.initial_models({"over3": trained, "old3": old, "m": module}, device="cpu")
@@ -516,6 +516,9 @@ def test_step0_sentences_compute_the_comparison_from_the_tables():
     na = [{"model": "hub", "probe": E.STEP0_PROBE, "reason": "no step-0 weights"}]
     text = E.step0_sentences(comparison, roles=roles, not_applicable=na, n_neighbors=10)
     assert "74.2 % against 75.0 % (-0.8 points)" in text["step0_list"]
-    assert "**over4** 75.0 % (k = 4; measured at step 0: 75.0 %)" == text["step0_analytic"]  # not the random-init control
+    assert text["step0_analytic"] == "**over4** 75.0 % (k = 4, 10 neighbours; measured at step 0: 75.0 %)"  # not ctrl
+    empty = E.summary_versus_initial(summary([0.742, 0.30]), pd.DataFrame())  # no model with step-0 weights
+    assert list(empty.columns) == list(comparison.columns) and not len(empty)
+    assert E.step0_sentences(empty, roles=roles, not_applicable=na, n_neighbors=10)["step0_list"].startswith("n/a")
     assert text["step0_share"].startswith(f"**over4** {100 * (0.75 - 0.25) / (0.742 - 0.25):.0f} %")
     assert text["step0_na"] == "**hub**"
