@@ -1093,8 +1093,9 @@ def initial_models(models: Mapping[str, object], **load_options):
             continue
         try:
             folder = pretraining.initial_model_folder(path)
-        except ParameterError as err:
-            rows.append({"model": name, "probe": STEP0_PROBE, "reason": f"no step-0 weights ({err})"})
+        except ParameterError:  # its message names the local folder; the book says what it means
+            rows.append({"model": name, "probe": STEP0_PROBE, "reason": "no step-0 weights (only zoo models trained "
+                         "with step-0 snapshots have them: retrain the zoo, chapter 2, to compare this one)"})
             continue
         twins[name] = load_model(folder, **load_options)
     return twins, rows
@@ -1155,7 +1156,8 @@ def summary_versus_initial(summary, initial_summary):
 def step0_sentences(comparison, *, roles, not_applicable, n_neighbors: int) -> dict[str, str]:
     """Chapter 4's step-0 sentences, ``{glue key: text}`` (glue with ``findings.glue_all``):
 
-    ``step0_list``: per model, the :data:`STEP0_QUANTITIES` trained, at step 0 and the difference in points;
+    ``step0_list``: per model, the :data:`STEP0_QUANTITIES` it has: trained (step 0: initial, difference in
+    points for purity and token share, in units for cosine and R²);
     ``step0_share``: per model, the share of its static purity above the shuffled baseline that the step-0
     table already had, (initial - baseline) / (trained - baseline); ``step0_analytic``: the analytic step-0
     purity (:func:`letter_sum_static_purity`) of the letter-sum overlapping models in ``roles`` (scheme,
@@ -1172,9 +1174,10 @@ def step0_sentences(comparison, *, roles, not_applicable, n_neighbors: int) -> d
     out = {}
     per_model = []
     for model, rows in comparison.groupby("model", sort=False):
-        parts = [f"{STEP0_QUANTITIES[r.quantity]} {val(r.trained, r.quantity)} against {val(r.initial, r.quantity)} "
-                 f"({diff(r.difference, r.quantity)})" for r in rows.itertuples()]
-        per_model.append(f"{labelled(model, roles)}: " + ", ".join(parts))
+        parts = [f"{STEP0_QUANTITIES[r.quantity]} {val(r.trained, r.quantity)} (step 0: {val(r.initial, r.quantity)}, "
+                 f"{diff(r.difference, r.quantity)})" for r in rows.itertuples()
+                 if np.isfinite(r.trained) or np.isfinite(r.initial)]  # quantities the model has (no letters: none)
+        per_model.append(f"{labelled(model, roles)}: " + (", ".join(parts) or "n/a"))
     out["step0_list"] = "; ".join(per_model) if per_model else "n/a (no model with step-0 weights in this run)"
     shares = []
     for r in comparison[comparison.quantity == "static purity"].itertuples():

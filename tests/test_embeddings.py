@@ -515,8 +515,13 @@ def test_step0_sentences_compute_the_comparison_from_the_tables():
                           "label": ["overlapping 4-mers", "control", "published"]})
     na = [{"model": "hub", "probe": E.STEP0_PROBE, "reason": "no step-0 weights"}]
     text = E.step0_sentences(comparison, roles=roles, not_applicable=na, n_neighbors=10)
-    assert "74.2 % against 75.0 % (-0.8 points)" in text["step0_list"]
+    assert "static letter purity 74.2 % (step 0: 75.0 %, -0.8 points)" in text["step0_list"]
+    assert "last-layer self-similarity 0.90 (step 0: 0.90, +0.00)" in text["step0_list"]
     assert text["step0_analytic"] == "**over4** 75.0 % (k = 4, 10 neighbours; measured at step 0: 75.0 %)"  # not ctrl
+    no_letters = comparison.copy()  # e.g. single nucleotides: no letter purity at all
+    no_letters.loc[(no_letters.model == "ctrl") & (no_letters.quantity == "static purity"), ["trained", "initial"]] = np.nan
+    ctrl = E.step0_sentences(no_letters, roles=roles, not_applicable=na, n_neighbors=10)["step0_list"].split("; ")[1]
+    assert ctrl.startswith("**ctrl**") and "static letter purity" not in ctrl and "last-layer letter purity" in ctrl
     empty = E.summary_versus_initial(summary([0.742, 0.30]), pd.DataFrame())  # no model with step-0 weights
     assert list(empty.columns) == list(comparison.columns) and not len(empty)
     assert E.step0_sentences(empty, roles=roles, not_applicable=na, n_neighbors=10)["step0_list"].startswith("n/a")
