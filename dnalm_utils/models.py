@@ -227,9 +227,13 @@ CHECKSUMS = "dnalm_checksums.json"
 
 
 def save_model(model, tokenizer: DNATokenizer, folder: str | os.PathLike, *, card: str | None = None,
-               extra: dict | None = None, files: dict[str, str] | None = None) -> Path:
-    """Save model + tokenizer (+ README model card, + ``extra`` JSON files, + ``files`` text files) into
-    ``folder`` atomically, with ``dnalm_checksums.json`` (sha256 of every file) so a damaged copy is detected."""
+               extra: dict | None = None, files: dict[str, str] | None = None,
+               subfolders: dict[str, str | os.PathLike] | None = None) -> Path:
+    """Save model + tokenizer (+ README model card, + ``extra`` JSON files, + ``files`` text files, + copies of
+    the folders in ``subfolders`` under their names) into ``folder`` atomically, with ``dnalm_checksums.json``
+    (sha256 of every file, subfolders included, by relative path) so a damaged copy is detected."""
+    import shutil
+
     from .io import sha256_file
 
     folder = Path(folder)
@@ -248,7 +252,9 @@ def save_model(model, tokenizer: DNATokenizer, folder: str | os.PathLike, *, car
             (tmp / name).write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
         for name, text in (files or {}).items():
             (tmp / name).write_text(text)
-        sums = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        for name, src in (subfolders or {}).items():
+            shutil.copytree(src, tmp / name)
+        sums = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=2, sort_keys=True) + "\n")
     return folder
 

@@ -27,12 +27,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -41,7 +40,7 @@ import numpy as np
 from .cache import CacheKey, make_key, read_folder_entry
 from .corpus import acgt_pieces, corpus_fingerprint, corpus_records
 from .errors import ParameterError
-from .io import atomic_write_text, package_versions
+from .io import package_versions
 from .tokenization import DNATokenizer, make_tokenizer
 
 MANIFEST = "pretrain_manifest.json"
@@ -63,7 +62,7 @@ class PretrainConfig:
     name: str
     scheme: str  # overlapping | nonoverlapping | nucleotide | bpe
     k: int | None = None
-    masking: str = "auto"  # auto | dnabert (k-token spans) | token (independent tokens) | spanN (spans of N tokens)
+    masking: str = "auto"  # auto | dnabert (k-token spans) | token (independent tokens) | spanN (spans of N tokens) | randommask (spans widening from k to 2k)
     mask_rate: float = 0.15  # share of tokens masked (dnabert / spans: centre rate = mask_rate / span length)
     embedding_init: str = "nucleotide_sum"  # nucleotide_sum (row = sum of per-position letter vectors) | random (DNABERT)
     bpe_vocab_size: int = 4096
@@ -81,7 +80,14 @@ class PretrainConfig:
     adam_beta2: float = 0.98
     adam_epsilon: float = 1e-6
     reverse_complement: str = "random"  # random (each window's strand drawn at random) | none | all
-    seed: int = 0
+    seed: int = 0  # initialisation and masking
+    data_seed: int = 0  # which windows, in which order (shared by every seed of an arm: same data, other weights)
+    dropout: float = 0.0  # hidden and attention dropout (BERT: 0.1; 0 here: one pass over the data, nothing to regularise)
+    heldout_fraction: float = 0.05  # share of the corpus held out from training, in blocks, for held-out loss and gates
+    heldout_block_nt: int = 20_000  # length of each held-out block
+    eval_steps: int = 100  # held-out loss every eval_steps steps (and at step 0 and the end)
+    n_eval_windows: int = 256  # held-out windows (fixed masks) behind each held-out loss
+    snapshots: int = 4  # model snapshots saved at evenly spaced steps, step 0 included (0: none)
     precision: str = "auto"  # auto (bf16 autocast where supported) | fp32
     logging_steps: int = 25
     save_steps: int = 250
@@ -91,10 +97,16 @@ class PretrainConfig:
             raise ParameterError(f"model {self.name!r}: scheme={self.scheme!r}; use overlapping, nonoverlapping, nucleotide or bpe.")
         if self.masking == "auto":
             self.masking = "dnabert" if self.scheme == "overlapping" else "token"
-        if self.masking not in ("dnabert", "token") and not (self.masking.startswith("span") and self.masking[4:].isdigit()):
-            raise ParameterError(f"model {self.name!r}: masking={self.masking!r}; use auto, dnabert, token or spanN (e.g. span6).")
-        if self.masking == "dnabert" and self.scheme != "overlapping":
-            raise ParameterError(f"model {self.name!r}: DNABERT span masking needs overlapping k-mers.")
+        if self.masking not in ("dnabert", "token", "randommask") and not (
+                self.masking.startswith("span") and self.masking[4:].isdigit() and int(self.masking[4:]) >= 1):
+            raise ParameterError(f"model {self.name!r}: masking={self.masking!r}; use auto, dnabert, token, randommask or "
+                                 "spanN (e.g. span6).")
+        if self.masking in ("dnabert", "randommask") and self.scheme != "overlapping":
+            raise ParameterError(f"model {self.name!r}: {self.masking} masking needs overlapping k-mers (scheme=overlapping, k=...).")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ParameterError(f"model {self.name!r}: dropout={self.dropout} must be in [0, 1).")
+        if not 0.0 < float(self.heldout_fraction) < 0.5:
+            raise ParameterError(f"model {self.name!r}: heldout_fraction={self.heldout_fraction} must be in (0, 0.5).")
         if self.embedding_init not in ("random", "nucleotide_sum"):
             raise ParameterError(f"model {self.name!r}: embedding_init={self.embedding_init!r}; use random or nucleotide_sum.")
         if self.reverse_complement not in _STRANDS:
@@ -109,23 +121,41 @@ class PretrainConfig:
 
     @property
     def span_length(self) -> int:
-        """Tokens per masked span: k for DNABERT masking, N for spanN, 1 for token masking."""
+        """Tokens per masked span at the end of training: k for DNABERT masking, N for spanN, 2k for randommask,
+        1 for token masking."""
+        return self.span_at(self.steps)
+
+    def span_at(self, step: int) -> int:
+        """Tokens per masked span at optimisation step ``step`` (0-based). Constant except for ``randommask``
+        (after RandomMask, Liang et al. 2023, arXiv 2310.07644): the span widens from k to 2k tokens in k + 1
+        equal stages, so that from the second stage on at least one nucleotide is hidden from the flanks and at
+        the end k + 1 are."""
         if self.masking == "dnabert":
             return int(self.k)
         if self.masking.startswith("span"):
             return int(self.masking[4:])
+        if self.masking == "randommask":
+            k = int(self.k)
+            stage = min(k, int(step) * (k + 1) // max(int(self.steps), 1))
+            return k + stage
         return 1
+
+    def offsets_at(self, step: int) -> list[int]:
+        """Offsets that expand a mask centre into the span of :meth:`span_at` tokens (DNABERT's layout)."""
+        span = self.span_at(step)
+        return dnabert_offsets(span) if span > 1 else []
 
     @property
     def offsets(self) -> list[int]:
-        if self.masking == "dnabert":
-            return dnabert_offsets(int(self.k))
-        return dnabert_offsets(self.span_length) if self.span_length > 1 else []
+        return self.offsets_at(self.steps)
+
+    def centre_rate_at(self, step: int) -> float:
+        """Probability that a token is a mask centre at ``step`` (DNABERT: 0.15 / 6 = 0.025 for k = 6)."""
+        return self.mask_rate / self.span_at(step)
 
     @property
     def centre_rate(self) -> float:
-        """Probability that a token is a mask centre (DNABERT: 0.15 / 6 = 0.025 for k = 6)."""
-        return self.mask_rate / self.span_length
+        return self.centre_rate_at(self.steps)
 
     @property
     def nucleotides_seen(self) -> int:
@@ -141,10 +171,10 @@ class PretrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-#: The default zoo: one model per tokenization, plus DNABERT's exact recipe for 6-mers as a control. Every
-#: model but ``overlap6_dnabert`` departs from DNABERT in one named way: token embeddings start as sums of
-#: per-position letter vectors (``embedding_init="nucleotide_sum"``), without which 4**k unrelated k-mer rows
-#: take far longer than this CPU budget to learn. The masking is each family's own.
+#: The zoo: one arm per tokenization with its family's masking (the "main" arms), plus arms that change one
+#: setting of a main arm (``ARM_CHANGES`` names it). Every arm starts its token embeddings as sums of per-position
+#: letter vectors (``embedding_init="nucleotide_sum"``) except ``overlap6_dnabert``, which keeps DNABERT's random
+#: rows: the initialisation ablation.
 ZOO: dict[str, dict] = {
     "overlap4": dict(scheme="overlapping", k=4),
     "overlap5": dict(scheme="overlapping", k=5),
@@ -153,51 +183,146 @@ ZOO: dict[str, dict] = {
     "nonoverlap6": dict(scheme="nonoverlapping", k=6),
     "nucleotide": dict(scheme="nucleotide"),
     "bpe": dict(scheme="bpe", bpe_vocab_size=4096),
+    "overlap6_token": dict(scheme="overlapping", k=6, masking="token"),
+    "nucleotide_span6": dict(scheme="nucleotide", masking="span6"),
+    "overlap6_span12": dict(scheme="overlapping", k=6, masking="span12"),
+    "overlap6_randommask": dict(scheme="overlapping", k=6, masking="randommask"),
 }
+
+#: arm -> (the arm it changes, what it changes, why). Each differs from its reference in exactly that setting.
+ARM_CHANGES: dict[str, tuple[str, str, str]] = {
+    "overlap6_dnabert": ("overlap6", "embedding_init", "initialisation ablation: DNABERT's random embedding rows"),
+    "overlap6_token": ("overlap6", "masking", "masking ablation: 15 % independent tokens instead of k-token spans"),
+    "nucleotide_span6": ("nucleotide", "masking", "masking ablation: 6-nt spans, as a 6-mer span hides"),
+    "overlap6_span12": ("overlap6", "masking", "closes the leak: 2k-token spans hide k + 1 nt from the flanks"),
+    "overlap6_randommask": ("overlap6", "masking", "closes the leak gradually: spans widen from k to 2k (RandomMask)"),
+}
+
+SEED_SUFFIX = "_seed"
+
+
+def seeded_name(arm: str, seed: int) -> str:
+    """Folder name of ``arm`` pre-trained with ``seed``: the arm's name for seed 0, ``<arm>_seed<N>`` otherwise."""
+    return arm if int(seed) == 0 else f"{arm}{SEED_SUFFIX}{int(seed)}"
+
+
+def split_seeded_name(name: str) -> tuple[str, int]:
+    """(arm, seed) of a zoo folder name written by :func:`seeded_name`."""
+    arm, sep, tail = str(name).rpartition(SEED_SUFFIX)
+    if sep and tail.isdigit() and arm in ZOO:
+        return arm, int(tail)
+    return str(name), 0
+
+
+def is_zoo_name(name: str) -> bool:
+    """True for a zoo arm or a seeded replicate of one (``overlap6_seed2``)."""
+    return split_seeded_name(name)[0] in ZOO
 
 
 def zoo_config(name: str, **overrides) -> PretrainConfig:
-    """The zoo recipe ``name`` with shared settings overridden (e.g. steps=50 for a smoke run)."""
-    if name not in ZOO:
-        raise ParameterError(f"unknown zoo model {name!r}; the zoo has {', '.join(ZOO)}.")
-    return PretrainConfig(name=name, **{**ZOO[name], **overrides})
+    """The zoo recipe ``name`` (an arm, or ``<arm>_seed<N>`` for seed N) with shared settings overridden (e.g.
+    steps=50 for a smoke run). A seeded name sets ``seed``; ``data_seed`` stays shared."""
+    arm, seed = split_seeded_name(name)
+    if arm not in ZOO:
+        raise ParameterError(f"unknown zoo model {name!r}; the zoo has {', '.join(ZOO)} (and <arm>{SEED_SUFFIX}N for seed N).")
+    settings = {**ZOO[arm], **overrides}
+    if seed:
+        settings["seed"] = seed
+    return PretrainConfig(name=name, **settings)
+
+
+def zoo_names(arms: Sequence[str], seeds: Sequence[int] = (0,), seeded_arms: Sequence[str] | None = None) -> list[str]:
+    """Folder names for ``arms``: every arm with seed 0, and the arms in ``seeded_arms`` (default: all) also with
+    each of ``seeds``. Arms first, then replicates, in the given order."""
+    unknown = [a for a in arms if a not in ZOO]
+    if unknown:
+        raise ParameterError(f"unknown zoo arm(s) {unknown}; the zoo has {', '.join(ZOO)}.")
+    replicated = list(arms) if seeded_arms is None else [a for a in arms if a in set(seeded_arms)]
+    names = [seeded_name(a, 0) for a in arms]
+    names += [seeded_name(a, s) for s in seeds if int(s) != 0 for a in replicated]
+    return names
+
+
+def config_differences(a: PretrainConfig, b: PretrainConfig) -> dict[str, tuple]:
+    """{setting: (value in a, value in b)} for every recipe setting that differs (the name excluded)."""
+    da, db = a.to_dict(), b.to_dict()
+    return {k: (da[k], db[k]) for k in da if k != "name" and da[k] != db[k]}
 
 
 # ------------------------------------------------------------------------------------------------
 # Data: the same windows for every model
 # ------------------------------------------------------------------------------------------------
+def holdout_split(records, *, fraction: float = 0.05, block_nt: int = 20_000, seed: int = 0):
+    """(training records, held-out records): ``fraction`` of the corpus nucleotides, in blocks of ``block_nt``,
+    cut out of the records and kept apart; the training records are what remains (pieces named
+    ``<record>:<start>-<end>``, 0-based half-open). Blocks are drawn per record in proportion to its length (a
+    record shorter than ``3 * block_nt`` is never cut), seeded, so every model with the same corpus and seed
+    trains and is checked on the same split. Shapes: records are ``genome.FastaRecord``; so are the outputs."""
+    from .genome import FastaRecord
+
+    rng = np.random.default_rng(seed)
+    train, held = [], []
+    for rec in records:
+        n = len(rec.sequence)
+        n_blocks = int(round(fraction * n / block_nt)) if n >= 3 * block_nt else 0
+        cuts = []
+        if n_blocks:
+            slots = n // block_nt
+            cuts = sorted(int(b) * block_nt for b in rng.choice(slots, size=min(n_blocks, slots), replace=False))
+        pos = 0
+        for c in cuts:
+            if c > pos:
+                train.append(FastaRecord(f"{rec.name}:{pos}-{c}", rec.description, rec.sequence[pos:c]))
+            held.append(FastaRecord(f"{rec.name}:{c}-{c + block_nt}", rec.description, rec.sequence[c:c + block_nt]))
+            pos = c + block_nt
+        if pos < n:
+            train.append(FastaRecord(f"{rec.name}:{pos}-{n}" if cuts else rec.name, rec.description, rec.sequence[pos:]))
+    if not held:
+        raise ParameterError(f"heldout_fraction={fraction} with heldout_block_nt={block_nt} holds out nothing of this corpus "
+                             "(records shorter than 3 blocks are never cut); use a smaller heldout_block_nt.")
+    return train, held
+
+
+def split_for(cfg: PretrainConfig, records):
+    """:func:`holdout_split` with ``cfg``'s settings (seeded by ``data_seed``)."""
+    return holdout_split(records, fraction=cfg.heldout_fraction, block_nt=cfg.heldout_block_nt, seed=cfg.data_seed)
+
+
 def sample_training_windows(cfg: PretrainConfig, records, *, n: int | None = None) -> list[str]:
-    """``steps * batch_size`` windows of ``window_nt`` ACGT-only nt, seeded: identical for every model that
-    shares steps, batch size, window length and seed, whatever its tokenization."""
+    """``steps * batch_size`` windows of ``window_nt`` ACGT-only nt from the training part of ``records``
+    (:func:`split_for`), seeded by ``data_seed``: identical for every model that shares steps, batch size, window
+    length and data seed, whatever its tokenization or seed."""
     from .genome import Genome, sample_windows
 
     n = n or cfg.steps * cfg.batch_size
-    wins = sample_windows(Genome.from_records(records), n, cfg.window_nt, seed=cfg.seed,
+    train_records, _ = split_for(cfg, records)
+    wins = sample_windows(Genome.from_records(train_records), n, cfg.window_nt, seed=cfg.data_seed,
                           reverse_complement=_STRANDS[cfg.reverse_complement])
     return [w.sequence for w in wins]
 
 
-class WindowDataset:
-    """Torch map-style dataset: item i = the framed tokens of window i (``[CLS] tokens [SEP]`` for the zoo's
-    BERTs) as a 1-D LongTensor (no padding)."""
+def sample_heldout_windows(cfg: PretrainConfig, records, n: int, *, seed_offset: int = 1) -> list[str]:
+    """``n`` windows of ``window_nt`` nt from the held-out blocks of ``records`` (never trained on); what the
+    held-out loss during training and the convergence gates are computed on."""
+    from .genome import Genome, sample_windows
 
-    def __init__(self, windows: Sequence[str], tokenizer: DNATokenizer, max_positions: int):
-        self.windows = windows
-        self.tokenizer = tokenizer
-        need = max(len(tokenizer.encode(w)) for w in windows[:64]) + tokenizer.n_framing
-        if need > max_positions:
-            raise ParameterError(
-                f"windows of {len(windows[0])} nt need about {need} token positions with {tokenizer.description}, "
-                f"more than max_positions={max_positions}; use shorter windows."
-            )
+    _, held = split_for(cfg, records)
+    wins = sample_windows(Genome.from_records(held), n, cfg.window_nt, seed=cfg.data_seed + seed_offset,
+                          reverse_complement=_STRANDS[cfg.reverse_complement])
+    return [w.sequence for w in wins]
 
-    def __len__(self) -> int:
-        return len(self.windows)
 
-    def __getitem__(self, i: int) -> dict:
-        import torch
+def encode_windows(windows: Sequence[str], tokenizer: DNATokenizer, max_positions: int):
+    """(ids, attention) LongTensors of shape (window, token): every window framed (``[CLS] ... [SEP]``) and padded
+    to the longest; ParameterError when a window needs more than ``max_positions`` positions."""
+    import torch
 
-        return {"input_ids": torch.from_numpy(self.tokenizer.encode_ids(self.windows[i], add_special_tokens=True))}
+    ids, attn = tokenizer.pad([tokenizer.encode_ids(w, add_special_tokens=True) for w in windows])
+    if ids.shape[1] > max_positions:
+        raise ParameterError(
+            f"windows of {len(windows[0])} nt need up to {ids.shape[1]} token positions with {tokenizer.description}, "
+            f"more than max_positions={max_positions}; use shorter windows (window_nt).")
+    return torch.from_numpy(np.asarray(ids)).long(), torch.from_numpy(np.asarray(attn)).long()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -242,53 +367,9 @@ def mask_tokens(input_ids, special, *, centre_rate: float, offsets: Sequence[int
     return out, labels
 
 
-class MaskingCollator:
-    """Pads a list of dataset items to (batch, tokens) and applies :func:`mask_tokens` for ``cfg``."""
-
-    def __init__(self, tokenizer: DNATokenizer, cfg: PretrainConfig):
-        import torch
-
-        self._tok = tokenizer  # not ".tokenizer": the Trainer would take it for a processing class to save
-        self.cfg = cfg
-        self.random_ids = torch.from_numpy(np.flatnonzero(~tokenizer.is_special)).long()
-
-    def __call__(self, items: list[dict]) -> dict:
-        import torch
-
-        ids, attn = (torch.from_numpy(a) for a in self._tok.pad([it["input_ids"] for it in items]))
-        special = torch.from_numpy(self._tok.is_special)[ids] | (attn == 0)
-        masked, labels = mask_tokens(ids, special, centre_rate=self.cfg.centre_rate, offsets=self.cfg.offsets,
-                                     mask_id=self._tok.mask_id, random_ids=self.random_ids)
-        return {"input_ids": masked, "attention_mask": attn, "labels": labels}
-
-
 # ------------------------------------------------------------------------------------------------
 # Model
 # ------------------------------------------------------------------------------------------------
-def _masked_positions_class():
-    """BertForMaskedLM whose training forward runs the MLM head on the masked positions only.
-
-    The head (transform + a hidden x vocabulary decoder) dominates the cost of a small model with a 4,101-token
-    vocabulary, and only about 15 % of positions carry a label; the loss is the same cross-entropy. Without
-    labels it is the ordinary BertForMaskedLM forward. Weights and module layout are BertForMaskedLM's.
-    """
-    import torch
-    from transformers import BertForMaskedLM
-    from transformers.modeling_outputs import MaskedLMOutput
-
-    class MaskedPositionsBertForMaskedLM(BertForMaskedLM):
-        def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs):
-            if labels is None:
-                return super().forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            chosen = labels != -100
-            logits = self.cls(hidden[chosen])
-            loss = torch.nn.functional.cross_entropy(logits.float(), labels[chosen])
-            return MaskedLMOutput(loss=loss, logits=logits)
-
-    return MaskedPositionsBertForMaskedLM
-
-
 def as_plain_bert(model):
     """A plain BertForMaskedLM with ``model``'s config and weights (what the zoo saves and loads)."""
     from transformers import BertForMaskedLM
@@ -299,19 +380,20 @@ def as_plain_bert(model):
     return plain
 
 
-def build_model(cfg: PretrainConfig, tokenizer: DNATokenizer, *, masked_positions_only: bool = True):
-    """A freshly initialised BertForMaskedLM for ``cfg`` (seeded), with the chosen embedding initialisation;
-    ``masked_positions_only`` gives the training variant that runs the MLM head on masked positions only."""
-    import torch
+def build_model(cfg: PretrainConfig, tokenizer: DNATokenizer):
+    """A freshly initialised BertForMaskedLM for ``cfg`` (seeded by ``cfg.seed``), with the chosen embedding
+    initialisation and dropout, and eager attention (faster than SDPA's CPU kernels at these sizes; same maths)."""
     from transformers import BertConfig, BertForMaskedLM, set_seed
 
     set_seed(cfg.seed)
     config = BertConfig(
         vocab_size=tokenizer.vocab_size, hidden_size=cfg.hidden, num_hidden_layers=cfg.layers,
         num_attention_heads=cfg.heads, intermediate_size=cfg.intermediate, max_position_embeddings=cfg.max_positions,
-        pad_token_id=tokenizer.pad_id, architectures=["BertForMaskedLM"],
+        pad_token_id=tokenizer.pad_id, architectures=["BertForMaskedLM"], hidden_dropout_prob=cfg.dropout,
+        attention_probs_dropout_prob=cfg.dropout,
     )
-    model = (_masked_positions_class() if masked_positions_only else BertForMaskedLM)(config)
+    config._attn_implementation = "eager"
+    model = BertForMaskedLM(config)
     if cfg.embedding_init == "nucleotide_sum":
         init_embeddings_from_letters(model, tokenizer, seed=cfg.seed)
     return model
@@ -347,7 +429,7 @@ def init_embeddings_from_letters(model, tokenizer: DNATokenizer, *, seed: int = 
 # Training with caching, resume and atomic completion
 # ------------------------------------------------------------------------------------------------
 def _trained_on(device: str = "auto") -> str:
-    """Device type a run trains on: "cuda" when ``device`` picks CUDA, else "cpu" (as in :func:`_device_args`)."""
+    """Device type a run trains on: "cuda" when ``device`` picks CUDA, else "cpu"."""
     from .models import pick_device
 
     return "cuda" if pick_device(device).type == "cuda" else "cpu"
@@ -369,71 +451,158 @@ def cached_model(cfg: PretrainConfig, models_dir, corpus_sha: str, *, device: st
                              pretrain_cache_key(cfg, corpus_sha, device=device))
 
 
-def _device_args(cfg: PretrainConfig, device: str = "auto") -> dict:
-    """use_cpu / bf16 for the Trainer: CUDA when present (unless device="cpu"), bf16 where supported."""
+def use_bf16(cfg: PretrainConfig, device) -> bool:
+    """bf16 autocast for ``cfg`` on ``device`` (a torch.device): precision="auto" and the device supports it."""
     import torch
 
-    from .models import pick_device
-
-    cuda = pick_device(device).type == "cuda"
-    bf16 = cfg.precision == "auto" and (not cuda or torch.cuda.is_bf16_supported())
-    return {"use_cpu": not cuda, "bf16": bf16}
+    if cfg.precision != "auto":
+        return False
+    return torch.cuda.is_bf16_supported() if device.type == "cuda" else device.type == "cpu"
 
 
-def _world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
+SNAPSHOTS = "snapshots"
 
 
-def _rank() -> int:
-    return int(os.environ.get("RANK", "0"))
+def snapshot_steps(cfg: PretrainConfig) -> list[int]:
+    """Steps at which a snapshot is saved: ``cfg.snapshots`` evenly spaced steps from 0 (step 0 = initialisation)
+    below ``steps``; the finished model is the last point."""
+    if cfg.snapshots <= 0:
+        return []
+    return sorted({int(round(i * cfg.steps / cfg.snapshots)) for i in range(cfg.snapshots)})
 
 
-def training_arguments(cfg: PretrainConfig, output_dir: Path, *, progress: bool = True, fast: bool = True,
-                       device: str = "auto"):
-    """TrainingArguments for ``cfg``. ``fast=False`` gives the plain-Trainer reference (fp32, default optimiser)."""
-    from transformers import TrainingArguments
+def snapshot_folders(folder) -> dict[int, Path]:
+    """step -> snapshot model folder (loadable by ``models.load_model``) of a zoo model folder, step 0 first."""
+    root = Path(folder) / SNAPSHOTS
+    out = {}
+    for sub in root.glob("step-*") if root.is_dir() else []:
+        tail = sub.name.split("-", 1)[1]
+        if tail.isdigit():
+            out[int(tail)] = sub
+    return dict(sorted(out.items()))
 
-    world = _world_size()
-    if cfg.batch_size % world:
-        raise ParameterError(f"batch_size={cfg.batch_size} must be divisible by the number of processes ({world}).")
-    kwargs = dict(
-        output_dir=str(output_dir), max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size // world,
-        learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay,
-        adam_beta2=cfg.adam_beta2, adam_epsilon=cfg.adam_epsilon, lr_scheduler_type="linear",
-        logging_steps=cfg.logging_steps, save_steps=cfg.save_steps, save_total_limit=2, seed=cfg.seed,
-        data_seed=cfg.seed, report_to=[], disable_tqdm=not progress, dataloader_num_workers=0,
-        dataloader_pin_memory=False, remove_unused_columns=False,
-        ddp_backend=("gloo" if _device_args(cfg, device)["use_cpu"] else "nccl") if world > 1 else None,
-    )
-    if fast:
-        kwargs.update(_device_args(cfg, device))
-        kwargs["optim"] = "adamw_torch_fused"
-    else:
+
+def initial_model_folder(folder) -> Path:
+    """The step-0 model folder (same architecture, same seed, weights as initialised) of a zoo model folder.
+
+    ParameterError when it has none (a published checkpoint, or a zoo model trained without snapshots)."""
+    snaps = snapshot_folders(folder)
+    if 0 not in snaps:
+        raise ParameterError(f"{folder} has no step-0 weights ({SNAPSHOTS}/step-0); only zoo models trained with "
+                             "snapshots >= 1 have them: retrain the zoo (chapter 2) to create them.")
+    return snaps[0]
+
+
+class _Run:
+    """Model, optimiser, schedule and masking generator of one training run, with atomic checkpoints."""
+
+    def __init__(self, cfg: PretrainConfig, tokenizer: DNATokenizer, device):
         import torch
 
-        kwargs["use_cpu"] = not torch.cuda.is_available()
-    return TrainingArguments(**kwargs)
+        self.cfg, self.tok, self.device = cfg, tokenizer, device
+        self.model = build_model(cfg, tokenizer).to(device)
+        params = list(self.model.parameters())
+        decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2 and "LayerNorm" not in n]
+        no_decay = [p for n, p in self.model.named_parameters() if not (p.ndim >= 2 and "LayerNorm" not in n)]
+        assert len(decay) + len(no_decay) == len(params)
+        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                      {"params": no_decay, "weight_decay": 0.0}],
+                                     lr=cfg.learning_rate, betas=(0.9, cfg.adam_beta2), eps=cfg.adam_epsilon,
+                                     foreach=True)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda step: lr_factor(cfg, step))
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.step = 0
+        self.random_ids = torch.from_numpy(np.flatnonzero(~tokenizer.is_special)).long()
+        self.is_special = torch.from_numpy(tokenizer.is_special)
+
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
+                "gen": self.gen.get_state(), "step": self.step}
+
+    def save(self, path: Path, history: list) -> None:
+        import torch
+
+        tmp = path.with_name(path.name + ".partial")
+        torch.save({**self.state(), "history": history}, tmp)
+        os.replace(tmp, path)
+
+    def load(self, path: Path) -> list:
+        import torch
+
+        st = torch.load(path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(st["model"])
+        self.opt.load_state_dict(st["opt"])
+        self.sched.load_state_dict(st["sched"])
+        self.gen.set_state(st["gen"])
+        self.step = int(st["step"])
+        return list(st["history"])
+
+    def mask(self, ids, attn, step: int, generator):
+        special = self.is_special[ids] | (attn == 0)
+        return mask_tokens(ids, special, centre_rate=self.cfg.centre_rate_at(step), offsets=self.cfg.offsets_at(step),
+                           mask_id=self.tok.mask_id, random_ids=self.random_ids, generator=generator)
+
+    def loss(self, ids, attn, labels, bf16: bool):
+        """Mean cross-entropy (nats) over the labelled positions; the MLM head runs on those positions only."""
+        import torch
+
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+            hidden = self.model.bert(input_ids=ids, attention_mask=attn).last_hidden_state
+            chosen = labels != -100
+            logits = self.model.cls(hidden[chosen])
+        return torch.nn.functional.cross_entropy(logits.float(), labels[chosen])
 
 
-def _last_checkpoint(ckpt_dir: Path) -> Path | None:
-    ckpts = sorted(ckpt_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
-    for ck in reversed(ckpts):  # a checkpoint cut off while being written lacks trainer_state.json
-        if (ck / "trainer_state.json").exists():
-            return ck
-    return None
+def lr_factor(cfg: PretrainConfig, step: int) -> float:
+    """Learning-rate multiplier at ``step``: linear warm-up over ``warmup_steps``, then linear decay to 0."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / max(1, cfg.warmup_steps)
+    return max(0.0, (cfg.steps - step) / max(1, cfg.steps - cfg.warmup_steps))
+
+
+def heldout_loss(run: _Run, batches, bf16: bool) -> float:
+    """Mean masked-token cross-entropy (nats per masked token) of ``run``'s model on fixed masked held-out batches."""
+    import torch
+
+    run.model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for ids, attn, labels in batches:
+            n = int((labels != -100).sum())
+            total += float(run.loss(ids, attn, labels, bf16)) * n
+            count += n
+    run.model.train()
+    return total / max(count, 1)
+
+
+def _eval_batches(run: _Run, windows: Sequence[str], batch_size: int):
+    """Held-out windows encoded and masked once with a fixed generator (the final masking of ``run.cfg``)."""
+    import torch
+
+    ids, attn = encode_windows(windows, run.tok, run.cfg.max_positions)
+    gen = torch.Generator().manual_seed(run.cfg.data_seed + 7)
+    out = []
+    for i in range(0, len(ids), batch_size):
+        masked, labels = run.mask(ids[i:i + batch_size], attn[i:i + batch_size], run.cfg.steps, gen)
+        out.append((masked.to(run.device), attn[i:i + batch_size].to(run.device), labels.to(run.device)))
+    return out
 
 
 def train(cfg: PretrainConfig, *, models_dir=None, corpus=None, progress: bool = True, log=print,
           device: str = "auto") -> Path:
     """Train ``cfg`` (or reuse the cached model) and return the finished model folder.
 
-    Resumes from the last complete Trainer checkpoint of an interrupted run with the same cache key.
-    Works unchanged under ``torchrun --nproc_per_node=N`` (only rank 0 writes the final folder).
+    One pass over ``steps * batch_size`` windows of the training part of the corpus (:func:`split_for`), each
+    batch masked afresh with the run's seeded generator; AdamW (no decay on biases and LayerNorm), linear warm-up
+    and decay, bf16 autocast where supported. Every ``eval_steps`` the held-out loss (:func:`heldout_loss`, on
+    ``n_eval_windows`` fixed masked windows of the held-out blocks) is logged beside the training loss. Snapshots
+    (:func:`snapshot_steps`; step 0 = the initialisation) are saved into the model folder. A checkpoint (model,
+    optimiser, schedule, generator, history) is written atomically every ``save_steps``; an interrupted run
+    with the same cache key resumes from it and ends with the same weights as an uninterrupted one.
     """
     import torch
-    from transformers import Trainer
 
-    from .models import default_models_dir, save_model
+    from .models import default_models_dir, pick_device, save_model
     from .tokenization import load_tokenizer
 
     models_dir = Path(models_dir or default_models_dir())
@@ -443,50 +612,106 @@ def train(cfg: PretrainConfig, *, models_dir=None, corpus=None, progress: bool =
     if hit is not None:
         log(f"[{cfg.name}] cached: {hit}")
         return hit
+    dev = pick_device(device)
+    if dev.type not in ("cpu", "cuda"):
+        dev = torch.device("cpu")
+    bf16 = use_bf16(cfg, dev)
     work = models_dir / ".work" / f"{cfg.name}-{key.key[:12]}"
-    ckpt_dir = work / "checkpoints"
+    work.mkdir(parents=True, exist_ok=True)
     records = corpus_records(corpus)
-    windows = sample_training_windows(cfg, records)
     tok_dir = work / "tokenizer"
     if tok_dir.exists():
         tokenizer = load_tokenizer(tok_dir)
     else:
-        seqs = [r.sequence for r in records]
-        tokenizer = make_tokenizer(cfg.scheme, cfg.k, corpus=acgt_pieces(seqs), vocab_size=cfg.bpe_vocab_size)
-        if _rank() == 0:
-            tokenizer.save_pretrained(tok_dir)
-    model = build_model(cfg, tokenizer)
-    args = training_arguments(cfg, ckpt_dir, progress=progress, device=device)
-    trainer = Trainer(model=model, args=args, train_dataset=WindowDataset(windows, tokenizer, cfg.max_positions),
-                      data_collator=MaskingCollator(tokenizer, cfg))
-    resume = _last_checkpoint(ckpt_dir)
-    log(f"[{cfg.name}] {'resuming from ' + resume.name if resume else 'training'}: {cfg.steps} steps x "
+        train_records, _ = split_for(cfg, records)
+        tokenizer = make_tokenizer(cfg.scheme, cfg.k, corpus=acgt_pieces([r.sequence for r in train_records]),
+                                   vocab_size=cfg.bpe_vocab_size)
+        tokenizer.save_pretrained(tok_dir)
+    ids, attn = encode_windows(sample_training_windows(cfg, records), tokenizer, cfg.max_positions)
+    run = _Run(cfg, tokenizer, dev)
+    evals = _eval_batches(run, sample_heldout_windows(cfg, records, cfg.n_eval_windows), cfg.batch_size)
+    snaps = snapshot_steps(cfg)
+    ckpt = work / "checkpoint.pt"
+    history: list[dict] = []
+    resumed = None
+    if ckpt.exists():
+        try:
+            history = run.load(ckpt)
+            resumed = f"step-{run.step}"
+        except Exception as exc:  # a damaged checkpoint is never used: start over
+            log(f"[{cfg.name}] checkpoint {ckpt} unreadable ({exc}); starting over")
+            run = _Run(cfg, tokenizer, dev)
+            history = []
+    log(f"[{cfg.name}] {'resuming from ' + resumed if resumed else 'training'}: {cfg.steps} steps x "
         f"{cfg.batch_size} windows x {cfg.window_nt} nt, {tokenizer.description}, {cfg.masking} masking, "
-        f"device {args.device}, bf16={args.bf16}")
+        f"device {dev}, bf16={bf16}")
+    from tqdm.auto import tqdm
+
+    run.model.train()
     t0 = time.time()
-    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    window_loss, window_n, grad_norm = 0.0, 0, float("nan")
+    bar = tqdm(total=cfg.steps, initial=run.step, desc=cfg.name, unit="step", disable=not progress, leave=False)
+    while run.step <= cfg.steps:
+        step = run.step
+        if step in snaps and not (work / SNAPSHOTS / f"step-{step}").exists():
+            save_model(run.model, tokenizer, work / SNAPSHOTS / f"step-{step}")
+        if step % cfg.eval_steps == 0 or step == cfg.steps:
+            history.append({"step": step, "heldout_loss": heldout_loss(run, evals, bf16)})
+        if step == cfg.steps:
+            break
+        lo = step * cfg.batch_size
+        masked, labels = run.mask(ids[lo:lo + cfg.batch_size], attn[lo:lo + cfg.batch_size], step, run.gen)
+        loss = run.loss(masked.to(dev), attn[lo:lo + cfg.batch_size].to(dev), labels.to(dev), bf16)
+        loss.backward()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0))
+        run.opt.step()
+        run.sched.step()
+        run.opt.zero_grad(set_to_none=True)
+        run.step += 1
+        window_loss += float(loss.detach())
+        window_n += 1
+        if run.step % cfg.logging_steps == 0 or run.step == cfg.steps:
+            history.append({"step": run.step, "loss": window_loss / window_n, "learning_rate": run.sched.get_last_lr()[0],
+                            "grad_norm": grad_norm})
+            window_loss, window_n = 0.0, 0
+        if run.step % cfg.save_steps == 0 and run.step < cfg.steps:
+            run.save(ckpt, history)
+        bar.update(1)
+    bar.close()
     wall = time.time() - t0
-    if _rank() == 0:
-        history = [h for h in trainer.state.log_history if "loss" in h]
-        curve = "step,loss,learning_rate,grad_norm\n" + "".join(
-            f"{h['step']},{h['loss']},{h.get('learning_rate', '')},{h.get('grad_norm', '')}\n" for h in history)
-        manifest = {
-            "cache": key.header(), "config": cfg.to_dict(), "corpus_sha256": corpus_sha,
-            "nucleotides_seen": cfg.nucleotides_seen, "tokenizer": tokenizer.description,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "wall_time_s": round(wall, 1), "resumed_from": resume.name if resume else None,
-            "device": str(args.device), "world_size": _world_size(), "bf16": bool(args.bf16),
-            "final_loss": history[-1]["loss"] if history else None,
-            "train_loss_mean": result.training_loss, "versions": package_versions(),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        save_model(as_plain_bert(trainer.model), tokenizer, models_dir / cfg.name, card=model_card(cfg, manifest),
-                   extra={MANIFEST: manifest}, files={"loss_curve.csv": curve})
-        shutil.rmtree(work, ignore_errors=True)
-        log(f"[{cfg.name}] done in {wall:.0f} s, final loss {manifest['final_loss']}")
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
+    train_rows = [h for h in history if "loss" in h]
+    curve = "step,loss,heldout_loss,learning_rate,grad_norm\n" + "".join(
+        f"{h['step']},{h.get('loss', '')},{h.get('heldout_loss', '')},{h.get('learning_rate', '')},{h.get('grad_norm', '')}\n"
+        for h in sorted(history, key=lambda h: (h["step"], "loss" in h)))
+    heldout = [h["heldout_loss"] for h in history if "heldout_loss" in h]
+    non_embedding = sum(p.numel() for n, p in run.model.named_parameters() if "word_embeddings" not in n
+                        and "decoder" not in n and "cls.predictions.bias" not in n)
+    manifest = {
+        "cache": key.header(), "config": cfg.to_dict(), "corpus_sha256": corpus_sha,
+        "nucleotides_seen": cfg.nucleotides_seen, "tokenizer": tokenizer.description,
+        "parameters": sum(p.numel() for p in run.model.parameters()), "non_embedding_parameters": non_embedding,
+        "tokens_seen": int(attn[: cfg.steps * cfg.batch_size].sum()),
+        "wall_time_s": round(wall, 1), "resumed_from": resumed, "device": str(dev), "bf16": bool(bf16),
+        "final_loss": train_rows[-1]["loss"] if train_rows else None,
+        "final_heldout_loss": heldout[-1] if heldout else None,
+        "snapshot_steps": snaps, "versions": package_versions(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    save_model(run.model, tokenizer, models_dir / cfg.name, card=model_card(cfg, manifest),
+               extra={MANIFEST: manifest}, files={"loss_curve.csv": curve},
+               subfolders={SNAPSHOTS: work / SNAPSHOTS} if snaps else None)
+    shutil.rmtree(work, ignore_errors=True)
+    log(f"[{cfg.name}] done in {wall:.0f} s, final loss {manifest['final_loss']}, held-out {manifest['final_heldout_loss']}")
     return models_dir / cfg.name
+
+
+def masking_text(cfg: PretrainConfig) -> str:
+    """How ``cfg`` masks, in words (e.g. "dnabert: 6-token spans, centre rate 0.0250")."""
+    if cfg.masking == "randommask":
+        return (f"randommask: spans widening from {cfg.span_at(0)} to {cfg.span_length} tokens in {int(cfg.k) + 1} "
+                f"stages, {cfg.mask_rate:.0%} of tokens")
+    if cfg.span_length > 1:
+        return f"{cfg.masking}: {cfg.span_length}-token spans, centre rate {cfg.centre_rate:.4f}"
+    return f"{cfg.masking}: {cfg.mask_rate:.0%} of tokens"
 
 
 def model_card(cfg: PretrainConfig, m: dict) -> str:
@@ -499,19 +724,20 @@ A small BERT masked language model pre-trained by `dnalm_utils.pretraining` for 
 | | |
 |---|---|
 | tokenization | {m['tokenizer']} |
-| masking | {cfg.masking} ({'spans of ' + str(cfg.span_length) + ' tokens, centre rate ' + format(cfg.centre_rate, '.4f') if cfg.span_length > 1 else format(cfg.mask_rate, '.0%') + ' of tokens'}; 80 % [MASK], 10 % random, 10 % unchanged) |
+| masking | {masking_text(cfg)}; 80 % [MASK], 10 % random, 10 % unchanged |
 | embedding init | {cfg.embedding_init} |
 | architecture | BertForMaskedLM, {cfg.layers} layers, hidden {cfg.hidden}, {cfg.heads} heads, intermediate {cfg.intermediate}, {m['parameters']:,} parameters |
-| data | bundled pre-training corpus (EMBOSS human entries), sha256 `{m['corpus_sha256'][:16]}...`; never the held-out chr22 slice |
-| budget | {cfg.steps} steps x {cfg.batch_size} windows x {cfg.window_nt} nt = {m['nucleotides_seen']:,} nt seen |
-| optimiser | AdamW lr {cfg.learning_rate}, {cfg.warmup_steps} warm-up steps, linear decay, betas (0.9, {cfg.adam_beta2}), eps {cfg.adam_epsilon}, weight decay {cfg.weight_decay} |
-| seed | {cfg.seed} |
-| device | {m['device']} x {m['world_size']}, bf16 {m['bf16']} |
+| data | pre-training corpus sha256 `{m['corpus_sha256'][:16]}...` less {cfg.heldout_fraction:.0%} held out in {cfg.heldout_block_nt:,}-nt blocks (data seed {cfg.data_seed}) |
+| budget | {cfg.steps} steps x {cfg.batch_size} windows x {cfg.window_nt} nt = {m['nucleotides_seen']:,} nt seen ({m['tokens_seen']:,} tokens) |
+| optimiser | AdamW lr {cfg.learning_rate}, {cfg.warmup_steps} warm-up steps, linear decay, betas (0.9, {cfg.adam_beta2}), eps {cfg.adam_epsilon}, weight decay {cfg.weight_decay}, gradient clipping 1.0, dropout {cfg.dropout} |
+| seed | {cfg.seed} (initialisation and masking); data seed {cfg.data_seed} |
+| device | {m['device']}, bf16 {m['bf16']} |
 | wall time | {m['wall_time_s']} s{' (resumed from ' + m['resumed_from'] + ')' if m['resumed_from'] else ''} |
-| final training loss | {m['final_loss']} nats (last logged step) |
+| final loss | training {m['final_loss']} nats (last logged steps); held-out {m['final_heldout_loss']} nats |
 
-Load it with `dnalm_utils.models.load_model("{cfg.name}")`. `loss_curve.csv` holds the training loss by step;
-`{MANIFEST}` the full recipe and its cache key.
+Load it with `dnalm_utils.models.load_model("{cfg.name}")`. `loss_curve.csv` holds the training and held-out
+loss by step; `{SNAPSHOTS}/step-N` the weights at step N (step 0 = initialisation); `{MANIFEST}` the full recipe
+and its cache key.
 """
 
 
@@ -541,11 +767,11 @@ def model_sources(names: Sequence[str], *, models_dir=None, device: str = "auto"
     out = {}
     for name in names:
         name = str(name)
-        if name in ZOO and not (zoo_dir / name / "config.json").exists():
+        if is_zoo_name(name) and not (zoo_dir / name / "config.json").exists():
             log(f"{name}: not in {zoo_dir}; pre-training it with the default recipe")
             train(zoo_config(name), models_dir=zoo_dir, log=log, device=device)
             out[name] = name
-        elif name in ZOO:
+        elif is_zoo_name(name):
             out[name] = name
         else:
             out[Path(name).name or name] = name

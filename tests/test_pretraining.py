@@ -1,5 +1,5 @@
-"""Pre-training: DNABERT's masking statistics, caching, atomic completion, kill-and-resume, determinism,
-and a 2-process gloo run under torchrun -- all on tiny configurations."""
+"""Pre-training: DNABERT's masking statistics, the held-out split, the arms and seeds, caching, atomic completion,
+kill-and-resume, determinism, snapshots -- all on tiny configurations."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from dnalm_utils import pretraining as P
 from dnalm_utils.errors import ModelNotAvailableError, ParameterError
 
 TINY = dict(layers=1, hidden=16, heads=2, intermediate=32, max_positions=64, window_nt=40, batch_size=8,
-            steps=6, warmup_steps=1, logging_steps=2, save_steps=3, learning_rate=1e-3)
+            steps=6, warmup_steps=1, logging_steps=2, save_steps=3, learning_rate=1e-3, eval_steps=3, n_eval_windows=8)
 TINY_CLI = [f"--set={k}={v}" for k, v in TINY.items() if k not in ("steps", "save_steps")]
 
 
@@ -89,7 +89,7 @@ def test_every_row_gets_a_masked_token():
 
 
 def test_config_validation():
-    with pytest.raises(ParameterError, match="DNABERT span masking needs overlapping"):
+    with pytest.raises(ParameterError, match="dnabert masking needs overlapping"):
         P.PretrainConfig(name="x", scheme="nucleotide", masking="dnabert")
     with pytest.raises(ParameterError, match="unknown zoo model"):
         P.zoo_config("overlap9")
@@ -123,7 +123,11 @@ def test_training_writes_a_loadable_zoo_model(trained):
     assert manifest["config"]["steps"] == 6 and manifest["nucleotides_seen"] == 6 * 8 * 40
     assert (folder / "README.md").read_text().startswith("# tiny4")
     curve = (folder / "loss_curve.csv").read_text().splitlines()
-    assert curve[0].startswith("step,loss") and len(curve) == 1 + 3
+    assert curve[0] == "step,loss,heldout_loss,learning_rate,grad_norm"
+    rows = [line.split(",") for line in curve[1:]]
+    assert [int(r[0]) for r in rows if r[1]] == [2, 4, 6]  # training loss every logging_steps
+    assert [int(r[0]) for r in rows if r[2]] == [0, 3, 6]  # held-out loss at step 0, every eval_steps and the end
+    assert manifest["final_heldout_loss"] == pytest.approx(float(rows[-1][2] or rows[-2][2]))
     assert not (zoo / ".work").exists() or not any((zoo / ".work").iterdir())
     lm = M.load_model("tiny4", models_dir=zoo)
     assert lm.source == "zoo" and lm.tokenizer.k == 4
@@ -200,7 +204,7 @@ def test_killed_run_leaves_no_model_and_resumes(tmp_path):
     proc = subprocess.Popen(_cli(zoo, 150, 15), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     deadline = time.time() + 120
-    while time.time() < deadline and not list(zoo.glob(".work/*/checkpoints/checkpoint-*/trainer_state.json")):
+    while time.time() < deadline and not list(zoo.glob(".work/*/checkpoint.pt")):
         assert proc.poll() is None, proc.stdout.read()
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
@@ -210,22 +214,15 @@ def test_killed_run_leaves_no_model_and_resumes(tmp_path):
         M.load_model("tinyrun", models_dir=zoo)
     done = subprocess.run(_cli(zoo, 150, 15), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "resuming from checkpoint-" in done.stdout
+    assert "resuming from step-" in done.stdout
     manifest = json.loads((zoo / "tinyrun" / P.MANIFEST).read_text())
-    assert manifest["resumed_from"].startswith("checkpoint-")
-    assert M.load_model("tinyrun", models_dir=zoo).tokenizer.k == 4
-
-
-@pytest.mark.slow
-def test_torchrun_two_gloo_processes_train_a_loadable_model(tmp_path):
-    torchrun = Path(sys.executable).with_name("torchrun")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", *_cli(tmp_path, 6, 3)[1:]]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    manifest = json.loads((tmp_path / "tinyrun" / P.MANIFEST).read_text())
-    assert manifest["world_size"] == 2
-    assert M.load_model(tmp_path / "tinyrun").describe()["layers"] == 1
+    assert manifest["resumed_from"].startswith("step-")
+    # The resumed run ends with exactly the weights of an uninterrupted one.
+    fresh = subprocess.run(_cli(tmp_path / "fresh", 150, 15), capture_output=True, text=True, timeout=600)
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    a = M.load_model("tinyrun", models_dir=zoo).model.state_dict()
+    b = M.load_model("tinyrun", models_dir=tmp_path / "fresh").model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_letter_init_covers_every_scheme():
@@ -268,3 +265,67 @@ def test_model_sources_use_existing_folders_and_pass_others_through(trained, tmp
     assert out == {"overlap6": "overlap6", "overlap4": "overlap4",
                    "tiny4": str(folder), "DNA_bert_6": "zhihan1996/DNA_bert_6"}
     assert calls == ["overlap4"]  # only the missing zoo model is trained, with the default recipe
+
+
+# --- held-out split, arms, seeds, snapshots ------------------------------------------------------------------
+def test_holdout_split_is_disjoint_and_training_windows_never_enter_it():
+    from dnalm_utils.genome import FastaRecord
+
+    rng = np.random.default_rng(0)
+    records = [FastaRecord(f"r{i}", "", "".join(rng.choice(list("ACGT"), size=n))) for i, n in enumerate((90_000, 40_000, 5_000))]
+    train, held = P.holdout_split(records, fraction=0.1, block_nt=10_000, seed=3)
+    assert sum(len(r.sequence) for r in train) + sum(len(r.sequence) for r in held) == 135_000
+    assert "r2" in [r.name for r in train]  # a record shorter than 3 blocks is never cut
+    for h in held:  # every held-out block is where its name says, and no training piece overlaps it
+        name, span = h.name.split(":")
+        start, end = map(int, span.split("-"))
+        assert records[int(name[1:])].sequence[start:end] == h.sequence
+        for t in train:
+            if t.name.startswith(name + ":"):
+                ts, te = map(int, t.name.split(":")[1].split("-"))
+                assert te <= start or ts >= end
+    assert P.holdout_split(records, fraction=0.1, block_nt=10_000, seed=3) == (train, held)
+    cfg = tiny_cfg(heldout_fraction=0.1, heldout_block_nt=10_000, window_nt=32)
+    windows = P.sample_training_windows(cfg, records, n=300)
+    held_text = "|".join(h.sequence for h in held)
+    assert not any(w in held_text for w in windows)
+    with pytest.raises(ParameterError, match="heldout_block_nt"):
+        P.holdout_split(records[2:], fraction=0.1, block_nt=10_000)
+
+
+def test_every_arm_differs_from_its_reference_in_exactly_the_stated_setting():
+    for arm, (reference, setting, _why) in P.ARM_CHANGES.items():
+        diff = P.config_differences(P.zoo_config(arm), P.zoo_config(reference))
+        assert list(diff) == [setting], (arm, diff)
+    assert P.zoo_config("overlap6_span12").span_length == 12  # hides k + 1 = 7 nt from the flanks
+    cfg = P.zoo_config("overlap6_randommask", steps=70)
+    spans = [cfg.span_at(s) for s in range(70)]
+    assert spans[0] == 6 and spans[-1] == 12 and spans == sorted(spans) and len(set(spans)) == 7
+    assert all(cfg.centre_rate_at(s) * cfg.span_at(s) == pytest.approx(0.15) for s in range(70))
+
+
+def test_seeded_names_round_trip_and_change_only_the_seed():
+    assert P.zoo_names(["overlap6", "bpe"], seeds=[0, 1, 2], seeded_arms=["overlap6"]) == [
+        "overlap6", "bpe", "overlap6_seed1", "overlap6_seed2"]
+    assert P.split_seeded_name("overlap6_dnabert_seed2") == ("overlap6_dnabert", 2)
+    assert P.split_seeded_name("my_model_seed2") == ("my_model_seed2", 0)  # not a zoo arm: just a name
+    diff = P.config_differences(P.zoo_config("overlap6_seed2"), P.zoo_config("overlap6"))
+    assert diff == {"seed": (2, 0)}  # same data (data_seed), other initialisation and masking
+
+
+def test_seeds_give_different_weights_and_step0_snapshot_is_the_initialisation(trained, tmp_path):
+    from dnalm_utils.tokenization import load_tokenizer
+
+    zoo, folder = trained
+    other = P.train(tiny_cfg(seed=1), models_dir=tmp_path, progress=False, log=lambda *_: None)
+    a = M.load_model(folder).model.state_dict()
+    b = M.load_model(other).model.state_dict()
+    assert not all(torch.equal(a[k], b[k]) for k in a)
+    snaps = P.snapshot_folders(folder)
+    assert list(snaps) == P.snapshot_steps(tiny_cfg()) and 0 in snaps
+    initial = M.load_model(P.initial_model_folder(folder)).model.state_dict()
+    built = P.build_model(tiny_cfg(), load_tokenizer(folder)).state_dict()
+    assert all(torch.equal(initial[k], built[k]) for k in built)
+    assert not all(torch.equal(initial[k], a[k]) for k in a)  # training moved the weights
+    with pytest.raises(ParameterError, match="step-0"):
+        P.initial_model_folder(tmp_path)
