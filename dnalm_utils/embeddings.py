@@ -1160,8 +1160,8 @@ def step0_sentences(comparison, *, roles, not_applicable, n_neighbors: int) -> d
     points for purity and token share, in units for cosine and R²);
     ``step0_share``: per model, the share of its static purity above the shuffled baseline that the step-0
     table already had, (initial - baseline) / (trained - baseline); ``step0_analytic``: the analytic step-0
-    purity (:func:`letter_sum_static_purity`) of the letter-sum overlapping models in ``roles`` (scheme,
-    k, embedding_init) beside their measured step-0 value; ``step0_na``: the models without step-0 weights.
+    purity (:func:`letter_sum_static_purity`) of every letter-sum overlapping model in ``roles`` (scheme,
+    k, embedding_init), beside its measured step-0 value where it has step-0 weights; ``step0_na``: the models without step-0 weights.
     ``comparison``: :func:`summary_versus_initial`; ``not_applicable``: :func:`initial_models`' rows."""
     from .findings import labelled, names
     from .verdicts import fmt_pct
@@ -1190,10 +1190,11 @@ def step0_sentences(comparison, *, roles, not_applicable, n_neighbors: int) -> d
         measured = comparison[comparison.quantity == "static purity"].set_index("model").initial
         letter_sum = roles[(roles.scheme == "overlapping") & (roles.embedding_init == "nucleotide_sum")]
         for r in letter_sum.itertuples():
-            if r.model in measured.index and r.k is not None and np.isfinite(r.k) and 4 ** int(r.k) > n_neighbors:
+            if r.k is not None and np.isfinite(r.k) and 4 ** int(r.k) > n_neighbors:
+                seen = (f"measured at step 0: {fmt_pct(measured[r.model])}" if r.model in measured.index
+                        else "no step-0 weights to measure")
                 analytic.append(f"**{r.model}** {fmt_pct(letter_sum_static_purity(int(r.k), n_neighbors))} "
-                                f"(k = {int(r.k)}, {n_neighbors} neighbours; measured at step 0: "
-                                f"{fmt_pct(measured[r.model])})")
-    out["step0_analytic"] = ", ".join(analytic) if analytic else "n/a (no letter-sum overlapping model with step-0 weights)"
+                                f"(k = {int(r.k)}, {n_neighbors} neighbours; {seen})")
+    out["step0_analytic"] = ", ".join(analytic) if analytic else "n/a (no letter-sum overlapping model in this run)"
     out["step0_na"] = names([row["model"] for row in not_applicable])
     return out

@@ -524,6 +524,8 @@ def test_step0_sentences_compute_the_comparison_from_the_tables():
     assert ctrl.startswith("**ctrl**") and "static letter purity" not in ctrl and "last-layer letter purity" in ctrl
     empty = E.summary_versus_initial(summary([0.742, 0.30]), pd.DataFrame())  # no model with step-0 weights
     assert list(empty.columns) == list(comparison.columns) and not len(empty)
-    assert E.step0_sentences(empty, roles=roles, not_applicable=na, n_neighbors=10)["step0_list"].startswith("n/a")
+    none = E.step0_sentences(empty, roles=roles, not_applicable=na, n_neighbors=10)
+    assert none["step0_list"].startswith("n/a")  # the analytic value needs no step-0 weights:
+    assert none["step0_analytic"] == "**over4** 75.0 % (k = 4, 10 neighbours; no step-0 weights to measure)"
     assert text["step0_share"].startswith(f"**over4** {100 * (0.75 - 0.25) / (0.742 - 0.25):.0f} %")
     assert text["step0_na"] == "**hub**"
