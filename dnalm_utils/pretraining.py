@@ -243,6 +243,21 @@ def zoo_names(arms: Sequence[str], seeds: Sequence[int] = (0,), seeded_arms: Seq
     return names
 
 
+def arm_table(names: Sequence[str], **overrides):
+    """One row per arm among ``names`` that changes a reference arm (:data:`ARM_CHANGES`): arm, reference, the
+    setting that differs with both values (computed from the two configs with ``overrides`` applied), and why."""
+    import pandas as pd
+
+    arms = {split_seeded_name(n)[0] for n in names}
+    rows = []
+    for arm, (ref, _setting, why) in ARM_CHANGES.items():
+        if arm in arms:
+            diff = config_differences(zoo_config(arm, **overrides), zoo_config(ref, **overrides))
+            rows.append({"arm": arm, "reference": ref, "differs in": ", ".join(f"{k}: {b} -> {a}" for k, (a, b) in diff.items()),
+                         "purpose": why, "reference in this run": ref in arms})
+    return pd.DataFrame(rows, columns=["arm", "reference", "differs in", "purpose", "reference in this run"])
+
+
 def config_differences(a: PretrainConfig, b: PretrainConfig) -> dict[str, tuple]:
     """{setting: (value in a, value in b)} for every recipe setting that differs (the name excluded)."""
     da, db = a.to_dict(), b.to_dict()
@@ -741,15 +756,23 @@ and its cache key.
 """
 
 
-def train_zoo(names: Sequence[str] = tuple(ZOO), *, models_dir=None, progress: bool = True, log=print,
+def train_zoo(names: Sequence[str] = tuple(ZOO), *, models_dir=None, corpus=None, progress: bool = True, log=print,
               device: str = "auto", **overrides) -> dict[str, Path]:
-    """Train (or reuse) every named zoo model with shared ``overrides``; returns name -> model folder."""
+    """Train (or reuse) every named zoo model (arms or ``<arm>_seed<N>`` replicates) on ``corpus`` (a FASTA path;
+    default the bundled corpus) with shared ``overrides``; returns name -> model folder."""
     from tqdm.auto import tqdm
 
     out = {}
     for name in tqdm(list(names), desc="model zoo", unit="model", disable=not progress):
-        out[name] = train(zoo_config(name, **overrides), models_dir=models_dir, progress=progress, log=log, device=device)
+        out[name] = train(zoo_config(name, **overrides), models_dir=models_dir, corpus=corpus, progress=progress,
+                          log=log, device=device)
     return out
+
+
+def arms_left_out(names: Sequence[str]) -> list[str]:
+    """Zoo arms (:data:`ZOO`) that none of ``names`` trains: what a run's pages must say they leave out."""
+    present = {split_seeded_name(n)[0] for n in names}
+    return [a for a in ZOO if a not in present]
 
 
 def model_sources(names: Sequence[str], *, models_dir=None, device: str = "auto", log=print) -> dict[str, str]:
@@ -790,8 +813,7 @@ def recipe_table(configs: dict[str, PretrainConfig], folders: dict[str, Path], c
     for name, cfg in configs.items():
         tok = load_tokenizer(folders[name])
         rows.append({"model": name, "tokenization": tok.description, "vocabulary": tok.vocab_size,
-                     "masking": (f"{cfg.masking}, {cfg.span_length}-token spans" if cfg.span_length > 1
-                                 else f"{cfg.masking}, {cfg.mask_rate:.0%}"),
+                     "masking": masking_text(cfg),
                      "embedding init": cfg.embedding_init,
                      "tokens per window": float(np.mean([len(tok.encode(w)) for w in probe])),
                      "layers x hidden": f"{cfg.layers} x {cfg.hidden}", "steps": cfg.steps,
@@ -809,7 +831,9 @@ def zoo_manifests(folders: dict[str, Path]):
         vocab = json.loads((Path(folder) / "config.json").read_text())["vocab_size"]
         rows.append({"model": name, "tokenizer": m["tokenizer"], "vocabulary": vocab, "parameters": m["parameters"],
                      "wall time (s)": m["wall_time_s"], "device": m["device"], "bf16": m["bf16"],
-                     "final loss": m["final_loss"], "nucleotides seen": m["nucleotides_seen"]})
+                     "final loss": m["final_loss"], "nucleotides seen": m["nucleotides_seen"],
+                     "non-embedding parameters": m.get("non_embedding_parameters"),
+                     "final held-out loss": m.get("final_heldout_loss")})
     return pd.DataFrame(rows)
 
 

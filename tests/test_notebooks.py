@@ -99,9 +99,16 @@ def test_pretraining_chapter_outputs(smoke_book):
     assert scores.model.str.startswith("two-sided").any()
     assert (scores[scores.model == "chance"].accuracy == 0.25).all()
     assert scores.groupby("h").nucleotides.nunique().eq(1).all()  # every model and reference scores the same items
-    for name in recipes.model:  # every model is a loadable zoo folder with its loss curve
+    for name in recipes.model:  # every model is a loadable zoo folder with its loss curve and step-0 weights
         folder = root / "artifacts" / "smoke-models" / name
         assert (folder / "loss_curve.csv").exists() and (folder / "README.md").exists()
+        assert (folder / "snapshots" / "step-0" / "config.json").exists()
+    gates = pd.read_csv(out / "gates.csv")  # computed gates: one per model and scheme, none asserted by hand
+    assert set(gates[gates.gate == "flat"].model) == set(recipes.model)
+    assert set(gates[gates.gate == "overlap_rule"].model) == {"overlap4", "overlap5", "overlap6", "overlap6_dnabert"}
+    assert set(gates[gates.gate == "context_vs_ngram"].model) == {"nucleotide"}
+    assert (gates.passed == (gates.value <= gates.threshold)).where(gates.gate == "flat", True).all()
+    assert (pd.read_csv(out / "corpus_records.csv").corpus_share.sum()) == pytest.approx(1.0)
 
 
 def _errors(nb):

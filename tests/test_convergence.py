@@ -1,0 +1,59 @@
+"""Convergence gates: flatness from a loss curve, the overlap-rule and n-gram gates on tiny trained models,
+and the notes chapters print -- each able to fail for a real defect."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dnalm_utils import convergence as C
+from dnalm_utils import models as M
+from dnalm_utils import pretraining as P
+
+TINY = dict(layers=1, hidden=32, heads=2, intermediate=64, window_nt=40, batch_size=16, warmup_steps=2,
+            logging_steps=5, eval_steps=5, n_eval_windows=16, snapshots=0)
+
+
+def test_flatness_measures_the_last_quarter():
+    steps = np.arange(0, 101, 10)
+    still_falling = 5.0 - 0.01 * steps  # falls 0.3 nats from step 70 to 100 (the point at or before 75)
+    assert C.loss_flattening(steps, still_falling) == pytest.approx(0.3)
+    flat = np.r_[5.0 - 0.05 * steps[:6], [2.5] * 5]
+    assert C.loss_flattening(steps, flat) == pytest.approx(0.0)
+    assert C.flat_gate("m", pd.DataFrame({"step": steps, "heldout_loss": still_falling}))["passed"] is False
+    assert C.flat_gate("m", pd.DataFrame({"step": steps, "heldout_loss": flat}))["passed"] is True
+    with pytest.raises(ValueError, match="eval_steps"):
+        C.loss_flattening([0], [1.0])
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory):
+    zoo = tmp_path_factory.mktemp("zoo")
+    cfgs = {"ov3": P.PretrainConfig(name="ov3", scheme="overlapping", k=3, steps=40, learning_rate=3e-3, **TINY),
+            "nt": P.PretrainConfig(name="nt", scheme="nucleotide", steps=10, learning_rate=1e-3, **TINY)}
+    folders = {n: P.train(c, models_dir=zoo, progress=False, log=lambda *_: None) for n, c in cfgs.items()}
+    return cfgs, folders, {n: M.load_model(f) for n, f in folders.items()}
+
+
+def test_gates_are_computed_per_scheme_and_a_barely_trained_model_fails(tiny_zoo):
+    cfgs, folders, loaded = tiny_zoo
+    gates = C.gate_table(loaded, folders, cfgs, n_windows=60, ngram_max_order=2)
+    assert set(zip(gates.model, gates.gate)) == {("ov3", "flat"), ("ov3", "overlap_rule"), ("nt", "flat"),
+                                                 ("nt", "context_vs_ngram")}
+    rule = gates[(gates.model == "ov3") & (gates.gate == "overlap_rule")].iloc[0]
+    assert rule.passed == (rule.value >= C.OVERLAP_RULE_MIN) and 0 <= rule.value <= 1
+    # 10 steps of a 1-layer model cannot match a counted n-gram on one masked nucleotide: the gate says so.
+    ctx = gates[(gates.model == "nt") & (gates.gate == "context_vs_ngram")].iloc[0]
+    assert not ctx.passed and ctx.value < 0
+    status = C.gate_status(gates)
+    assert status["nt"].startswith("failed") and "n-gram" in status["nt"]
+
+
+def test_gate_note_names_failures_passes_and_unchecked_models():
+    gates = pd.DataFrame([C.gate_row("a", "flat", 0.0, 0.02, True), C.gate_row("b", "flat", 0.5, 0.02, False)])
+    note = C.gate_note(gates, ["a", "b", "published"])
+    assert "b (held-out loss flat)" in note and "Passed every gate: a." in note and "Not checked" in note
+    assert "published" in note.split("Not checked")[1]
+    assert C.gate_note(None, ["x"]).startswith("Not checked")
+    assert C.gate_summary_text(gates).startswith("1 of 2 models pass")
