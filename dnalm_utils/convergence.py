@@ -84,43 +84,98 @@ def context_gate(model: str, model_accuracy: float, ngram_accuracy: float, order
                 f"model {model_accuracy:.1%} vs two-sided {order}-gram {ngram_accuracy:.1%}")
 
 
-def gate_table(models: Mapping, folders: Mapping[str, Path], configs: Mapping, *, corpus=None, n_windows: int = 500,
-               ngram_max_order: int = 8, seed: int = 0):
-    """One row per (model, gate that applies): model, gate, gate_name, value, threshold, passed, detail.
+class HeldoutReference:
+    """Held-out pre-training windows for one data split, one hidden nucleotide block (h nt) per window, and the
+    two-sided n-gram's accuracy and bits on them (counted on the training part only, flank order chosen on it).
 
-    ``models``: name -> loaded adapter; ``folders``: name -> zoo folder (its ``loss_curve.csv``); ``configs``: name
-    -> its ``pretraining.PretrainConfig``. Windows come from the held-out blocks of the pre-training corpus
-    (``pretraining.sample_heldout_windows``, another draw than the held-out loss's); the n-gram is counted on the
-    training part only and its flank order chosen on it (``ngram.held_out_order``).
-    """
-    import pandas as pd
+    Attributes: windows (list of str), blocks ((window, 2) [start, end) nt), order, ngram_accuracy, ngram_bits."""
 
-    from . import masking, ngram, pretraining
+    def __init__(self, cfg, records, *, n_windows: int, ngram_max_order: int, h: int = 1, seed: int = 0):
+        from . import masking, ngram, pretraining
+
+        train_records, _ = pretraining.split_for(cfg, records)
+        seqs = [r.sequence for r in train_records]
+        self.windows = pretraining.sample_heldout_windows(cfg, records, n_windows, seed_offset=11)
+        self.blocks = masking.choose_blocks([len(w) for w in self.windows], h, margin=max(12, cfg.window_nt // 4),
+                                            seed=seed)
+        self.order = int(ngram.held_out_order(seqs, [h], orders=range(0, ngram_max_order + 1),
+                                              window_nt=cfg.window_nt, seed=seed + 2)[h][0])
+        counts = ngram.KmerCounts(seqs, max_len=2 * self.order + h)
+        rows = masking.block_baselines(self.windows, self.blocks, counts=counts, order=self.order,
+                                       prior=ngram.nucleotide_frequencies(seqs))
+        gram = next(r for r in rows if "gram" in r["model"])
+        self.ngram_accuracy, self.ngram_bits = float(gram["accuracy"]), float(gram["bits"])
+
+    def score(self, lm) -> dict:
+        """accuracy and bits per hidden nucleotide of ``lm`` on these blocks (``masking.nucleotide_block_eval``)."""
+        from . import masking
+
+        return masking.nucleotide_block_eval(lm, self.windows, self.blocks).metrics()
+
+
+def _split_key(cfg) -> tuple:
+    return (cfg.data_seed, cfg.heldout_fraction, cfg.heldout_block_nt, cfg.window_nt, cfg.reverse_complement)
+
+
+def heldout_references(configs: Mapping, *, corpus=None, n_windows: int = 500, ngram_max_order: int = 8,
+                       seed: int = 0) -> dict:
+    """model -> its :class:`HeldoutReference` (one per distinct data split, shared by the models that use it)."""
     from .corpus import corpus_records
 
     records = corpus_records(corpus)
+    built: dict = {}
+    out = {}
+    for name, cfg in configs.items():
+        key = _split_key(cfg)
+        if key not in built:
+            built[key] = HeldoutReference(cfg, records, n_windows=n_windows, ngram_max_order=ngram_max_order, seed=seed)
+        out[name] = built[key]
+    return out
+
+
+def gate_table(models: Mapping, folders: Mapping[str, Path], configs: Mapping, *, references: Mapping | None = None,
+               corpus=None, n_windows: int = 500, ngram_max_order: int = 8, seed: int = 0):
+    """One row per (model, gate that applies): model, gate, gate_name, value, threshold, passed, detail.
+
+    ``models``: name -> loaded adapter; ``folders``: name -> zoo folder (its ``loss_curve.csv``); ``configs``: name
+    -> its ``pretraining.PretrainConfig``; ``references``: name -> :class:`HeldoutReference` (default: built with
+    :func:`heldout_references`). Windows come from the held-out blocks of the pre-training corpus, never the test
+    region; the n-gram is counted on the training part only.
+    """
+    import pandas as pd
+
+    refs = references or heldout_references(configs, corpus=corpus, n_windows=n_windows,
+                                            ngram_max_order=ngram_max_order, seed=seed)
     rows = []
-    ngram_cache: dict = {}
     for name, lm in models.items():
-        cfg = configs[name]
+        cfg, ref = configs[name], refs[name]
         rows.append(flat_gate(name, pd.read_csv(Path(folders[name]) / "loss_curve.csv")))
-        windows = pretraining.sample_heldout_windows(cfg, records, n_windows, seed_offset=11)
         if cfg.scheme == "overlapping":
-            rows.append(overlap_rule_gate(name, lm, windows, int(cfg.k), seed=seed))
+            rows.append(overlap_rule_gate(name, lm, ref.windows, int(cfg.k), seed=seed))
         if cfg.scheme == "nucleotide":
-            key = (cfg.data_seed, cfg.heldout_fraction, cfg.heldout_block_nt, cfg.window_nt)
-            if key not in ngram_cache:
-                train_records, _ = pretraining.split_for(cfg, records)
-                seqs = [r.sequence for r in train_records]
-                order = ngram.held_out_order(seqs, [1], orders=range(0, ngram_max_order + 1), window_nt=cfg.window_nt,
-                                             seed=seed + 2)[1][0]
-                ngram_cache[key] = (seqs, order)
-            seqs, order = ngram_cache[key]
-            scores, base = masking.hidden_block_table({name: lm}, windows, [1], corpus=seqs, orders={1: order},
-                                                      prior=ngram.nucleotide_frequencies(seqs),
-                                                      margin=max(12, cfg.window_nt // 4), seed=seed)
-            ngram_acc = float(base[base.model.str.contains("gram")].accuracy.iloc[0])
-            rows.append(context_gate(name, float(scores.accuracy.iloc[0]), ngram_acc, order))
+            rows.append(context_gate(name, ref.score(lm)["accuracy"], ref.ngram_accuracy, ref.order))
+    return pd.DataFrame(rows)
+
+
+def snapshot_scores(folders: Mapping[str, Path], references: Mapping, *, device: str = "auto"):
+    """Hidden-nucleotide accuracy and bits against training step for every model: each snapshot
+    (``pretraining.snapshot_folders``; step 0 = initialisation) and the finished model, on its held-out
+    reference's blocks. Rows: model, step, accuracy, bits, ngram_accuracy, ngram_bits."""
+    import pandas as pd
+
+    from . import models as zoo_models
+    from . import pretraining
+
+    rows = []
+    for name, folder in folders.items():
+        ref = references[name]
+        steps = dict(pretraining.snapshot_folders(folder))
+        final = int(pd.read_csv(Path(folder) / "loss_curve.csv").step.max())
+        steps[final] = Path(folder)
+        for step, path in sorted(steps.items()):
+            lm = zoo_models.load_model(path, device=device)
+            rows.append({"model": name, "step": step, **ref.score(lm), "ngram_accuracy": ref.ngram_accuracy,
+                         "ngram_bits": ref.ngram_bits})
     return pd.DataFrame(rows)
 
 

@@ -206,6 +206,30 @@ def plot_loss_curves(curves, uniform: Mapping[str, float], roles=None):
     return fig
 
 
+def plot_snapshot_scores(scores, roles=None):
+    """Hidden-nucleotide accuracy (left) and bits (right) against training step, one line per model, with the
+    two-sided n-gram of each model's held-out reference as a grey dotted line. scores: DataFrame (model, step,
+    accuracy, bits, ngram_accuracy, ngram_bits) from ``convergence.snapshot_scores``."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for name, sub in scores.groupby("model", sort=False):
+        color, ls = model_style(name, roles)
+        axes[0].plot(sub.step, 100 * sub.accuracy, ls, color=color, label=name, lw=1.6, marker="o", ms=3)
+        axes[1].plot(sub.step, sub.bits, ls, color=color, label=name, lw=1.6, marker="o", ms=3)
+    for ax, col, scale in ((axes[0], "ngram_accuracy", 100), (axes[1], "ngram_bits", 1)):
+        for value in sorted(set(scores[col])):
+            ax.axhline(scale * value, color="grey", lw=0.9, ls=":", label="two-sided n-gram")
+    axes[0].axhline(25, color="lightgrey", lw=0.8, ls="--", label="chance")
+    axes[0].set_ylabel("hidden-nucleotide accuracy (%)")
+    axes[1].set_ylabel("bits per hidden nucleotide")
+    for ax in axes:
+        ax.set_xlabel("training step")
+        handles, labels = ax.get_legend_handles_labels()
+        keep = dict(zip(labels, handles))
+        ax.legend(keep.values(), keep.keys(), fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 def plot_span_sweep(summary, bound: Mapping[int, Sequence[float]] | None = None):
     """Masked-token accuracy against m (contiguous masked tokens), one panel per model.
 

@@ -12,7 +12,7 @@ from dnalm_utils import models as M
 from dnalm_utils import pretraining as P
 
 TINY = dict(layers=1, hidden=32, heads=2, intermediate=64, window_nt=40, batch_size=16, warmup_steps=2,
-            logging_steps=5, eval_steps=5, n_eval_windows=16, snapshots=0)
+            logging_steps=5, eval_steps=5, n_eval_windows=16, snapshots=2)
 
 
 def test_flatness_measures_the_last_quarter():
@@ -48,6 +48,17 @@ def test_gates_are_computed_per_scheme_and_a_barely_trained_model_fails(tiny_zoo
     assert not ctx.passed and ctx.value < 0
     status = C.gate_status(gates)
     assert status["nt"].startswith("failed") and "n-gram" in status["nt"]
+
+
+def test_snapshot_scores_follow_training_on_one_shared_reference(tiny_zoo):
+    cfgs, folders, loaded = tiny_zoo
+    refs = C.heldout_references(cfgs, n_windows=60, ngram_max_order=2)
+    assert refs["ov3"] is refs["nt"]  # same data split: one reference, the same blocks for both models
+    scores = C.snapshot_scores(folders, refs)
+    assert scores.groupby("model").step.apply(list).to_dict() == {"ov3": [0, 20, 40], "nt": [0, 5, 10]}
+    final = scores[(scores.model == "nt") & (scores.step == 10)].iloc[0]
+    assert final.accuracy == pytest.approx(refs["nt"].score(loaded["nt"])["accuracy"])  # last point = the model
+    assert (scores.ngram_accuracy == refs["nt"].ngram_accuracy).all() and refs["nt"].ngram_accuracy > 0.25
 
 
 def test_gate_note_names_failures_passes_and_unchecked_models():
