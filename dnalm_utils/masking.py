@@ -905,3 +905,181 @@ def hidden_block_table(models, windows: Sequence[str], block_lengths: Sequence[i
         baseline_rows += [{"h": h, **row} for row in block_baselines(windows, blocks, counts=counts, order=order,
                                                                       prior=prior)]
     return pd.DataFrame(rows), pd.DataFrame(baseline_rows)
+
+
+# ------------------------------------------------------------------------------------------------
+# Trained against initialisation (step 0): chapter 3's probe metrics on both, side by side
+# ------------------------------------------------------------------------------------------------
+#: Columns of :func:`probe_metrics` / :func:`probe_metrics_from_tables` (long format, one row per value).
+PROBE_METRIC_COLUMNS = ["model", "probe", "m", "h", "metric", "value", "reference", "reference_value"]
+#: Probe names used in the long table (and in the step-0 sentences).
+SWEEP_PROBE, SAME_PROBE, PERTURB_PROBE = "span sweep", "same hidden nucleotides", "flank perturbation"
+
+
+def probe_metrics_from_tables(*, summary=None, same=None, perturbation=None, baselines=None):
+    """Chapter 3's probe metrics in one long table: one row per (model, probe, m, metric).
+
+    ``summary``: :class:`SweepTables` summaries (model, m, accuracy, flank_agreement, hidden_per_window,
+    oracle_accuracy) -> probe "span sweep", metrics ``accuracy`` (token top-1, the model's own m masked tokens;
+    reference: the overlap oracle on the same spans) and ``flank_agreement``; h = hidden nucleotides per span.
+    ``same``: :func:`same_nucleotide_scores` (m, h, model, accuracy, bits) -> probe "same hidden nucleotides",
+    metrics ``accuracy`` (fraction) and ``bits`` (per nucleotide, lower is better), each beside the two-sided
+    n-gram of ``baselines`` (rows m, model "two-sided n-gram (order n)", accuracy, bits) when given.
+    ``perturbation``: :func:`flank_perturbation` summaries with a model column -> probe "flank perturbation",
+    metrics ``follows_flank`` (the copying rate) and ``follows_genome`` (shares of windows).
+    Returns columns :data:`PROBE_METRIC_COLUMNS` (h and the reference NaN where they do not apply); absent or
+    empty tables add no rows."""
+    import pandas as pd
+
+    parts = []
+
+    def add(df, probe, metrics, h, ref=None):
+        for metric, (ref_name, ref_col) in metrics.items():
+            part = pd.DataFrame({"model": df["model"].astype(str).to_numpy(), "probe": probe,
+                                 "m": df["m"].astype(np.int64).to_numpy(), "h": h, "metric": metric,
+                                 "value": df[metric].astype(float).to_numpy(), "reference": ref_name,
+                                 "reference_value": np.nan})
+            if ref_col is not None and ref is not None:
+                part["reference_value"] = ref(df, metric, ref_col)
+            parts.append(part)
+
+    if summary is not None and len(summary):
+        missing = {"model", "m", "accuracy", "flank_agreement", "hidden_per_window", "oracle_accuracy"} - set(summary)
+        if missing:
+            raise ParameterError(f"summary lacks column(s) {sorted(missing)}; pass sweep_with_references(...).summary "
+                                 "tables, concatenated.")
+        add(summary, SWEEP_PROBE, {"accuracy": ("overlap oracle", "oracle_accuracy"), "flank_agreement": (None, None)},
+            summary["hidden_per_window"].astype(float).to_numpy(),
+            ref=lambda df, metric, col: df[col].astype(float).to_numpy())
+    if same is not None and len(same):
+        missing = {"model", "m", "h", "accuracy", "bits"} - set(same)
+        if missing:
+            raise ParameterError(f"same lacks column(s) {sorted(missing)}; pass a same_nucleotide_scores(...) table.")
+        ngram_rows = None
+        if baselines is not None and len(baselines):
+            ngram_rows = baselines[baselines["model"].astype(str).str.startswith("two-sided n-gram")].set_index("m")
+            if ngram_rows.index.duplicated().any():
+                raise ParameterError("baselines holds more than one two-sided n-gram row per m; pass one per m.")
+        ref = (None if ngram_rows is None else
+               lambda df, metric, col: df["m"].map(ngram_rows[metric]).astype(float).to_numpy())
+        name = "two-sided n-gram" if ngram_rows is not None else None
+        add(same, SAME_PROBE, {"accuracy": (name, "accuracy"), "bits": (name, "bits")},
+            same["h"].astype(float).to_numpy(), ref=ref)
+    if perturbation is not None and len(perturbation):
+        missing = {"model", "m", "follows_flank", "follows_genome"} - set(perturbation)
+        if missing:
+            raise ParameterError(f"perturbation lacks column(s) {sorted(missing)}; pass flank_perturbation summaries "
+                                 "with a model column.")
+        add(perturbation, PERTURB_PROBE, {"follows_flank": (None, None), "follows_genome": (None, None)}, np.nan)
+    if not parts:
+        return pd.DataFrame(columns=PROBE_METRIC_COLUMNS)
+    out = pd.concat(parts, ignore_index=True)[PROBE_METRIC_COLUMNS]
+    out["h"] = out["h"].astype(float)
+    return out
+
+
+def probe_metrics(models, windows: Sequence[str], *, copy_models: Sequence[str], m_past_k: int, blocks_by_m,
+                  perturbation_m: Sequence[int], guess_probs, seed: int = 0, batch_size: int = 64, baselines=None):
+    """Run chapter 3's descriptive probes on ``models`` (name -> loaded model) exactly as the chapter runs them and
+    return :func:`probe_metrics_from_tables`' long table.
+
+    The span sweep (:func:`sweep_with_references`, m = 1 .. k + ``m_past_k``) and the flank perturbation
+    (:func:`flank_perturbation`, each m of ``perturbation_m``) run on the models named in ``copy_models``
+    (overlapping k-mers with a masked head, ``roles.copy_candidates``); the same hidden nucleotides
+    (:func:`same_nucleotide_scores` on ``blocks_by_m``) on every model. Same ``windows``, ``seed`` and draws as
+    the chapter, so a model's step-0 twin is scored on the very spans, blocks and substitutions its trained
+    weights were. ``attrs["not_applicable"]`` lists the models that cannot score a hidden block."""
+    copy_models = [n for n in copy_models if n in models]
+    tables = [sweep_with_references(models[n], windows, range(1, int(models[n].tokenizer.k) + int(m_past_k) + 1),
+                                    name=n, guess_probs=guess_probs, seed=seed, batch_size=batch_size).summary
+              for n in copy_models]
+    same = same_nucleotide_scores(models, windows, blocks_by_m, batch_size=batch_size) if models else None
+    perturbed = [{"model": n, **flank_perturbation(models[n], windows, m, seed=seed, batch_size=batch_size)[1]}
+                 for n in copy_models for m in perturbation_m]
+    import pandas as pd
+
+    out = probe_metrics_from_tables(summary=pd.concat(tables, ignore_index=True) if tables else None, same=same,
+                                    perturbation=pd.DataFrame(perturbed) if perturbed else None, baselines=baselines)
+    out.attrs["not_applicable"] = same.attrs["not_applicable"] if same is not None else []
+    return out
+
+
+def probe_versus_initial(trained, initial):
+    """Trained against step 0, side by side: one row per (model, probe, m, metric) of ``trained`` whose model
+    also appears in ``initial`` (both :data:`PROBE_METRIC_COLUMNS` tables, the step-0 one computed by
+    :func:`probe_metrics` on the same windows and seed). Columns: model, probe, m, h, metric, trained, initial,
+    difference = trained - initial (fractions for accuracy, agreement and shares; bits per nucleotide for
+    ``bits``, where a negative difference is an improvement), reference, reference_value (the trained table's).
+    A row the step-0 table lacks keeps initial and difference NaN; models without a step-0 twin are left out
+    (report them with ``embeddings.initial_models``' rows)."""
+    import pandas as pd
+
+    keys = ["model", "probe", "m", "metric"]
+    for what, table in (("trained", trained), ("initial", initial)):
+        missing = set(keys) | {"value"}
+        missing -= set(table.columns)
+        if missing:
+            raise ParameterError(f"{what} lacks column(s) {sorted(missing)}; pass probe_metrics(...) tables.")
+        if table[keys].duplicated().any():
+            dup = table[keys][table[keys].duplicated()].iloc[0].tolist()
+            raise ParameterError(f"{what} has more than one row for (model, probe, m, metric) = {dup}; give each once.")
+    cols = ["model", "probe", "m", "h", "metric", "trained", "initial", "difference", "reference", "reference_value"]
+    if not len(trained) or not len(initial):
+        return pd.DataFrame(columns=cols)
+    a = trained[trained.model.isin(set(initial.model))].rename(columns={"value": "trained"})
+    b = initial[keys + ["value"]].rename(columns={"value": "initial"})
+    out = a.merge(b, on=keys, how="left", validate="one_to_one")
+    out["difference"] = out["trained"] - out["initial"]
+    for c in ("h", "reference", "reference_value"):
+        if c not in out:
+            out[c] = np.nan
+    return out[cols].reset_index(drop=True)
+
+
+def step0_probe_sentences(comparison, *, not_applicable, perturbation_m: Sequence[int]) -> dict[str, str]:
+    """Chapter 3's step-0 sentences, ``{glue key: text}`` (glue with ``findings.glue_all``), from
+    :func:`probe_versus_initial`:
+
+    ``step0_perturb``: "At initialisation (step 0) the overlapping models follow the altered flank in **a** x %
+    of windows; training took that to **a** y %" (m = first of ``perturbation_m``);
+    ``step0_sweep_m1``: per model, m = 1 token accuracy at step 0 -> trained (difference in points);
+    ``step0_same_h1``: per model, accuracy on the first hidden-block length h at step 0 -> trained, with the
+    two-sided n-gram beside it; ``step0_probe_na``: the models without step-0 weights (``not_applicable``:
+    ``embeddings.initial_models``' rows). No model names are written in: they come from the tables."""
+    from .findings import names
+    from .verdicts import fmt_pct
+
+    def pairs(rows, value):
+        return ", ".join(f"**{r.model}** {fmt_pct(getattr(r, value))}" for r in rows.itertuples()
+                         if np.isfinite(getattr(r, value)))
+
+    def moves(rows):
+        parts = [f"**{r.model}** {fmt_pct(r.initial)} → {fmt_pct(r.trained)} ({100 * r.difference:+.1f} points)"
+                 for r in rows.itertuples() if np.isfinite(r.initial) and np.isfinite(r.trained)]
+        return ", ".join(parts)
+
+    table = comparison
+    pick = lambda probe, metric: (table[(table.probe == probe) & (table.metric == metric)]  # noqa: E731
+                                  if table is not None and len(table) else None)
+    out = {}
+    m0 = perturbation_m[0] if len(perturbation_m) else None
+    flank = pick(PERTURB_PROBE, "follows_flank")
+    flank = flank[flank.m == m0] if flank is not None else None
+    if flank is not None and len(flank) and pairs(flank, "initial"):
+        out["step0_perturb"] = (f"At initialisation (step 0: the same architecture and seed, the same windows and "
+                                f"substitutions, m = {m0}) the overlapping models follow the altered flank in "
+                                f"{pairs(flank, 'initial')} of windows; training took that to {pairs(flank, 'trained')}")
+    else:
+        out["step0_perturb"] = "No overlapping model of this run has step-0 weights to set against its copying rate"
+    sweep = pick(SWEEP_PROBE, "accuracy")
+    out["step0_sweep_m1"] = (moves(sweep[sweep.m == 1]) if sweep is not None else "") or "n/a"
+    same = pick(SAME_PROBE, "accuracy")
+    if same is not None and len(same):
+        first = same[same.h == same.h.min()]
+        ref = first.reference_value.dropna()
+        beside = f"; two-sided n-gram {fmt_pct(ref.iloc[0])}" if len(ref) else ""
+        out["step0_same_h1"] = f"h = {int(first.h.iloc[0])}: " + (moves(first) or "n/a") + beside
+    else:
+        out["step0_same_h1"] = "n/a"
+    out["step0_probe_na"] = names([row["model"] for row in not_applicable])
+    return out

@@ -547,3 +547,143 @@ def test_a_window_longer_than_the_position_table_is_a_clear_error(tiny):
     with pytest.raises(ParameterError, match=r"window gives 137 tokens \(plus 2 special\), more than tiny4's "
                                              r"126-token limit \(absolute positions\).*window_length"):
         MK.span_mask_sweep(tiny, long_window, [1])
+
+
+# ------------------------------------------------------------------------------------------------
+# Trained against step 0
+# ------------------------------------------------------------------------------------------------
+def _probe_tables(models, acc_m1, flank, same_acc, seed=0):
+    """Minimal chapter-3 tables for ``models``: a sweep summary (m 1, 2), same-nucleotide scores (m 4, 5) and
+    perturbation summaries (m 1), with the given per-model values and deterministic others."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    summary = pd.DataFrame([{"model": n, "m": m, "accuracy": acc_m1[i] if m == 1 else rng.random(),
+                             "flank_agreement": rng.random(), "hidden_per_window": 0, "oracle_accuracy": 1.0 - 0.1 * m}
+                            for i, n in enumerate(models) for m in (1, 2)])
+    same = pd.DataFrame([{"m": m, "h": m - 3, "model": n, "accuracy": same_acc[i] if m == 4 else rng.random(),
+                          "bits": 2 * rng.random()} for m in (4, 5) for i, n in enumerate(models)])
+    perturbation = pd.DataFrame([{"model": n, "m": 1, "follows_flank": flank[i], "follows_genome": 1 - flank[i]}
+                                 for i, n in enumerate(models)])
+    return summary, same, perturbation
+
+
+def test_probe_metrics_from_tables_keep_every_value_and_its_reference():
+    import pandas as pd
+
+    summary, same, perturbation = _probe_tables(["a", "b"], [0.9, 0.8], [0.7, 0.6], [0.3, 0.4])
+    baselines = pd.DataFrame([{"m": 4, "h": 1, "model": "two-sided n-gram (order 3)", "accuracy": 0.45, "bits": 1.8},
+                              {"m": 5, "h": 2, "model": "two-sided n-gram (order 2)", "accuracy": 0.41, "bits": 1.9},
+                              {"m": 4, "h": 1, "model": "chance", "accuracy": 0.25, "bits": 2.0}])
+    long = MK.probe_metrics_from_tables(summary=summary, same=same, perturbation=perturbation, baselines=baselines)
+    assert list(long.columns) == MK.PROBE_METRIC_COLUMNS and not long[["model", "probe", "m", "metric"]].duplicated().any()
+    assert len(long) == 2 * len(summary) + 2 * len(same) + 2 * len(perturbation)
+    key = long.set_index(["model", "probe", "m", "metric"])
+    assert key.loc[("b", MK.SWEEP_PROBE, 1, "accuracy"), "value"] == 0.8
+    assert key.loc[("b", MK.SWEEP_PROBE, 2, "accuracy"), "reference_value"] == pytest.approx(0.8)  # the oracle at m=2
+    assert key.loc[("a", MK.SAME_PROBE, 5, "bits"), "value"] == same.set_index(["model", "m"]).bits[("a", 5)]
+    assert key.loc[("a", MK.SAME_PROBE, 5, "bits"), "reference_value"] == 1.9  # the n-gram at the same m, not chance
+    assert key.loc[("b", MK.SAME_PROBE, 4, "accuracy"), ["h", "reference_value"]].tolist() == [1.0, 0.45]
+    assert key.loc[("a", MK.PERTURB_PROBE, 1, "follows_flank"), "value"] == 0.7
+    assert key.loc[("a", MK.PERTURB_PROBE, 1, "follows_flank"), ["h", "reference_value"]].isna().all()
+    assert MK.probe_metrics_from_tables().empty
+    with pytest.raises(ParameterError, match="summary lacks"):
+        MK.probe_metrics_from_tables(summary=summary.drop(columns="oracle_accuracy"))
+
+
+def test_probe_versus_initial_is_exactly_trained_minus_initial():
+    import pandas as pd
+
+    trained = MK.probe_metrics_from_tables(**dict(zip(("summary", "same", "perturbation"),
+                                                      _probe_tables(["a", "b", "hub"], [0.9, 0.8, 0.7], [0.7, 0.6, 0.5],
+                                                                    [0.3, 0.4, 0.5], seed=1))))
+    initial = MK.probe_metrics_from_tables(**dict(zip(("summary", "same", "perturbation"),
+                                                      _probe_tables(["a", "b"], [0.01, 0.02], [0.25, 0.2], [0.26, 0.24],
+                                                                    seed=2))))
+    dropped = initial[(initial.model == "b") & (initial.probe == MK.SAME_PROBE) & (initial.m == 5)
+                      & (initial.metric == "bits")]
+    initial = initial.drop(index=dropped.index).sample(frac=1, random_state=3)  # any row order, one row missing
+    out = MK.probe_versus_initial(trained, initial)
+    assert set(out.model) == {"a", "b"}  # no step-0 twin: left out, not compared
+    assert len(out) == (trained.model != "hub").sum()
+    keys = ["model", "probe", "m", "metric"]
+    t = trained.set_index(keys).value
+    i = initial.set_index(keys).value
+    for r in out.itertuples():
+        k = (r.model, r.probe, r.m, r.metric)
+        assert r.trained == t[k]
+        if k in i.index:
+            assert r.initial == i[k] and r.difference == t[k] - i[k]  # exact, same floats
+        else:
+            assert np.isnan(r.initial) and np.isnan(r.difference)
+    assert out.difference.isna().sum() == 1
+    flank = out[(out.metric == "follows_flank")].set_index("model")
+    assert flank.difference.to_dict() == pytest.approx({"a": 0.7 - 0.25, "b": 0.6 - 0.2})
+    with pytest.raises(ParameterError, match="more than one row"):
+        MK.probe_versus_initial(trained, pd.concat([initial, initial]))
+    with pytest.raises(ParameterError, match="lacks column"):
+        MK.probe_versus_initial(trained, initial.drop(columns="value"))
+
+
+def _zoo_folder_with_step0(folder, k, init):
+    """A zoo-layout model folder (standing for trained weights) with its step-0 twin where training keeps it."""
+    from dnalm_utils import pretraining as P
+
+    tok = T.OverlappingKmerTokenizer(k)
+
+    def save(path, seed):
+        cfg = P.PretrainConfig(name=f"z{k}", scheme="overlapping", k=k, embedding_init=init, layers=1, hidden=128,
+                               heads=2, intermediate=32, max_positions=64, seed=seed)
+        return M.save_model(P.as_plain_bert(P.build_model(cfg, tok)), tok, path)
+
+    save(folder, 1)
+    save(folder / P.SNAPSHOTS / "step-0", 0)
+    return M.load_model(folder)
+
+
+# Chance: at m = 1 one masked k-mer covers the altered nucleotide; a prediction that ignores the flank puts there a
+# letter unrelated to the substitute, which is one of the 3 letters other than the genome's: 1/4 whichever letter
+# the model prefers. 200 windows: binomial sd 0.031, so 0.25 +- 0.12 is about 4 sd. m = 1 token accuracy: chance
+# 1/64 for k = 3; an untrained model that keeps predicting a common 3-mer was seen at 0.04 (random init) and 0.005
+# (letter sums), so < 0.12 (8x chance) while the copy model is right every time.
+@pytest.mark.parametrize("init", ["random", "nucleotide_sum"])
+def test_a_step0_twin_is_at_chance_where_a_copying_model_is_far_above(init, tmp_path):
+    from dnalm_utils import embeddings as E
+
+    k, windows = 3, _windows(200, 40, seed=11)
+    trained = _zoo_folder_with_step0(tmp_path / "over3", k, init)
+    twins, na = E.initial_models({"over3": trained}, device="cpu")
+    assert list(twins) == ["over3"] and na == []
+    args = dict(copy_models=["over3"], m_past_k=1, blocks_by_m=MK.span_hidden_blocks(windows, [k, k + 1], k, seed=0),
+                perturbation_m=[1], guess_probs=[0.4, 0.2, 0.2, 0.2], seed=0, batch_size=64)
+    initial = MK.probe_metrics(twins, windows, **args)
+    copier = MK.probe_metrics({"over3": copy_lm(k)}, windows, **args)  # positive control in the trained slot
+    out = MK.probe_versus_initial(copier, initial).set_index(["probe", "m", "metric"])
+    flank = out.loc[(MK.PERTURB_PROBE, 1, "follows_flank")]
+    acc = out.loc[(MK.SWEEP_PROBE, 1, "accuracy")]
+    assert flank.initial == pytest.approx(0.25, abs=0.12) and flank.trained == 1.0
+    assert acc.initial < 0.12 and acc.trained == 1.0 and acc.reference_value == 1.0  # the oracle, m < k
+    assert flank.difference > 0.6 and acc.difference > 0.85
+    assert set(out.reset_index().probe) == {MK.SWEEP_PROBE, MK.SAME_PROBE, MK.PERTURB_PROBE}
+    same = out.loc[MK.SAME_PROBE].reset_index()
+    assert sorted(same.m.unique()) == [k, k + 1] and same.initial.notna().all()
+    text = MK.step0_probe_sentences(out.reset_index(), not_applicable=[], perturbation_m=[1])
+    assert f"follow the altered flank in **over3** {100 * flank.initial:.1f} % of windows" in text["step0_perturb"]
+    assert "training took that to **over3** 100.0 %" in text["step0_perturb"]
+    assert text["step0_sweep_m1"].startswith(f"**over3** {100 * acc.initial:.1f} % → 100.0 %")
+    assert text["step0_same_h1"].startswith("h = 1: **over3**") and text["step0_probe_na"] == "none"
+
+
+def test_step0_probe_sentences_without_twins_say_not_applicable(tiny):
+    from dnalm_utils import embeddings as E
+
+    twins, na = E.initial_models({"tiny4": tiny}, device="cpu")  # a DNABERT-format folder: no step-0 weights
+    assert twins == {} and [r["model"] for r in na] == ["tiny4"]
+    trained = MK.probe_metrics_from_tables(**dict(zip(("summary", "same", "perturbation"),
+                                                      _probe_tables(["tiny4"], [0.9], [0.7], [0.3]))))
+    out = MK.probe_versus_initial(trained, MK.probe_metrics(twins, _windows(), copy_models=["tiny4"], m_past_k=1,
+                                                            blocks_by_m={}, perturbation_m=[1], guess_probs=[0.25] * 4))
+    assert out.empty
+    text = MK.step0_probe_sentences(out, not_applicable=na, perturbation_m=[1])
+    assert text["step0_probe_na"] == "**tiny4**" and "No overlapping model" in text["step0_perturb"]
+    assert text["step0_sweep_m1"] == "n/a" and text["step0_same_h1"] == "n/a"
