@@ -65,6 +65,7 @@ class PretrainConfig:
     masking: str = "auto"  # auto | dnabert (k-token spans) | token (independent tokens) | spanN (spans of N tokens) | randommask (spans widening from k to 2k)
     mask_rate: float = 0.15  # share of tokens masked (dnabert / spans: centre rate = mask_rate / span length)
     embedding_init: str = "nucleotide_sum"  # nucleotide_sum (row = sum of per-position letter vectors) | random (DNABERT)
+    position_init: str = "random"  # random (BERT) | sinusoidal (the Transformer's sinusoids, scaled to BERT's init std)
     bpe_vocab_size: int = 4096
     layers: int = 2
     hidden: int = 128
@@ -107,6 +108,8 @@ class PretrainConfig:
             raise ParameterError(f"model {self.name!r}: dropout={self.dropout} must be in [0, 1).")
         if not 0.0 < float(self.heldout_fraction) < 0.5:
             raise ParameterError(f"model {self.name!r}: heldout_fraction={self.heldout_fraction} must be in (0, 0.5).")
+        if self.position_init not in ("random", "sinusoidal"):
+            raise ParameterError(f"model {self.name!r}: position_init={self.position_init!r}; use random or sinusoidal.")
         if self.embedding_init not in ("random", "nucleotide_sum"):
             raise ParameterError(f"model {self.name!r}: embedding_init={self.embedding_init!r}; use random or nucleotide_sum.")
         if self.reverse_complement not in _STRANDS:
@@ -411,7 +414,26 @@ def build_model(cfg: PretrainConfig, tokenizer: DNATokenizer):
     model = BertForMaskedLM(config)
     if cfg.embedding_init == "nucleotide_sum":
         init_embeddings_from_letters(model, tokenizer, seed=cfg.seed)
+    if cfg.position_init == "sinusoidal":
+        init_positions_sinusoidal(model)
     return model
+
+
+def init_positions_sinusoidal(model, std: float = 0.02) -> None:
+    """Set the position table (positions, hidden) to the Transformer's sinusoids (sin on even, cos on odd
+    dimensions, wavelengths 2*pi .. 10000*2*pi), scaled to standard deviation ``std`` (BERT's init std), so that
+    a fixed offset between positions is a fixed linear map from the first step; the table is still trained."""
+    import torch
+
+    table = model.bert.embeddings.position_embeddings.weight
+    n, d = table.shape
+    pos = torch.arange(n, dtype=torch.float32)[:, None]
+    freq = torch.exp(-np.log(10000.0) * torch.arange(0, d, 2, dtype=torch.float32) / d)
+    sin = torch.zeros(n, d)
+    sin[:, 0::2] = torch.sin(pos * freq)
+    sin[:, 1::2] = torch.cos(pos * freq[: d // 2])
+    with torch.no_grad():
+        table.copy_(sin * (std / sin.std()))
 
 
 def init_embeddings_from_letters(model, tokenizer: DNATokenizer, *, seed: int = 0) -> None:

@@ -329,3 +329,19 @@ def test_seeds_give_different_weights_and_step0_snapshot_is_the_initialisation(t
     assert not all(torch.equal(initial[k], a[k]) for k in a)  # training moved the weights
     with pytest.raises(ParameterError, match="step-0"):
         P.initial_model_folder(tmp_path)
+
+
+def test_sinusoidal_positions_make_offsets_stationary():
+    from dnalm_utils.tokenization import NucleotideTokenizer
+
+    model = P.build_model(tiny_cfg(scheme="nucleotide", k=None, masking="token", hidden=32, position_init="sinusoidal"),
+                          NucleotideTokenizer())
+    table = model.bert.embeddings.position_embeddings.weight.detach()
+    assert table.std().item() == pytest.approx(0.02, rel=1e-3)
+    # A sinusoidal table's inner product depends only on the offset: <p_i, p_{i+d}> is the same for every i.
+    for d in (1, 3):
+        dots = (table[:-d] * table[d:]).sum(1)
+        assert torch.allclose(dots, dots[0].expand_as(dots), atol=1e-6)
+    random = P.build_model(tiny_cfg(scheme="nucleotide", k=None, masking="token", hidden=32), NucleotideTokenizer())
+    dots = (random.bert.embeddings.position_embeddings.weight[:-1] * random.bert.embeddings.position_embeddings.weight[1:]).sum(1)
+    assert dots.std() > 10 * (table[:-1] * table[1:]).sum(1).std()  # BERT's random table has no such structure
