@@ -43,7 +43,7 @@ from .errors import ParameterError
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
 #: Layout version of each kind's entries; bump it when an entry's body or manifest changes shape.
-FORMATS: dict[str, int] = {"pretrained-model": 2, "finetune-run": 2, "embedding-map": 2}
+FORMATS: dict[str, int] = {"pretrained-model": 3, "finetune-run": 2, "embedding-map": 2}
 
 #: The package modules (``dnalm_utils.<name>``; a name that is a sub-package means every module in it) whose
 #: code determines each kind of artifact. A module listed here but absent counts as absent in the digest.
