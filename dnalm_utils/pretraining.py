@@ -388,16 +388,6 @@ def mask_tokens(input_ids, special, *, centre_rate: float, offsets: Sequence[int
 # ------------------------------------------------------------------------------------------------
 # Model
 # ------------------------------------------------------------------------------------------------
-def as_plain_bert(model):
-    """A plain BertForMaskedLM with ``model``'s config and weights (what the zoo saves and loads)."""
-    from transformers import BertForMaskedLM
-
-    plain = BertForMaskedLM(model.config)
-    plain.load_state_dict(model.state_dict())
-    plain.config.architectures = ["BertForMaskedLM"]
-    return plain
-
-
 def build_model(cfg: PretrainConfig, tokenizer: DNATokenizer):
     """A freshly initialised BertForMaskedLM for ``cfg`` (seeded by ``cfg.seed``), with the chosen embedding
     initialisation and dropout, and eager attention (faster than SDPA's CPU kernels at these sizes; same maths)."""

@@ -400,7 +400,7 @@ def _step0_model(folder, k, init="nucleotide_sum", hidden=128):
     tok = T.OverlappingKmerTokenizer(k)
     cfg = P.PretrainConfig(name=f"step0_k{k}", scheme="overlapping", k=k, embedding_init=init, layers=1,
                            hidden=hidden, heads=2, intermediate=32, max_positions=64)
-    return M.load_model(M.save_model(P.as_plain_bert(P.build_model(cfg, tok)), tok, folder))
+    return M.load_model(M.save_model(P.build_model(cfg, tok), tok, folder))
 
 
 def test_analytic_letter_sum_purity_by_hamming_shells():

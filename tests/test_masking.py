@@ -634,7 +634,7 @@ def _zoo_folder_with_step0(folder, k, init):
     def save(path, seed):
         cfg = P.PretrainConfig(name=f"z{k}", scheme="overlapping", k=k, embedding_init=init, layers=1, hidden=128,
                                heads=2, intermediate=32, max_positions=64, seed=seed)
-        return M.save_model(P.as_plain_bert(P.build_model(cfg, tok)), tok, path)
+        return M.save_model(P.build_model(cfg, tok), tok, path)
 
     save(folder, 1)
     save(folder / P.SNAPSHOTS / "step-0", 0)
