@@ -1183,7 +1183,13 @@ def step0_sentences(comparison, *, roles, not_applicable, n_neighbors: int) -> d
     for r in comparison[comparison.quantity == "static purity"].itertuples():
         above = r.trained - r.baseline
         if np.isfinite(above) and above > 0 and np.isfinite(r.initial):
-            shares.append(f"**{r.model}** {fmt_pct((r.initial - r.baseline) / above, 0)}")
+            share = (r.initial - r.baseline) / above
+            if share >= 1:  # the step-0 table had at least the trained purity: training kept or lowered it
+                shares.append(f"**{r.model}** all of it (training took it from {fmt_pct(r.initial)} to {fmt_pct(r.trained)})")
+            elif share <= 0:
+                shares.append(f"**{r.model}** none (step 0 at the shuffled level)")
+            else:
+                shares.append(f"**{r.model}** {fmt_pct(share, 0)}")
     out["step0_share"] = ", ".join(shares) if shares else "n/a"
     analytic = []
     if roles is not None and len(roles):
