@@ -528,10 +528,9 @@ class _Run:
 
         self.cfg, self.tok, self.device = cfg, tokenizer, device
         self.model = build_model(cfg, tokenizer).to(device)
-        params = list(self.model.parameters())
-        decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2 and "LayerNorm" not in n]
-        no_decay = [p for n, p in self.model.named_parameters() if not (p.ndim >= 2 and "LayerNorm" not in n)]
-        assert len(decay) + len(no_decay) == len(params)
+        named = list(self.model.named_parameters())
+        decay = [p for n, p in named if p.ndim >= 2 and "LayerNorm" not in n]  # no decay on biases and LayerNorm
+        no_decay = [p for n, p in named if not (p.ndim >= 2 and "LayerNorm" not in n)]
         self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                       {"params": no_decay, "weight_decay": 0.0}],
                                      lr=cfg.learning_rate, betas=(0.9, cfg.adam_beta2), eps=cfg.adam_epsilon,
