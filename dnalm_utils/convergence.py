@@ -105,6 +105,27 @@ class HeldoutReference:
                                        prior=ngram.nucleotide_frequencies(seqs))
         gram = next(r for r in rows if "gram" in r["model"])
         self.ngram_accuracy, self.ngram_bits = float(gram["accuracy"]), float(gram["bits"])
+        self._train_sequences, self._h = seqs, h
+
+    def ngram_by_order(self, orders: Sequence[int]):
+        """The two-sided n-gram on these blocks for each flank order in ``orders`` (counted on the training part):
+        DataFrame order, context_nt (2 x order, the nucleotides it reads), accuracy, bits. Where accuracy keeps
+        rising with orders that read 6 nt or more, the n-gram is recalling sequence that recurs in the corpus
+        (repeats, duplicated loci) rather than local composition."""
+        import pandas as pd
+
+        from . import masking, ngram
+
+        orders = sorted({int(o) for o in orders})
+        counts = ngram.KmerCounts(self._train_sequences, max_len=2 * max(orders) + self._h)
+        prior = ngram.nucleotide_frequencies(self._train_sequences)
+        rows = []
+        for order in orders:
+            gram = next(r for r in masking.block_baselines(self.windows, self.blocks, counts=counts, order=order,
+                                                           prior=prior) if "gram" in r["model"])
+            rows.append({"order": order, "context_nt": 2 * order, "accuracy": float(gram["accuracy"]),
+                         "bits": float(gram["bits"])})
+        return pd.DataFrame(rows)
 
     def score(self, lm) -> dict:
         """accuracy and bits per hidden nucleotide of ``lm`` on these blocks (``masking.nucleotide_block_eval``)."""
@@ -131,6 +152,34 @@ def heldout_references(configs: Mapping, *, corpus=None, n_windows: int = 500, n
             built[key] = HeldoutReference(cfg, records, n_windows=n_windows, ngram_max_order=ngram_max_order, seed=seed)
         out[name] = built[key]
     return out
+
+
+def orders_matched(model_accuracy: float, by_order) -> int | None:
+    """The highest n-gram order up to which ``model_accuracy`` is at least the n-gram's at every order (a
+    :meth:`HeldoutReference.ngram_by_order` table), or None when even order 0 (the base frequencies) beats it."""
+    matched = None
+    for row in by_order.sort_values("order").itertuples():
+        if model_accuracy < row.accuracy:
+            break
+        matched = int(row.order)
+    return matched
+
+
+def context_gate_reading(model: str, model_accuracy: float, by_order, chosen_order: int) -> str:
+    """One sentence on where a single-nucleotide model stands among the n-gram orders (:func:`orders_matched`):
+    which orders it matches and the first it does not, beside the gate's chosen order."""
+    rows = by_order.sort_values("order")
+    matched = orders_matched(model_accuracy, rows)
+    beyond = rows[rows.order > (matched if matched is not None else -1)]
+    first = beyond.iloc[0] if len(beyond) else None
+    head = (f"{model} ({model_accuracy:.1%} on one hidden nucleotide) " +
+            (f"matches the two-sided n-gram up to order {matched} ({2 * matched} nt of flank)" if matched is not None
+             else "is below even the base frequencies"))
+    if first is None:
+        return head + f", every order tried; the gate uses order {chosen_order}."
+    best = rows.loc[rows.accuracy.idxmax()]
+    return (head + f", not order {int(first.order)} ({first.accuracy:.1%}); the n-gram reaches {best.accuracy:.1%} at "
+            f"order {int(best.order)} ({2 * int(best.order)} nt of flank), and the gate uses order {chosen_order}.")
 
 
 def gate_table(models: Mapping, folders: Mapping[str, Path], configs: Mapping, *, references: Mapping | None = None,

@@ -281,6 +281,34 @@ def dependency_by_distance(maps, *, k: int) -> pd.DataFrame:
     return out
 
 
+def target_band_means(maps, *, k: int, min_distance: int | None = None) -> pd.DataFrame:
+    """Per target nucleotide: the mean dependency (bits) on the substituted positions of each band, for paired
+    comparisons of two models on the same windows (e.g. a model against its step-0 twin).
+
+    One row per (window, target j): window, target, item ("<window>:<j>"), copy_band (mean over measured i with
+    1 <= |i - j| <= k - 1), beyond (mean over measured i with |i - j| >= ``min_distance``, default k); NaN where
+    a band has no measured pair (the window's ends)."""
+    k = _check_k(k)
+    far = k if min_distance is None else check_int_range("min_distance", min_distance, 1)
+    rows = []
+    for w, m in enumerate(_as_maps(maps)):
+        i, j = np.indices(m.shape)
+        d = np.abs(i - j)
+        for name, mask in (("copy_band", (d >= 1) & (d <= k - 1)), ("beyond", d >= far)):
+            vals = np.where(mask & ~np.isnan(m), m, np.nan)
+            with np.errstate(invalid="ignore"):
+                means = np.nanmean(vals, axis=0) if mask.any() else np.full(m.shape[1], np.nan)
+            rows.append(pd.DataFrame({"window": w, "target": np.arange(m.shape[1]), "band": name, "value": means}))
+    long = pd.concat(rows, ignore_index=True)
+    out = long.pivot_table(index=["window", "target"], columns="band", values="value", dropna=False).reset_index()
+    out.columns.name = None
+    for col in ("copy_band", "beyond"):
+        if col not in out:
+            out[col] = np.nan
+    out.insert(2, "item", out.window.astype(str) + ":" + out.target.astype(str))
+    return out[["window", "target", "item", "copy_band", "beyond"]]
+
+
 @dataclass(frozen=True)
 class DependencyMass:
     """Share of the dependency inside vs beyond the copy band.

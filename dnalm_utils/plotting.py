@@ -609,3 +609,55 @@ def plot_task_scores(summary, *, metrics: Sequence[str] = ("mcc", "auroc"), role
         axes[row][0].set_ylabel(labels.get(metric, metric))
     fig.tight_layout()
     return fig
+
+
+def plot_dependency_maps(maps: Mapping[str, np.ndarray], bands: Mapping[str, int], *, vmax: float | None = None):
+    """One nucleotide dependency map per model (``dependency_maps.dependency_map``: (query i, target j), bits),
+    NaN cells (the diagonal, positions the model cannot see) in grey, dashed lines at |i - j| = k - 1 (the edge
+    of the copy band of ``bands[model]`` = k), one colour scale for all panels (default: the 99th percentile).
+
+    maps: model -> (L, L) map (one window, or the mean over windows)."""
+    names = list(maps)
+    fig, axes = _model_panels(len(names), width=3.0, height=3.0, sharey=True, constrained=True)
+    values = np.concatenate([np.asarray(m, dtype=float)[np.isfinite(m)] for m in maps.values()] or [np.zeros(1)])
+    top = float(vmax if vmax is not None else max(np.percentile(values, 99), 1e-9))
+    cmap = matplotlib.colormaps["viridis"].copy()
+    cmap.set_bad("#d0d0d0")
+    image = None
+    for ax, name in zip(axes[0], names):
+        dep = np.asarray(maps[name], dtype=float)
+        image = ax.imshow(np.ma.masked_invalid(dep), cmap=cmap, vmin=0, vmax=top, origin="upper")
+        n, edge = dep.shape[0], int(bands[name]) - 1
+        if edge > 0:
+            for sign in (1, -1):
+                ax.plot(np.arange(n), np.arange(n) + sign * edge, color="white", lw=0.7, ls="--")
+        ax.set_xlim(-0.5, n - 0.5)
+        ax.set_ylim(n - 0.5, -0.5)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("target nucleotide j")
+    axes[0][0].set_ylabel("substituted nucleotide i")
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="dependency (bits, max |Δ log-odds|)")
+    return fig
+
+
+def plot_dependency_by_distance(table, *, roles=None, max_distance: int | None = None):
+    """Mean dependency (bits) against distance |i - j| per model, log scale, with each model's copy band
+    (|i - j| <= k - 1) marked by a dot on its curve's last in-band distance.
+
+    table: DataFrame (model, scheme, distance, band, mean)."""
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    for name, rows in table.groupby("model", sort=False):
+        rows = rows.sort_values("distance")
+        if max_distance is not None:
+            rows = rows[rows.distance <= max_distance]
+        color, ls = model_style(name, roles, rows.scheme.iloc[0] if "scheme" in rows else None)
+        ax.plot(rows.distance, rows["mean"], color=color, ls=ls, lw=1.4, label=name)
+        inside = rows[rows.band == "copy band"]
+        if len(inside):
+            ax.plot(inside.distance.iloc[-1], inside["mean"].iloc[-1], "o", color=color, ms=4)
+    ax.set_yscale("log")
+    ax.set_xlabel("distance |i - j| (nt)")
+    ax.set_ylabel("mean dependency (bits)")
+    ax.legend(fontsize=7, frameon=False, ncol=2)
+    fig.tight_layout()
+    return fig

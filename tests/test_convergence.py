@@ -61,6 +61,28 @@ def test_snapshot_scores_follow_training_on_one_shared_reference(tiny_zoo):
     assert (scores.ngram_accuracy == refs["nt"].ngram_accuracy).all() and refs["nt"].ngram_accuracy > 0.25
 
 
+def test_ngram_by_order_reproduces_the_gate_reference_at_its_order(tiny_zoo):
+    cfgs, _, _ = tiny_zoo
+    ref = C.heldout_references(cfgs, n_windows=60, ngram_max_order=2)["nt"]
+    table = ref.ngram_by_order(range(0, 4))
+    assert list(table.order) == [0, 1, 2, 3] and list(table.context_nt) == [0, 2, 4, 6]
+    chosen = table[table.order == ref.order].iloc[0]
+    assert chosen.accuracy == pytest.approx(ref.ngram_accuracy) and chosen.bits == pytest.approx(ref.ngram_bits)
+    assert table.accuracy.between(0, 1).all() and table.bits.gt(0).all()
+
+
+def test_orders_matched_and_its_sentence_read_the_first_order_above_the_model():
+    table = pd.DataFrame({"order": [0, 1, 2, 3, 4], "accuracy": [0.26, 0.30, 0.28, 0.37, 0.39]})
+    assert C.orders_matched(0.33, table) == 2  # beats 0, 1, 2 (0.28 < 0.33), not 3
+    assert C.orders_matched(0.29, table) == 0  # order 1 (0.30) stops it although it beats order 2
+    assert C.orders_matched(0.20, table) is None
+    assert C.orders_matched(0.50, table) == 4
+    text = C.context_gate_reading("nuc", 0.33, table, chosen_order=4)
+    assert "up to order 2 (4 nt of flank)" in text and "not order 3 (37.0%)" in text and "39.0% at order 4" in text
+    assert "below even the base frequencies" in C.context_gate_reading("nuc", 0.2, table, chosen_order=4)
+    assert "every order tried" in C.context_gate_reading("nuc", 0.5, table, chosen_order=4)
+
+
 def test_gate_note_names_failures_passes_and_unchecked_models():
     gates = pd.DataFrame([C.gate_row("a", "flat", 0.0, 0.02, True), C.gate_row("b", "flat", 0.5, 0.02, False)])
     note = C.gate_note(gates, ["a", "b", "published"])

@@ -296,3 +296,22 @@ def test_causal_model_is_not_applicable_and_bad_input_is_named():
         DM.dependency_mass([np.zeros((3, 4))], k=1)
     with pytest.raises(ParameterError, match="one per map"):
         DM.dependency_table(_toy_maps(), ["only one"])
+
+
+def test_target_band_means_average_each_band_by_brute_force():
+    rng = np.random.default_rng(3)
+    maps = rng.random((2, 9, 9))
+    maps[:, np.arange(9), np.arange(9)] = np.nan
+    maps[1, 0, 5] = np.nan  # an unmeasured pair drops out of its band's mean
+    table = DM.target_band_means(maps, k=3)
+    assert len(table) == 18 and table.item.is_unique
+    for row in table.itertuples():
+        m = maps[row.window]
+        col = m[:, row.target]
+        d = np.abs(np.arange(9) - row.target)
+        inside = col[(d >= 1) & (d <= 2)]
+        beyond = col[d >= 3]
+        assert row.copy_band == pytest.approx(np.nanmean(inside))
+        assert row.beyond == pytest.approx(np.nanmean(beyond))
+    far = DM.target_band_means(maps, k=3, min_distance=6)
+    assert far.beyond.iloc[0] == pytest.approx(np.nanmean(maps[0][6:, 0]))
