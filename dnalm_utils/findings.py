@@ -196,7 +196,7 @@ def _model_scale(roles) -> str:
 
 
 def conclusions(*, table, verdict_table, roles, bio_summary=None) -> dict[str, str]:
-    """Chapter 7's sentences, read from the chapters' tables (``table``: conclusions.headline_table), their
+    """Chapter 8's sentences (conclusions), read from the chapters' tables (``table``: conclusions.headline_table), their
     verdicts (``verdict_table``: verdicts.read_verdicts) and the models' roles; nothing is re-tested here."""
     out: dict[str, str] = {}
     controls = set(recipe_controls(roles)) if roles is not None and len(roles) else set()

@@ -611,10 +611,12 @@ def plot_task_scores(summary, *, metrics: Sequence[str] = ("mcc", "auroc"), role
     return fig
 
 
-def plot_dependency_maps(maps: Mapping[str, np.ndarray], bands: Mapping[str, int], *, vmax: float | None = None):
+def plot_dependency_maps(maps: Mapping[str, np.ndarray], bands: Mapping[str, int], *, vmax: float | None = None,
+                         marks: Mapping[str, int] | None = None):
     """One nucleotide dependency map per model (``dependency_maps.dependency_map``: (query i, target j), bits),
-    NaN cells (the diagonal, positions the model cannot see) in grey, dashed lines at |i - j| = k - 1 (the edge
-    of the copy band of ``bands[model]`` = k), one colour scale for all panels (default: the 99th percentile).
+    NaN cells (the diagonal, positions the model cannot see) in grey, white dashed lines at |i - j| = k - 1 (the
+    edge of the copy band of ``bands[model]`` = k), red dotted lines at |i - j| = ``marks[model]`` (e.g. a planted
+    distance), one colour scale for all panels (default: the 99th percentile).
 
     maps: model -> (L, L) map (one window, or the mean over windows)."""
     names = list(maps)
@@ -631,6 +633,9 @@ def plot_dependency_maps(maps: Mapping[str, np.ndarray], bands: Mapping[str, int
         if edge > 0:
             for sign in (1, -1):
                 ax.plot(np.arange(n), np.arange(n) + sign * edge, color="white", lw=0.7, ls="--")
+        if marks and name in marks:
+            for sign in (1, -1):
+                ax.plot(np.arange(n), np.arange(n) + sign * int(marks[name]), color="#e74c3c", lw=0.9, ls=":")
         ax.set_xlim(-0.5, n - 0.5)
         ax.set_ylim(n - 0.5, -0.5)
         ax.set_title(name, fontsize=9)
@@ -659,5 +664,31 @@ def plot_dependency_by_distance(table, *, roles=None, max_distance: int | None =
     ax.set_xlabel("distance |i - j| (nt)")
     ax.set_ylabel("mean dependency (bits)")
     ax.legend(fontsize=7, frameon=False, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_planted_accuracy(table, *, roles=None):
+    """Accuracy on the determined block against the planted distance D, one line per model with its interval,
+    references (rows whose ``model`` is "n-gram" or "chance") in black (dashed, dotted).
+
+    table: DataFrame (model, distance, accuracy, ci_low, ci_high[, scheme])."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    ref_style = {"n-gram": "--", "chance": ":"}
+    for name, rows in table.groupby("model", sort=False):
+        rows = rows.sort_values("distance")
+        if name in ref_style:
+            ax.plot(rows.distance, rows.accuracy, color="black", lw=1, ls=ref_style[name], label=name)
+            continue
+        color, ls = model_style(name, roles, rows.scheme.iloc[0] if "scheme" in rows else None)
+        ax.errorbar(rows.distance, rows.accuracy, yerr=[rows.accuracy - rows.ci_low, rows.ci_high - rows.accuracy],
+                    color=color, ls=ls, marker="o", ms=4, capsize=3, label=name)
+    ax.set_xscale("log", base=2)
+    ticks = sorted(set(table.distance))
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("planted distance D (nt)")
+    ax.set_ylabel("accuracy on the determined block")
+    ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     return fig

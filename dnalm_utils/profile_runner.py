@@ -37,7 +37,8 @@ KNOWN_CHAPTERS = (
     "04_embeddings",
     "05_next_kmer",
     "06_biology_finetuning",
-    "07_conclusions",
+    "07_copying_or_context",
+    "08_conclusions",
 )
 _VERSION_PACKAGES = (
     "dnalm-utils", "torch", "transformers", "tokenizers", "numpy", "papermill", "jupyter-book", "myst-nb",

@@ -8,11 +8,11 @@ Procedure (the statistics are :mod:`dnalm_utils.stats`):
 - *A is no better / no worse than B* is claimed only from an equivalence test (TOST) with the margin the chapter
   states (``margin``, in the metric's units), never from a failed difference test.
 - Multiple comparisons: the book's family-wise error rate is :data:`BOOK_ALPHA` = 5 %. Each of the
-  :data:`JUDGING_CHAPTERS` (the three chapters that test) gets an equal share (:data:`CHAPTER_ALPHA` = 5/3 %), which Holm's
+  :data:`JUDGING_CHAPTERS` (the four chapters that test) gets an equal share (:data:`CHAPTER_ALPHA` = 5/4 %), which Holm's
   step-down procedure spreads over all the hypotheses the chapter tests (each claim's difference test and,
   where a margin is set, its equivalence test). By Bonferroni across chapters the whole book's verdicts then
   hold at 5 %, and a chapter's verdicts do not change when another chapter is re-run.
-- Chapter 7 reads the chapters' ``verdicts.csv`` tables (:func:`read_verdicts`) and never re-tests, so it
+- Chapter 8 (conclusions) reads the chapters' ``verdicts.csv`` tables (:func:`read_verdicts`) and never re-tests, so it
   cannot contradict them.
 
 A claim's outcome is one of :data:`OUTCOMES`: "better" / "worse" (in the metric's good direction: lower bits are
@@ -33,7 +33,7 @@ from .errors import ParameterError
 
 BOOK_ALPHA = 0.05
 #: The chapters that test claims (chapters 2 and 4 describe; their comparisons are tested in chapter 3).
-JUDGING_CHAPTERS = ("03_masked_prediction", "05_next_kmer", "06_biology_finetuning")
+JUDGING_CHAPTERS = ("03_masked_prediction", "05_next_kmer", "06_biology_finetuning", "07_copying_or_context")
 CHAPTER_ALPHA = BOOK_ALPHA / len(JUDGING_CHAPTERS)
 OUTCOMES = ("better", "worse", "equivalent", "inconclusive")
 VERDICTS_CSV = "verdicts.csv"
@@ -342,7 +342,58 @@ def biology_claims(items, runs, *, tasks: Sequence[str], kmer_reference: str, ma
 
 
 # ------------------------------------------------------------------------------------------------
-# Chapter 7: the book's answer, read from the chapters' verdicts
+# Chapter 7: copying or context (dependency maps, planted answer key)
+# ------------------------------------------------------------------------------------------------
+#: Suffix of a model's step-0 twin in item tables (``"overlap6" + STEP0_SUFFIX``).
+STEP0_SUFFIX = " (step 0)"
+CLAIM_BEYOND = "dependency beyond the copy band against its step-0 twin"
+CLAIM_INSIDE = "dependency inside the copy band against its step-0 twin"
+CLAIM_PLANTED = "planted block (D = {distance} nt) against the n-gram"
+
+
+def twin_claims(items, models: Sequence[str], *, metric_columns: Mapping[str, str], margin: float | None,
+                higher_is_better: bool = True) -> list[Claim]:
+    """Per model and metric column: the trained model against its step-0 twin on the same items (``items``: model,
+    item and the ``metric_columns`` keys; the twin's rows are named ``model + STEP0_SUFFIX``), one claim each
+    (``metric_columns``: column -> claim text). Models without twin rows are left out."""
+    out = []
+    for name in models:
+        twin = name + STEP0_SUFFIX
+        if not ((items.model == name).any() and (items.model == twin).any()):
+            continue
+        for column, claim in metric_columns.items():
+            a, b = paired_values(items, name, twin, column)
+            cmp = stats.compare_paired(a, b, alpha=CHAPTER_ALPHA, margin=margin, unit="hidden targets")
+            out.append(Claim(claim, name, "step-0 twin", column, higher_is_better, cmp))
+    return out
+
+
+def planted_claims(items, *, reference: str, margin: float | None) -> list[Claim]:
+    """Per (model, distance): the model's 0/1 correctness on the determined block's hidden nucleotides against
+    ``reference`` (the n-gram) on the same nucleotides (exact McNemar). ``items``: model, distance, item,
+    correct; the reference's rows carry each distance too."""
+    out = []
+    for distance, part in items.groupby("distance", sort=True):
+        subjects = [m for m in dict.fromkeys(part.model) if m != reference]
+        out += versus_reference(part, subjects, reference, claim=CLAIM_PLANTED.format(distance=int(distance)),
+                                metric="correct", higher_is_better=True, margin=margin, unit="hidden nucleotides")
+    return out
+
+
+def planted_sentence(table) -> str:
+    """Per planted distance, which models read the planted partner better than the n-gram, equivalently, worse
+    or inconclusively ("D = 8 nt: better than the n-gram: a; inconclusive: b. D = 32 nt: ...")."""
+    parts = []
+    claims = [c for c in dict.fromkeys(table.claim) if c.startswith("planted block (D = ")]
+    for claim in sorted(claims, key=lambda c: int(c.split("D = ")[1].split(" ")[0])):
+        distance = claim.split("D = ")[1].split(" ")[0]
+        parts.append(f"D = {distance} nt: " + outcome_sentence(table, claim, better="better than the n-gram",
+                                                               worse="worse than the n-gram"))
+    return ". ".join(parts) + "." if parts else "No planted distance was tested in this build."
+
+
+# ------------------------------------------------------------------------------------------------
+# Chapter 8: the book's answer, read from the chapters' verdicts
 # ------------------------------------------------------------------------------------------------
 def book_answer(verdicts, copy_candidates: Sequence[str] = ()) -> dict:
     """The conclusions page's verdicts, read (not re-tested) from the chapters' tables.

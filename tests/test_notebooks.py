@@ -248,7 +248,7 @@ def test_browser_check_reports_broken_pages(smoke_book, tmp_path):
 @pytest.mark.slow
 def test_next_kmer_biology_and_conclusions_chapters(smoke_book):
     root, _ = smoke_book
-    for name in ("05_next_kmer", "06_biology_finetuning", "07_conclusions"):
+    for name in ("05_next_kmer", "06_biology_finetuning", "08_conclusions"):
         _chapter_outputs(root, name)
     out = root / "runs" / "smoke"
     summary = pd.read_csv(out / "05_next_kmer" / "summary.csv")
@@ -263,7 +263,7 @@ def test_next_kmer_biology_and_conclusions_chapters(smoke_book):
     bio = pd.read_csv(out / "06_biology_finetuning" / "summary.csv")
     pairs = bio[bio.init.isin(["pretrained", "random"])].groupby(["task", "model"]).init.nunique()
     assert len(set(bio.task)) == 2 and (pairs == 2).all() and len(pairs) == 2 * 2  # both inits of both models
-    headline = pd.read_csv(out / "07_conclusions" / "headline.csv")
+    headline = pd.read_csv(out / "08_conclusions" / "headline.csv")
     assert {"overlap6", "bpe"} <= set(headline.model)
     assert any(c.startswith("next-1-mer") for c in headline.columns) and any(c.endswith(" MCC") for c in headline.columns)
 
@@ -305,7 +305,7 @@ def test_chapters_3_to_7_run_on_a_mixed_model_set(smoke_book, tmp_path):
     profile = {"name": "mixed", "path": None, "description": "mixed model set", "notebooks": entries}
     profile_runner.run_profile(profile, root=root, progress=False)
     runs = root / "runs" / "mixed"
-    for ch in ("03_masked_prediction", "04_embeddings", "05_next_kmer", "06_biology_finetuning", "07_conclusions"):
+    for ch in ("03_masked_prediction", "04_embeddings", "05_next_kmer", "06_biology_finetuning", "08_conclusions"):
         nb = nbformat.read(root / "book" / "_generated" / f"{ch}.ipynb", as_version=4)
         assert not _errors(nb), ch
     same = pd.read_csv(runs / "03_masked_prediction" / "same_nucleotides.csv")
@@ -358,7 +358,7 @@ def test_prose_reads_by_role_for_renamed_zoo_models(smoke_book, tmp_path):
                "04_embeddings": ("over_static_range", "last_purity_list", "share_list", "control_static"),
                "05_next_kmer": ("best_first", "ngram_first", "ngram_bits_first"),
                "06_biology_finetuning": ("tf_peaks_best", "exon_intron_best", "tf_peaks_kmer_mcc"),
-               "07_conclusions": ("copy_m1", "copy_flank", "hidden_best", "hidden_ngram", "token_share")}
+               "08_conclusions": ("copy_m1", "copy_flank", "hidden_best", "hidden_ngram", "token_share")}
     for nb, keys in numbers.items():
         glued = _glued(nbformat.read(tmp_path / f"{nb}.ipynb", as_version=4))
         text = " ".join(glued.values())

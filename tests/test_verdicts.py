@@ -1,4 +1,4 @@
-"""Verdicts: each branch on synthetic tables with a known answer, Holm across a chapter, and chapter 7 reading
+"""Verdicts: each branch on synthetic tables with a known answer, Holm across a chapter, and chapter 8 (conclusions) reading
 the chapters' outcomes rather than re-testing them."""
 
 import numpy as np
@@ -169,3 +169,46 @@ def test_biology_claims_cover_baselines_twin_and_seed_scores_per_task():
     good = table[table.subject == "good"].set_index("claim").outcome
     assert good["accuracy against majority class (t)"] == "better"
     assert good["mcc pre-trained against random-initialised (t)"] == "better"
+
+
+def test_twin_claims_pair_each_model_with_its_own_step0_twin():
+    rng = np.random.default_rng(1)
+    n = 400
+    items = []
+    for name, gain in (("learned", 0.05), ("flat", 0.0)):
+        base = rng.gamma(2.0, 0.02, n)
+        items.append(pd.DataFrame({"model": name + V.STEP0_SUFFIX, "item": np.arange(n), "beyond": base}))
+        items.append(pd.DataFrame({"model": name, "item": np.arange(n), "beyond": base + gain + rng.normal(0, 0.002, n)}))
+    items.append(pd.DataFrame({"model": "orphan", "item": np.arange(n), "beyond": 1.0}))  # no twin: left out
+    claims = V.twin_claims(pd.concat(items), ["learned", "flat", "orphan"], metric_columns={"beyond": V.CLAIM_BEYOND},
+                           margin=0.005)
+    table = V.decide("07_copying_or_context", claims)
+    got = dict(zip(table.subject, table.outcome))
+    assert got == {"learned": "better", "flat": "equivalent"}
+    row = table[table.subject == "learned"].iloc[0]
+    assert row.estimate == pytest.approx(0.05, abs=0.001) and row.reference == "step-0 twin"
+
+
+def test_planted_claims_test_each_distance_on_the_same_nucleotides():
+    rng = np.random.default_rng(2)
+    n = 600
+    rows = []
+    for d in (8, 32):
+        ngram = (rng.random(n) < 0.25).astype(float)
+        reader = np.ones(n) if d == 8 else ngram.copy()  # reads the partner at D = 8 only
+        for name, correct in (("n-gram", ngram), ("model", reader)):
+            rows.append(pd.DataFrame({"model": name, "distance": d, "item": np.arange(n), "correct": correct}))
+    table = V.decide("07_copying_or_context", V.planted_claims(pd.concat(rows), reference="n-gram", margin=0.02))
+    assert list(table.claim) == [V.CLAIM_PLANTED.format(distance=8), V.CLAIM_PLANTED.format(distance=32)]
+    assert list(table.outcome) == ["better", "equivalent"]  # identical answers at D = 32: zero difference, TOST holds
+    assert table.n.tolist() == [n, n]
+
+
+def test_planted_sentence_reads_each_distance_in_order():
+    rows = []
+    for d, outcome in ((32, "inconclusive"), (8, "better")):
+        rows.append({"claim": V.CLAIM_PLANTED.format(distance=d), "subject": "nuc", "outcome": outcome})
+    rows.append({"claim": V.CLAIM_PLANTED.format(distance=8), "subject": "ov6", "outcome": "equivalent"})
+    text = V.planted_sentence(pd.DataFrame(rows))
+    assert text == ("D = 8 nt: better than the n-gram: nuc; within the margin: ov6. D = 32 nt: inconclusive: nuc.")
+    assert V.planted_sentence(pd.DataFrame(columns=["claim", "subject", "outcome"])).startswith("No planted")
