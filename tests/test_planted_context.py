@@ -210,3 +210,23 @@ def test_positive_control_recipe_builds():
     cfg = pc.positive_control_config()
     spec = pc.positive_control_spec()
     assert cfg.window_nt >= spec.pair_nt
+
+
+def test_planted_table_and_positive_control_find_the_model_above_90():
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for model, acc in [("nucleotide", 0.95), ("overlap6", 0.6), ("n-gram", 0.99), ("chance", 0.25)]:
+        rows.append(pd.DataFrame({"model": model, "distance": 8, "window": np.repeat(np.arange(200), 6),
+                                  "correct": (rng.random(1200) < acc).astype(int), "bits": 1.0}))
+    table = pc.planted_table(pd.concat(rows))
+    assert set(table["model"]) == {"nucleotide", "overlap6", "n-gram", "chance"}
+    assert pc.positive_control(table) == ("nucleotide", 8)  # references never count
+    assert "nucleotide at D = 8" in pc.positive_control_text(table)
+    assert pc.positive_control(table[table["model"] != "nucleotide"]) is None
+    assert pc.positive_control_text(table[table["model"] != "nucleotide"]).startswith("No model reaches 90%")
+    cfg = pc.positive_control_config("x", arm="overlap6")
+    assert (cfg.scheme, cfg.k, cfg.masking, cfg.steps) == ("overlapping", 6, "dnabert", pc.POSITIVE_CONTROL_RECIPE["steps"])
+    with pytest.raises(ParameterError, match="arm='overlap7'"):
+        pc.positive_control_config("x", arm="overlap7")
