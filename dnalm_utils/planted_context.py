@@ -450,8 +450,17 @@ POSITIVE_CONTROL_RECIPE = dict(steps=4400, batch_size=24, heads=4, mask_rate=0.3
 
 def positive_control_spec(**changes) -> PlantedSpec:
     """The planted corpus of the positive control: :data:`POSITIVE_CONTROL_PLANT` (a direct repeat of 6 nt at
-    distance 8, a pair every 16 nt) over the order-4 background, with ``changes`` applied."""
-    return PlantedSpec(**{**POSITIVE_CONTROL_PLANT, **changes})
+    distance 8, a pair every 16 nt) over the order-4 background, with ``changes`` applied. Without an explicit
+    ``spacing``, a distance or block length that clashes with 16 (e.g. distance 16 or 32: a determined block on
+    the next pair's source) gets the smallest spacing above 16 that keeps every block apart."""
+    settings = {**POSITIVE_CONTROL_PLANT, **changes}
+    if "spacing" not in changes:
+        d, b = int(settings["distance"]), int(settings["block_nt"])
+        sp = int(settings["spacing"])
+        while any(abs(d - m * sp) < b for m in range(-(d // sp) - 2, d // sp + 3)):
+            sp += 1
+        settings["spacing"] = sp
+    return PlantedSpec(**settings)
 
 
 def positive_control_config(name: str = "planted_nucleotide", *, arm: str | None = None, scheme: str = "nucleotide",

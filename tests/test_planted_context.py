@@ -230,3 +230,11 @@ def test_planted_table_and_positive_control_find_the_model_above_90():
     assert (cfg.scheme, cfg.k, cfg.masking, cfg.steps) == ("overlapping", 6, "dnabert", pc.POSITIVE_CONTROL_RECIPE["steps"])
     with pytest.raises(ParameterError, match="arm='overlap7'"):
         pc.positive_control_config("x", arm="overlap7")
+
+
+def test_positive_control_spec_moves_the_spacing_off_a_clash():
+    assert pc.positive_control_spec().spacing == 16
+    for d in (8, 16, 32):
+        spec = pc.positive_control_spec(distance=d)
+        assert spec.distance == d and spec.spacing >= 16  # valid (PlantedSpec would raise otherwise)
+    assert pc.positive_control_spec(distance=16).spacing == 22  # |16 - 22| = 6: blocks touch, do not overlap
