@@ -519,3 +519,26 @@ def embeddings(*, roles, summary, metrics) -> dict[str, str]:
     else:
         out["closing_verdict"] = "No overlapping k-mer model was run, so the paper's observation is not tested here"
     return out
+
+
+def copying_or_context(verdict_table, planted) -> str:
+    """Chapter 7's answer from its verdicts and planted-accuracy table (``planted_context.planted_table``): the
+    positive control (``planted_context.positive_control_text``: without it the benchmark measures nothing),
+    which models gained dependency beyond their copy band in training (against their step-0 weights), and which
+    arms read the planted partner better than the n-gram."""
+    from . import planted_context
+    from . import verdicts as V
+
+    head = (planted_context.positive_control_text(planted) if planted is not None and len(planted)
+            else "No model was trained on the planted corpus, so there is no positive control.")
+    groups = V.names_by_outcome(verdict_table, V.CLAIM_BEYOND) if len(verdict_table) else {o: [] for o in V.OUTCOMES}
+    tested = sum(len(v) for v in groups.values())
+    if tested:
+        gained = groups["better"]
+        rest = groups["equivalent"] + groups["inconclusive"] + groups["worse"]
+        real = ("On held-out human DNA, training added dependency beyond the copy band (paired against each model's "
+                "step-0 weights) for " + (names(gained) if gained else "no model")
+                + (f"; not for {names(rest)}" if rest else "") + ".")
+    else:
+        real = "No model had step-0 weights to set its dependency map against, so what training added was not tested."
+    return " ".join([head, real, "Reading the planted partner, against the n-gram: " + V.planted_sentence(verdict_table)])

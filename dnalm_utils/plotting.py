@@ -616,18 +616,18 @@ def plot_dependency_maps(maps: Mapping[str, np.ndarray], bands: Mapping[str, int
     """One nucleotide dependency map per model (``dependency_maps.dependency_map``: (query i, target j), bits),
     NaN cells (the diagonal, positions the model cannot see) in grey, white dashed lines at |i - j| = k - 1 (the
     edge of the copy band of ``bands[model]`` = k), red dotted lines at |i - j| = ``marks[model]`` (e.g. a planted
-    distance), one colour scale for all panels (default: the 99th percentile).
+    distance). Each panel has its own colour scale (default: its 99th percentile; ``vmax`` fixes one for all),
+    since models differ by orders of magnitude in how far their predictions move.
 
     maps: model -> (L, L) map (one window, or the mean over windows)."""
     names = list(maps)
-    fig, axes = _model_panels(len(names), width=3.0, height=3.0, sharey=True, constrained=True)
-    values = np.concatenate([np.asarray(m, dtype=float)[np.isfinite(m)] for m in maps.values()] or [np.zeros(1)])
-    top = float(vmax if vmax is not None else max(np.percentile(values, 99), 1e-9))
+    fig, axes = _model_panels(len(names), width=3.2, height=3.0, sharey=True, constrained=True)
     cmap = matplotlib.colormaps["viridis"].copy()
     cmap.set_bad("#d0d0d0")
-    image = None
     for ax, name in zip(axes[0], names):
         dep = np.asarray(maps[name], dtype=float)
+        finite = dep[np.isfinite(dep)]
+        top = float(vmax if vmax is not None else max(np.percentile(finite, 99) if finite.size else 0.0, 1e-9))
         image = ax.imshow(np.ma.masked_invalid(dep), cmap=cmap, vmin=0, vmax=top, origin="upper")
         n, edge = dep.shape[0], int(bands[name]) - 1
         if edge > 0:
@@ -640,30 +640,34 @@ def plot_dependency_maps(maps: Mapping[str, np.ndarray], bands: Mapping[str, int
         ax.set_ylim(n - 0.5, -0.5)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("target nucleotide j")
+        fig.colorbar(image, ax=ax, shrink=0.7, label="bits" if ax is axes[0][-1] else None)
     axes[0][0].set_ylabel("substituted nucleotide i")
-    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="dependency (bits, max |Δ log-odds|)")
     return fig
 
 
 def plot_dependency_by_distance(table, *, roles=None, max_distance: int | None = None):
-    """Mean dependency (bits) against distance |i - j| per model, log scale, with each model's copy band
-    (|i - j| <= k - 1) marked by a dot on its curve's last in-band distance.
+    """Mean dependency (bits) against distance |i - j| per model, log scale: trained weights solid, the same
+    model's step-0 weights (rows with ``weights == "step 0"``) thin and dotted in the same colour; a dot marks
+    each curve's last distance inside its copy band (|i - j| <= k - 1).
 
-    table: DataFrame (model, scheme, distance, band, mean)."""
+    table: DataFrame (model, scheme, distance, band, mean[, weights: "trained" | "step 0"])."""
     fig, ax = plt.subplots(figsize=(7.5, 3.8))
-    for name, rows in table.groupby("model", sort=False):
+    table = table if "weights" in table else table.assign(weights="trained")
+    for (name, weights), rows in table.groupby(["model", "weights"], sort=False):
         rows = rows.sort_values("distance")
         if max_distance is not None:
             rows = rows[rows.distance <= max_distance]
         color, ls = model_style(name, roles, rows.scheme.iloc[0] if "scheme" in rows else None)
-        ax.plot(rows.distance, rows["mean"], color=color, ls=ls, lw=1.4, label=name)
+        initial = weights != "trained"
+        ax.plot(rows.distance, rows["mean"], color=color, ls=":" if initial else ls, lw=0.9 if initial else 1.5,
+                label=f"{name} ({weights})" if initial else name)
         inside = rows[rows.band == "copy band"]
-        if len(inside):
+        if len(inside) and not initial:
             ax.plot(inside.distance.iloc[-1], inside["mean"].iloc[-1], "o", color=color, ms=4)
     ax.set_yscale("log")
     ax.set_xlabel("distance |i - j| (nt)")
     ax.set_ylabel("mean dependency (bits)")
-    ax.legend(fontsize=7, frameon=False, ncol=2)
+    ax.legend(fontsize=6.5, frameon=False, ncol=2, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     return fig
 

@@ -147,3 +147,22 @@ def test_copying_sentence_reports_the_recipe_control_apart():
     answer = F.conclusions(table=pd.DataFrame(), verdict_table=table, roles=ROLES)["answer"]
     assert answer == ("Word identity for the overlapping models, which copy their neighbours; whether any model knows "
                       "more than flank counts was not tested in this build")
+
+
+def test_copying_or_context_reads_the_positive_control_then_the_verdicts():
+    planted = pd.DataFrame({"model": ["nuc", "ov6", "n-gram", "chance"], "distance": 8, "nucleotides": 600,
+                            "windows": 100, "accuracy": [0.88, 0.62, 0.245, 0.25], "ci_low": [0.85, 0.58, 0.21, 0.22],
+                            "ci_high": [0.90, 0.66, 0.28, 0.28], "bits": [0.6, 1.2, 2.0, 2.0]})
+    verdicts = pd.DataFrame([
+        {"claim": V.CLAIM_BEYOND, "subject": "nuc", "outcome": "better"},
+        {"claim": V.CLAIM_BEYOND, "subject": "ov6", "outcome": "inconclusive"},
+        {"claim": V.CLAIM_PLANTED.format(distance=8), "subject": "nuc", "outcome": "better"},
+        {"claim": V.CLAIM_PLANTED.format(distance=8), "subject": "ov6", "outcome": "better"}])
+    text = F.copying_or_context(verdicts, planted)
+    assert text.startswith("Positive control: nuc at D = 8") and "88.0%" in text and "24.5%" in text
+    assert "for **nuc**; not for **ov6**." in text
+    assert text.endswith("D = 8 nt: better than the n-gram: nuc, ov6.")
+    failed = F.copying_or_context(verdicts, planted.assign(accuracy=[0.5, 0.4, 0.245, 0.25]))
+    assert failed.startswith("No model reaches 80%") and "cannot separate" in failed
+    none = F.copying_or_context(verdicts[verdicts.claim != V.CLAIM_BEYOND], planted)
+    assert "what training added was not tested" in none

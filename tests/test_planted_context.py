@@ -212,7 +212,7 @@ def test_positive_control_recipe_builds():
     assert cfg.window_nt >= spec.pair_nt
 
 
-def test_planted_table_and_positive_control_find_the_model_above_90():
+def test_planted_table_and_positive_control_find_the_model_above_the_bar():
     import pandas as pd
 
     rng = np.random.default_rng(0)
@@ -225,7 +225,7 @@ def test_planted_table_and_positive_control_find_the_model_above_90():
     assert pc.positive_control(table) == ("nucleotide", 8)  # references never count
     assert "nucleotide at D = 8" in pc.positive_control_text(table)
     assert pc.positive_control(table[table["model"] != "nucleotide"]) is None
-    assert pc.positive_control_text(table[table["model"] != "nucleotide"]).startswith("No model reaches 90%")
+    assert pc.positive_control_text(table[table["model"] != "nucleotide"]).startswith(f"No model reaches {pc.POSITIVE_CONTROL_ACCURACY:.0%}")
     cfg = pc.positive_control_config("x", arm="overlap6")
     assert (cfg.scheme, cfg.k, cfg.masking, cfg.steps) == ("overlapping", 6, "dnabert", pc.POSITIVE_CONTROL_RECIPE["steps"])
     with pytest.raises(ParameterError, match="arm='overlap7'"):
