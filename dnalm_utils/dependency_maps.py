@@ -281,6 +281,21 @@ def dependency_by_distance(maps, *, k: int) -> pd.DataFrame:
     return out
 
 
+def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
+    """np.nanmean along ``axis`` with NaN (and no warning) where every value is NaN."""
+    values = np.asarray(values, dtype=np.float64)
+    count = (~np.isnan(values)).sum(axis=axis)
+    total = np.nansum(values, axis=axis)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def mean_map(maps) -> np.ndarray:
+    """(L, L) mean over windows of an (n, L, L) array or a list of equal-sized maps, NaN where every window is NaN
+    (the diagonal; pairs a model never sees)."""
+    stacked = np.stack(_as_maps(maps))
+    return _nanmean(stacked, axis=0)
+
+
 def target_band_means(maps, *, k: int, min_distance: int | None = None) -> pd.DataFrame:
     """Per target nucleotide: the mean dependency (bits) on the substituted positions of each band, for paired
     comparisons of two models on the same windows (e.g. a model against its step-0 twin).
@@ -296,8 +311,7 @@ def target_band_means(maps, *, k: int, min_distance: int | None = None) -> pd.Da
         d = np.abs(i - j)
         for name, mask in (("copy_band", (d >= 1) & (d <= k - 1)), ("beyond", d >= far)):
             vals = np.where(mask & ~np.isnan(m), m, np.nan)
-            with np.errstate(invalid="ignore"):
-                means = np.nanmean(vals, axis=0) if mask.any() else np.full(m.shape[1], np.nan)
+            means = _nanmean(vals, axis=0)
             rows.append(pd.DataFrame({"window": w, "target": np.arange(m.shape[1]), "band": name, "value": means}))
     long = pd.concat(rows, ignore_index=True)
     out = long.pivot_table(index=["window", "target"], columns="band", values="value", dropna=False).reset_index()

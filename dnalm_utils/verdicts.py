@@ -355,7 +355,8 @@ def twin_claims(items, models: Sequence[str], *, metric_columns: Mapping[str, st
                 higher_is_better: bool = True) -> list[Claim]:
     """Per model and metric column: the trained model against its step-0 twin on the same items (``items``: model,
     item and the ``metric_columns`` keys; the twin's rows are named ``model + STEP0_SUFFIX``), one claim each
-    (``metric_columns``: column -> claim text). Models without twin rows are left out."""
+    (``metric_columns``: column -> claim text). Models without twin rows, and columns without one measured pair
+    for a model (a band it does not have), are left out."""
     out = []
     for name in models:
         twin = name + STEP0_SUFFIX
@@ -363,18 +364,20 @@ def twin_claims(items, models: Sequence[str], *, metric_columns: Mapping[str, st
             continue
         for column, claim in metric_columns.items():
             a, b = paired_values(items, name, twin, column)
+            if not np.isfinite(a - b).any():  # the band does not exist for this model (e.g. k = 1: no copy band)
+                continue
             cmp = stats.compare_paired(a, b, alpha=CHAPTER_ALPHA, margin=margin, unit="hidden targets")
             out.append(Claim(claim, name, "step-0 twin", column, higher_is_better, cmp))
     return out
 
 
-def planted_claims(items, *, reference: str, margin: float | None) -> list[Claim]:
+def planted_claims(items, *, reference: str, margin: float | None, skip: Sequence[str] = ("chance",)) -> list[Claim]:
     """Per (model, distance): the model's 0/1 correctness on the determined block's hidden nucleotides against
     ``reference`` (the n-gram) on the same nucleotides (exact McNemar). ``items``: model, distance, item,
-    correct; the reference's rows carry each distance too."""
+    correct; the reference's rows carry each distance too; rows of ``skip`` (other references) are no subject."""
     out = []
     for distance, part in items.groupby("distance", sort=True):
-        subjects = [m for m in dict.fromkeys(part.model) if m != reference]
+        subjects = [m for m in dict.fromkeys(part.model) if m != reference and m not in set(skip)]
         out += versus_reference(part, subjects, reference, claim=CLAIM_PLANTED.format(distance=int(distance)),
                                 metric="correct", higher_is_better=True, margin=margin, unit="hidden nucleotides")
     return out

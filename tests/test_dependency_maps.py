@@ -315,3 +315,14 @@ def test_target_band_means_average_each_band_by_brute_force():
         assert row.beyond == pytest.approx(np.nanmean(beyond))
     far = DM.target_band_means(maps, k=3, min_distance=6)
     assert far.beyond.iloc[0] == pytest.approx(np.nanmean(maps[0][6:, 0]))
+
+
+def test_mean_map_is_nan_only_where_every_window_is_nan():
+    import warnings
+
+    a = np.array([[np.nan, 1.0], [2.0, np.nan]])
+    b = np.array([[np.nan, 3.0], [np.nan, np.nan]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "Mean of empty slice" warning
+        mean = DM.mean_map([a, b])
+    assert np.isnan(mean[0, 0]) and np.isnan(mean[1, 1]) and mean[0, 1] == 2.0 and mean[1, 0] == 2.0

@@ -180,8 +180,12 @@ def test_twin_claims_pair_each_model_with_its_own_step0_twin():
         items.append(pd.DataFrame({"model": name + V.STEP0_SUFFIX, "item": np.arange(n), "beyond": base}))
         items.append(pd.DataFrame({"model": name, "item": np.arange(n), "beyond": base + gain + rng.normal(0, 0.002, n)}))
     items.append(pd.DataFrame({"model": "orphan", "item": np.arange(n), "beyond": 1.0}))  # no twin: left out
-    claims = V.twin_claims(pd.concat(items), ["learned", "flat", "orphan"], metric_columns={"beyond": V.CLAIM_BEYOND},
-                           margin=0.005)
+    items = pd.concat(items).assign(copy_band=lambda t: np.where(t.model.str.startswith("flat"), np.nan, 0.1))
+    claims = V.twin_claims(items, ["learned", "flat", "orphan"], margin=0.005,
+                           metric_columns={"beyond": V.CLAIM_BEYOND, "copy_band": V.CLAIM_INSIDE})
+    assert [(c.subject, c.claim) for c in claims] == [("learned", V.CLAIM_BEYOND), ("learned", V.CLAIM_INSIDE),
+                                                      ("flat", V.CLAIM_BEYOND)]  # flat has no copy band
+    claims = claims[::2]
     table = V.decide("07_copying_or_context", claims)
     got = dict(zip(table.subject, table.outcome))
     assert got == {"learned": "better", "flat": "equivalent"}
@@ -196,7 +200,7 @@ def test_planted_claims_test_each_distance_on_the_same_nucleotides():
     for d in (8, 32):
         ngram = (rng.random(n) < 0.25).astype(float)
         reader = np.ones(n) if d == 8 else ngram.copy()  # reads the partner at D = 8 only
-        for name, correct in (("n-gram", ngram), ("model", reader)):
+        for name, correct in (("n-gram", ngram), ("model", reader), ("chance", np.zeros(n))):
             rows.append(pd.DataFrame({"model": name, "distance": d, "item": np.arange(n), "correct": correct}))
     table = V.decide("07_copying_or_context", V.planted_claims(pd.concat(rows), reference="n-gram", margin=0.02))
     assert list(table.claim) == [V.CLAIM_PLANTED.format(distance=8), V.CLAIM_PLANTED.format(distance=32)]
