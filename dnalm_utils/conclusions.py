@@ -17,6 +17,7 @@ CHAPTER_TABLES = {
     "04_embeddings": ("embedding_summary.csv",),
     "05_next_kmer": ("summary.csv", "baselines.csv"),
     "06_biology_finetuning": ("summary.csv",),
+    "07_copying_or_context": ("planted_accuracy.csv", "dependency_mass.csv"),
 }
 
 

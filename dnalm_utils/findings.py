@@ -195,10 +195,13 @@ def _model_scale(roles) -> str:
     return text + (f", {seen} nucleotides seen in pre-training" if seen != "n/a" else "")
 
 
-def conclusions(*, table, verdict_table, roles, bio_summary=None) -> dict[str, str]:
+def conclusions(*, table, verdict_table, roles, bio_summary=None, planted=None) -> dict[str, str]:
     """Chapter 8's sentences (conclusions), read from the chapters' tables (``table``: conclusions.headline_table), their
-    verdicts (``verdict_table``: verdicts.read_verdicts) and the models' roles; nothing is re-tested here."""
+    verdicts (``verdict_table``: verdicts.read_verdicts), the models' roles and chapter 7's planted-accuracy table
+    (``planted``, None when chapter 7 did not run); nothing is re-tested here."""
     out: dict[str, str] = {}
+    out["context_probe_text"] = (copying_or_context(verdict_table, planted) if planted is not None
+                                 else "chapter 7 was not run in this build")
     controls = set(recipe_controls(roles)) if roles is not None and len(roles) else set()
     cands = [c for c in copy_candidates(roles) if c not in controls] if roles is not None and len(roles) else []
     ans = V.book_answer(verdict_table, cands)

@@ -88,6 +88,7 @@ def test_conclusions_read_outcomes_and_say_what_was_not_run():
     out = F.conclusions(table=pd.DataFrame(), verdict_table=empty, roles=None)
     assert out["answer"].startswith("Not decided") and out["bio_text"] == "not tested in this build"
     assert out["next_k_first"] == "n/a" and out["scale_text"].startswith("of unknown size")
+    assert out["context_probe_text"] == "chapter 7 was not run in this build"
 
 
 def test_biology_sentences_per_task_and_the_comparison_with_chapter_5():
