@@ -15,6 +15,7 @@ from dnalm_utils import models as M
 from dnalm_utils import tokenization as T
 from dnalm_utils.adapters import ModuleAdapter, NotApplicable
 from dnalm_utils.errors import ParameterError
+from tiny_modules import ConstantModel
 
 COMPLEMENT = {"A": "T", "C": "G", "G": "C", "T": "A"}
 
@@ -143,19 +144,6 @@ def test_bpe_nan_where_every_substitution_hides_the_query_in_the_targets_token()
     assert np.array_equal(np.isnan(dep), hidden)
     assert (~hidden).sum() > 0 and hidden.sum() > len(window)  # some pairs of each kind
     assert np.isfinite(dep[~hidden]).all()
-
-
-class ConstantModel(torch.nn.Module):
-    """Always predicts token ``favourite``."""
-
-    def __init__(self, vocab_size: int, favourite: int):
-        super().__init__()
-        self.vocab_size, self.favourite = vocab_size, favourite
-
-    def forward(self, input_ids, attention_mask=None):
-        logits = torch.zeros(*input_ids.shape, self.vocab_size)
-        logits[..., self.favourite] = 20.0
-        return SimpleNamespace(logits=logits)
 
 
 def test_visible_when_hidden_on_hand_spans():

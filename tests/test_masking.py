@@ -14,19 +14,7 @@ from dnalm_utils import tokenization as T
 from dnalm_utils.errors import ParameterError
 from dnalm_utils.adapters import ModuleAdapter, NotApplicable
 from dnalm_utils.pretraining import zoo_config
-
-
-class ConstantModel(torch.nn.Module):
-    """Always predicts token ``favourite`` at every position."""
-
-    def __init__(self, vocab_size: int, favourite: int):
-        super().__init__()
-        self.vocab_size, self.favourite = vocab_size, favourite
-
-    def forward(self, input_ids, attention_mask=None):
-        logits = torch.zeros(*input_ids.shape, self.vocab_size)
-        logits[..., self.favourite] = 20.0
-        return SimpleNamespace(logits=logits)
+from tiny_modules import ConstantModel
 
 
 def constant_lm(tokenizer, token: str):
