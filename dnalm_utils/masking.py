@@ -458,18 +458,54 @@ def overlap_oracle(tokenizer, windows: Sequence[str], starts, m: int, *, guess_p
     """(n, m) int64 ids that reading the unmasked neighbours gives for masked tokens starts .. starts+m-1.
 
     Every letter an unmasked overlapping neighbour reveals is copied; each hidden letter (none for m < k
-    away from the edges) is the argmax of ``guess_probs``: (4,) or (n, 4) in ACGT order, e.g. the corpus'
-    base frequencies. ``starts``: (n,) token index of the first masked token per window.
+    away from the edges) is the argmax of ``guess_probs``: (4,) or (n, 4) in ACGT order (one guess for every
+    hidden letter, e.g. the corpus' base frequencies), or (n, m + k - 1, 4), one distribution per nucleotide of
+    the span (e.g. a two-sided n-gram's for the hidden ones: :func:`hidden_letter_probs`). ``starts``: (n,)
+    token index of the first masked token per window.
     """
     codes, revealed, k = _span_letters(tokenizer, windows, starts, m)
     guess = np.asarray(guess_probs, dtype=np.float64)
-    if guess.shape not in ((4,), (len(windows), 4)):
-        raise ParameterError(f"guess_probs has shape {guess.shape}; pass (4,) or (n_windows, 4) in ACGT order.")
-    fill = np.broadcast_to(guess, (len(windows), 4)).argmax(1)
-    letters = np.where(revealed, codes, fill[:, None])
+    if guess.shape in ((4,), (len(windows), 4)):
+        fill = np.broadcast_to(guess, (len(windows), 4)).argmax(1)[:, None]
+    elif guess.shape == codes.shape + (4,):
+        fill = guess.argmax(-1)
+    else:
+        raise ParameterError(f"guess_probs has shape {guess.shape}; pass (4,), (n_windows, 4) or (n_windows, "
+                             f"{codes.shape[1]}, 4) (one distribution per span nucleotide) in ACGT order.")
+    letters = np.where(revealed, codes, fill)
     m = letters.shape[1] - k + 1
     kmers = np.lib.stride_tricks.sliding_window_view(letters, k, axis=1)  # (n, m, k): token j's letters
     return tokenizer.kmer_ids(codec.pack_codes(kmers.reshape(-1, k)).reshape(letters.shape[0], m))
+
+
+def hidden_letter_probs(tokenizer, windows: Sequence[str], starts, m: int, *, hidden_model, guess_probs) -> np.ndarray:
+    """(n, m + k - 1, 4) ACGT distributions for the nucleotides of each masked span: ``guess_probs`` ((4,) or
+    (n, 4)) everywhere, replaced at the nucleotides no unmasked neighbour reveals by ``hidden_model(windows,
+    blocks)``, a callable returning (sum of block lengths, 4) for half-open [start, end) ``blocks`` (e.g.
+    :func:`ngram.two_sided_model`: the context-only guess given both flanks). For :func:`overlap_oracle`: copy what
+    is revealed, and for what is hidden the best context-only guess."""
+    codes, revealed, k = _span_letters(tokenizer, windows, starts, m)
+    n, width = codes.shape
+    out = np.array(np.broadcast_to(np.asarray(guess_probs, dtype=np.float64), (n, 4))[:, None, :].repeat(width, 1))
+    hidden = ~revealed
+    rows = np.flatnonzero(hidden.any(1))
+    if rows.size == 0:
+        return out
+    first = hidden.argmax(1)
+    length = hidden.sum(1)
+    last = width - hidden[:, ::-1].argmax(1)
+    if (last - first != length)[rows].any():
+        raise ParameterError("hidden_letter_probs: a span's hidden nucleotides are not contiguous (a span at a window "
+                             "edge?); choose spans away from the edges.")
+    starts = np.asarray(starts, dtype=np.int64).reshape(-1)
+    blocks = np.stack([starts[rows] + first[rows], starts[rows] + last[rows]], axis=1)
+    probs = np.asarray(hidden_model([windows[i] for i in rows], blocks), dtype=np.float64)
+    if probs.shape != (int(length[rows].sum()), 4):
+        raise ParameterError(f"hidden_model returned shape {probs.shape}; expected ({int(length[rows].sum())}, 4).")
+    r = np.repeat(rows, length[rows])
+    o = np.concatenate([np.arange(first[i], last[i]) for i in rows])
+    out[r, o] = probs
+    return out
 
 
 def flank_agreement(tokenizer, windows: Sequence[str], starts, m: int, pred_ids) -> np.ndarray:
@@ -713,24 +749,29 @@ class SweepTables:
     summary: one row per m (model, scheme, k, m, accuracy, top5, nll, span_accuracy, tokens, leak_bound,
     oracle_accuracy, flank_agreement, hidden_per_window, hidden_accuracy, hidden_bits); by_position: one
     row per (m, position inside the span) with accuracy, top5 and the per-position leak bound; sweep and
-    hidden: the raw per-token and per-hidden-nucleotide tables of :func:`span_mask_sweep`.
+    hidden: the raw per-token and per-hidden-nucleotide tables of :func:`span_mask_sweep`; oracle_items: per (m,
+    window) the model's and the overlap oracle's token accuracy on the same span (overlapping k-mers only).
     """
 
     summary: object
     by_position: object
     sweep: object
     hidden: object
+    oracle_items: object = None
 
 
 def sweep_with_references(lm, windows: Sequence[str], ms: Sequence[int], *, name: str, guess_probs, seed: int = 0,
-                          batch_size: int = 64, progress: bool = False) -> SweepTables:
+                          batch_size: int = 64, progress: bool = False, hidden_model=None) -> SweepTables:
     """:func:`span_mask_sweep` at nucleotide level plus, for overlapping k-mers, its references on the same spans.
 
     leak_bound: :func:`tokenization.overlap_only_token_accuracy` (hidden letters guessed uniformly);
-    oracle_accuracy: token accuracy of :func:`overlap_oracle` with hidden letters guessed as the argmax of
-    ``guess_probs`` (ACGT order, e.g. corpus base frequencies); flank_agreement: mean over masked tokens of
-    the share of revealed letters the predicted k-mer matches (:func:`flank_agreement`). These three are NaN
-    for tokenizations without overlap, where no neighbour reveals anything.
+    oracle_accuracy: token accuracy of :func:`overlap_oracle`, which copies every revealed letter and fills each
+    hidden one with the argmax of ``hidden_model`` (:func:`hidden_letter_probs`; e.g. the two-sided n-gram given
+    the flanks: copying plus the best context-only guess) or, without one, of ``guess_probs`` (ACGT order, e.g.
+    corpus base frequencies); flank_agreement: mean over masked tokens of the share of revealed letters the
+    predicted k-mer matches (:func:`flank_agreement`). These three are NaN for tokenizations without overlap,
+    where no neighbour reveals anything. ``oracle_items`` has, per (m, window), the model's and the oracle's
+    token accuracy on the same masked span, for a paired comparison.
     """
     import pandas as pd
 
@@ -743,7 +784,7 @@ def sweep_with_references(lm, windows: Sequence[str], ms: Sequence[int], *, name
     summary = summarize_sweep(sweep, span=True)
     overlapping = tok.scheme == "overlapping"
     k = int(tok.k) if getattr(tok, "k", None) else np.nan
-    extra, pos_rows = [], []
+    extra, pos_rows, item_rows = [], [], []
     for m in ms:
         win, starts, pred, true = span_predictions(sweep, m)
         wins = [windows[w] for w in win]
@@ -751,9 +792,14 @@ def sweep_with_references(lm, windows: Sequence[str], ms: Sequence[int], *, name
         bound = np.full(m, np.nan)
         if overlapping:
             bound = overlap_only_position_accuracy(m, k)
-            oracle = overlap_oracle(tok, wins, starts, m, guess_probs=guess_probs)
+            guess = (guess_probs if hidden_model is None else
+                     hidden_letter_probs(tok, wins, starts, m, hidden_model=hidden_model, guess_probs=guess_probs))
+            oracle = overlap_oracle(tok, wins, starts, m, guess_probs=guess)
             row.update(leak_bound=float(bound.mean()), oracle_accuracy=float((oracle == true).mean()),
                        flank_agreement=float(np.nanmean(flank_agreement(tok, wins, starts, m, pred))))
+            item_rows.append(pd.DataFrame({"model": name, "m": m, "window": win,
+                                           "model_accuracy": (pred == true).mean(1),
+                                           "oracle_accuracy": (oracle == true).mean(1)}))
         extra.append(row)
         correct = pred == true
         top5 = sweep[sweep.m == m].sort_values(["window", "position"]).top5.to_numpy().reshape(-1, m)
@@ -768,7 +814,9 @@ def sweep_with_references(lm, windows: Sequence[str], ms: Sequence[int], *, name
     summary = pd.concat([pd.DataFrame([head] * len(summary)), summary], axis=1)
     by_position = pd.DataFrame(pos_rows)
     by_position = pd.concat([pd.DataFrame([head] * len(by_position)), by_position], axis=1)
-    return SweepTables(summary, by_position, sweep, hidden)
+    oracle_items = (pd.concat(item_rows, ignore_index=True) if item_rows else
+                    pd.DataFrame(columns=["model", "m", "window", "model_accuracy", "oracle_accuracy"]))
+    return SweepTables(summary, by_position, sweep, hidden, oracle_items)
 
 
 def span_hidden_blocks(windows: Sequence[str], ms: Sequence[int], k: int, *, seed: int = 0) -> dict[int, np.ndarray]:
@@ -979,7 +1027,8 @@ def probe_metrics_from_tables(*, summary=None, same=None, perturbation=None, bas
 
 
 def probe_metrics(models, windows: Sequence[str], *, copy_models: Sequence[str], m_past_k: int, blocks_by_m,
-                  perturbation_m: Sequence[int], guess_probs, seed: int = 0, batch_size: int = 64, baselines=None):
+                  perturbation_m: Sequence[int], guess_probs, seed: int = 0, batch_size: int = 64, baselines=None,
+                  hidden_model=None):
     """Run chapter 3's descriptive probes on ``models`` (name -> loaded model) exactly as the chapter runs them and
     return :func:`probe_metrics_from_tables`' long table.
 
@@ -988,10 +1037,12 @@ def probe_metrics(models, windows: Sequence[str], *, copy_models: Sequence[str],
     (overlapping k-mers with a masked head, ``roles.copy_candidates``); the same hidden nucleotides
     (:func:`same_nucleotide_scores` on ``blocks_by_m``) on every model. Same ``windows``, ``seed`` and draws as
     the chapter, so a model's step-0 twin is scored on the very spans, blocks and substitutions its trained
-    weights were. ``attrs["not_applicable"]`` lists the models that cannot score a hidden block."""
+    weights were (and against the same oracle: ``hidden_model`` as in :func:`sweep_with_references`).
+    ``attrs["not_applicable"]`` lists the models that cannot score a hidden block."""
     copy_models = [n for n in copy_models if n in models]
     tables = [sweep_with_references(models[n], windows, range(1, int(models[n].tokenizer.k) + int(m_past_k) + 1),
-                                    name=n, guess_probs=guess_probs, seed=seed, batch_size=batch_size).summary
+                                    name=n, guess_probs=guess_probs, seed=seed, batch_size=batch_size,
+                                    hidden_model=hidden_model).summary
               for n in copy_models]
     same = same_nucleotide_scores(models, windows, blocks_by_m, batch_size=batch_size) if models else None
     perturbed = [{"model": n, **flank_perturbation(models[n], windows, m, seed=seed, batch_size=batch_size)[1]}

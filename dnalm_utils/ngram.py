@@ -29,7 +29,7 @@ length) groups or positions inside a k-mer, each iteration vectorised over windo
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from typing import Iterable, Sequence, Mapping
 
 import numpy as np
 
@@ -463,6 +463,34 @@ def two_sided_block_probs(counts: KmerCounts, windows: Sequence[str], blocks: np
 
     used = _backoff(counts, flat, S, E, o_cur, h, alpha, min_count, emit, two_sided=True)
     return (out, used) if return_order else out
+
+
+def two_sided_model(counts: KmerCounts, orders: Mapping[int, int], *, alpha: float = 0.5):
+    """A callable ``(windows, blocks) -> (sum of h, 4)`` that scores hidden blocks with :func:`two_sided_block_probs`,
+    the flank order chosen by the block length h from ``orders`` (h -> order, e.g. picked by
+    :func:`held_out_order`; an h not in it takes the order of the nearest h below, or the smallest one). Blocks of
+    different lengths in one call are scored length by length."""
+    table = {int(h): int(o) for h, o in orders.items()}
+    if not table:
+        raise ParameterError("orders is empty; pass h -> flank order, e.g. {1: 4, 2: 4}.")
+
+    def order_for(h: int) -> int:
+        below = [x for x in table if x <= h]
+        return table[max(below)] if below else table[min(table)]
+
+    def score(windows: Sequence[str], blocks) -> np.ndarray:
+        blocks = np.asarray(blocks, dtype=np.int64).reshape(-1, 2)
+        h = blocks[:, 1] - blocks[:, 0]
+        out = np.zeros((int(h.sum()), 4))
+        offsets = np.concatenate([[0], np.cumsum(h)])
+        for length in np.unique(h):
+            rows = np.flatnonzero(h == length)
+            probs = two_sided_block_probs(counts, [windows[i] for i in rows], blocks[rows], order=order_for(int(length)),
+                                          alpha=alpha)
+            out[np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in rows])] = probs
+        return out
+
+    return score
 
 
 def _backoff(counts: KmerCounts, flat: np.ndarray, S: np.ndarray, E: np.ndarray, o0: np.ndarray, h: np.ndarray,

@@ -182,6 +182,41 @@ CLAIM_COPIES = "follows an altered flank letter more often than the genome's let
 CLAIM_HIDDEN = "hidden-nucleotide {metric} against the two-sided n-gram (h = {h})"
 
 
+CLAIM_ORACLE = "token accuracy against copying + the two-sided n-gram ({m_text})"
+
+
+def oracle_claims(oracle_items, *, past_k: Sequence[int], k_of: Mapping[str, int], margin: float | None) -> list[Claim]:
+    """Per overlapping model and m = k + d for d in ``past_k`` (d = 0: one nucleotide hidden): its token accuracy
+    on each window's masked span against the oracle that copies every revealed letter and fills the hidden ones
+    with the two-sided n-gram's guess (``masking.sweep_with_references``' ``oracle_items``: model, m, window,
+    model_accuracy, oracle_accuracy), paired by window. A model above it knows more than copying plus flank
+    counts."""
+    out = []
+    for name, part in oracle_items.groupby("model", sort=False):
+        k = int(k_of[name])
+        for d in past_k:
+            rows = part[part.m == k + int(d)].sort_values("window")
+            if rows.empty:
+                continue
+            cmp = stats.compare_paired(rows.model_accuracy.to_numpy(float), rows.oracle_accuracy.to_numpy(float),
+                                       alpha=CHAPTER_ALPHA, margin=margin, unit="windows", exact_binary=False)
+            m_text = "m = k" if int(d) == 0 else f"m = k + {int(d)}"
+            out.append(Claim(CLAIM_ORACLE.format(m_text=m_text), str(name), "copy + n-gram oracle", "accuracy",
+                             True, cmp))
+    return out
+
+
+def oracle_sentence(table) -> str:
+    """"m = k: above the oracle: a; within the margin: b; m = k + 3: ..." for the :func:`oracle_claims` of a verdict
+    table, in the order they were tested ("not tested in this build" without any)."""
+    prefix = CLAIM_ORACLE.split("(")[0]
+    claims = [c for c in dict.fromkeys(table.claim) if str(c).startswith(prefix)] if len(table) else []
+    if not claims:
+        return "not tested in this build"
+    return "; ".join(f"{c[len(prefix) + 1:-1]}: " + outcome_sentence(table, c, better="above the oracle",
+                                                                      worse="below it") for c in claims)
+
+
 def flank_copying_claims(perturb_windows, *, m: int | None = None) -> list[Claim]:
     """Per model of the flank-perturbation table (one row per window: model, m, follows_flank,
     follows_genome): does its prediction follow the altered flank more often than the genome, paired per window?

@@ -169,6 +169,57 @@ def test_oracle_agreement_and_hidden_positions_match_brute_force(k):
         assert np.isnan(full[interior]).any() == (m >= 2 * k - 1)  # a token with no revealed letter
 
 
+@pytest.mark.parametrize("k", [4, 6])
+def test_copy_plus_context_oracle_fills_exactly_the_hidden_letters(k):
+    """With a hidden-letter model that knows the truth the oracle is always right; with one that is always wrong it
+    is right exactly on the tokens holding no hidden letter; the hidden blocks it is asked about are the hidden
+    nucleotides."""
+    tok = T.OverlappingKmerTokenizer(k)
+    rng = np.random.default_rng(k)
+    windows = _windows(10, 32, seed=k + 7)
+    n_tok = 32 - k + 1
+    asked = []
+
+    def truth_model(wins, blocks, flip=0):
+        asked.append(np.asarray(blocks))
+        letters = np.concatenate([T.nucleotide_codes(w[s:e]) for w, (s, e) in zip(wins, blocks)])
+        return np.eye(4)[(letters + flip) % 4]
+
+    for m in range(1, k + 3):
+        starts = rng.integers(1, n_tok - m, size=len(windows))  # away from the edges
+        true = np.stack([tok.encode(w).ids[a : a + m] for w, a in zip(windows, starts)])
+        asked.clear()
+        right = MK.hidden_letter_probs(tok, windows, starts, m, hidden_model=truth_model, guess_probs=[0.1, 0.2, 0.3, 0.4])
+        assert right.shape == (len(windows), m + k - 1, 4)
+        assert np.array_equal(MK.overlap_oracle(tok, windows, starts, m, guess_probs=right), true)
+        hidden = T.hidden_span_positions(m, k)
+        if m < k:
+            assert not asked  # nothing hidden: the model is never called
+            continue
+        assert np.array_equal(asked[0], np.stack([starts + hidden[0], starts + hidden[-1] + 1], 1))
+        wrong = MK.hidden_letter_probs(tok, windows, starts, m, hidden_model=lambda w, b: truth_model(w, b, flip=1),
+                                       guess_probs=[0.25] * 4)
+        oracle = MK.overlap_oracle(tok, windows, starts, m, guess_probs=wrong)
+        clean = np.array([not any(j <= h < j + k for h in hidden) for j in range(m)])  # tokens with no hidden letter
+        assert np.array_equal(oracle == true, np.broadcast_to(clean, true.shape))
+
+
+def test_sweep_oracle_items_pair_model_and_oracle_on_the_same_spans():
+    tok = T.OverlappingKmerTokenizer(4)
+    lm = constant_lm(tok, "ACGT")
+    windows = _windows(8, 40, seed=3)
+    perfect = lambda w, b: np.eye(4)[np.concatenate([T.nucleotide_codes(x[s:e]) for x, (s, e) in zip(w, b)])]  # noqa: E731
+    t = MK.sweep_with_references(lm, windows, [2, 5], name="c", guess_probs=[0.25] * 4, hidden_model=perfect)
+    items = t.oracle_items
+    assert set(items.m) == {2, 5} and len(items) == 2 * len(windows) and (items.model == "c").all()
+    assert (items.oracle_accuracy == 1.0).all()  # copying + the true hidden letters rebuilds every token
+    summary = t.summary.set_index("m")
+    for m in (2, 5):
+        part = items[items.m == m]
+        assert part.model_accuracy.mean() == pytest.approx(summary.loc[m, "accuracy"])
+        assert summary.loc[m, "oracle_accuracy"] == 1.0
+
+
 @pytest.mark.parametrize("k", [3, 4, 5, 6])
 def test_sweep_hidden_rows_sit_on_the_hidden_nucleotides(k):
     tok = T.OverlappingKmerTokenizer(k)

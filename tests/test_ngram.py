@@ -471,3 +471,21 @@ def test_held_out_order_leaves_out_a_record_that_repeats_the_counted_ones(monkey
     assert list(drawn[0].values()) == [3000]  # only record 9 is scored
     with pytest.raises(ParameterError, match="does not repeat"):
         ngram.held_out_order(seqs[:5], [1], orders=range(0, 3), window_nt=40, n_windows=20)
+
+
+def test_two_sided_model_picks_the_order_by_block_length_and_keeps_row_order():
+    seqs = ["".join(np.random.default_rng(1).choice(list("ACGT"), 3000))]
+    counts = ngram.KmerCounts(seqs, max_len=2 * 3 + 2)
+    windows = [seqs[0][i : i + 30] for i in range(0, 300, 30)]
+    blocks = np.array([[10, 11], [10, 12], [12, 13], [5, 7], [20, 21], [8, 10], [9, 10], [14, 16], [3, 4], [11, 13]])
+    model = ngram.two_sided_model(counts, {1: 3, 2: 2})
+    got = model(windows, blocks)
+    one, two = blocks[:, 1] - blocks[:, 0] == 1, blocks[:, 1] - blocks[:, 0] == 2
+    rows = np.repeat(np.arange(len(blocks)), blocks[:, 1] - blocks[:, 0])
+    np.testing.assert_allclose(got[np.isin(rows, np.flatnonzero(one))],
+                               ngram.two_sided_block_probs(counts, [windows[i] for i in np.flatnonzero(one)], blocks[one], order=3))
+    np.testing.assert_allclose(got[np.isin(rows, np.flatnonzero(two))],
+                               ngram.two_sided_block_probs(counts, [windows[i] for i in np.flatnonzero(two)], blocks[two], order=2))
+    pick = [windows[i] for i in np.flatnonzero(two)]
+    np.testing.assert_allclose(ngram.two_sided_model(counts, {1: 1})(pick, blocks[two]),  # h = 2 takes h = 1's order
+                               ngram.two_sided_block_probs(counts, [windows[i] for i in np.flatnonzero(two)], blocks[two], order=1))

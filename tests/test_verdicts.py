@@ -216,3 +216,30 @@ def test_planted_sentence_reads_each_distance_in_order():
     text = V.planted_sentence(pd.DataFrame(rows))
     assert text == ("D = 8 nt: better than the n-gram: nuc; within the margin: ov6. D = 32 nt: inconclusive: nuc.")
     assert V.planted_sentence(pd.DataFrame(columns=["claim", "subject", "outcome"])).startswith("No planted")
+
+
+def test_oracle_claims_pair_each_span_with_the_copy_plus_ngram_oracle():
+    rng = np.random.default_rng(4)
+    n = 500
+    rows = []
+    for name, k, gain in (("reads", 6, 0.05), ("copies", 4, 0.0)):
+        for m in (k, k + 3, k - 1):
+            oracle = rng.integers(0, m + 1, n) / m
+            model = np.clip(oracle + gain + rng.normal(0, 0.01, n), 0, 1) if gain else oracle
+            rows.append(pd.DataFrame({"model": name, "m": m, "window": np.arange(n), "model_accuracy": model,
+                                      "oracle_accuracy": oracle}))
+    claims = V.oracle_claims(pd.concat(rows), past_k=[0, 3], k_of={"reads": 6, "copies": 4}, margin=0.01)
+    table = V.decide("03_masked_prediction", claims)
+    assert list(zip(table.subject, table.claim)) == [
+        ("reads", V.CLAIM_ORACLE.format(m_text="m = k")), ("reads", V.CLAIM_ORACLE.format(m_text="m = k + 3")),
+        ("copies", V.CLAIM_ORACLE.format(m_text="m = k")), ("copies", V.CLAIM_ORACLE.format(m_text="m = k + 3"))]
+    assert list(table.outcome) == ["better", "better", "equivalent", "equivalent"]
+    assert table.n.tolist() == [n] * 4 and table.test.str.startswith("paired t").all()
+
+
+def test_oracle_sentence_names_each_span_length():
+    rows = [{"claim": V.CLAIM_ORACLE.format(m_text="m = k"), "subject": "a", "outcome": "worse"},
+            {"claim": V.CLAIM_ORACLE.format(m_text="m = k + 3"), "subject": "a", "outcome": "inconclusive"},
+            {"claim": "something else", "subject": "a", "outcome": "better"}]
+    assert V.oracle_sentence(pd.DataFrame(rows)) == "m = k: below it: a; m = k + 3: inconclusive: a"
+    assert V.oracle_sentence(pd.DataFrame(rows[2:])) == "not tested in this build"
