@@ -437,7 +437,8 @@ def book_answer(verdicts, copy_candidates: Sequence[str] = ()) -> dict:
     """The conclusions page's verdicts, read (not re-tested) from the chapters' tables.
 
     Returns: ``copying`` (True / False / None: every copy candidate that was tested follows the altered flank
-    more often than the genome / some do not / none tested), ``copiers`` (list), ``context_better`` (list of
+    more often than the genome / some do not / none tested; this shows that the revealed letter is read, not that
+    context is not), ``copiers`` (list), ``context_better`` (list of
     "model (claim)" where a model beats the context-only n-gram on accuracy in chapter 3 or 5),
     ``context_tested`` (bool), ``answer`` (one sentence).
     """
@@ -451,13 +452,14 @@ def book_answer(verdicts, copy_candidates: Sequence[str] = ()) -> dict:
     better = [f"{r.subject} ({r.claim})" for r in ngram.itertuples() if r.outcome == "better"]
     tested = bool(len(ngram))
     if copying and tested and not better:
-        answer = ("word identity: the overlapping models' masked-token skill is copying from their neighbours, and no "
-                  "model is shown to know more about the sequence around a nucleotide than flank counts do")
+        answer = ("word identity as far as this build can tell: the overlapping models' masked-token skill is reading the "
+                  "letters their neighbours reveal, and no model is shown to know more about the sequence around a "
+                  "nucleotide than flank counts do (chapter 7 says whether the instruments could have seen it)")
     elif copying and better:
-        answer = ("word identity for the overlapping models, which copy their neighbours; but some models beat the "
-                  "context-only n-gram somewhere (listed below)")
+        answer = ("the overlapping models read the letters their neighbours reveal, but that is not all: some models "
+                  "beat the context-only n-gram somewhere (listed below)")
     elif copying and not tested:
-        answer = ("word identity for the overlapping models, which copy their neighbours; whether any model knows more "
+        answer = ("the overlapping models read the letters their neighbours reveal; whether any model knows more "
                   "than flank counts was not tested in this build")
     elif copying is None and not tested:
         answer = "not decided: the chapters that test copying and context were not run in this build"

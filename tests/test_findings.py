@@ -146,7 +146,7 @@ def test_copying_sentence_reports_the_recipe_control_apart():
     assert text.endswith("the recipe control, trained with a different embedding initialisation in the same budget: "
                          "inconclusive: b")
     answer = F.conclusions(table=pd.DataFrame(), verdict_table=table, roles=ROLES)["answer"]
-    assert answer == ("Word identity for the overlapping models, which copy their neighbours; whether any model knows "
+    assert answer == ("The overlapping models read the letters their neighbours reveal; whether any model knows "
                       "more than flank counts was not tested in this build")
 
 

@@ -102,7 +102,7 @@ def test_first_collapse():
     assert V.first_collapse(s, drop=0.1) == {"x": 3}
 
 
-def test_chapter_7_reads_the_chapters_verdicts_and_cannot_contradict_them(tmp_path):
+def test_conclusions_read_the_chapters_verdicts_and_cannot_contradict_them(tmp_path):
     ch3 = V.decide("03_masked_prediction", V.hidden_nucleotide_claims(_per_window(), "n-gram", h=1,
                                                                          margin_accuracy=0.02, margin_bits=0.02))
     ch3.loc[ch3.metric == "accuracy", "reference"] = "two-sided n-gram"
