@@ -418,6 +418,42 @@ def planted_claims(items, *, reference: str, margin: float | None, skip: Sequenc
     return out
 
 
+CLAIM_ARM = "{what} against {reference}, the arm it changes"
+
+
+def arm_claims(items, pairs: Mapping[str, str], *, value: str, what: str, higher_is_better: bool,
+               margin: float | None, unit: str, by: str | None = None) -> list[Claim]:
+    """Per (arm, reference arm) of ``pairs`` present in ``items`` (e.g. a leak-closing arm and the DNABERT-masked arm
+    it changes, ``pretraining.ARM_CHANGES``): the arm's per-item ``value`` against the reference's on the same items
+    (``items``: model, item, ``value``[, ``by``]), one claim per value of ``by`` (e.g. the planted distance) or one
+    in all. The claim reads "<what> against <reference>, the arm it changes" (plus " (<by> = x)")."""
+    out = []
+    groups = items.groupby(by, sort=True) if by else [(None, items)]
+    for key, part in groups:
+        for arm, reference in pairs.items():
+            if not ((part.model == arm).any() and (part.model == reference).any()):
+                continue
+            a, b = paired_values(part, arm, reference, value)
+            cmp = stats.compare_paired(a, b, alpha=CHAPTER_ALPHA, margin=margin, unit=unit)
+            claim = CLAIM_ARM.format(what=what, reference=reference) + (f" ({by} = {key})" if by else "")
+            out.append(Claim(claim, arm, reference, value, higher_is_better, cmp))
+    return out
+
+
+def arm_sentence(table, *, none: str = "no arm was run beside the arm it changes in this build") -> str:
+    """One clause per :func:`arm_claims` row of a verdict table: "overlap6_span12 against overlap6 on planted block
+    (distance = 8): better (+12.0 points, ...)"."""
+    marker = ", the arm it changes"
+    rows = table[table.claim.astype(str).str.contains(marker, regex=False)] if len(table) else table
+    if not len(rows):
+        return none
+    parts = []
+    for _, r in rows.iterrows():
+        what, tail = r["claim"].split(" against ")[0], r["claim"].split(marker)[1]
+        parts.append(f"{r['subject']} against {r['reference']} on {what}{tail}: {r['outcome']} ({describe(r)})")
+    return "; ".join(parts)
+
+
 def planted_sentence(table) -> str:
     """Per planted distance, which models read the planted partner better than the n-gram, equivalently, worse
     or inconclusively ("D = 8 nt: better than the n-gram: a; inconclusive: b. D = 32 nt: ...")."""

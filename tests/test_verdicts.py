@@ -243,3 +243,23 @@ def test_oracle_sentence_names_each_span_length():
             {"claim": "something else", "subject": "a", "outcome": "better"}]
     assert V.oracle_sentence(pd.DataFrame(rows)) == "m = k: below it: a; m = k + 3: inconclusive: a"
     assert V.oracle_sentence(pd.DataFrame(rows[2:])) == "not tested in this build"
+
+
+def test_arm_claims_pair_an_arm_with_the_arm_it_changes_on_the_same_items():
+    rng = np.random.default_rng(5)
+    n = 800
+    base = (rng.random(n) < 0.6).astype(float)
+    rows = [pd.DataFrame({"model": "ref", "distance": 8, "item": np.arange(n), "correct": base}),
+            pd.DataFrame({"model": "closes", "distance": 8, "item": np.arange(n),
+                          "correct": np.maximum(base, rng.random(n) < 0.5).astype(float)}),  # right wherever ref is, and more
+            pd.DataFrame({"model": "lonely", "distance": 8, "item": np.arange(n), "correct": base})]
+    claims = V.arm_claims(pd.concat(rows), {"closes": "ref", "lonely": "absent"}, value="correct", what="planted block",
+                          higher_is_better=True, margin=0.02, unit="hidden nucleotides", by="distance")
+    assert [(c.subject, c.reference, c.claim) for c in claims] == [
+        ("closes", "ref", "planted block against ref, the arm it changes (distance = 8)")]
+    table = V.decide("07", claims)
+    assert table.outcome.tolist() == ["better"]
+    assert claims[0].comparison.test.startswith("exact McNemar")
+    text = V.arm_sentence(table)
+    assert text.startswith("closes against ref on planted block (distance = 8): better (+")
+    assert V.arm_sentence(table.iloc[:0]) == "no arm was run beside the arm it changes in this build"
