@@ -173,13 +173,13 @@ def context_gate_reading(model: str, model_accuracy: float, by_order, chosen_ord
     beyond = rows[rows.order > (matched if matched is not None else -1)]
     first = beyond.iloc[0] if len(beyond) else None
     head = (f"{model} ({model_accuracy:.1%} on one hidden nucleotide) " +
-            (f"matches the two-sided n-gram up to order {matched} ({2 * matched} nt of flank)" if matched is not None
+            (f"matches the two-sided n-gram up to order {matched} ({matched} nt on each side)" if matched is not None
              else "is below even the base frequencies"))
     if first is None:
         return head + f", every order tried; the gate uses order {chosen_order}."
     best = rows.loc[rows.accuracy.idxmax()]
     return (head + f", not order {int(first.order)} ({first.accuracy:.1%}); the n-gram reaches {best.accuracy:.1%} at "
-            f"order {int(best.order)} ({2 * int(best.order)} nt of flank), and the gate uses order {chosen_order}.")
+            f"order {int(best.order)} ({int(best.order)} nt on each side), and the gate uses order {chosen_order}.")
 
 
 def gate_table(models: Mapping, folders: Mapping[str, Path], configs: Mapping, *, references: Mapping | None = None,

@@ -78,7 +78,7 @@ def test_orders_matched_and_its_sentence_read_the_first_order_above_the_model():
     assert C.orders_matched(0.20, table) is None
     assert C.orders_matched(0.50, table) == 4
     text = C.context_gate_reading("nuc", 0.33, table, chosen_order=4)
-    assert "up to order 2 (4 nt of flank)" in text and "not order 3 (37.0%)" in text and "39.0% at order 4" in text
+    assert "up to order 2 (2 nt on each side)" in text and "not order 3 (37.0%)" in text and "39.0% at order 4" in text
     assert "below even the base frequencies" in C.context_gate_reading("nuc", 0.2, table, chosen_order=4)
     assert "every order tried" in C.context_gate_reading("nuc", 0.5, table, chosen_order=4)
 
