@@ -507,8 +507,9 @@ def positive_control_config(name: str = "planted_nucleotide", *, arm: str | None
 
 
 #: Accuracy on the determined block that counts as the positive control's success ("high": more than three times
-#: chance, where the n-gram is at chance by construction). The brief's first aim was 90 %; the recipe plateaus
-#: near 88 % (4,400 and 6,000 steps give the same), so the bar is stated at 80 % and the measured value is printed.
+#: chance, where the n-gram is at chance by construction). The brief's first aim was 90 %; the recipe gave 87.9-90.1 %
+#: in four measurements (88.0 % with 6,000 steps; 90.1 % in the default book), so the bar is stated at 80 % and
+#: the measured value is printed.
 POSITIVE_CONTROL_ACCURACY = 0.8
 #: The reference tables of planted_references (never a positive control).
 REFERENCE_NAMES = ("chance", "n-gram")
@@ -555,6 +556,16 @@ def positive_control_text(table, *, threshold: float = POSITIVE_CONTROL_ACCURACY
     return (f"Positive control: {arm} at D = {distance} predicts the determined block with {row['accuracy']:.1%} "
             f"[{row['ci_low']:.1%}, {row['ci_high']:.1%}] accuracy{ngram}, so the benchmark can see context use "
             "where a model has it.")
+
+
+def rule_text(spec: PlantedSpec) -> str:
+    """The plant of ``spec`` in words, e.g. "the 6-nt block 8 nt after each source block's start is a copy of it
+    (a direct repeat), one pair every 16 nt"."""
+    what = {"copy": "a copy of it (a direct repeat)", "revcomp": "its reverse complement (an inverted repeat)",
+            "map": "a fixed random map of it (one bijection of 6-mers for the whole corpus)"}[spec.rule]
+    what = what.replace("6-mers", f"{spec.block_nt}-mers")
+    return (f"the {spec.block_nt}-nt block {spec.distance} nt after each source block's start is {what}, one pair every "
+            f"{spec.spacing} nt")
 
 
 def recipe_text(model_folder) -> str:

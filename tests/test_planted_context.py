@@ -238,3 +238,10 @@ def test_positive_control_spec_moves_the_spacing_off_a_clash():
         spec = pc.positive_control_spec(distance=d)
         assert spec.distance == d and spec.spacing >= 16  # valid (PlantedSpec would raise otherwise)
     assert pc.positive_control_spec(distance=16).spacing == 22  # |16 - 22| = 6: blocks touch, do not overlap
+
+
+def test_rule_text_states_the_plant():
+    text = pc.rule_text(pc.positive_control_spec())
+    assert text == "the 6-nt block 8 nt after each source block's start is a copy of it (a direct repeat), one pair every 16 nt"
+    assert "reverse complement" in pc.rule_text(pc.PlantedSpec(rule="revcomp"))
+    assert "4-mers" in pc.rule_text(pc.PlantedSpec(rule="map", block_nt=4, distance=8, spacing=16))
