@@ -294,18 +294,19 @@ def test_chapters_3_to_7_run_on_a_mixed_model_set(smoke_book, tmp_path):
         params = {k: (v.replace("runs/smoke", "runs/mixed") if isinstance(v, str) else v)
                   for k, v in entry["parameters"].items()}
         stem = Path(entry["notebook"]).stem
-        if stem[:2] in ("03", "04", "05", "06"):
+        if stem[:2] in ("03", "04", "05", "06", "07"):
             params["models"] = models
         if stem.startswith("06"):
             params["run_cache"] = "artifacts/mixed-finetune-runs"
         if stem.startswith("05"):
             params["run_cache"] = "artifacts/mixed-finetune-runs"
-        if stem[:2] in ("03", "04", "05", "06", "07"):
+        if stem[:2] in ("03", "04", "05", "06", "07", "08"):
             entries.append({"notebook": entry["notebook"], "parameters": params})
     profile = {"name": "mixed", "path": None, "description": "mixed model set", "notebooks": entries}
     profile_runner.run_profile(profile, root=root, progress=False)
     runs = root / "runs" / "mixed"
-    for ch in ("03_masked_prediction", "04_embeddings", "05_next_kmer", "06_biology_finetuning", "08_conclusions"):
+    for ch in ("03_masked_prediction", "04_embeddings", "05_next_kmer", "06_biology_finetuning", "07_copying_or_context",
+               "08_conclusions"):
         nb = nbformat.read(root / "book" / "_generated" / f"{ch}.ipynb", as_version=4)
         assert not _errors(nb), ch
     same = pd.read_csv(runs / "03_masked_prediction" / "same_nucleotides.csv")
@@ -327,7 +328,7 @@ def test_chapters_3_to_7_run_on_a_mixed_model_set(smoke_book, tmp_path):
 
 @pytest.mark.slow
 def test_prose_reads_by_role_for_renamed_zoo_models(smoke_book, tmp_path):
-    """Zoo models copied under other names go through chapters 3-7 with the smoke profile's settings: no page glues
+    """Zoo models copied under other names go through chapters 3-8 with the smoke profile's settings: no page glues
     a default-zoo name or "n/a" where the run has the number, and the roles (not the names) say which model is
     which (the copy of the DNABERT-recipe control keeps its random embedding initialisation)."""
     from dnalm_utils.pretraining import ZOO
@@ -340,10 +341,10 @@ def test_prose_reads_by_role_for_renamed_zoo_models(smoke_book, tmp_path):
     models = [str(tmp_path / "models" / n) for n in renamed]
     for entry in run_parameters.load_profile("smoke", root=smoke_root)["notebooks"]:
         stem = Path(entry["notebook"]).stem
-        if stem[:2] not in ("03", "04", "05", "06", "07"):
+        if stem[:2] not in ("03", "04", "05", "06", "07", "08"):
             continue
         params = {**entry["parameters"], "output_dir": str(runs / stem)}
-        params.update({"models": models} if stem[:2] != "07" else {"runs_dir": str(runs)})
+        params.update({"models": models} if stem[:2] != "08" else {"runs_dir": str(runs)})
         if stem[:2] in ("05", "06"):
             params["run_cache"] = "none"
         params.pop("models_dir", None)
