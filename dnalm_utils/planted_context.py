@@ -495,9 +495,7 @@ def positive_control_config(name: str = "planted_nucleotide", *, arm: str | None
     copy D=8 / 16: 24.5 / 24.1 %, chance 25.1 %. Run 5 never left the loss plateau (1.31 nats); run 4 left it
     after about 600 steps.
     """
-    from .pretraining import PretrainConfig
-
-    from .pretraining import ZOO
+    from .pretraining import ZOO, PretrainConfig
 
     if arm is not None:
         if arm not in ZOO:
