@@ -928,6 +928,81 @@ def hidden_nucleotide_items(models, windows: Sequence[str], blocks_by_m, *, coun
     return items
 
 
+def unseen_gaps(tokenizer, windows: Sequence[str], blocks: np.ndarray) -> np.ndarray:
+    """(n_windows, 2) [start, end) of the nucleotides a model cannot read once every token overlapping each hidden
+    block is masked (:func:`nucleotide_block_eval`): those covered by no unmasked token.
+
+    For overlapping k-mers and single nucleotides this is the block itself (the neighbours reveal the rest); for
+    non-overlapping k-mers and BPE it is the union of the masked tokens, which hides letters beside the block
+    that the n-gram and the overlapping models are shown."""
+    blocks = np.asarray(blocks, dtype=np.int64)
+    out = np.empty_like(blocks)
+    for w, seq in enumerate(windows):
+        spans = tokenizer.encode(seq, where=f"window {w}").spans
+        s, e = blocks[w]
+        seen = np.zeros(len(seq) + 1, dtype=np.int64)
+        shown = spans[~((spans[:, 0] < e) & (spans[:, 1] > s))]
+        np.add.at(seen, shown[:, 0], 1)
+        np.add.at(seen, shown[:, 1], -1)
+        unseen = np.cumsum(seen[:-1]) == 0
+        lo, hi = s, e
+        while lo > 0 and unseen[lo - 1]:
+            lo -= 1
+        while hi < len(seq) and unseen[hi]:
+            hi += 1
+        out[w] = (lo, hi)
+    return out
+
+
+SAME_VIEW_REFERENCE = "n-gram seeing what the model sees"
+
+
+def same_view_items(models, windows: Sequence[str], blocks_by_m, *, counts, orders: Mapping[int, int],
+                    alpha: float = 0.5) -> "pd.DataFrame":
+    """Per model and window: the accuracy and bits of a context-only n-gram that sees exactly the nucleotides
+    the model sees (``ngram.gapped_letter_probs`` on the model's :func:`unseen_gaps`), on the same hidden
+    blocks as :func:`hidden_nucleotide_items`.
+
+    ``counts``: ``ngram.KmerCounts`` of the pre-training corpus; ``orders``: gap length -> flank order (e.g. from
+    ``ngram.held_out_gap_order``; a length not in it takes the order of the nearest length below, or the
+    smallest). Models without a tokenizer that masks tokens (causal models) see both flanks of the block and
+    get the block itself as gap. Returns a long DataFrame: model, m, h, window, gap_nt (letters unseen),
+    accuracy, bits; the n-gram's rows carry the model they stand beside."""
+    import pandas as pd
+
+    from . import ngram
+
+    table = {int(g): int(o) for g, o in orders.items()}
+    if not table:
+        raise ParameterError("orders is empty; pass gap length -> flank order, e.g. from ngram.held_out_gap_order.")
+
+    def order_for(g: int) -> int:
+        below = [x for x in table if x <= g]
+        return table[max(below)] if below else table[min(table)]
+
+    parts = []
+    for m, blocks in blocks_by_m.items():
+        blocks = np.asarray(blocks, dtype=np.int64)
+        h = int((blocks[:, 1] - blocks[:, 0]).max())
+        truth = ngram.block_truth(windows, blocks)
+        window = np.repeat(np.arange(len(blocks)), blocks[:, 1] - blocks[:, 0])
+        targets = np.concatenate([np.arange(s, e) for s, e in blocks])
+        for name, lm in models.items():
+            masks = lm.can("masked_logprobs")
+            gaps = unseen_gaps(lm.tokenizer, windows, blocks) if masks else blocks
+            per = gaps[window]
+            probs = np.zeros((len(targets), 4))
+            for g in np.unique(per[:, 1] - per[:, 0]).tolist():
+                rows = np.flatnonzero(per[:, 1] - per[:, 0] == g)
+                probs[rows] = ngram.gapped_letter_probs(counts, [windows[i] for i in window[rows]], per[rows], targets[rows],
+                                                        order=order_for(g), alpha=alpha)
+            acc, bits = window_scores(probs, truth, window, len(blocks))
+            parts.append(pd.DataFrame({"model": name, "m": m, "h": h, "window": np.arange(len(blocks)),
+                                       "gap_nt": gaps[:, 1] - gaps[:, 0], "accuracy": acc, "bits": bits}))
+    return (pd.concat(parts, ignore_index=True) if parts else
+            pd.DataFrame(columns=["model", "m", "h", "window", "gap_nt", "accuracy", "bits"]))
+
+
 def hidden_block_table(models, windows: Sequence[str], block_lengths: Sequence[int], *, corpus: Sequence[str],
                        orders: Mapping[int, int], prior, margin: int, seed: int = 0):
     """Every model and the context-only references on one hidden block of h nucleotides per window, for each h

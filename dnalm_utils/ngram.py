@@ -48,6 +48,9 @@ __all__ = [
     "decode_kmers",
     "encode_kmers",
     "fit_order",
+    "gapped_letter_probs",
+    "held_out_gap_order",
+    "held_out_order",
     "left_context_probs",
     "nucleotide_frequencies",
     "score_probs",
@@ -351,7 +354,7 @@ def _marginals(p: np.ndarray, h: int) -> np.ndarray:
     return out
 
 
-def _check_blocks(blocks, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _check_blocks(blocks, lengths: np.ndarray, max_block: int | None = MAX_BLOCK) -> tuple[np.ndarray, np.ndarray]:
     b = np.asarray(blocks)
     n = lengths.size
     if n == 0 and b.size == 0:
@@ -375,7 +378,7 @@ def _check_blocks(blocks, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             f"(length {int(lengths[i])} nt): need 0 <= start < end <= window length "
             f"({bad.size} block(s) are invalid)."
         )
-    big = np.flatnonzero(h > MAX_BLOCK)
+    big = np.flatnonzero(h > max_block) if max_block is not None else np.zeros(0, np.int64)
     if big.size:
         i = int(big[0])
         raise ParameterError(
@@ -576,6 +579,114 @@ def left_context_probs(counts: KmerCounts, contexts: Sequence[str], k: int, *, o
 
 
 # --------------------------------------------------------------------------------------------------
+# a gap of any length: one hidden letter between two flanks, the other gap letters unseen
+
+
+def _gap_keys(codes: np.ndarray, invalid_before: np.ndarray, kmers: dict, o: int, u: int, gap: int) -> np.ndarray:
+    """Keys ``left_o | x | right_o`` (2 bits per letter, left most significant) of every corpus run of
+    ``2o + gap`` ACGT letters, x the letter at offset ``o + u``; runs holding any non-ACGT code are dropped."""
+    span = 2 * o + gap
+    n = codes.size - span + 1
+    if n <= 0:
+        return np.zeros(0, np.uint64)
+    ok = (invalid_before[span:] - invalid_before[:-span]) == 0
+    key = codes[o + u: o + u + n].astype(np.uint64) << np.uint64(2 * o)
+    if o:
+        left, right = kmers[o]
+        key |= (left[:n] << np.uint64(2 * o + 2)) | right[o + gap: o + gap + n]
+    return key[ok]
+
+
+def _gap_counts(keys: np.ndarray, queries: np.ndarray, bits: int) -> np.ndarray:
+    """Counts of each query key (any shape) among ``keys``: a dense histogram when 4**bits fits, else a sort."""
+    if 2 * bits <= 24:
+        dense = np.bincount(keys.astype(np.intp), minlength=4**bits)
+        return dense[queries.astype(np.intp)].astype(np.int64)
+    uniq, cnt = np.unique(keys, return_counts=True)
+    if uniq.size == 0:
+        return np.zeros(queries.shape, np.int64)
+    pos = np.minimum(np.searchsorted(uniq, queries), uniq.size - 1)
+    return np.where(uniq[pos] == queries, cnt[pos], 0).astype(np.int64)
+
+
+def gapped_letter_probs(counts: KmerCounts, windows: Sequence[str], gaps, targets, *, order: int, alpha: float = 0.5,
+                        min_count: int = 1, return_order: bool = False):
+    """ACGT distribution of one hidden letter from both flanks when a whole gap around it is unseen.
+
+    ``windows``: n str; ``gaps``: (n, 2) int ``[start, end)`` of the nucleotides the predictor may not read in
+    each window (any length >= 1); ``targets``: (n,) int positions inside their gap whose letter is predicted.
+    With flank order ``o`` (``min(order, start, len - end)``, cut before any N), letter x is scored by the
+    corpus count of ``left_o + (any letters) + x + (any letters) + right_o`` with the gap's length, plus
+    ``alpha``; the other gap letters are summed over, so with ``alpha=0`` this equals the marginal of
+    :func:`two_sided_block_probs` on the same gap (for a gap of 1 nt, at any alpha; the tests check both). The
+    pseudo-count is per letter, not per completion of the gap (which would smooth a 12-nt gap by 4**11). Raw counts below
+    ``min_count`` back off to ``o - 1``, down to ``o = 0`` (the letter's frequency), always accepted.
+
+    Unlike :func:`two_sided_block_probs`, the gap may be longer than ``MAX_BLOCK``: this is the reference that
+    sees exactly what a model sees when masking a token hides more letters than the one scored (a
+    non-overlapping 6-mer or BPE token). Cost: one pass over the counted corpus per (order, gap length, target
+    offset) group. Returns (n, 4) float64; with ``return_order=True`` also the (n,) int64 order used.
+    """
+    alpha, min_count, order = _check_smoothing(alpha, min_count, order)
+    if isinstance(windows, (str, bytes)):
+        windows = [windows]
+    texts = [_text(w, "each window") for w in windows]
+    flat, offsets, lengths = _encode_queries(texts)
+    start, end = _check_blocks(gaps, lengths, max_block=None)
+    targets = np.asarray(targets).astype(np.int64).reshape(-1)
+    if targets.size != len(texts):
+        raise ParameterError(f"targets has {targets.size} entries for {len(texts)} windows; pass one position per window.")
+    if ((targets < start) | (targets >= end)).any():
+        i = int(np.argmax((targets < start) | (targets >= end)))
+        raise ParameterError(f"targets[{i}] = {int(targets[i])} lies outside its gap [{int(start[i])}, {int(end[i])}); "
+                             "the predicted letter must be one of the unseen ones.")
+    n = len(texts)
+    S, E = offsets + start, offsets + end
+    other = np.flatnonzero(flat > codec.N_CODE)
+    if other.size:
+        w_of = np.searchsorted(offsets, other, side="right") - 1
+        outside = (other < S[w_of]) | (other >= E[w_of])
+        if outside.any():
+            _raise_other(texts, flat, offsets, int(other[np.argmax(outside)]), "windows", " outside the gap")
+    left_av, right_av = start.copy(), lengths - end
+    npos = np.flatnonzero(flat == codec.N_CODE)
+    if npos.size:
+        left_av = _left_room_before_n(npos, S, offsets, left_av)
+        ri = np.searchsorted(npos, E, side="left")
+        has = ri < npos.size
+        firstn = np.where(has, npos[np.minimum(ri, npos.size - 1)], -1)
+        right_av = np.where(has & (firstn < offsets + lengths), firstn - E, right_av)
+    o_cur = np.minimum(np.minimum(left_av, right_av), order).astype(np.int64)
+    out = np.zeros((n, 4), dtype=np.float64)
+    codes = counts._codes
+    invalid_before = np.concatenate([[0], np.cumsum(codes > 3, dtype=np.int64)])
+    kmers: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    gap, u = end - start, targets - start
+    pending = np.arange(n)
+    while pending.size:
+        rejected = []
+        groups = np.stack([o_cur[pending], gap[pending], u[pending]], 1)
+        for o, g, uu in np.unique(groups, axis=0).tolist():
+            idx = pending[(groups == (o, g, uu)).all(1)]
+            if o and o not in kmers:
+                values, _ = codec.kmer_codes(codes, o)
+                kmers[o] = (values, values)
+            keys = _gap_keys(codes, invalid_before, kmers, o, uu, g)
+            base = np.zeros(idx.size, np.uint64)
+            if o:
+                base = (_flank_code(flat, S[idx] - o, o) << np.uint64(2 * o + 2)) | _flank_code(flat, E[idx], o)
+            query = base[:, None] | (np.arange(4, dtype=np.uint64)[None, :] << np.uint64(2 * o))
+            raw = _gap_counts(keys, query, 2 * o + 1)
+            ok = (raw.sum(1) >= min_count) | (o == 0)
+            out[idx[ok]] = _smoothed(raw[ok], alpha)
+            if not ok.all():
+                rejected.append(idx[~ok])
+        pending = np.concatenate(rejected) if rejected else np.zeros(0, np.int64)
+        o_cur[pending] -= 1
+    return (out, o_cur) if return_order else out
+
+
+# --------------------------------------------------------------------------------------------------
 # evaluation helpers
 
 
@@ -638,6 +749,20 @@ def fit_order(counts: KmerCounts, windows: Sequence[str], blocks: np.ndarray, or
     return best, table
 
 
+def _held_out_split(sequences, holdout_every: int, what: str) -> tuple[list[str], list[str]]:
+    """(counted, held-out) sequences: every ``holdout_every``-th one is held out unless the counted ones contain it."""
+    seqs = [_text(s, "each sequence") for s in ([sequences] if isinstance(sequences, (str, bytes)) else sequences)]
+    holdout_every = check_int_range("holdout_every", holdout_every, 2, hint="Every n-th sequence is held out.")
+    held = [s for i, s in enumerate(seqs) if i % holdout_every == holdout_every - 1]
+    fit = [s for i, s in enumerate(seqs) if i % holdout_every != holdout_every - 1]
+    if fit and held:
+        held = [s for s, inside in zip(held, contained(held, fit)) if not inside]
+    if not held or not fit:
+        raise ParameterError(f"{what} needs at least {holdout_every} sequences to hold one out (that does not "
+                             f"repeat the others); got {len(seqs)}.")
+    return fit, held
+
+
 def held_out_order(sequences: Sequence[str], block_lengths: Iterable[int], *, orders: Iterable[int], window_nt: int,
                    n_windows: int = 1000, holdout_every: int = 5, seed: int = 0, alpha: float = 0.5,
                    min_count: int = 1, margin: int | None = None) -> dict:
@@ -654,15 +779,7 @@ def held_out_order(sequences: Sequence[str], block_lengths: Iterable[int], *, or
     """
     from .genome import Genome, sample_windows
 
-    seqs = [_text(s, "each sequence") for s in ([sequences] if isinstance(sequences, (str, bytes)) else sequences)]
-    holdout_every = check_int_range("holdout_every", holdout_every, 2, hint="Every n-th sequence is held out.")
-    held = [s for i, s in enumerate(seqs) if i % holdout_every == holdout_every - 1]
-    fit = [s for i, s in enumerate(seqs) if i % holdout_every != holdout_every - 1]
-    if fit and held:
-        held = [s for s, inside in zip(held, contained(held, fit)) if not inside]
-    if not held or not fit:
-        raise ParameterError(f"held_out_order needs at least {holdout_every} sequences to hold one out (that does not "
-                             f"repeat the others); got {len(seqs)}.")
+    fit, held = _held_out_split(sequences, holdout_every, "held_out_order")
     orders = [check_int_range("order", o, 0) for o in orders]
     hs = [check_int_range("h", h, 1, MAX_BLOCK) for h in block_lengths]
     margin = max(orders) if margin is None else check_int_range("margin", margin, 0)
@@ -676,4 +793,41 @@ def held_out_order(sequences: Sequence[str], block_lengths: Iterable[int], *, or
     for h in hs:
         starts = rng.integers(margin, window_nt - margin - h + 1, size=len(valid))
         out[h] = fit_order(counts, valid, np.stack([starts, starts + h], 1), orders, alpha=alpha, min_count=min_count)
+    return out
+
+
+def held_out_gap_order(sequences: Sequence[str], gap_lengths: Iterable[int], *, orders: Iterable[int], window_nt: int,
+                       n_windows: int = 1000, holdout_every: int = 5, seed: int = 0, alpha: float = 0.5,
+                       min_count: int = 1) -> dict:
+    """:func:`held_out_order` for :func:`gapped_letter_probs`: for every gap length g, the flank order with the
+    lowest log-loss on one hidden letter (a uniformly drawn offset inside a gap of g nt) in ``n_windows``
+    windows of held-out records, k-mers counted on the others (the same split). Returns {g: (best_order, table)}
+    with table columns order, n, accuracy, log_loss (nats); ties go to the smaller order."""
+    import pandas as pd
+
+    from .genome import Genome, sample_windows
+
+    fit, held = _held_out_split(sequences, holdout_every, "held_out_gap_order")
+    orders = sorted({check_int_range("order", o, 0) for o in orders})
+    if not orders:
+        raise ParameterError("held_out_gap_order: orders is empty; pass e.g. range(0, 7).")
+    gs = sorted({check_int_range("gap length", g, 1) for g in gap_lengths})
+    margin = max(orders)
+    if not gs or window_nt < 2 * margin + max(gs):
+        raise ParameterError(f"window_nt={window_nt} is too short for gaps of {max(gs, default=0)} nt with {margin} nt "
+                             "of flank on each side; lower the orders or lengthen the windows.")
+    counts = KmerCounts(fit, max_len=1)
+    valid = [w.sequence for w in sample_windows(Genome.from_sequences({f"held{i}": s for i, s in enumerate(held)}),
+                                                n_windows, window_nt, seed=seed)]
+    rng = np.random.default_rng(seed)
+    out = {}
+    for g in gs:
+        starts = rng.integers(margin, window_nt - margin - g + 1, size=len(valid))
+        targets = starts + rng.integers(0, g, size=len(valid))
+        truth = np.array([codec.letter_index(w, [t])[0] for w, t in zip(valid, targets)])
+        rows = [{"order": o, **score_probs(gapped_letter_probs(counts, valid, np.stack([starts, starts + g], 1), targets,
+                                                               order=o, alpha=alpha, min_count=min_count), truth)}
+                for o in orders]
+        table = pd.DataFrame(rows)
+        out[g] = (int(table.order.iloc[int(np.argmin(table.log_loss.to_numpy()))]), table)
     return out

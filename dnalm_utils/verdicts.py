@@ -252,6 +252,31 @@ def hidden_nucleotide_claims(per_window, reference: str, *, h: int, margin_accur
     return out
 
 
+CLAIM_SAME_VIEW = "hidden-nucleotide {metric} against an n-gram seeing what it sees (h = {h})"
+
+
+def same_view_claims(per_window, same_view, *, h: int, margin_accuracy: float, margin_bits: float) -> list[Claim]:
+    """Every model against the n-gram that sees exactly the nucleotides it sees (``masking.same_view_items``:
+    model, h, window, accuracy, bits; one reference per model) on the same hidden blocks of length ``h``, paired
+    per window. Where a model's masking hides letters beside the block (non-overlapping k-mers, BPE) its
+    reference is denied them too, so a shortfall against the two-sided n-gram that this claim does not repeat
+    is the masking's, not the model's."""
+    import pandas as pd
+
+    from .masking import SAME_VIEW_REFERENCE
+
+    out = []
+    sub, ref = per_window[per_window.h == h], same_view[same_view.h == h]
+    for name in dict.fromkeys(ref.model):
+        if name not in set(sub.model):
+            continue
+        pair = pd.concat([sub[sub.model == name], ref[ref.model == name].assign(model=SAME_VIEW_REFERENCE)], ignore_index=True)
+        for metric, hib, margin in (("accuracy", True, margin_accuracy), ("bits", False, margin_bits)):
+            out += versus_reference(pair, [name], SAME_VIEW_REFERENCE, claim=CLAIM_SAME_VIEW.format(metric=metric, h=h),
+                                    metric=metric, higher_is_better=hib, margin=margin, item_col="window")
+    return out
+
+
 def first_collapse(summary, *, drop: float) -> dict[str, int]:
     """model -> the smallest m at which token accuracy has fallen by more than ``drop`` (absolute) below its
     accuracy at m = 1 (models that never fall are left out). ``summary``: model, m, accuracy."""

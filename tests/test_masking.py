@@ -726,3 +726,53 @@ def test_step0_probe_sentences_without_twins_say_not_applicable(tiny):
     text = MK.step0_probe_sentences(out, not_applicable=na, perturbation_m=[1])
     assert text["step0_probe_na"] == "**tiny4**" and "No overlapping model" in text["step0_perturb"]
     assert text["step0_sweep_m1"] == "n/a" and text["step0_same_h1"] == "n/a"
+
+
+# ---- the n-gram that sees what each model sees -------------------------------------------------------
+@pytest.mark.parametrize("tok", [T.OverlappingKmerTokenizer(4), T.NonOverlappingKmerTokenizer(3),
+                                 T.NucleotideTokenizer()], ids=lambda t: t.scheme)
+def test_unseen_gaps_are_the_letters_no_unmasked_token_shows(tok):
+    windows = _windows(20, 40, seed=3)
+    rng = np.random.default_rng(0)
+    s = rng.integers(8, 28, size=20)
+    blocks = np.stack([s, s + rng.integers(1, 4, size=20)], 1)
+    gaps = MK.unseen_gaps(tok, windows, blocks)
+    for w, seq in enumerate(windows):
+        spans = tok.encode(seq).spans
+        lo, hi = blocks[w]
+        shown = np.zeros(len(seq), bool)
+        for a, b in spans:
+            if not (a < hi and b > lo):
+                shown[a:b] = True
+        unseen = np.flatnonzero(~shown)
+        assert gaps[w].tolist() == [unseen.min(), unseen.max() + 1]  # contiguous, and exactly the unshown letters
+        assert len(unseen) == unseen.max() + 1 - unseen.min()
+    if tok.scheme in ("overlapping", "nucleotide"):
+        assert (gaps == blocks).all()
+    else:
+        assert ((gaps[:, 1] - gaps[:, 0]) % 3 == 0).all() and (gaps[:, 0] <= blocks[:, 0]).all()
+
+
+def test_same_view_items_deny_the_ngram_what_the_model_cannot_see():
+    from dnalm_utils import ngram
+
+    rng = np.random.default_rng(1)
+    corpus = ["".join(rng.choice(list("ACGT"), 4000)) for _ in range(3)]
+    counts = ngram.KmerCounts(corpus, max_len=5)
+    windows = _windows(30, 40, seed=4)
+    blocks = {4: np.stack([np.full(30, 18), np.full(30, 19)], 1)}
+    models = {"over": constant_lm(T.OverlappingKmerTokenizer(4), "AAAA"),
+              "non": constant_lm(T.NonOverlappingKmerTokenizer(6), "AAAAAA")}
+    items = MK.same_view_items(models, windows, blocks, counts=counts, orders={1: 2, 6: 0})
+    over, non = items[items.model == "over"], items[items.model == "non"]
+    assert (over.gap_nt == 1).all() and (non.gap_nt == 6).all() and len(over) == len(non) == 30
+    # the 6-nt gap takes order 0 here: the corpus letter frequencies, the same guess in every window
+    truth = np.array([codec_index(w[18]) for w in windows])
+    assert any(np.array_equal(non.accuracy.to_numpy(), (truth == g).astype(float)) for g in range(4))
+    # the 1-nt gap equals the two-sided n-gram of the same order on the same block
+    ref = ngram.two_sided_block_probs(counts, windows, blocks[4], order=2)
+    np.testing.assert_allclose(over.accuracy.to_numpy(), (ref.argmax(1) == truth).astype(float))
+
+
+def codec_index(letter):
+    return "ACGT".index(letter)

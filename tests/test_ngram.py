@@ -489,3 +489,89 @@ def test_two_sided_model_picks_the_order_by_block_length_and_keeps_row_order():
     pick = [windows[i] for i in np.flatnonzero(two)]
     np.testing.assert_allclose(ngram.two_sided_model(counts, {1: 1})(pick, blocks[two]),  # h = 2 takes h = 1's order
                                ngram.two_sided_block_probs(counts, [windows[i] for i in np.flatnonzero(two)], blocks[two], order=1))
+
+
+# ---- a gap of any length -----------------------------------------------------------------------------
+def _gap_corpus(seed=0):
+    rng = np.random.default_rng(seed)
+    seqs = ["".join(rng.choice(list("ACGT"), size=2500, p=[0.35, 0.15, 0.15, 0.35])) for _ in range(4)]
+    seqs[2] = seqs[2][:700] + "NNNN" + seqs[2][700:]
+    return seqs
+
+
+@pytest.mark.parametrize("g", [1, 2, 4, 6])
+def test_gapped_equals_block_marginal_without_smoothing(g):
+    corpus = _gap_corpus()
+    counts = ngram.KmerCounts(corpus, max_len=2 * 3 + g)
+    rng = np.random.default_rng(g)
+    wins = ["".join(rng.choice(list("ACGT"), size=30)) for _ in range(40)]
+    s = rng.integers(0, 30 - g + 1, size=40)
+    blocks = np.stack([s, s + g], 1)
+    ref = ngram.two_sided_block_probs(counts, wins, blocks, order=3, alpha=0).reshape(40, g, 4)
+    for u in range(g):
+        got = ngram.gapped_letter_probs(counts, wins, blocks, s + u, order=3, alpha=0)
+        np.testing.assert_allclose(got, ref[:, u], atol=1e-12)
+    if g == 1:  # one unseen letter: the same at any smoothing
+        np.testing.assert_allclose(ngram.gapped_letter_probs(counts, wins, blocks, s, order=3, alpha=0.5),
+                                   ngram.two_sided_block_probs(counts, wins, blocks, order=3, alpha=0.5), atol=1e-12)
+
+
+def test_gapped_long_gap_matches_a_brute_force_count():
+    corpus = _gap_corpus(1)
+    counts = ngram.KmerCounts(corpus, max_len=1)
+    strands = corpus + [ngram_revcomp(s) for s in corpus]
+    win = "ACGTTAGCATCGATCGGATCCATTAGCATGCA"
+    gap, target, o = (9, 21), 14, 2
+    left, right = win[gap[0] - o: gap[0]], win[gap[1]: gap[1] + o]
+    span = 2 * o + gap[1] - gap[0]
+    raw = np.zeros(4)
+    for seq in strands:
+        for t in range(len(seq) - span + 1):
+            run = seq[t: t + span]
+            if set(run) <= set("ACGT") and run[:o] == left and run[-o:] == right:
+                raw["ACGT".index(run[o + target - gap[0]])] += 1
+    got = ngram.gapped_letter_probs(counts, [win], np.array([gap]), [target], order=o, alpha=0.5, min_count=1)
+    if raw.sum() >= 1:
+        np.testing.assert_allclose(got[0], (raw + 0.5) / (raw.sum() + 2.0))
+    else:
+        pytest.skip("the brute-force context never occurs in this corpus")
+
+
+def ngram_revcomp(s):
+    return s[::-1].translate(str.maketrans("ACGTN", "TGCAN"))
+
+
+def test_gapped_backs_off_and_stops_before_n():
+    counts = ngram.KmerCounts(["ACGT" * 50], max_len=1)
+    # the context "TTT..TTT" never occurs: backs off to order 0 (the letter frequencies, all 1/4 here)
+    probs, used = ngram.gapped_letter_probs(counts, ["TTTTTAATTTTT"], np.array([[5, 7]]), [5], order=4, return_order=True)
+    assert used.tolist() == [0]
+    np.testing.assert_allclose(probs[0], 0.25, atol=0.01)
+    # an N three letters left of the gap caps the order at 2 (on a corpus where every 2-letter context occurs)
+    rich = ngram.KmerCounts(["".join(np.random.default_rng(0).choice(list("ACGT"), 20000))], max_len=1)
+    _, used = ngram.gapped_letter_probs(rich, ["ACGNTACAACGTACG"], np.array([[6, 8]]), [7], order=3, return_order=True)
+    assert used.tolist() == [2]
+
+
+def test_gapped_errors_name_the_problem():
+    counts = ngram.KmerCounts(["ACGT" * 20], max_len=1)
+    with pytest.raises(ParameterError, match="outside its gap"):
+        ngram.gapped_letter_probs(counts, ["ACGTACGTAC"], np.array([[2, 4]]), [4], order=1)
+    with pytest.raises(ParameterError, match="one position per window"):
+        ngram.gapped_letter_probs(counts, ["ACGTACGTAC"], np.array([[2, 4]]), [2, 3], order=1)
+
+
+def test_held_out_gap_order_picks_the_lowest_log_loss():
+    rng = np.random.default_rng(0)
+    # a first-order Markov chain: flanks help, so order >= 1 must win for a 1-nt gap
+    seqs = []
+    for _ in range(10):
+        s = [0]
+        for _ in range(3000):
+            s.append(s[-1] if rng.random() < 0.7 else int(rng.integers(4)))
+        seqs.append("".join("ACGT"[c] for c in s))
+    out = ngram.held_out_gap_order(seqs, [1, 8], orders=range(0, 4), window_nt=40, n_windows=300)
+    for g, (best, table) in out.items():
+        assert best == int(table.order[table.log_loss.idxmin()])
+    assert out[1][0] >= 1
+    assert out[1][1].set_index("order").log_loss[1] < out[1][1].set_index("order").log_loss[0]

@@ -263,3 +263,18 @@ def test_arm_claims_pair_an_arm_with_the_arm_it_changes_on_the_same_items():
     text = V.arm_sentence(table)
     assert text.startswith("closes against ref on planted block (distance = 8): better (+")
     assert V.arm_sentence(table.iloc[:0]) == "no arm was run beside the arm it changes in this build"
+
+
+def test_same_view_claims_pair_each_model_with_its_own_reference():
+    pw = _per_window(4000)
+    models = pw[pw.model != "n-gram"]
+    ng = pw[pw.model == "n-gram"]
+    # each model's own reference: "better" is paired with a copy of itself (so it is equivalent to it), the others
+    # with the shared n-gram
+    refs = pd.concat([models[models.model == "better"]] +
+                     [ng.assign(model=name) for name in ("same", "worse")], ignore_index=True)
+    table = V.decide("03", V.same_view_claims(models, refs, h=1, margin_accuracy=0.02, margin_bits=0.02))
+    acc = table[table.metric == "accuracy"].set_index("subject").outcome.to_dict()
+    assert acc == {"better": "equivalent", "same": "equivalent", "worse": "worse"}
+    assert set(table.reference) == {"n-gram seeing what the model sees"}
+    assert V.same_view_claims(models, refs, h=2, margin_accuracy=0.02, margin_bits=0.02) == []
