@@ -954,6 +954,20 @@ def unseen_gaps(tokenizer, windows: Sequence[str], blocks: np.ndarray) -> np.nda
     return out
 
 
+def unseen_gap_lengths(models, windows: Sequence[str], blocks_by_m) -> list[int]:
+    """Sorted distinct lengths (nt) of the :func:`unseen_gaps` of every masked model on every m's blocks (and the
+    block lengths themselves): the gap lengths whose n-gram flank order ``ngram.held_out_gap_order`` must pick."""
+    lengths = set()
+    for blocks in blocks_by_m.values():
+        blocks = np.asarray(blocks, dtype=np.int64)
+        lengths |= set((blocks[:, 1] - blocks[:, 0]).tolist())
+        for lm in models.values():
+            if lm.can("masked_logprobs"):
+                gaps = unseen_gaps(lm.tokenizer, windows, blocks)
+                lengths |= set((gaps[:, 1] - gaps[:, 0]).tolist())
+    return sorted(int(g) for g in lengths)
+
+
 SAME_VIEW_REFERENCE = "n-gram seeing what the model sees"
 
 
@@ -1001,6 +1015,26 @@ def same_view_items(models, windows: Sequence[str], blocks_by_m, *, counts, orde
                                        "gap_nt": gaps[:, 1] - gaps[:, 0], "accuracy": acc, "bits": bits}))
     return (pd.concat(parts, ignore_index=True) if parts else
             pd.DataFrame(columns=["model", "m", "h", "window", "gap_nt", "accuracy", "bits"]))
+
+
+def same_view_summary(items, same_view) -> "pd.DataFrame":
+    """Per (h, model): the mean unseen gap (nt), the model's accuracy on the hidden nucleotides, the n-gram seeing
+    what it sees and the two-sided n-gram that sees everything but the block (from :func:`hidden_nucleotide_items`
+    and :func:`same_view_items` on the same windows), each a mean over windows; ``shortfall_explained`` = the
+    share of the model's deficit against the two-sided n-gram that the masking's extra hidden letters account for
+    (NaN where the model is not below it)."""
+    import pandas as pd
+
+    model_acc = items.groupby(["h", "model"]).accuracy.mean()
+    two_sided = items[items.model == "two-sided n-gram"].groupby("h").accuracy.mean()
+    rows = []
+    for (h, name), part in same_view.groupby(["h", "model"], sort=False):
+        acc, own, full = float(model_acc.get((h, name), np.nan)), float(part.accuracy.mean()), float(two_sided.get(h, np.nan))
+        deficit = full - acc
+        rows.append({"h": h, "model": name, "gap_nt": float(part.gap_nt.mean()), "model_accuracy": acc,
+                     "same_view_ngram": own, "two_sided_ngram": full,
+                     "shortfall_explained": (full - own) / deficit if deficit > 0 else np.nan})
+    return pd.DataFrame(rows)
 
 
 def hidden_block_table(models, windows: Sequence[str], block_lengths: Sequence[int], *, corpus: Sequence[str],

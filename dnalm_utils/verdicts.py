@@ -277,6 +277,17 @@ def same_view_claims(per_window, same_view, *, h: int, margin_accuracy: float, m
     return out
 
 
+def same_view_sentence(table, metric: str = "accuracy") -> str:
+    """"h = 1: above it: a; below it: b; ..." for the :func:`same_view_claims` of a verdict table on ``metric``
+    ("not tested in this build" without any)."""
+    prefix = CLAIM_SAME_VIEW.format(metric=metric, h="").split("(")[0]
+    claims = [c for c in dict.fromkeys(table.claim) if str(c).startswith(prefix)] if len(table) else []
+    if not claims:
+        return "not tested in this build"
+    return "; ".join(f"{c[len(prefix) + 1:-1]}: " + outcome_sentence(table, c, better="above it", worse="below it")
+                     for c in claims)
+
+
 def first_collapse(summary, *, drop: float) -> dict[str, int]:
     """model -> the smallest m at which token accuracy has fallen by more than ``drop`` (absolute) below its
     accuracy at m = 1 (models that never fall are left out). ``summary``: model, m, accuracy."""

@@ -776,3 +776,16 @@ def test_same_view_items_deny_the_ngram_what_the_model_cannot_see():
 
 def codec_index(letter):
     return "ACGT".index(letter)
+
+
+def test_same_view_summary_accounts_for_the_shortfall():
+    import pandas as pd
+
+    w = np.arange(4)
+    items = pd.concat([pd.DataFrame({"model": "non", "h": 1, "window": w, "accuracy": [0, 0, 1, 0.0]}),
+                       pd.DataFrame({"model": "two-sided n-gram", "h": 1, "window": w, "accuracy": [1, 0, 1, 1.0]})])
+    same_view = pd.DataFrame({"model": "non", "m": 6, "h": 1, "window": w, "gap_nt": 6, "accuracy": [0, 0, 1, 1.0],
+                              "bits": 2.0})
+    row = MK.same_view_summary(items, same_view).iloc[0]
+    assert (row.model_accuracy, row.same_view_ngram, row.two_sided_ngram, row.gap_nt) == (0.25, 0.5, 0.75, 6.0)
+    assert row.shortfall_explained == pytest.approx(0.5)  # the masking accounts for half of the 50-point deficit
