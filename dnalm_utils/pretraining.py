@@ -204,6 +204,12 @@ ARM_CHANGES: dict[str, tuple[str, str, str]] = {
 SEED_SUFFIX = "_seed"
 
 
+def arm_pairs(setting: str | None = None) -> dict[str, str]:
+    """arm -> the arm it changes (:data:`ARM_CHANGES`), only the arms that change ``setting`` (e.g. "masking")
+    when given: the pairs the chapters compare item by item."""
+    return {arm: ref for arm, (ref, changed, _) in ARM_CHANGES.items() if setting is None or changed == setting}
+
+
 def seeded_name(arm: str, seed: int) -> str:
     """Folder name of ``arm`` pre-trained with ``seed``: the arm's name for seed 0, ``<arm>_seed<N>`` otherwise."""
     return arm if int(seed) == 0 else f"{arm}{SEED_SUFFIX}{int(seed)}"

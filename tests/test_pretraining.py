@@ -345,3 +345,12 @@ def test_sinusoidal_positions_make_offsets_stationary():
     random = P.build_model(tiny_cfg(scheme="nucleotide", k=None, masking="token", hidden=32), NucleotideTokenizer())
     dots = (random.bert.embeddings.position_embeddings.weight[:-1] * random.bert.embeddings.position_embeddings.weight[1:]).sum(1)
     assert dots.std() > 10 * (table[:-1] * table[1:]).sum(1).std()  # BERT's random table has no such structure
+
+
+def test_arm_pairs_select_by_the_changed_setting():
+    from dnalm_utils.pretraining import ARM_CHANGES, arm_pairs
+
+    masking = arm_pairs("masking")
+    assert masking["overlap6_span12"] == "overlap6" and masking["overlap6_randommask"] == "overlap6"
+    assert "overlap6_dnabert" not in masking and arm_pairs("embedding_init") == {"overlap6_dnabert": "overlap6"}
+    assert arm_pairs() == {a: r for a, (r, _, _) in ARM_CHANGES.items()}
