@@ -463,6 +463,22 @@ def positive_control_spec(**changes) -> PlantedSpec:
     return PlantedSpec(**settings)
 
 
+def check_planted_arms(arms) -> list[str]:
+    """``arms`` as a list of zoo arm names (``pretraining.ZOO``), or ParameterError: the planted benchmark needs at
+    least one arm to pre-train, or it has no positive control and measures nothing."""
+    from .pretraining import ZOO
+
+    arms = [arms] if isinstance(arms, str) else list(arms or [])
+    if not arms:
+        raise ParameterError("planted_arms is empty: name at least one zoo arm to pre-train on the planted corpus "
+                             "(e.g. [\"nucleotide\"], the positive control's arm); without one the planted benchmark "
+                             "has no positive control and measures nothing.")
+    unknown = [a for a in arms if a not in ZOO]
+    if unknown:
+        raise ParameterError(f"planted_arms {unknown} are not zoo arms; use arms of {', '.join(ZOO)}.")
+    return arms
+
+
 def positive_control_config(name: str = "planted_nucleotide", *, arm: str | None = None, scheme: str = "nucleotide",
                             k: int | None = None, **changes):
     """The pre-training recipe (``pretraining.PretrainConfig``) of the positive control, to train with

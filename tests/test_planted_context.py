@@ -245,3 +245,15 @@ def test_rule_text_states_the_plant():
     assert text == "the 6-nt block 8 nt after each source block's start is a copy of it (a direct repeat), one pair every 16 nt"
     assert "reverse complement" in pc.rule_text(pc.PlantedSpec(rule="revcomp"))
     assert "4-mers" in pc.rule_text(pc.PlantedSpec(rule="map", block_nt=4, distance=8, spacing=16))
+
+
+def test_check_planted_arms_refuses_an_empty_or_unknown_list():
+    from dnalm_utils.errors import ParameterError
+    from dnalm_utils.planted_context import check_planted_arms
+
+    assert check_planted_arms("nucleotide") == ["nucleotide"]
+    assert check_planted_arms(["nucleotide", "overlap6"]) == ["nucleotide", "overlap6"]
+    with pytest.raises(ParameterError, match="planted_arms is empty"):
+        check_planted_arms([])
+    with pytest.raises(ParameterError, match="not zoo arms"):
+        check_planted_arms(["overlap7"])
