@@ -354,7 +354,7 @@ def _hidden_at_items(lm, seqs: list[str], items: _Items, *, layers, batch_size: 
         if out is None:
             layer_ids = ce.layers
             out = np.zeros((len(layer_ids), len(keys), ce.vectors.shape[-1]), dtype=np.float32)
-        if not (np.array_equal(ce.spans[hit, 0], items.start[rows]) and np.array_equal(ce.spans[hit, 1], items.end[rows])):
+        if not np.array_equal(ce.spans[hit], np.stack([items.start[rows], items.end[rows]], axis=1)):
             raise ParameterError(f"{lm.name}: the hidden states' token spans disagree with the tokenizer's; the "
                                  "model's framing does not put one special token before the sequence.")
         out[:, rows] = ce.vectors[:, hit].astype(np.float32)
@@ -518,8 +518,8 @@ def probe_model(lm, windows, split: BlockSplit, *, distances: Sequence[int], sid
                 return out
 
             classes, counts = np.unique(y[fit], return_counts=True)
-            record(None, side, d, "majority", right_of(np.full(int(score.sum()), classes[np.argmax(counts)] if len(classes) else 0)), n_tr,
-                   inside)
+            commonest = classes[np.argmax(counts)] if len(classes) else 0
+            record(None, side, d, "majority", right_of(np.full(int(score.sum()), commonest)), n_tr, inside)
             feats = {"token": (tok_x, items.start, items.end, 0),
                      "token + neighbours": (nb_x, items.left_start, items.right_end, 0),
                      "window letters": (nb_x, items.left_start, items.right_end, w_max)}
@@ -688,7 +688,8 @@ def finding(result: StateProbes, model: str, *, d: int, side: str = "right", lay
     c = compare_paired(hidden, ref, margin=margin)
     both = ~(np.isnan(hidden) | np.isnan(ref))
     row = mine[(mine.layer == layer) & (mine.side == side) & (mine.d == d)].iloc[0]
-    acc = lambda f: float(t[(t.model == model) & (t.features == f) & (t.side == side) & (t.d == d)].accuracy.iloc[0])  # noqa: E731
+    here = t[(t.model == model) & (t.side == side) & (t.d == d)]
+    acc = lambda f: float(here[here.features == f].accuracy.iloc[0])  # noqa: E731
     k = row.k
     reach = "" if k is None or not np.isfinite(k) else (
         f", beyond its k = {int(k)} reach" if d >= k else f", d < k = {int(k)}")

@@ -178,8 +178,10 @@ def test_items_are_eligible_distinct_tokens_and_references_nested():
 def test_same_seed_same_numbers_other_seed_other_items(planted):
     windows = _iid(30, 40, seed=5)
     split = _split(30, seed=1)
-    run = lambda seed: S.probe_states({"p": planted}, windows, split, distances=[3], sides="right", n_train=200,  # noqa: E731
-                                      n_test=150, layers=[1], seed=seed, amp=False)
+    def run(seed):
+        return S.probe_states({"p": planted}, windows, split, distances=[3], sides="right", n_train=200, n_test=150,
+                              layers=[1], seed=seed, amp=False)
+
     a, b, c = run(0), run(0), run(1)
     assert a.table.equals(b.table) and a.paired.equals(b.paired)
     assert not a.items["p"].equals(c.items["p"])
@@ -200,13 +202,14 @@ def test_not_applicable_models_are_listed(planted):
     assert "not applicable to bare" in S.findings(res)
 
 
-def test_a_real_tiny_dnabert_runs_through(tmp_path):
+@pytest.mark.parametrize("maker", ["make_tiny_dnabert", "make_tiny_nt"])
+def test_a_real_tiny_model_runs_through(maker, tmp_path):
     from dnalm_utils import models as M
 
-    lm = M.load_model(M.make_tiny_dnabert(tmp_path / "t4", k=4, layers=1, hidden=16, heads=2, intermediate=16,
-                                          max_positions=64))
-    windows = _iid(16, 40, seed=8)
-    res = S.probe_states({"t4": lm}, windows, _split(16), distances=[2, 4], n_train=150, n_test=100)
+    lm = M.load_model(getattr(M, maker)(tmp_path / "t4", k=4, layers=1, hidden=16, heads=2, intermediate=16,
+                                        max_positions=64))
+    windows = _iid(40, 42, seed=8)  # NT: ten 4-mers and two single letters per window
+    res = S.probe_states({"t4": lm}, windows, _split(40), distances=[2, 4], n_train=150, n_test=100)
     t = res.table
     assert set(t[t.features == "hidden state"].layer) == {0, 1} and len(res.paired) == 2 * 2 * 2 * 2
     assert (t.n_test == 100).all() and t.accuracy.between(0, 1).all()
