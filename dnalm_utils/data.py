@@ -54,6 +54,7 @@ __all__ = [
     "read_fasta_text",
     "evaluation_genome",
     "evaluation_windows",
+    "evaluation_window_records",
 ]
 
 #: Default location of the bundled data: ``<repo root>/data``. Override with ``DNALM_DATA_DIR``.
@@ -282,15 +283,27 @@ def evaluation_genome(fasta: str | os.PathLike = "", region: str = "", data_dir:
     return g.region(region) if str(region).strip() else g
 
 
-def evaluation_windows(n: int, length: int, *, seed: int, fasta: str | os.PathLike = "", region: str = "",
-                       data_dir: str | os.PathLike | None = None) -> tuple[list[str], str]:
-    """(``n`` ACGT-only window sequences of ``length`` nt drawn uniformly from :func:`evaluation_genome`, a short
-    description of where they come from, e.g. ``"chr22:20000001-21000000"``)."""
+def evaluation_window_records(n: int, length: int, *, seed: int, fasta: str | os.PathLike = "", region: str = "",
+                              data_dir: str | os.PathLike | None = None) -> tuple[list, str]:
+    """(``n`` :class:`genome.Window` records of ``length`` nt, ACGT-only, drawn uniformly from
+    :func:`evaluation_genome`, a short description of where they come from, e.g. ``"chr22:20000001-21000000"``).
+
+    Each window keeps its record name, ``[start, end)`` (0-based half-open on that record; with ``region`` the
+    record is the cut ``name:start-end``) and strand, so per-position annotations of the records (e.g.
+    :mod:`sequence_classes`) can be looked up. The same draws as :func:`evaluation_windows`."""
     from .genome import sample_windows
 
     g = evaluation_genome(fasta, region, data_dir)
     where = ", ".join(g.names[:3]) + (f" and {len(g.names) - 3} more records" if len(g.names) > 3 else "")
-    return [w.sequence for w in sample_windows(g, n, length, seed=seed)], where
+    return sample_windows(g, n, length, seed=seed), where
+
+
+def evaluation_windows(n: int, length: int, *, seed: int, fasta: str | os.PathLike = "", region: str = "",
+                       data_dir: str | os.PathLike | None = None) -> tuple[list[str], str]:
+    """(``n`` ACGT-only window sequences of ``length`` nt drawn uniformly from :func:`evaluation_genome`, a short
+    description of where they come from, e.g. ``"chr22:20000001-21000000"``)."""
+    records, where = evaluation_window_records(n, length, seed=seed, fasta=fasta, region=region, data_dir=data_dir)
+    return [w.sequence for w in records], where
 
 
 def load_sequences(role: str = "pretrain", data_dir: str | os.PathLike | None = None) -> dict[str, str]:
