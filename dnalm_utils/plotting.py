@@ -696,3 +696,38 @@ def plot_planted_accuracy(table, *, roles=None):
     ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     return fig
+
+
+def plot_items_by_class(by_class, *, h: int | None = None, roles=None):
+    """Hidden-nucleotide accuracy by sequence class: one panel per class (tandem repeat, low complexity, other),
+    one point per model with its bootstrap interval, the reference (e.g. the two-sided n-gram) as a black line
+    with its interval shaded; the number of windows in each panel's title.
+
+    by_class: DataFrame of ``sequence_classes.split_items_by_class`` (m, h, model, class, windows, accuracy,
+    accuracy_low, accuracy_high, reference); h: block length shown (default the smallest)."""
+    h = sorted(by_class.h.unique())[0] if h is None else h
+    part = by_class[by_class.h == h]
+    classes = list(dict.fromkeys(part["class"]))
+    reference = part.reference.iloc[0]
+    models = [m for m in dict.fromkeys(part.model) if m != reference]
+    fig, axes = _model_panels(len(classes), width=3.6, height=3.4)
+    for ax, c in zip(axes[0], classes):
+        sub = part[part["class"] == c].set_index("model")
+        ref = sub.loc[reference]
+        ax.set_title(f"{c} ({int(ref.windows):,} windows)", fontsize=9)
+        if ref.windows:
+            ax.axhspan(ref.accuracy_low, ref.accuracy_high, color="0.85", zorder=0)
+            ax.axhline(ref.accuracy, color="black", lw=1.2, label=reference)
+        for x, name in enumerate(models):
+            r = sub.loc[name]
+            if not r.windows:
+                continue
+            color, _ = model_style(name, roles)
+            ax.errorbar([x], [r.accuracy], yerr=[[r.accuracy - r.accuracy_low], [r.accuracy_high - r.accuracy]],
+                        fmt="o", color=color, capsize=3, ms=5)
+        ax.set_xticks(range(len(models)), models, rotation=60, ha="right", fontsize=7)
+    axes[0][0].set_ylabel(f"accuracy on hidden nucleotides (h = {h})")
+    axes[0][0].set_ylim(0, 1)
+    axes[0][-1].legend(fontsize=7, frameon=False, loc="upper right")
+    fig.tight_layout()
+    return fig

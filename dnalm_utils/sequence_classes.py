@@ -260,26 +260,72 @@ def window_block_classes(classes_by_record: Mapping[str, np.ndarray], windows, b
     blocks: (n_windows, 2) int [start, end) offsets within each window (in window order, i.e. on the window's own
     strand; e.g. ``masking.span_hidden_blocks(...)[m]``). A block that touches a non-ACGT position is an error
     (evaluation windows are ACGT-only)."""
+    return block_classes(window_position_classes(classes_by_record, windows), blocks)
+
+
+def block_classes(position_codes: Sequence[np.ndarray], blocks) -> np.ndarray:
+    """(n_windows,) class name of each window's block ``[start, end)``: the highest-precedence class among its
+    positions. position_codes: one (L,) uint8 code array per window, in window order
+    (:func:`window_position_classes` or :func:`classify_windows`); blocks: (n_windows, 2) int offsets."""
     blocks = np.asarray(blocks)
-    windows = list(windows)
+    position_codes = list(position_codes)
     if blocks.ndim != 2 or blocks.shape[1] != 2 or blocks.dtype.kind not in "ui":
         raise ParameterError(f"blocks has shape {blocks.shape} ({blocks.dtype}); pass (n_windows, 2) integer "
                              "[start, end) offsets within each window.")
-    if blocks.shape[0] != len(windows):
-        raise ParameterError(f"blocks has {blocks.shape[0]} rows for {len(windows)} windows; pass one block per window.")
-    per_window = window_position_classes(classes_by_record, windows)
+    if blocks.shape[0] != len(position_codes):
+        raise ParameterError(f"blocks has {blocks.shape[0]} rows for {len(position_codes)} windows; pass one block "
+                             "per window.")
     names = np.array(CODE_NAMES, dtype=object)
-    out = np.empty(len(windows), dtype=object)
-    for w, (c, (s, e)) in enumerate(zip(per_window, blocks.tolist())):
+    out = np.empty(len(position_codes), dtype=object)
+    for w, (c, (s, e)) in enumerate(zip(position_codes, blocks.tolist())):
+        c = np.asarray(c)
         if not 0 <= s < e <= c.size:
             raise ParameterError(f"blocks[{w}] = [{s}, {e}) is outside its window of {c.size} nt; blocks are "
                                  "0-based half-open offsets with 0 <= start < end <= window length.")
-        code = int(c[s:e].min())
         if (c[s:e] == N_CODE).any():
             raise ParameterError(f"blocks[{w}] touches a non-ACGT position of windows[{w}]; evaluation windows "
                                  "must be ACGT-only (sample_windows).")
-        out[w] = names[code]
+        out[w] = names[int(c[s:e].min())]
     return out.astype(str)
+
+
+#: Flank classified on each side of a window by :func:`classify_windows` (nt).
+DEFAULT_PAD = 256
+
+
+def classify_windows(genome, windows, *, pad: int = DEFAULT_PAD, **parameters) -> list[np.ndarray]:
+    """Per window, the (L,) uint8 class codes of its positions in window order, found by classifying the window
+    with ``pad`` nt of its record on each side (clipped at the record's ends) instead of whole records, so that a
+    genome-sized FASTA costs only its windows (about (L + 2 pad) nt each).
+
+    genome: the :class:`genome.Genome` the windows were drawn from (``data.evaluation_genome``); windows:
+    :class:`genome.Window` records (``data.evaluation_window_records``); parameters: those of
+    :func:`classify_sequence`. Equals :func:`window_position_classes` on whole-record classes for every window
+    whose repeats and DUST intervals (and the DUST windows deciding them) lie within ``pad`` nt of it; a repeat
+    longer than the pad is found from the part inside, so only its copy count near the edge can differ."""
+    pad = check_int_range("pad", pad, 0, hint="Flank in nt classified on each side of a window, e.g. 256.")
+    out = []
+    for w, win in enumerate(windows):
+        try:
+            name, start, end, strand = win.name, int(win.start), int(win.end), win.strand
+        except AttributeError:
+            raise ParameterError(f"windows[{w}] is a {type(win).__name__}; pass genome.Window records "
+                                 "(data.evaluation_window_records), not sequences.") from None
+        if name not in genome:
+            raise ParameterError(f"windows[{w}] lies on record {name!r}, which the genome does not hold; pass the "
+                                 "genome the windows were drawn from (data.evaluation_genome(fasta, region)).")
+        if strand not in ("+", "-"):
+            raise ParameterError(f"windows[{w}].strand={strand!r}: must be '+' or '-'.")
+        lo, hi = max(0, start - pad), min(genome.lengths[name], end + pad)
+        codes = classify_sequence(genome.fetch(name, lo, hi), **parameters)[start - lo:end - lo]
+        out.append(codes[::-1].copy() if strand == "-" else codes)
+    return out
+
+
+def position_summary(position_codes: Sequence[np.ndarray]) -> pd.DataFrame:
+    """:func:`class_summary` of the positions of some windows (e.g. :func:`classify_windows`), counted once per
+    window position (windows that overlap count their shared nucleotides twice)."""
+    return class_summary({str(i): np.asarray(c, dtype=np.uint8) for i, c in enumerate(position_codes)})
 
 
 # ------------------------------------------------------------------------------------------------
@@ -480,6 +526,62 @@ __all__ = [
     "class_of_windows_text",
     "window_position_classes",
     "window_block_classes",
+    "block_classes",
+    "DEFAULT_PAD",
+    "classify_windows",
+    "position_summary",
+    "class_split_sentence",
     "split_items_by_class",
     "split_dependency_by_class",
 ]
+
+
+def class_split_sentence(by_class: pd.DataFrame, *, h: int | None = None) -> str:
+    """Sentences on :func:`split_items_by_class` for one block length ``h`` (default: the smallest): per class,
+    how many windows, the reference's accuracy with its interval, and the models whose paired difference to the
+    reference has an interval above 0, below 0, or containing 0, the largest margin named. Every number is read
+    from ``by_class``."""
+    need = {"h", "model", "class", "windows", "accuracy", "accuracy_low", "accuracy_high", "reference",
+            "difference", "difference_low", "difference_high"}
+    if not isinstance(by_class, pd.DataFrame) or not need <= set(by_class.columns):
+        raise ParameterError("by_class must be the DataFrame of split_items_by_class(...).")
+    if by_class.empty:
+        return "No hidden-nucleotide items to split by sequence class."
+    hs = sorted(by_class["h"].unique().tolist())
+    h = hs[0] if h is None else h
+    if h not in hs:
+        raise ParameterError(f"h={h!r} is not a block length of by_class; pass one of {hs}.")
+    part = by_class[by_class["h"] == h]
+    reference = str(part["reference"].iloc[0])
+    m = int(part["m"].iloc[0]) if "m" in part else None
+
+    def pct(x):
+        return f"{100 * x:.1f} %"
+
+    def pts(x):
+        return f"{100 * x:+.1f}"
+
+    out = []
+    for c in CLASSES:
+        sub = part[part["class"] == c]
+        ref = sub[sub["model"] == reference]
+        n = int(ref["windows"].iloc[0]) if len(ref) else 0
+        if n == 0:
+            out.append(f"No hidden block lies in {c} sequence.")
+            continue
+        r = ref.iloc[0]
+        models = sub[(sub["model"] != reference) & (sub["windows"] > 0) & sub["difference"].notna()]
+        text = (f"In {c} sequence ({n:,} windows) the {reference} is right {pct(r.accuracy)} "
+                f"[{pct(r.accuracy_low)}, {pct(r.accuracy_high)}] of the time")
+        if len(models):
+            above = models[models["difference_low"] > 0]
+            below = models[models["difference_high"] < 0]
+            best = models.loc[models["difference"].idxmax()]
+            text += (f"; above it (interval of the paired difference above 0): "
+                     f"{', '.join(above['model']) if len(above) else 'no model'}; below it: "
+                     f"{', '.join(below['model']) if len(below) else 'no model'}; the largest margin is "
+                     f"{best.model}'s {pts(best.difference)} points [{pts(best.difference_low)}, "
+                     f"{pts(best.difference_high)}]")
+        out.append(text + ".")
+    head = f"Hidden blocks of {h} nt" + (f" (m = {m})" if m is not None else "") + ". "
+    return head + " ".join(out)

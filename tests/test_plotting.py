@@ -143,3 +143,18 @@ def test_model_style_comes_from_the_role_not_the_name():
     assert plotting.model_style("y", roles)[0] == plotting.SCHEME_COLORS["bpe"]
     assert plotting.model_style("unknown", roles, "nucleotide") == (plotting.SCHEME_COLORS["nucleotide"], "-")
     assert plotting.model_color("overlapping", 4) != plotting.model_color("overlapping", 6)
+
+
+def test_items_by_class_draws_one_point_per_model_with_windows():
+    import pandas as pd
+
+    rows = []
+    for c, n in (("tandem repeat", 0), ("low complexity", 20), ("other", 200)):
+        for model, acc in (("a", 0.5), ("b", 0.6), ("two-sided n-gram", 0.45)):
+            rows.append({"m": 6, "h": 1, "model": model, "class": c, "windows": n, "accuracy": acc if n else np.nan,
+                         "accuracy_low": acc - 0.05, "accuracy_high": acc + 0.05, "reference": "two-sided n-gram"})
+    fig = plotting.plot_items_by_class(pd.DataFrame(rows))
+    assert [ax.get_title() for ax in fig.axes] == ["tandem repeat (0 windows)", "low complexity (20 windows)",
+                                                   "other (200 windows)"]
+    assert [len(ax.containers) for ax in fig.axes] == [0, 2, 2]  # one errorbar per model, none without windows
+    assert [len(ax.lines) for ax in fig.axes][1:] == [1 + 2 * 3, 1 + 2 * 3]  # reference line + point and caps

@@ -270,3 +270,68 @@ def test_split_dependency_by_class():
         SC.split_dependency_by_class(maps, names[:-1], k=k)
     with pytest.raises(ParameterError, match="target_classes"):
         SC.split_dependency_by_class(maps, [np.full(L, "repeat")] * n, k=k)
+
+
+# ------------------------------------------------------------------------------------------------
+# classify_windows, block_classes, class_split_sentence
+# ------------------------------------------------------------------------------------------------
+def test_classify_windows_equals_whole_record_classes():
+    # a record with planted repeats and low-complexity stretches, windows on both strands
+    rng = np.random.default_rng(30)
+    parts = []
+    for i in range(12):
+        parts.append(random_dna(int(rng.integers(200, 400)), 100 + i))
+        parts.append(["CA" * 15, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "ACGTTGCA" * 5, "AT" * 4][i % 4])
+    seq = "".join(parts)
+    genome = Genome.from_sequences({"r": seq, "s": random_dna(900, 40) + "GA" * 20 + random_dna(300, 41)})
+    windows = sample_windows(genome, 80, 64, seed=5, reverse_complement="random")
+    whole = SC.classify_records({name: genome.fetch(name, 0, genome.lengths[name]) for name in genome.names})
+    expected = SC.window_position_classes(whole, windows)
+    got = SC.classify_windows(genome, windows)
+    assert len(got) == len(windows)
+    assert sum((e == SC.TANDEM).sum() for e in expected) > 0  # the plants are inside some windows
+    for e, g in zip(expected, got):
+        np.testing.assert_array_equal(e, g)
+    # a pad of 0 sees only the window: a repeat cut by the window edge can be lost, never invented beyond it
+    narrow = SC.classify_windows(genome, windows, pad=0)
+    assert any((n != e).any() for n, e in zip(narrow, expected))
+    with pytest.raises(ParameterError, match="genome"):
+        SC.classify_windows(Genome.from_sequences({"x": seq}), windows)
+    with pytest.raises(ParameterError, match="pad"):
+        SC.classify_windows(genome, windows, pad=-1)
+    with pytest.raises(ParameterError, match="Window"):
+        SC.classify_windows(genome, [w.sequence for w in windows])
+
+
+def test_block_classes_and_position_summary():
+    codes = [np.array([2, 2, 1, 0, 2], dtype=np.uint8), np.array([2, 2, 2, 2, 2], dtype=np.uint8)]
+    got = SC.block_classes(codes, np.array([[0, 3], [1, 4]]))
+    assert got.tolist() == ["low complexity", "other"]
+    assert SC.block_classes(codes, np.array([[2, 4], [0, 5]])).tolist() == ["tandem repeat", "other"]
+    with pytest.raises(ParameterError, match="outside"):
+        SC.block_classes(codes, np.array([[0, 6], [0, 1]]))
+    with pytest.raises(ParameterError, match="non-ACGT"):
+        SC.block_classes([np.array([2, 3], dtype=np.uint8)], np.array([[0, 2]]))
+    summary = SC.position_summary(codes)
+    assert dict(zip(summary["class"], summary["nucleotides"])) == {"tandem repeat": 1, "low complexity": 1,
+                                                                    "other": 8, "not ACGT": 0}
+
+
+def test_class_split_sentence_reads_the_table():
+    items, classes = fake_items(300, seed=4)
+    items.loc[(items.model == "model A") & (items.m == 6), "accuracy"] = 1.0  # far above the n-gram everywhere
+    out = SC.split_items_by_class(items, classes, n_boot=200, seed=0)
+    text = SC.class_split_sentence(out)
+    assert text.startswith("Hidden blocks of 1 nt (m = 6).")
+    for c in SC.CLASSES:
+        ref = out[(out.h == 1) & (out["class"] == c) & (out.model == "two-sided n-gram")].iloc[0]
+        assert f"In {c} sequence ({ref.windows:,} windows)" in text
+        assert f"{100 * ref.accuracy:.1f} %" in text
+    assert "above it (interval of the paired difference above 0): model A" in text
+    assert "below it: corpus base frequencies" in text
+    text3 = SC.class_split_sentence(out, h=3)
+    assert "No hidden block lies in low complexity sequence." in text3
+    with pytest.raises(ParameterError, match="h="):
+        SC.class_split_sentence(out, h=2)
+    with pytest.raises(ParameterError, match="split_items_by_class"):
+        SC.class_split_sentence(out.drop(columns="difference"))
