@@ -139,6 +139,10 @@ def test_masked_prediction_chapter_outputs(smoke_book):
     att = pd.read_csv(out / "attention_shares.csv")
     assert np.allclose(att.filter(like="share_").sum(axis=1), 1)
     assert (att[att.model == "nucleotide"].share_overlapping == 0).all()
+    by_class = pd.read_csv(out / "hidden_nucleotides_by_class.csv")
+    windows = by_class.groupby(["m", "model"]).windows.sum()
+    assert windows.nunique() == 1 and windows.iloc[0] > 0  # every verdict window in exactly one class
+    assert set(by_class["class"]) == {"tandem repeat", "low complexity", "other"}
 
 
 @pytest.mark.slow
