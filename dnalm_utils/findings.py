@@ -510,17 +510,6 @@ def embeddings(*, roles, summary, metrics) -> dict[str, str]:
                                 f"and at most half in {names([m for m in share.index if m not in mostly])}")
     else:
         out["token_verdict"] = "no model was run"
-    over_mostly = [m for m in over if m in mostly]
-    if over and len(over_mostly) == len(over):
-        out["closing_verdict"] = ("Together with chapter 3's test of copying, this is the paper's observation, "
-                                  "measured: the last-layer states of the overlapping k-mer models mostly say which "
-                                  "k-mer sits there")
-    elif over:
-        out["closing_verdict"] = (f"The paper's observation holds here only in part: token identity explains more "
-                                  f"than half of the last layer's variance in {names(over_mostly)} of the overlapping "
-                                  f"models {names(over)}")
-    else:
-        out["closing_verdict"] = "No overlapping k-mer model was run, so the paper's observation is not tested here"
     return out
 
 

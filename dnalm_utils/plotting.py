@@ -731,3 +731,52 @@ def plot_items_by_class(by_class, *, h: int | None = None, roles=None):
     axes[0][-1].legend(fontsize=7, frameon=False, loc="upper right")
     fig.tight_layout()
     return fig
+
+
+#: Line styles of the state-probe references (``state_probes.FEATURES`` other than the hidden state).
+STATE_REFERENCE_STYLES = {"token": ("0.55", "--"), "token + neighbours": ("black", "--"),
+                          "window letters": ("black", "-."), "majority": ("0.55", ":")}
+
+
+def plot_state_probes(table, *, initial=None, side: str = "right", roles=None):
+    """Probe accuracy for the letter d nt beyond the token against layer (0 = embedding output): one panel per
+    (model, d), rows = models, columns = distances; the hidden state with its interval (solid), its step-0 twin
+    (dotted, from ``initial``, the same columns) and the layer-free references as horizontal lines
+    (:data:`STATE_REFERENCE_STYLES`).
+
+    table / initial: ``state_probes.probe_states(...).table`` (model, layer, side, d, beyond_k, features,
+    accuracy, ci_low, ci_high)."""
+    part = table[table.side == side]
+    models = list(dict.fromkeys(part.model))
+    ds = sorted(int(d) for d in part.d.unique())
+    fig, axes = _model_panels(len(ds), rows=max(1, len(models)), width=3.0, height=2.3)
+    for r, name in enumerate(models):
+        color, _ = model_style(name, roles, part[part.model == name].scheme.iloc[0])
+        for c, d in enumerate(ds):
+            ax = axes[r][c]
+            here = part[(part.model == name) & (part.d == d)]
+            hidden = here[here.features == "hidden state"].sort_values("layer")
+            ax.fill_between(hidden.layer.astype(int), hidden.ci_low, hidden.ci_high, color=color, alpha=0.2, lw=0)
+            ax.plot(hidden.layer.astype(int), hidden.accuracy, "o-", color=color, ms=3, label="hidden state")
+            if initial is not None and len(initial):
+                init = initial[(initial.model == name) & (initial.side == side) & (initial.d == d)
+                               & (initial.features == "hidden state")].sort_values("layer")
+                if len(init):
+                    ax.plot(init.layer.astype(int), init.accuracy, ":", color=color, lw=1.2, label="step 0")
+            for feature, (fc, ls) in STATE_REFERENCE_STYLES.items():
+                ref = here[here.features == feature]
+                if len(ref):
+                    ax.axhline(float(ref.accuracy.iloc[0]), color=fc, ls=ls, lw=1, label=feature)
+            beyond = bool(hidden.beyond_k.iloc[0]) if len(hidden) and hidden.beyond_k.notna().all() else None
+            ax.set_title(f"{name}, d = {d}" + (" (beyond k)" if beyond else ""), fontsize=8)
+            ax.set_xticks(sorted(hidden.layer.astype(int).unique()))
+            if c == 0:
+                ax.set_ylabel("accuracy")
+            if r == len(models) - 1:
+                ax.set_xlabel("layer (0 = embeddings)")
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, fontsize=7, frameon=False, loc="upper center", ncol=len(labels),
+                   bbox_to_anchor=(0.5, 1.0))
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    return fig

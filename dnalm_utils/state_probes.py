@@ -56,7 +56,7 @@ Step 0: run :func:`probe_states` once on the trained models and once on their st
 merge with :func:`versus_initial` (trained, initial, trained minus initial, paired by item).
 
 Public API: :func:`split_windows`, :func:`split_by_block_ids`, :func:`probe_states`, :func:`probe_model`,
-:func:`versus_initial`, :func:`finding`, :func:`findings`; containers :class:`BlockSplit`, :class:`StateProbes`.
+:func:`versus_initial`, :func:`finding`, :func:`findings`, :func:`step0_sentence`; containers :class:`BlockSplit`, :class:`StateProbes`.
 """
 
 from __future__ import annotations
@@ -721,3 +721,30 @@ def findings(result: StateProbes, *, d: int | None = None, side: str = "right", 
             parts.append(finding(result, model, d=ds[-1] if d is None else d, side=side, margin=margin))
     parts += [f"The probe is not applicable to {r['model']}: {r['reason']}." for r in result.not_applicable]
     return " ".join(parts) if parts else "n/a (no model with hidden states in this run)"
+
+
+def step0_sentence(versus, *, d: int | None = None, side: str = "right") -> str:
+    """One computed sentence from :func:`versus_initial`: per model, at its last probed layer and distance ``d``
+    (None: the largest probed), the trained accuracy, the step-0 accuracy and trained minus step 0 in points
+    with its 95 % interval (paired by item where the items match), e.g. "At d = 7 nt (right side), last layer,
+    trained against step 0: overlap6 31.2 % vs 28.0 % (+3.2 points [+1.1, +5.3]); ..."."""
+    import pandas as pd
+
+    need = {"model", "layer", "side", "d", "trained", "initial", "difference", "ci_low", "ci_high"}
+    if not isinstance(versus, pd.DataFrame) or not need <= set(versus.columns):
+        raise ParameterError("versus must be the DataFrame of state_probes.versus_initial(...).")
+    (side,) = _check_sides([side])
+    part = versus[versus.side == side]
+    if part.empty:
+        return "No model of this run has step-0 weights to set the probes beside."
+    ds = sorted(int(x) for x in part.d.unique())
+    d = ds[-1] if d is None else check_int_range("d", d, 1)
+    if d not in ds:
+        raise ParameterError(f"d={d} was not probed on side {side!r}; probed: {ds}.")
+    part = part[part.d == d]
+    bits = []
+    for model, rows in part.groupby("model", sort=False):
+        r = rows.loc[rows.layer.astype(int).idxmax()]
+        bits.append(f"{model} {_pct(r.trained)} vs {_pct(r.initial)} ({_pts(r.difference)} points "
+                    f"[{_pts(r.ci_low)}, {_pts(r.ci_high)}])")
+    return f"At d = {d} nt beyond the token ({side} side), last layer, trained against step 0: " + "; ".join(bits) + "."

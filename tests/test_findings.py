@@ -61,7 +61,6 @@ def test_embedding_sentences_and_the_majority_cut_off():
     assert out["letters_kept"] == "**a**"  # 10 points above baseline: a only
     assert out["mostly_token"] == "**a** and **b**"
     assert out["token_verdict"].startswith("the token explains more than half of the last layer's variance in **a** and **b**")
-    assert out["closing_verdict"].startswith("Together with chapter 3")  # every non-control overlapping model
     assert out["position_text"] == "**a** best letter 1 (90.0 %), worst letter 2 (70.0 %)"
     assert out["control_static"] == "**b** (overlapping 6-mers, DNABERT's random embedding init) 50.0 %"
 

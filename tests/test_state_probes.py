@@ -273,3 +273,32 @@ def test_bad_parameters_raise(planted):
         S.split_by_block_ids([1, 2, 3], test_fraction=1.0)
     with pytest.raises(ParameterError, match="genome.Window"):
         S.split_windows(["ACGT"], 10)
+
+
+def test_step0_sentence_reads_the_last_layer_of_versus_initial(planted):
+    windows = _iid(30, 40, seed=5)
+    split = _split(30, seed=1)
+    a = S.probe_states({"p": planted}, windows, split, distances=[2, 3], sides="right", n_train=200, n_test=150,
+                       layers=[0, 1], amp=False)
+    versus = S.versus_initial(a, a)
+    text = S.step0_sentence(versus)
+    last = versus[(versus.d == 3) & (versus.layer == 1)].iloc[0]
+    assert text.startswith("At d = 3 nt beyond the token (right side)")
+    assert f"p {100 * last.trained:.1f} % vs {100 * last.initial:.1f} % (+0.0 points" in text
+    assert "At d = 2" in S.step0_sentence(versus, d=2)
+    with pytest.raises(ParameterError, match="d=4"):
+        S.step0_sentence(versus, d=4)
+    with pytest.raises(ParameterError, match="versus_initial"):
+        S.step0_sentence(a.table)
+    assert "no model" in S.step0_sentence(versus.iloc[:0]).lower()
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from dnalm_utils import plotting
+
+    fig = plotting.plot_state_probes(a.table, initial=a.table)
+    assert len(fig.axes) == 2 and [ax.get_title() for ax in fig.axes] == ["p, d = 2", "p, d = 3 (beyond k)"]  # K = 3
+    # hidden state + step 0 + four references per panel
+    assert all(len(ax.lines) == 6 for ax in fig.axes)
+    matplotlib.pyplot.close("all")
