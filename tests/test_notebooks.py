@@ -154,6 +154,13 @@ def test_embeddings_chapter_outputs(smoke_book):
     coords = pd.read_csv(out / "map_coordinates.csv")
     assert set(coords.model) == {"overlap4", "overlap5", "overlap6", "overlap6_dnabert", "nonoverlap6", "bpe"}
     _figure_ok(out / "umap_static.png")
+    state = pd.read_csv(out / "state_probes.csv")
+    assert set(state.model) == set(metrics.model) and set(state.d) == {3, 7}
+    hidden = state[state.features == "hidden state"]
+    assert set(hidden[hidden.model == "overlap6"].layer) == {0, 1} and hidden.accuracy.between(0, 1).all()
+    versus = pd.read_csv(out / "state_probes_vs_step0.csv")  # every zoo model has step-0 weights
+    assert set(versus.model) == set(metrics.model) and versus.paired.all()
+    _figure_ok(out / "state_probes.png")
 
 
 @pytest.mark.slow
