@@ -24,6 +24,8 @@ from .errors import ParameterError, check_int_range
 from .finetune_runs import run_grid
 from .finetuning import INITS
 from .kmer_baseline import kmer_logistic_regression
+from .onehot_cnn import DEFAULT_LRS as DEFAULT_CNN_LRS
+from .onehot_cnn import cnn_grid
 
 
 @dataclass
@@ -197,11 +199,13 @@ def exon_intron_task(*, window_nt: int = 100, stride: int | None = None, block_n
 def run_task(task: ClassificationTask, sources: Mapping[str, str], *, seeds: Sequence[int], settings=None,
              inits: Sequence[str] = INITS, models_dir=None, device: str = "auto", progress: bool = True,
              kmer: int = 4, keep_models_dir=None, cache_dir=None, load_options: Mapping | None = None,
-             with_items: bool = False):
-    """Fine-tune every model on a binary :class:`ClassificationTask` and add the k-mer logistic regression
-    baseline (init "baseline"). Returns one row per run: task, model, init, seed, mcc, accuracy, auroc, ...;
-    ``with_items=True`` returns ``(runs, items)``, items being the per-item test scores (task, model, init, seed, item, accuracy 0/1, bits) of the fine-tuned
-    runs and the k-mer baseline."""
+             with_items: bool = False, cnn_lrs: Sequence[float] | None = DEFAULT_CNN_LRS):
+    """Fine-tune every model on a binary :class:`ClassificationTask` and add the baselines (init "baseline"): the
+    k-mer logistic regression, the majority class and a one-hot CNN trained from scratch on the same splits, one
+    per seed, with the fine-tuning settings and its learning rate picked on validation among ``cnn_lrs``
+    (``onehot_cnn.cnn_grid``; ``cnn_lrs=None``: no CNN). Returns one row per run: task, model, init, seed, mcc,
+    accuracy, auroc, ...; ``with_items=True`` returns ``(runs, items)``, items being the per-item test scores
+    (task, model, init, seed, item, accuracy 0/1, bits) of the fine-tuned runs and the baselines."""
     import pandas as pd
 
     train, valid, test = task.splits["train"], task.splits["valid"], task.splits["test"]
@@ -218,6 +222,11 @@ def run_task(task: ClassificationTask, sources: Mapping[str, str], *, seeds: Seq
         correct, bits = item_scores(probs, test[1])
         items.append(pd.DataFrame({"model": name, "init": "baseline", "seed": 0, "item": np.arange(len(bits)),
                                    "accuracy": correct, "bits": bits}))
+    if cnn_lrs is not None:
+        cnn_runs, cnn_items = cnn_grid(train, valid, test, num_classes=len(task.classes), seeds=seeds,
+                                       settings=settings, lrs=cnn_lrs, score=binary_metrics, device=device)
+        rows += cnn_runs.assign(init="baseline").to_dict("records")
+        items.append(cnn_items.assign(init="baseline"))
     majority = int(np.bincount(train[1]).argmax())
     p_majority = np.full(len(test[1]), 0.5 + (0.01 if majority else -0.01))
     rows.append({"model": "majority class", "init": "baseline", "seed": 0, **binary_metrics(p_majority, test[1])})

@@ -302,6 +302,13 @@ def biology(*, summary, runs, verdict_table, built: Mapping, kmer_reference: str
                 verdict_table, V.CLAIM_BASELINE.format(metric=metric, reference=kmer_reference, task=name),
                 better="better than the k-mer baseline", worse="worse", equivalent="equivalent within the margin",
                 none="not tested")
+        cnn = s[s.model == V.ONEHOT_CNN]
+        out[f"{key}_cnn_mcc"] = num(cnn.mcc_mean.iloc[0]) if len(cnn) else "n/a"
+        out[f"{key}_cnn_auroc"] = num(cnn.auroc_mean.iloc[0]) if len(cnn) else "n/a"
+        out[f"{key}_vs_cnn"] = V.outcome_sentence(
+            verdict_table, V.CLAIM_BASELINE.format(metric="accuracy", reference=V.ONEHOT_CNN, task=name),
+            better="better than the one-hot CNN", worse="worse", equivalent="equivalent within the margin",
+            none="not tested (no one-hot CNN in this run)")
         claim = V.CLAIM_BASELINE.format(metric="accuracy", reference=V.MAJORITY, task=name)
         best_claims[key] = V.names_by_outcome(verdict_table, claim)["better"]
         out[f"{key}_vs_majority"] = V.outcome_sentence(verdict_table, claim, better="above the majority class",

@@ -573,6 +573,10 @@ def plot_conclusions(table, roles=None):
     return fig
 
 
+#: Line styles of chapter 6's baselines by name; any other baseline (the k-mer regression) is black dashed.
+BASELINE_STYLES = {"majority class": ("grey", ":"), "one-hot CNN": ("#1e8449", "-.")}
+
+
 def plot_task_scores(summary, *, metrics: Sequence[str] = ("mcc", "auroc"), roles=None):
     """One column per task, one row per metric: the test score of every model, pre-trained (filled bars) next
     to random initialisation (hatched), error bars one standard deviation over seeds; baselines as
@@ -595,9 +599,8 @@ def plot_task_scores(summary, *, metrics: Sequence[str] = ("mcc", "auroc"), role
                     ax.bar(i + (j - 0.5) * 0.38, r[f"{metric}_mean"].iloc[0], width=0.36,
                            yerr=r[f"{metric}_std"].fillna(0).iloc[0], color=color if init == "pretrained" else "white",
                            edgecolor=color, hatch=hatch, capsize=2, label=init if i == 0 else None)
-            styles = iter([("black", "--"), ("grey", ":"), ("grey", "-.")])
             for _, r in sub[sub.init == "baseline"].iterrows():
-                color, ls = next(styles, ("grey", ":"))
+                color, ls = BASELINE_STYLES.get(r.model, ("black", "--"))
                 ax.axhline(r[f"{metric}_mean"], color=color, ls=ls, lw=1.2, label=r.model)
             ax.set_xticks(range(len(models)), models if row == len(metrics) - 1 else [], rotation=30, ha="right", fontsize=8)
             if row == 0:

@@ -393,6 +393,8 @@ def fine_tuning_claims(items, reference: str, *, tasks: Mapping[str, object], ta
 
 
 MAJORITY = "majority class"
+#: The one-hot CNN trained from scratch (``onehot_cnn.MODEL_NAME``), a baseline of chapter 6 when run.
+ONEHOT_CNN = "one-hot CNN"
 
 
 def biology_claims(items, runs, *, tasks: Sequence[str], kmer_reference: str, margin_accuracy: float | None,
@@ -400,10 +402,15 @@ def biology_claims(items, runs, *, tasks: Sequence[str], kmer_reference: str, ma
     """Chapter 6, per task: every pre-trained model against the k-mer baseline and its random-initialised twin on
     per-item accuracy and bits (:func:`fine_tuning_claims`), against the majority class on accuracy (does it
     separate the classes at all), and pre-trained against random-initialised on MCC and AUROC over seeds
-    (:func:`pretraining_claims`). ``items``/``runs``: biotasks.run_task outputs (column ``task``)."""
+    (:func:`pretraining_claims`), and against the one-hot CNN trained from scratch (:data:`ONEHOT_CNN`, per-item
+    accuracy and bits, each over its seeds) where ``items`` hold it. ``items``/``runs``: biotasks.run_task outputs
+    (column ``task``)."""
     claims = fine_tuning_claims(items, kmer_reference, tasks={t: t for t in tasks}, task_col="task",
                                 margin_accuracy=margin_accuracy, margin_bits=margin_bits)
     for task in tasks:
+        for metric, hib, margin in (("accuracy", True, margin_accuracy), ("bits", False, margin_bits)):
+            claims += item_reference_claims(items[items.task == task], ONEHOT_CNN, task=task, metric=metric,
+                                            higher_is_better=hib, margin=margin)
         claims += item_reference_claims(items[items.task == task], MAJORITY, task=task, metric="accuracy",
                                         higher_is_better=True, margin=None)
         for metric in ("mcc", "auroc"):

@@ -169,6 +169,22 @@ def test_biology_claims_cover_baselines_twin_and_seed_scores_per_task():
     good = table[table.subject == "good"].set_index("claim").outcome
     assert good["accuracy against majority class (t)"] == "better"
     assert good["mcc pre-trained against random-initialised (t)"] == "better"
+    assert not any("one-hot CNN" in c for c in claims)  # no CNN in the items: no claim against it
+    # with the one-hot CNN's seeds in the items (the 4-mer LR's values, 3 seeds): each model is paired with it too
+    cnn = pd.concat([items[items.model == "4-mer LR"].assign(model=V.ONEHOT_CNN, seed=s) for s in range(3)])
+    with_cnn = V.decide("06", V.biology_claims(pd.concat([items, majority, cnn]), runs, tasks=["t"],
+                                               kmer_reference="4-mer LR", margin_accuracy=0.02, margin_bits=None))
+    vs_cnn = with_cnn[with_cnn.claim == "accuracy against one-hot CNN (t)"].set_index("subject")
+    vs_lr = with_cnn[with_cnn.claim == "accuracy against 4-mer LR (t)"].set_index("subject")
+    assert set(vs_cnn.index) == {"good", "flat"} and (vs_cnn.n == 2000).all()
+    # the CNN's seeds hold the LR's values, so the paired comparison is the same one
+    assert np.allclose(vs_cnn.estimate, vs_lr.estimate.loc[vs_cnn.index]) and vs_cnn.estimate["good"] > 0.03
+
+
+def test_onehot_cnn_name_is_the_modules():
+    from dnalm_utils import onehot_cnn
+
+    assert V.ONEHOT_CNN == onehot_cnn.MODEL_NAME
 
 
 def test_twin_claims_pair_each_model_with_its_own_step0_twin():
