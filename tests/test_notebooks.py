@@ -274,6 +274,10 @@ def test_next_kmer_biology_and_conclusions_chapters(smoke_book):
     bio = pd.read_csv(out / "06_biology_finetuning" / "summary.csv")
     pairs = bio[bio.init.isin(["pretrained", "random"])].groupby(["task", "model"]).init.nunique()
     assert len(set(bio.task)) == 2 and (pairs == 2).all() and len(pairs) == 2 * 2  # both inits of both models
+    cnn = runs[runs.model == "one-hot CNN"]  # the from-scratch baseline: one run per task and seed, scored
+    assert len(cnn) == 2 and cnn.auroc.between(0, 1).all() and (cnn.init == "baseline").all()
+    bio_verdicts = pd.read_csv(out / "06_biology_finetuning" / "verdicts.csv")
+    assert (bio_verdicts.reference == "one-hot CNN").sum() == 2 * 2 * 2  # models x tasks x (accuracy, bits)
     headline = pd.read_csv(out / "08_conclusions" / "headline.csv")
     assert {"overlap6", "bpe"} <= set(headline.model)
     assert any(c.startswith("next-1-mer") for c in headline.columns) and any(c.endswith(" MCC") for c in headline.columns)
