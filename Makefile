@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_masking.py
 	$(BIN)/python benchmarks/bench_embeddings.py
 	$(BIN)/python benchmarks/bench_dependency_maps.py
+	$(BIN)/python benchmarks/bench_finetuning.py
 
 env: $(STAMP)
 

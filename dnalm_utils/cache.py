@@ -53,8 +53,8 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
     "pretrained-model": ("pretraining", "corpus", "genome", "tokenization", "codec", "models"),
     # the training loop, how a run is scored and turned into a row, the model interface that builds the
     # classifier (models, adapters, the families) and the tokenizers that feed it
-    "finetune-run": ("finetuning", "finetune_runs", "classification_metrics", "tokenization", "codec", "models",
-                     "adapters", "families"),
+    "finetune-run": ("finetuning", "training_loop", "finetune_runs", "classification_metrics", "tokenization",
+                     "codec", "models", "adapters", "families"),
     # the projection (UMAP / PCA) of given vectors
     "embedding-map": ("embeddings",),
 }

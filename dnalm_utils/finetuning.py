@@ -1,18 +1,18 @@
-"""Fine-tune any DNA language model as a sequence classifier with the Hugging Face Trainer.
+"""Fine-tune any DNA language model as a sequence classifier.
 
 * :func:`classification_model` -- a model with a classification head (``adapter.classifier``), either with its
   **pre-trained** weights or re-initialised from the same config (**random** init, the "what did
   pre-training add" control);
-* :func:`finetune` -- train it with ``transformers.Trainer``: AdamW, linear decay after a warm-up, evaluation
-  on the validation set every ``eval_steps`` steps, early stopping (``EarlyStoppingCallback``) and the best
-  checkpoint by validation loss restored at the end (``load_best_model_at_end``). Seeded (head
-  initialisation, random init, data order). CUDA when present (bf16 where supported), CPU otherwise (bf16
-  autocast, which pays on CPUs with AMX);
+* :func:`finetune` -- train it with the package's training loop (``training_loop``): fused AdamW, linear decay
+  after a warm-up, the validation loss every ``eval_steps`` steps, early stopping (the rule of transformers'
+  ``EarlyStoppingCallback``) and the best weights by validation loss restored at the end. Seeded (head
+  initialisation, random init, data order, dropout). CUDA when present (bf16 where supported), CPU otherwise
+  (bf16 autocast, which pays on CPUs with AMX). ``benchmarks/bench_finetuning.py`` measures it against a plain
+  ``transformers.Trainer``;
 * :func:`predict_proba` -- class probabilities of a fine-tuned model;
 * :class:`SequenceDataset` / :class:`PadCollator` -- each sequence tokenized and framed alone, padded per batch.
 
-Fine-tuned weights live in a temporary folder during training and are deleted afterwards unless ``keep_dir``
-is given. Grids of runs and their cache: ``finetune_runs``; scores: ``classification_metrics``; the k-mer
+Fine-tuned weights live in memory and are saved only when ``keep_dir`` is given. Grids of runs and their cache: ``finetune_runs``; scores: ``classification_metrics``; the k-mer
 baseline: ``kmer_baseline``; biology tasks: ``biotasks``; result tables: ``result_tables``.
 """
 
@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import shutil
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -30,6 +27,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import ParameterError, check_int_range
+from .training_loop import train_loop
 
 INITS = ("pretrained", "random")
 
@@ -67,7 +65,7 @@ class FinetuneSettings:
 
 
 def _device_flags(device, precision: str) -> dict:
-    """use_cpu / bf16 for TrainingArguments on ``device`` (a torch.device)."""
+    """use_cpu / bf16 (the TrainingArguments names) on ``device`` (a torch.device) for ``precision``."""
     import torch
 
     cuda = device.type == "cuda"
@@ -193,18 +191,38 @@ class FinetuneResult:
     saved_to: Path | None = None
 
 
+def _as_tensors(ds: SequenceDataset, device):
+    """(input_ids (n, T) long, attention (n, T) long, labels (n,) long) of a whole dataset on ``device``, padded
+    once to its longest framed sequence (``tokenizer.pad``); a batch is cut back to its own longest row."""
+    import torch
+
+    ids, att = ds.tokenizer.pad([ds[i]["input_ids"] for i in range(len(ds))])
+    return (torch.from_numpy(ids).to(device), torch.from_numpy(att).to(device),
+            torch.from_numpy(ds.labels).to(device))
+
+
+def _logits(model, ids, att):
+    """Logits (batch, num_labels) of a classification model on rows trimmed to their longest real token."""
+    width = int(att.sum(dim=1).max())
+    return model(input_ids=ids[:, :width], attention_mask=att[:, :width]).logits
+
+
 def finetune(source, train, valid, *, num_labels: int, init: str = "pretrained", seed: int = 0,
              settings: FinetuneSettings | None = None, models_dir=None, device: str = "auto", work_dir=None,
              keep_dir=None, load_options: Mapping | None = None) -> FinetuneResult:
     """Fine-tune ``source`` (zoo name, local folder or hub id) on ``train`` = (seqs, labels) with early stopping
     on ``valid`` = (seqs, labels); either may also be a :class:`SequenceDataset` built with the model's
-    tokenizer. Trainer checkpoints go to a temporary folder under ``work_dir`` that is removed afterwards;
-    ``keep_dir`` saves the best model there (models.save_model). Returns a :class:`FinetuneResult`.
+    tokenizer. Returns a :class:`FinetuneResult`.
+
+    The loop is the package's one training loop (``training_loop.train_loop``): AdamW (fused), linear warm-up
+    and decay, the validation loss (mean cross-entropy, nats) every ``eval_steps`` steps and after the last,
+    early stopping after ``patience`` evaluations without a lower loss, the best step's weights kept in memory
+    and restored (no checkpoint is written; ``work_dir`` is accepted and unused). Every sequence is tokenized
+    once and the whole split sits on the device as one padded tensor; a batch is an index into it. bf16
+    autocast where ``settings.precision`` is "auto" and the device supports it (CPU, bf16 CUDA GPUs); weights
+    and optimiser float32. ``keep_dir`` saves the best model there (models.save_model).
     """
-    import pandas as pd
     import torch
-    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     s = settings or FinetuneSettings()
     lm = classification_model(source, num_labels, init=init, seed=seed, models_dir=models_dir, device=device,
@@ -215,61 +233,39 @@ def finetune(source, train, valid, *, num_labels: int, init: str = "pretrained",
     for name, ds in (("training", train_ds), ("validation", valid_ds)):
         if ds.labels.min() < 0 or ds.labels.max() >= num_labels:
             raise ParameterError(f"{name} labels must lie in 0..{num_labels - 1}; got {ds.labels.min()}..{ds.labels.max()}.")
-    tmp = Path(tempfile.mkdtemp(prefix="finetune-", dir=work_dir))
-    try:
-        with _quiet_transformers():
-            args = TrainingArguments(
-                output_dir=str(tmp), max_steps=s.max_steps, per_device_train_batch_size=s.batch_size,
-                per_device_eval_batch_size=s.eval_batch_size, learning_rate=s.learning_rate,
-                warmup_steps=int(round(s.warmup_ratio * s.max_steps)), weight_decay=s.weight_decay,
-                lr_scheduler_type="linear", eval_strategy="steps", eval_steps=s.eval_steps, save_strategy="steps",
-                save_steps=s.eval_steps, save_total_limit=1, save_only_model=True, load_best_model_at_end=True,
-                metric_for_best_model="eval_loss", greater_is_better=False, logging_strategy="steps",
-                logging_steps=s.eval_steps, seed=seed, data_seed=seed, report_to=[], disable_tqdm=True,
-                dataloader_num_workers=0, dataloader_pin_memory=False, remove_unused_columns=False,
-                optim="adamw_torch_fused" if lm.device.type in ("cpu", "cuda") else "adamw_torch",
-                **_device_flags(lm.device, s.precision),
-            )
-            trainer = Trainer(model=lm.model, args=args, train_dataset=train_ds, eval_dataset=valid_ds,
-                              data_collator=PadCollator(lm.tokenizer),
-                              callbacks=[EarlyStoppingCallback(early_stopping_patience=s.patience)])
-            for cb in (PrinterCallback, ProgressCallback):
-                trainer.remove_callback(cb)
-            t0 = time.time()
-            trainer.train()
-            wall = time.time() - t0
-        state = trainer.state
-        logs = pd.DataFrame(state.log_history)
-        hist = logs[["step", "eval_loss"]].dropna() if "eval_loss" in logs else pd.DataFrame(columns=["step", "eval_loss"])
-        if "loss" in logs:
-            hist = hist.merge(logs[["step", "loss"]].dropna().rename(columns={"loss": "train_loss"}), on="step", how="outer")
-        best_step = getattr(state, "best_global_step", None)
-        if best_step is None and state.best_model_checkpoint:
-            best_step = int(Path(state.best_model_checkpoint).name.split("-")[-1])
-        model = trainer.model
-        if state.best_model_checkpoint and Path(state.best_model_checkpoint).is_dir():
-            # Reload the best checkpoint strictly: the Trainer's own restore (load_state_dict) can miss renamed
-            # keys silently; load_strict refuses any tensor that does not fit.
-            from .adapters import load_strict
+    model = lm.model
+    Xtr, Atr, ytr = _as_tensors(train_ds, lm.device)
+    Xva, Ava, yva = _as_tensors(valid_ds, lm.device)
+    cross_entropy = torch.nn.functional.cross_entropy
 
-            load_strict(model, Path(state.best_model_checkpoint))
-        model.eval()
-        lm.model = model
-        saved = None
-        if keep_dir is not None:
-            from .models import save_model
+    def train_loss(idx):
+        idx = torch.from_numpy(idx).to(lm.device)
+        return cross_entropy(_logits(model, Xtr[idx], Atr[idx]).float(), ytr[idx])
 
-            saved = save_model(model, lm.tokenizer, keep_dir, extra={"finetune.json": {
-                "source": str(source), "init": init, "seed": seed, "settings": s.to_dict(), "best_step": best_step}})
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    def valid_loss():
+        total = 0.0
+        for lo in range(0, len(yva), s.eval_batch_size):
+            hi = lo + s.eval_batch_size
+            total += float(cross_entropy(_logits(model, Xva[lo:hi], Ava[lo:hi]).float(), yva[lo:hi], reduction="sum"))
+        return total / len(yva)
+
+    amp = bool(_device_flags(lm.device, s.precision)["bf16"])
+    with _quiet_transformers():
+        run = train_loop(model, n_train=len(ytr), train_loss=train_loss, valid_loss=valid_loss, max_steps=s.max_steps,
+                         batch_size=s.batch_size, eval_steps=s.eval_steps, patience=s.patience, lr=s.learning_rate,
+                         weight_decay=s.weight_decay, warmup_ratio=s.warmup_ratio, seed=seed, device=lm.device,
+                         amp=amp)
+    saved = None
+    if keep_dir is not None:
+        from .models import save_model
+
+        saved = save_model(model, lm.tokenizer, keep_dir, extra={"finetune.json": {
+            "source": str(source), "init": init, "seed": seed, "settings": s.to_dict(), "best_step": run.best_step}})
     if lm.device.type == "cuda":
         torch.cuda.empty_cache()
-    return FinetuneResult(lm=lm, init=init, seed=seed, history=hist.sort_values("step").reset_index(drop=True),
-                          best_step=None if best_step is None else int(best_step),
-                          best_eval_loss=None if state.best_metric is None else float(state.best_metric),
-                          steps=int(state.global_step), stopped_early=int(state.global_step) < s.max_steps,
-                          train_s=wall, saved_to=saved)
+    return FinetuneResult(lm=lm, init=init, seed=seed, history=run.history, best_step=run.best_step,
+                          best_eval_loss=run.best_eval_loss, steps=run.steps, stopped_early=run.stopped_early,
+                          train_s=run.train_s, saved_to=saved)
 
 
 def predict_proba(lm, data, *, batch_size: int = 256, amp: bool = False) -> np.ndarray:

@@ -9,7 +9,7 @@ the same tables as ``finetune_runs.run_grid`` and pair it item by item.
   IUPAC ambiguity letters are all-zero columns;
 * :class:`OneHotCNN` -- dilated Conv1d blocks (BatchNorm, ReLU, residual after the first), global max and mean
   pooling, a linear head; seeded initialisation;
-* :class:`EarlyStopping` -- a small, loop-independent early-stopping rule on a validation loss;
+* :class:`EarlyStopping` -- the early-stopping rule (re-exported from ``training_loop``);
 * :func:`train_cnn` -- AdamW, warm-up then linear decay (as ``finetuning.finetune``), validation every
   ``eval_steps`` steps, early stopping, the best checkpoint restored; :func:`tune_cnn` picks the learning rate
   by best validation loss;
@@ -22,9 +22,7 @@ length, the pooling is global) and (n,) integer labels in 0..num_classes-1.
 
 from __future__ import annotations
 
-import copy
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -36,6 +34,7 @@ from .classification_metrics import item_scores, multiclass_metrics
 from .codec import INVALID, encode
 from .errors import ParameterError, check_int_range
 from .finetuning import FinetuneSettings
+from .training_loop import EarlyStopping, train_loop
 
 MODEL_NAME = "one-hot CNN"
 INIT = "random"
@@ -173,47 +172,6 @@ class OneHotCNN(nn.Module):
 # --------------------------------------------------------------------------------------------------
 # Early stopping
 # --------------------------------------------------------------------------------------------------
-class EarlyStopping:
-    """Early stopping on a validation loss (lower is better), independent of any training loop.
-
-    Call :meth:`update` after each evaluation. An evaluation improves when its loss is strictly lower than
-    ``best_loss - min_delta`` (the first finite loss always improves; NaN never does); it then becomes the
-    best (``best_step``, ``best_loss``) and the count of non-improving evaluations resets to 0. ``update``
-    returns True (stop) at the FIRST evaluation that makes ``patience`` consecutive non-improving evaluations,
-    the rule of transformers' ``EarlyStoppingCallback``; after that ``stopped`` is True and further updates
-    keep returning True without changing the best.
-    """
-
-    def __init__(self, patience: int, min_delta: float = 0.0):
-        self.patience = check_int_range("patience", patience, 1, hint="Evaluations without improvement before stopping.")
-        if not (isinstance(min_delta, (int, float)) and math.isfinite(min_delta) and min_delta >= 0):
-            raise ParameterError(f"min_delta={min_delta!r} must be a finite number >= 0.")
-        self.min_delta = float(min_delta)
-        self.best_step: int | None = None
-        self.best_loss: float = math.inf
-        self.bad_evals = 0
-        self.stopped = False
-        self.stop_step: int | None = None
-
-    def update(self, step: int, valid_loss: float) -> bool:
-        """Record the validation loss at ``step``; True when training should stop now."""
-        if self.stopped:
-            return True
-        loss = float(valid_loss)
-        if not math.isnan(loss) and loss < self.best_loss - self.min_delta:
-            self.best_loss, self.best_step, self.bad_evals = loss, int(step), 0
-            return False
-        self.bad_evals += 1
-        if self.bad_evals >= self.patience:
-            self.stopped, self.stop_step = True, int(step)
-        return self.stopped
-
-    @property
-    def improved(self) -> bool:
-        """True when the last update set a new best."""
-        return self.bad_evals == 0 and self.best_step is not None
-
-
 # --------------------------------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------------------------------
@@ -248,17 +206,6 @@ class CNNResult:
         return int(sum(p.numel() for p in self.model.parameters()))
 
 
-def _batches(n: int, batch_size: int, rng):
-    """Endless stream of index batches: a fresh permutation of 0..n-1 per pass, cut into ``batch_size``
-    pieces; a pass's last short piece is topped up from the next permutation (every batch is full)."""
-    buf = np.empty(0, dtype=np.int64)
-    while True:
-        while buf.size < batch_size:
-            buf = np.concatenate([buf, rng.permutation(n)])
-        yield buf[:batch_size]
-        buf = buf[batch_size:]
-
-
 def _mean_loss(model, codes, labels, batch_size: int) -> float:
     """Mean cross-entropy (nats) of ``model`` (eval mode) over (codes, labels) torch tensors on its device."""
 
@@ -270,14 +217,6 @@ def _mean_loss(model, codes, labels, batch_size: int) -> float:
             total += float(torch.nn.functional.cross_entropy(logits.float(), labels[lo:lo + batch_size],
                                                              reduction="sum"))
     return total / len(labels)
-
-
-def _lr_factor(step: int, warmup: int, max_steps: int) -> float:
-    """Multiplier of the peak learning rate at optimisation step ``step`` (0-based): linear warm-up over
-    ``warmup`` steps, then linear decay to 0 at ``max_steps`` (transformers' linear schedule)."""
-    if step < warmup:
-        return (step + 1) / (warmup + 1) if warmup else 1.0
-    return max(0.0, (max_steps - step) / max(1, max_steps - warmup))
 
 
 def train_cnn(train, valid, *, num_classes: int, settings: FinetuneSettings | None = None, seed: int = 0,
@@ -294,8 +233,6 @@ def train_cnn(train, valid, *, num_classes: int, settings: FinetuneSettings | No
     (``seed``) and data order (``numpy.default_rng(seed)``, a fresh permutation per pass). Float32 on the
     device (``models.pick_device``: CUDA when present). Returns a :class:`CNNResult`.
     """
-    import pandas as pd
-
     from .models import pick_device
 
     num_classes = check_int_range("num_classes", num_classes, 2)
@@ -312,50 +249,27 @@ def train_cnn(train, valid, *, num_classes: int, settings: FinetuneSettings | No
     arch = dict(channels=channels, kernel_size=kernel_size, layers=layers, dilation_growth=dilation_growth,
                 batch_norm=batch_norm)
     model = OneHotCNN(num_classes, seed=seed, **arch).to(dev)
-    stopper = EarlyStopping(s.patience, min_delta)
     Xtr = torch.from_numpy(tr_codes).to(dev)
     ytr = torch.from_numpy(tr_labels).to(dev)
     Xva = torch.from_numpy(va_codes).to(dev)
     yva = torch.from_numpy(va_labels).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=float(lr), weight_decay=s.weight_decay)
-    warmup = int(round(s.warmup_ratio * s.max_steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda st: _lr_factor(st, warmup, s.max_steps))
-    order = _batches(len(ytr), s.batch_size, np.random.default_rng(seed))
-    best_state = copy.deepcopy(model.state_dict())
-    rows, running, n_run, step = [], 0.0, 0, 0
-    t0 = time.time()
-    while step < s.max_steps:
-        model.train()
-        idx = torch.from_numpy(next(order)).to(dev)
-        logits = model(codes_to_one_hot(Xtr[idx]))
-        loss = torch.nn.functional.cross_entropy(logits, ytr[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        step += 1
-        running += float(loss.detach())
-        n_run += 1
-        if step % s.eval_steps == 0 or step == s.max_steps:
-            eval_loss = _mean_loss(model, Xva, yva, s.eval_batch_size)
-            rows.append({"step": step, "train_loss": running / n_run, "eval_loss": eval_loss})
-            running, n_run = 0.0, 0
-            stop = stopper.update(step, eval_loss)
-            if stopper.improved:
-                best_state = copy.deepcopy(model.state_dict())
-            if stop:
-                break
-    wall = time.time() - t0
-    model.load_state_dict(best_state)
-    model.eval()
-    if stopper.best_step is None:  # every validation loss was NaN: keep the last weights, say so
-        best_step, best_loss = step, float("nan")
+
+    def train_loss(idx):
+        idx = torch.from_numpy(idx).to(dev)
+        return torch.nn.functional.cross_entropy(model(codes_to_one_hot(Xtr[idx])), ytr[idx])
+
+    run = train_loop(model, n_train=len(ytr), train_loss=train_loss,
+                     valid_loss=lambda: _mean_loss(model, Xva, yva, s.eval_batch_size), max_steps=s.max_steps,
+                     batch_size=s.batch_size, eval_steps=s.eval_steps, patience=s.patience, lr=float(lr),
+                     weight_decay=s.weight_decay, warmup_ratio=s.warmup_ratio, seed=seed, device=dev,
+                     min_delta=min_delta)
+    if run.best_step is None:  # every validation loss was NaN: the last weights are kept, say so
+        best_step, best_loss = run.steps, float("nan")
     else:
-        best_step, best_loss = stopper.best_step, stopper.best_loss
-    return CNNResult(model=model, num_classes=num_classes, seed=seed, lr=float(lr),
-                     history=pd.DataFrame(rows, columns=["step", "train_loss", "eval_loss"]),
-                     best_step=int(best_step), best_eval_loss=float(best_loss), steps=step,
-                     stopped_early=step < s.max_steps, train_s=wall, n_train=len(ytr), n_valid=len(yva),
+        best_step, best_loss = run.best_step, run.best_eval_loss
+    return CNNResult(model=model, num_classes=num_classes, seed=seed, lr=float(lr), history=run.history,
+                     best_step=int(best_step), best_eval_loss=float(best_loss), steps=run.steps,
+                     stopped_early=run.stopped_early, train_s=run.train_s, n_train=len(ytr), n_valid=len(yva),
                      settings=s, device=dev, architecture=arch)
 
 

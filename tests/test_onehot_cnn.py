@@ -14,7 +14,6 @@ from dnalm_utils.classification_metrics import binary_metrics
 from dnalm_utils.errors import ParameterError
 from dnalm_utils.finetuning import FinetuneSettings
 from dnalm_utils.onehot_cnn import (
-    EarlyStopping,
     OneHotCNN,
     cnn_grid,
     cnn_run_row,
@@ -97,61 +96,6 @@ def test_run_row_and_items_match_run_grid(motif, motif_run):
     probs = predict_proba_cnn(motif_run, test[0])
     bits = -np.log2(np.clip(probs[np.arange(400), test[1]], 1e-12, 1))
     np.testing.assert_allclose(items.bits, bits)
-
-
-# --------------------------------------------------------------------------------------------------
-# Early stopping
-# --------------------------------------------------------------------------------------------------
-def run_stopper(losses, patience, min_delta=0.0):
-    es = EarlyStopping(patience, min_delta)
-    for i, loss in enumerate(losses):
-        if es.update((i + 1) * 10, loss):
-            return es, (i + 1) * 10
-    return es, None
-
-
-@pytest.mark.parametrize("patience", [1, 2, 3, 5])
-def test_early_stopping_stops_at_first_of_patience_bad_evals(patience):
-    losses = [1.0, 0.8, 0.6] + [0.7] * 10
-    es, stop = run_stopper(losses, patience)
-    assert stop == (3 + patience) * 10  # the patience-th non-improving evaluation after the best (step 30)
-    assert (es.best_step, es.best_loss) == (30, 0.6)
-    assert es.stopped and es.stop_step == stop
-    assert es.update(999, 0.0) and es.best_step == 30  # stays stopped, best unchanged
-
-
-def test_early_stopping_counter_resets_on_improvement():
-    # two bad, one better, two bad: patience 3 never reached consecutively until the end
-    es, stop = run_stopper([1.0, 1.1, 1.2, 0.9, 1.0, 1.0, 1.0], 3)
-    assert stop == 70 and es.best_step == 40
-    es, stop = run_stopper([1.0, 1.1, 1.2, 0.9, 1.0, 1.0], 3)
-    assert stop is None and not es.stopped and es.bad_evals == 2
-
-
-def test_early_stopping_never_stops_while_improving():
-    es, stop = run_stopper(list(np.linspace(5, 0.1, 200)), 1)
-    assert stop is None and es.best_step == 2000 and es.bad_evals == 0
-
-
-def test_early_stopping_ties_and_min_delta():
-    # an equal loss is no improvement
-    es, stop = run_stopper([1.0, 1.0], 1)
-    assert stop == 20 and es.best_step == 10
-    # improvements smaller than (or equal to) min_delta do not count; larger ones do
-    es, stop = run_stopper([1.0, 0.95, 0.9, 0.85], 2, min_delta=0.1)
-    assert stop == 30 and es.best_step == 10
-    es, stop = run_stopper([1.0, 0.85, 0.7, 0.55], 2, min_delta=0.1)
-    assert stop is None and es.best_step == 40
-    # a NaN loss never improves
-    es, stop = run_stopper([float("nan"), 2.0, float("nan")], 2)
-    assert stop is None and es.best_step == 20
-
-
-def test_early_stopping_bad_parameters():
-    with pytest.raises(ParameterError, match="patience"):
-        EarlyStopping(0)
-    with pytest.raises(ParameterError, match="min_delta"):
-        EarlyStopping(2, min_delta=-0.1)
 
 
 def test_training_stops_early_and_restores_best_checkpoint():
