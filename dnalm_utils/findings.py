@@ -195,11 +195,22 @@ def _model_scale(roles) -> str:
     return text + (f", {seen} nucleotides seen in pre-training" if seen != "n/a" else "")
 
 
-def conclusions(*, table, verdict_table, roles, bio_summary=None, planted=None) -> dict[str, str]:
+def conclusions(*, table, verdict_table, roles, bio_summary=None, planted=None, state_paired=None,
+                by_class=None) -> dict[str, str]:
     """Chapter 8's sentences (conclusions), read from the chapters' tables (``table``: conclusions.headline_table), their
-    verdicts (``verdict_table``: verdicts.read_verdicts), the models' roles and chapter 7's planted-accuracy table
-    (``planted``, None when chapter 7 did not run); nothing is re-tested here."""
+    verdicts (``verdict_table``: verdicts.read_verdicts), the models' roles, chapter 7's planted-accuracy table
+    (``planted``), chapter 4's paired state-probe table (``state_paired``) and chapter 3's split by sequence class
+    (``by_class``), each None when its chapter did not run; nothing is re-tested here."""
+    from .sequence_classes import class_split_sentence
+    from .state_probes import paired_sentence
+
     out: dict[str, str] = {}
+    out["oracle_text"] = V.oracle_sentence(verdict_table)
+    out["same_view_text"] = V.same_view_sentence(verdict_table)
+    out["state_text"] = (paired_sentence(state_paired) if state_paired is not None and len(state_paired)
+                         else "chapter 4's state probes were not run in this build")
+    out["class_text"] = (class_split_sentence(by_class) if by_class is not None and len(by_class)
+                         else "chapter 3's split by sequence class was not run in this build")
     out["context_probe_text"] = (copying_or_context(verdict_table, planted) if planted is not None
                                  else "chapter 7 was not run in this build")
     controls = set(recipe_controls(roles)) if roles is not None and len(roles) else set()

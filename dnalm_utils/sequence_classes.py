@@ -536,11 +536,12 @@ __all__ = [
 ]
 
 
-def class_split_sentence(by_class: pd.DataFrame, *, h: int | None = None) -> str:
+def class_split_sentence(by_class: pd.DataFrame, *, h: int | None = None,
+                         other_references: Sequence[str] = ("corpus base frequencies",)) -> str:
     """Sentences on :func:`split_items_by_class` for one block length ``h`` (default: the smallest): per class,
     how many windows, the reference's accuracy with its interval, and the models whose paired difference to the
-    reference has an interval above 0, below 0, or containing 0, the largest margin named. Every number is read
-    from ``by_class``."""
+    reference has an interval above 0, below 0, or containing 0, the largest margin named. Rows of
+    ``other_references`` (baselines that are not models) are left out. Every number is read from ``by_class``."""
     need = {"h", "model", "class", "windows", "accuracy", "accuracy_low", "accuracy_high", "reference",
             "difference", "difference_low", "difference_high"}
     if not isinstance(by_class, pd.DataFrame) or not need <= set(by_class.columns):
@@ -570,7 +571,8 @@ def class_split_sentence(by_class: pd.DataFrame, *, h: int | None = None) -> str
             out.append(f"No hidden block lies in {c} sequence.")
             continue
         r = ref.iloc[0]
-        models = sub[(sub["model"] != reference) & (sub["windows"] > 0) & sub["difference"].notna()]
+        models = sub[(sub["model"] != reference) & ~sub["model"].isin(list(other_references)) & (sub["windows"] > 0)
+                     & sub["difference"].notna()]
         text = (f"In {c} sequence ({n:,} windows) the {reference} is right {pct(r.accuracy)} "
                 f"[{pct(r.accuracy_low)}, {pct(r.accuracy_high)}] of the time")
         if len(models):

@@ -748,3 +748,37 @@ def step0_sentence(versus, *, d: int | None = None, side: str = "right") -> str:
         bits.append(f"{model} {_pct(r.trained)} vs {_pct(r.initial)} ({_pts(r.difference)} points "
                     f"[{_pts(r.ci_low)}, {_pts(r.ci_high)}])")
     return f"At d = {d} nt beyond the token ({side} side), last layer, trained against step 0: " + "; ".join(bits) + "."
+
+
+def paired_sentence(paired, *, reference: str = "token + neighbours", d: int | None = None,
+                    side: str = "right") -> str:
+    """One computed sentence from the paired table alone (``StateProbes.paired`` or its CSV), for pages that read
+    a chapter's output: per model, its last probed layer at distance ``d`` (None: the largest probed) against
+    ``reference``, the difference in points with its 95 % interval, and which models are above it (interval
+    above 0), below it, or neither. E.g. "At d = 7 nt beyond the token (right side), last layer against token
+    + neighbours: overlap6 +0.4 points [-1.2, +2.0], ...; above it: none; below it: bpe." """
+    import pandas as pd
+
+    need = {"model", "layer", "side", "d", "reference", "difference", "ci_low", "ci_high"}
+    if not isinstance(paired, pd.DataFrame) or not need <= set(paired.columns):
+        raise ParameterError("paired must be StateProbes.paired (or state_probes_paired.csv), with columns "
+                             f"{sorted(need)}.")
+    (side,) = _check_sides([side])
+    part = paired[(paired.side == side) & (paired.reference == reference)]
+    if part.empty:
+        return f"no hidden-state probe against {reference} on the {side} side in this run"
+    ds = sorted(int(x) for x in part.d.unique())
+    d = ds[-1] if d is None else check_int_range("d", d, 1)
+    if d not in ds:
+        raise ParameterError(f"d={d} was not probed on side {side!r}; probed: {ds}.")
+    part = part[part.d == d]
+    bits, above, below = [], [], []
+    for model, rows in part.groupby("model", sort=False):
+        r = rows.loc[rows.layer.astype(int).idxmax()]
+        bits.append(f"{model} {_pts(r.difference)} points [{_pts(r.ci_low)}, {_pts(r.ci_high)}]")
+        if r.ci_low > 0:
+            above.append(str(model))
+        elif r.ci_high < 0:
+            below.append(str(model))
+    return (f"at d = {d} nt beyond the token ({side} side), last layer against {reference}: " + "; ".join(bits)
+            + f"; above it: {', '.join(above) or 'none'}; below it: {', '.join(below) or 'none'}")

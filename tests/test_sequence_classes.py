@@ -328,7 +328,8 @@ def test_class_split_sentence_reads_the_table():
         assert f"In {c} sequence ({ref.windows:,} windows)" in text
         assert f"{100 * ref.accuracy:.1f} %" in text
     assert "above it (interval of the paired difference above 0): model A" in text
-    assert "below it: corpus base frequencies" in text
+    assert "below it: no model" in text  # the base-frequency reference is not a model
+    assert "corpus base frequencies" in SC.class_split_sentence(out, other_references=())
     text3 = SC.class_split_sentence(out, h=3)
     assert "No hidden block lies in low complexity sequence." in text3
     with pytest.raises(ParameterError, match="h="):

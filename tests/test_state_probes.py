@@ -302,3 +302,23 @@ def test_step0_sentence_reads_the_last_layer_of_versus_initial(planted):
     # hidden state + step 0 + four references per panel
     assert all(len(ax.lines) == 6 for ax in fig.axes)
     matplotlib.pyplot.close("all")
+
+
+def test_paired_sentence_reads_the_csv_form(planted_result, tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "paired.csv"
+    planted_result.paired.to_csv(path, index=False)
+    paired = pd.read_csv(path)
+    text = S.paired_sentence(paired, d=5)
+    last = paired[(paired.side == "right") & (paired.d == 5) & (paired.reference == "token + neighbours")]
+    last = last[last.layer == last.layer.max()].iloc[0]
+    assert text.startswith("at d = 5 nt beyond the token (right side), last layer against token + neighbours:")
+    assert f"planted {100 * last.difference:+.1f} points" in text
+    # the planted model's last layer (2) holds the letter 2 nt before the token: at d = 5 right it is no better
+    assert "above it: none" in text
+    assert "above it: planted" in S.paired_sentence(paired, d=2, side="left")
+    with pytest.raises(ParameterError, match="d=4"):
+        S.paired_sentence(paired, d=4)
+    with pytest.raises(ParameterError, match="paired"):
+        S.paired_sentence(paired.drop(columns="reference"))
