@@ -398,6 +398,28 @@ def _left_room_before_n(npos: np.ndarray, S: np.ndarray, offsets: np.ndarray, ro
     return np.where(hit, S - lastn - 1, room)
 
 
+def _flank_orders(texts, flat, offsets, lengths, start, end, order: int, what: str):
+    """(S, E, flank order) per window of a flattened batch: S / E the absolute [start, end) of each window's
+    hidden block (``what``) in ``flat``; the order is ``order`` cut to the room on each side of the block before
+    the window's edge or its nearest N. Letters other than ACGTN outside the block are an error."""
+    S, E = offsets + start, offsets + end
+    other = np.flatnonzero(flat > codec.N_CODE)
+    if other.size:
+        w_of = np.searchsorted(offsets, other, side="right") - 1
+        outside = (other < S[w_of]) | (other >= E[w_of])
+        if outside.any():
+            _raise_other(texts, flat, offsets, int(other[np.argmax(outside)]), "windows", f" outside the {what}")
+    left_av, right_av = start.copy(), lengths - end
+    npos = np.flatnonzero(flat == codec.N_CODE)
+    if npos.size:
+        left_av = _left_room_before_n(npos, S, offsets, left_av)
+        ri = np.searchsorted(npos, E, side="left")
+        has = ri < npos.size
+        firstn = np.where(has, npos[np.minimum(ri, npos.size - 1)], -1)
+        right_av = np.where(has & (firstn < offsets + lengths), firstn - E, right_av)
+    return S, E, np.minimum(np.minimum(left_av, right_av), order).astype(np.int64)
+
+
 def two_sided_block_probs(counts: KmerCounts, windows: Sequence[str], blocks: np.ndarray, *, order: int,
                           alpha: float = 0.5, min_count: int = 1, return_order: bool = False):
     """Per-nucleotide probabilities of hidden blocks from both flanks (a context-only "masked" n-gram).
@@ -435,27 +457,7 @@ def two_sided_block_probs(counts: KmerCounts, windows: Sequence[str], blocks: np
             f"{need} nt, but the KmerCounts were built with max_len={counts.max_len}. Build them with "
             f"max_len >= {need} (at most {MAX_KMER}) or lower the order."
         )
-    S = offsets + start  # absolute block start / end in flat
-    E = offsets + end
-    # Characters other than ACGTN outside the blocks.
-    other = np.flatnonzero(flat > codec.N_CODE)
-    if other.size:
-        w_of = np.searchsorted(offsets, other, side="right") - 1
-        outside = (other < S[w_of]) | (other >= E[w_of])
-        if outside.any():
-            _raise_other(texts, flat, offsets, int(other[np.argmax(outside)]), "windows", " outside the hidden block")
-    # N shortens the flanks.
-    left_av = start.copy()
-    right_av = lengths - end
-    npos = np.flatnonzero(flat == codec.N_CODE)
-    if npos.size:
-        left_av = _left_room_before_n(npos, S, offsets, left_av)
-        ri = np.searchsorted(npos, E, side="left")
-        has = ri < npos.size
-        firstn = np.where(has, npos[np.minimum(ri, npos.size - 1)], -1)
-        hit = has & (firstn < offsets + lengths)
-        right_av = np.where(hit, firstn - E, right_av)
-    o_cur = np.minimum(np.minimum(left_av, right_av), order).astype(np.int64)
+    S, E, o_cur = _flank_orders(texts, flat, offsets, lengths, start, end, order, "hidden block")
 
     out = np.empty((int(h.sum()), 4), dtype=np.float64)
     row0 = np.concatenate([[0], np.cumsum(h)[:-1]])
@@ -641,22 +643,7 @@ def gapped_letter_probs(counts: KmerCounts, windows: Sequence[str], gaps, target
         raise ParameterError(f"targets[{i}] = {int(targets[i])} lies outside its gap [{int(start[i])}, {int(end[i])}); "
                              "the predicted letter must be one of the unseen ones.")
     n = len(texts)
-    S, E = offsets + start, offsets + end
-    other = np.flatnonzero(flat > codec.N_CODE)
-    if other.size:
-        w_of = np.searchsorted(offsets, other, side="right") - 1
-        outside = (other < S[w_of]) | (other >= E[w_of])
-        if outside.any():
-            _raise_other(texts, flat, offsets, int(other[np.argmax(outside)]), "windows", " outside the gap")
-    left_av, right_av = start.copy(), lengths - end
-    npos = np.flatnonzero(flat == codec.N_CODE)
-    if npos.size:
-        left_av = _left_room_before_n(npos, S, offsets, left_av)
-        ri = np.searchsorted(npos, E, side="left")
-        has = ri < npos.size
-        firstn = np.where(has, npos[np.minimum(ri, npos.size - 1)], -1)
-        right_av = np.where(has & (firstn < offsets + lengths), firstn - E, right_av)
-    o_cur = np.minimum(np.minimum(left_av, right_av), order).astype(np.int64)
+    S, E, o_cur = _flank_orders(texts, flat, offsets, lengths, start, end, order, "gap")
     out = np.zeros((n, 4), dtype=np.float64)
     codes = counts._codes
     invalid_before = np.concatenate([[0], np.cumsum(codes > 3, dtype=np.int64)])

@@ -226,6 +226,19 @@ def _as_code_map(classes_by_record) -> dict[str, np.ndarray]:
     return out
 
 
+def _window_coordinates(w: int, win) -> tuple[str, int, int, str]:
+    """(name, start, end, strand) of ``windows[w]``, a :class:`genome.Window`-like record; a sequence or a bad
+    strand is refused with the index named."""
+    try:
+        name, start, end, strand = win.name, int(win.start), int(win.end), win.strand
+    except AttributeError:
+        raise ParameterError(f"windows[{w}] is a {type(win).__name__}; pass genome.Window records "
+                             "(data.evaluation_window_records), not sequences.") from None
+    if strand not in ("+", "-"):
+        raise ParameterError(f"windows[{w}].strand={strand!r}: must be '+' or '-'.")
+    return name, start, end, strand
+
+
 def window_position_classes(classes_by_record: Mapping[str, np.ndarray], windows) -> list[np.ndarray]:
     """Per window, the (L,) uint8 class codes of its positions in window order: ``codes[name][start:end]`` on
     strand '+', reversed on strand '-' (window offset o is genome position end - 1 - o).
@@ -235,19 +248,13 @@ def window_position_classes(classes_by_record: Mapping[str, np.ndarray], windows
     codes = _as_code_map(classes_by_record)
     out = []
     for w, win in enumerate(windows):
-        try:
-            name, start, end, strand = win.name, int(win.start), int(win.end), win.strand
-        except AttributeError:
-            raise ParameterError(f"windows[{w}] is a {type(win).__name__}; pass genome.Window records "
-                                 "(data.evaluation_window_records), not sequences.") from None
+        name, start, end, strand = _window_coordinates(w, win)
         if name not in codes:
             raise ParameterError(f"windows[{w}] lies on record {name!r}, which classes_by_record does not hold; "
                                  f"classify the records the windows were drawn from (holds: {sorted(codes)[:5]}).")
         if not 0 <= start < end <= codes[name].size:
             raise ParameterError(f"windows[{w}] = [{start}, {end}) is outside record {name!r} "
                                  f"({codes[name].size:,} nt); windows must come from the classified records.")
-        if strand not in ("+", "-"):
-            raise ParameterError(f"windows[{w}].strand={strand!r}: must be '+' or '-'.")
         c = codes[name][start:end]
         out.append(c[::-1].copy() if strand == "-" else c.copy())
     return out
@@ -306,16 +313,10 @@ def classify_windows(genome, windows, *, pad: int = DEFAULT_PAD, **parameters) -
     pad = check_int_range("pad", pad, 0, hint="Flank in nt classified on each side of a window, e.g. 256.")
     out = []
     for w, win in enumerate(windows):
-        try:
-            name, start, end, strand = win.name, int(win.start), int(win.end), win.strand
-        except AttributeError:
-            raise ParameterError(f"windows[{w}] is a {type(win).__name__}; pass genome.Window records "
-                                 "(data.evaluation_window_records), not sequences.") from None
+        name, start, end, strand = _window_coordinates(w, win)
         if name not in genome:
             raise ParameterError(f"windows[{w}] lies on record {name!r}, which the genome does not hold; pass the "
                                  "genome the windows were drawn from (data.evaluation_genome(fasta, region)).")
-        if strand not in ("+", "-"):
-            raise ParameterError(f"windows[{w}].strand={strand!r}: must be '+' or '-'.")
         lo, hi = max(0, start - pad), min(genome.lengths[name], end + pad)
         codes = classify_sequence(genome.fetch(name, lo, hi), **parameters)[start - lo:end - lo]
         out.append(codes[::-1].copy() if strand == "-" else codes)
