@@ -50,3 +50,30 @@ def test_kmer_counts_equal_a_brute_force_count(k):
 def test_kmer_length_is_checked():
     with pytest.raises(ParameterError, match="kmer"):
         KB.kmer_count_matrix(["ACGT"], 11)
+
+
+def test_tuned_regression_picks_the_kmer_on_validation_never_on_test():
+    # labels depend on whether a 5-mer motif is present: 5-mer counts separate the classes, 1-mer counts cannot
+    def split(n, seed):
+        r = np.random.default_rng(seed)
+        seqs, labels = [], r.integers(0, 2, n)
+        for y in labels:
+            s = list(r.choice(list("ACGT"), 40))
+            if y:
+                p = int(r.integers(0, 35))
+                s[p:p + 5] = "GATTC"
+            seqs.append("".join(s))
+        return seqs, labels
+
+    train, valid, test = split(300, 1), split(200, 2), split(200, 3)
+    probs, choice = KB.tuned_kmer_logistic_regression(train, valid, test[0], num_classes=2, kmers=(1, 5), Cs=(1.0,))
+    assert choice["kmer"] == 5 and len(choice["grid"]) == 2
+    assert choice["valid_bits"] == min(g["valid_bits"] for g in choice["grid"])
+    assert (probs.argmax(1) == test[1]).mean() > 0.8
+    np.testing.assert_allclose(probs.sum(1), 1)
+    # deterministic, and the test sequences play no part in the choice
+    probs2, choice2 = KB.tuned_kmer_logistic_regression(train, valid, test[0][:50], num_classes=2, kmers=(1, 5),
+                                                        Cs=(1.0,))
+    assert choice2 == choice and np.array_equal(probs[:50], probs2)
+    with pytest.raises(ParameterError):
+        KB.tuned_kmer_logistic_regression(train, valid, test[0], num_classes=2, kmers=(), Cs=(1.0,))
