@@ -49,7 +49,8 @@ def multiclass_metrics(probs, truth, *, nt_per_class: int = 1, pred=None, bits: 
     Ties in the ranking go to the lower class index. ``bits`` = mean -log2 p(true class) / ``nt_per_class``:
     bits per predicted nucleotide for the next-k-mer task (nt_per_class = k; 2 = uniform guessing),
     probabilities clipped at 1e-12. ``pred`` overrides the argmax predictions; ``bits=False`` (scores that are
-    not probabilities) reports NaN. Returns {n, accuracy, top5, macro_f1, bits}.
+    not probabilities) reports NaN. Returns {n, accuracy, top5, macro_f1, bits, predicted_classes (how many
+    distinct classes the predictions use: 1 = a constant predictor)}.
     """
     probs, truth = _check_scores(probs, truth)
     n, c = probs.shape
@@ -62,6 +63,7 @@ def multiclass_metrics(probs, truth, *, nt_per_class: int = 1, pred=None, bits: 
         "top5": float(np.mean((ranked == truth[:, None]).any(axis=1))),
         "macro_f1": macro_f1(truth, pred),
         "bits": float("nan"),
+        "predicted_classes": int(np.unique(pred).size),
     }
     if bits:
         pt = np.clip(probs[np.arange(n), truth], 1e-12, 1.0)
@@ -96,7 +98,8 @@ def item_scores(probs, truth, *, nt_per_class: int = 1) -> tuple[np.ndarray, np.
 
 
 def binary_metrics(probs, truth) -> dict:
-    """MCC and accuracy of the argmax (threshold 0.5) and AUROC of p(class 1); ``probs`` (n, 2) or (n,) p(1)."""
+    """MCC and accuracy of the argmax (threshold 0.5), AUROC of p(class 1) and how many distinct classes the
+    predictions use (``predicted_classes``: 1 = a constant predictor); ``probs`` (n, 2) or (n,) p(1)."""
     from sklearn.metrics import matthews_corrcoef, roc_auc_score
 
     probs = np.asarray(probs, dtype=np.float64)
@@ -108,7 +111,7 @@ def binary_metrics(probs, truth) -> dict:
     pred = (probs[:, 1] > probs[:, 0]).astype(np.int64)
     auroc = float(roc_auc_score(truth, probs[:, 1])) if np.unique(truth).size == 2 else float("nan")
     return {"n": int(truth.size), "mcc": float(matthews_corrcoef(truth, pred)), "accuracy": float(np.mean(pred == truth)),
-            "auroc": auroc}
+            "auroc": auroc, "predicted_classes": int(np.unique(pred).size)}
 
 
 __all__ = ["macro_f1", "multiclass_metrics", "uniform_guess_metrics", "binary_metrics"]

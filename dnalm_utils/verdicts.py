@@ -307,13 +307,40 @@ CLAIM_PRETRAINING = "{metric} pre-trained against random-initialised ({task})"
 CLAIM_BASELINE = "{metric} against {reference} ({task})"
 
 
+def failed_controls(runs, *, by: str | None = None) -> set:
+    """The random-initialised controls that failed: (model, value of ``by``) -- or model names when ``by`` is
+    None -- whose every random-initialised run predicts one class only on the test set (``predicted_classes``
+    == 1, a column of ``classification_metrics``' scores). Such a control learned nothing; a pre-trained model
+    compared with it would be compared with a constant, so the pre-training claims leave it out and the pages
+    report it as a failed control. Runs without ``predicted_classes`` (older tables) have no failed control."""
+    if "predicted_classes" not in runs or not len(runs):
+        return set()
+    rnd = runs[runs.init == "random"]
+    keys = ["model"] + ([by] if by else [])
+    constant = rnd.groupby(keys)["predicted_classes"].apply(lambda x: bool((x <= 1).all()))
+    return {k for k, v in constant.items() if v}
+
+
+def failed_control_sentence(failed, *, what: str = "") -> str:
+    """One clause naming the failed controls of :func:`failed_controls` (``what`` names the ``by`` value, e.g.
+    "k = "), or saying there were none."""
+    if not failed:
+        return "every random-initialised control predicts more than one class"
+    names = sorted(f"{k[0]} ({what}{k[1]})" if isinstance(k, tuple) else str(k) for k in failed)
+    return ("the random-initialised control predicts a single class in every seed, so it is reported as failed "
+            "and pre-training is not judged against it, for: " + ", ".join(names))
+
+
 def pretraining_claims(runs, *, task: str, metric: str, margin: float | None, task_col: str | None = None,
-                       higher_is_better: bool = True) -> list[Claim]:
+                       higher_is_better: bool = True, failed=()) -> list[Claim]:
     """Per model: pre-trained against random-initialised weights, paired by seed (t over seeds).
-    ``runs``: model, init ("pretrained"/"random"), seed, ``metric`` (and ``task_col`` == task when given)."""
+    ``runs``: model, init ("pretrained"/"random"), seed, ``metric`` (and ``task_col`` == task when given).
+    Models in ``failed`` (names; see :func:`failed_controls`) are left out: their control learned nothing."""
     sub = runs if task_col is None else runs[runs[task_col] == task]
     out = []
     for name, part in sub.groupby("model", sort=False):
+        if name in set(failed):
+            continue
         pre = part[part.init == "pretrained"].groupby("seed")[metric].mean()
         rnd = part[part.init == "random"].groupby("seed")[metric].mean()
         seeds = pre.index.intersection(rnd.index)
@@ -363,12 +390,13 @@ def item_reference_claims(items, reference: str, *, task: str, metric: str, high
 
 
 def pretraining_item_claims(items, *, task: str, metric: str, higher_is_better: bool,
-                            margin: float | None) -> list[Claim]:
+                            margin: float | None, failed=()) -> list[Claim]:
     """Per model: pre-trained against random-initialised weights on the same test items (per-item ``metric``
-    averaged over seeds). ``items``: model, init, seed, item, ``metric``."""
+    averaged over seeds). ``items``: model, init, seed, item, ``metric``. Models in ``failed`` (names whose
+    control failed, :func:`failed_controls`) are left out."""
     out = []
     for name, part in items[items.init.isin(["pretrained", "random"])].groupby("model", sort=False):
-        if set(part.init) != {"pretrained", "random"}:
+        if set(part.init) != {"pretrained", "random"} or name in set(failed):
             continue
         a, b = paired_values(part, "pretrained", "random", metric, model_col="init")
         cmp = stats.compare_paired(a, b, alpha=CHAPTER_ALPHA, margin=margin, unit="test items")
@@ -378,17 +406,20 @@ def pretraining_item_claims(items, *, task: str, metric: str, higher_is_better: 
 
 
 def fine_tuning_claims(items, reference: str, *, tasks: Mapping[str, object], task_col: str,
-                       margin_accuracy: float | None, margin_bits: float | None) -> list[Claim]:
+                       margin_accuracy: float | None, margin_bits: float | None, failed=()) -> list[Claim]:
     """For every task (``tasks``: label used in the claim -> value of ``task_col``): each pre-trained model against
     ``reference`` and against its random-initialised twin, on per-item accuracy and bits
-    (:func:`item_reference_claims`, :func:`pretraining_item_claims`)."""
+    (:func:`item_reference_claims`, :func:`pretraining_item_claims`). ``failed``: (model, ``task_col`` value)
+    pairs whose control failed (:func:`failed_controls` with ``by=task_col``), left out of the twin claims."""
     claims: list[Claim] = []
     for label, value in tasks.items():
         part = items[items[task_col] == value]
+        gone = {m for m, v in failed if v == value}
         for metric, hib, margin in (("accuracy", True, margin_accuracy), ("bits", False, margin_bits)):
             claims += item_reference_claims(part, reference, task=label, metric=metric, higher_is_better=hib,
                                             margin=margin)
-            claims += pretraining_item_claims(part, task=label, metric=metric, higher_is_better=hib, margin=margin)
+            claims += pretraining_item_claims(part, task=label, metric=metric, higher_is_better=hib, margin=margin,
+                                              failed=gone)
     return claims
 
 
@@ -403,10 +434,12 @@ def biology_claims(items, runs, *, tasks: Sequence[str], kmer_reference: str, ma
     per-item accuracy and bits (:func:`fine_tuning_claims`), against the majority class on accuracy (does it
     separate the classes at all), and pre-trained against random-initialised on MCC and AUROC over seeds
     (:func:`pretraining_claims`), and against the one-hot CNN trained from scratch (:data:`ONEHOT_CNN`, per-item
-    accuracy and bits, each over its seeds) where ``items`` hold it. ``items``/``runs``: biotasks.run_task outputs
-    (column ``task``)."""
+    accuracy and bits, each over its seeds) where ``items`` hold it. A model whose random-initialised control
+    failed on a task (:func:`failed_controls`) is not judged against it there. ``items``/``runs``:
+    biotasks.run_task outputs (column ``task``)."""
+    failed = failed_controls(runs, by="task")
     claims = fine_tuning_claims(items, kmer_reference, tasks={t: t for t in tasks}, task_col="task",
-                                margin_accuracy=margin_accuracy, margin_bits=margin_bits)
+                                margin_accuracy=margin_accuracy, margin_bits=margin_bits, failed=failed)
     for task in tasks:
         for metric, hib, margin in (("accuracy", True, margin_accuracy), ("bits", False, margin_bits)):
             claims += item_reference_claims(items[items.task == task], ONEHOT_CNN, task=task, metric=metric,
@@ -415,7 +448,7 @@ def biology_claims(items, runs, *, tasks: Sequence[str], kmer_reference: str, ma
                                         higher_is_better=True, margin=None)
         for metric in ("mcc", "auroc"):
             claims += pretraining_claims(runs[runs.init.isin(["pretrained", "random"])], task=task, metric=metric,
-                                         margin=None, task_col="task")
+                                         margin=None, task_col="task", failed={m for m, t in failed if t == task})
     return claims
 
 

@@ -294,3 +294,29 @@ def test_same_view_claims_pair_each_model_with_its_own_reference():
     assert acc == {"better": "equivalent", "same": "equivalent", "worse": "worse"}
     assert set(table.reference) == {"n-gram seeing what the model sees"}
     assert V.same_view_claims(models, refs, h=2, margin_accuracy=0.02, margin_bits=0.02) == []
+
+
+def test_failed_controls_are_left_out_of_the_pretraining_claims():
+    items = _run_items(n=500).assign(k=1)
+    items["bits"] = 1 - items.accuracy
+    runs = pd.DataFrame({"model": ["good"] * 6 + ["flat"] * 6, "seed": [0, 1, 2] * 4, "k": 1,
+                         "init": (["pretrained"] * 3 + ["random"] * 3) * 2,
+                         "predicted_classes": [4, 4, 4, 1, 1, 1, 4, 4, 4, 1, 3, 1]})
+    failed = V.failed_controls(runs, by="k")
+    assert failed == {("good", 1)}  # flat's control predicts 3 classes in one seed: it learned something
+    assert V.failed_controls(runs) == {"good"} and V.failed_controls(runs.drop(columns="predicted_classes")) == set()
+    claims = V.fine_tuning_claims(items, "n-gram", tasks={"next 1-mer": 1}, task_col="k", margin_accuracy=0.02,
+                                  margin_bits=None, failed=failed)
+    twin = [c for c in claims if c.reference == "random-initialised twin"]
+    assert {c.subject for c in twin} == {"flat"} and len(twin) == 2  # accuracy and bits, flat only
+    assert {c.subject for c in claims if c.reference == "n-gram"} == {"good", "flat"}  # baselines unaffected
+    text = V.failed_control_sentence(failed, what="k = ")
+    assert text.endswith("for: good (k = 1)") and "every" in V.failed_control_sentence(set())
+
+
+def test_metrics_count_the_predicted_classes():
+    from dnalm_utils.classification_metrics import binary_metrics, multiclass_metrics
+
+    probs = np.array([[0.9, 0.1, 0.0], [0.8, 0.1, 0.1], [0.2, 0.7, 0.1]])
+    assert multiclass_metrics(probs, np.array([0, 1, 1]))["predicted_classes"] == 2
+    assert binary_metrics(np.array([0.2, 0.3, 0.4]), np.array([0, 1, 1]))["predicted_classes"] == 1
