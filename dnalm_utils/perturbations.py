@@ -1,0 +1,379 @@
+"""Perturbations where copying and context predict different things (chapter 3; issue 15, item 4).
+
+The old flank probe (``masking.flank_perturbation``) edits the sequence and re-tokenizes it, so every unmasked
+token that covers the edited nucleotide shows the new letter: any predictor that reads its input, context-using
+or not, then outputs the new letter. Two probes here can tell the explanations apart.
+
+* :func:`single_token_edit` (overlapping k-mer models with a masked head). Per window, m contiguous tokens are
+  masked (m <= k - 2, so that some nucleotide p of the masked span is revealed by unmasked tokens on **both**
+  sides) and the id of exactly **one** unmasked token covering p -- the left neighbour (token s - 1) or the
+  right one (token s + m), a seeded balanced choice -- is replaced by the k-mer whose letter at p differs (a
+  seeded other letter). Nothing is re-tokenized: every other token still shows the genome's letter, so the
+  input holds two answers for p. The prediction at p (the letter distribution of the masked tokens covering
+  it, averaged as in ``masking.nucleotide_block_eval``) follows the edited token, keeps the genome's letter
+  (what the other revealing tokens -- n_left + n_right - 1 of them -- and any context say) or neither.
+  Beside it, computed exactly on the same inputs: a **left-neighbour copier** (reads p from token s - 1: follows
+  the edit exactly when the left neighbour was edited) and a **majority copier** (the commonest letter among all
+  unmasked tokens covering p, ties broken towards the left neighbour: it never follows one edited token when
+  two or more others show the genome's letter).
+* :func:`distal_edits` (every masked model, any tokenization). Per window, nucleotide q is hidden (every token
+  overlapping it masked, ``masking.nucleotide_block_eval``) and one nucleotide at q - d or q + d is substituted,
+  for d from ``distances``; the edited window is re-tokenized (the edit is not in any token covering q when d is
+  beyond the model's token reach). Where no unmasked token shows the edited nucleotide -- it lies only inside
+  masked tokens, possible for non-overlapping k-mers and BPE, whose masked tokens reach further than q -- the edit
+  is hidden by the mask itself; such (window, d) pairs are **skipped** for that model and counted (``skipped``). The shift of q's predicted ACGT
+  distribution is measured as the largest change of a letter's log-odds (bits; the dependency-map measure,
+  ``dependency_maps.log_odds``) and as total variation. The two-sided n-gram's own shift on the same edits is the
+  reference: an n-gram of flank order o cannot move when d > o, so beyond its order its shift is exactly 0 and
+  any shift of a model there is context.
+
+Every random choice comes from ``numpy.random.default_rng(seed)``; all variants of a probe go through the model
+in the same batched calls.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from . import codec
+from .adapters import NotApplicable
+from .errors import ParameterError, check_int_range
+
+LETTERS = "ACGT"
+#: Outcomes of the single-token edit, in order.
+OUTCOMES = ("follows_edit", "keeps_genome", "other")
+SIDES = ("left", "right")
+#: Name of the n-gram reference rows of :func:`distal_edits`.
+NGRAM = "two-sided n-gram"
+
+
+# ------------------------------------------------------------------------------------------------
+# Helpers
+# ------------------------------------------------------------------------------------------------
+def _kmer_letters(tok) -> np.ndarray:
+    """(vocab, k, 4) float64 one-hot ACGT letter of each k-mer token at each offset (zeros for specials)."""
+    k = int(tok.k)
+    table = np.zeros((tok.vocab_size, k, 4))
+    for i, t in enumerate(tok.vocab):
+        if not tok.is_special[i] and len(t) == k:
+            codes = codec.encode(t.upper())
+            ok = codes < 4
+            table[i, np.flatnonzero(ok), codes[ok]] = 1.0
+    return table
+
+
+def _check_windows(windows) -> list[str]:
+    seqs = [getattr(w, "sequence", w) for w in windows]
+    if not seqs or not all(isinstance(s, str) for s in seqs):
+        raise ParameterError("windows must be a non-empty list of DNA strings (or genome.Window records).")
+    for i, s in enumerate(seqs):
+        bad = set(s.upper()) - set(LETTERS)
+        if bad:
+            raise ParameterError(f"windows[{i}] holds {sorted(bad)}; the perturbation probes need ACGT-only windows "
+                                 "(data.evaluation_windows draws them).")
+    return [s.upper() for s in seqs]
+
+
+def _check_batch(batch_size) -> int:
+    return check_int_range("batch_size", batch_size, 1, hint="Masked inputs per forward pass, e.g. 64.")
+
+
+def _share_row(values: np.ndarray) -> dict:
+    """share, ci_low, ci_high (Wilson 95 %) of a boolean array."""
+    from .stats import binomial_interval
+
+    n, k = int(values.size), int(np.sum(values))
+    low, high = binomial_interval(k, n)
+    return {"share": k / n if n else float("nan"), "ci_low": low, "ci_high": high, "windows": n}
+
+
+# ------------------------------------------------------------------------------------------------
+# Single-token edit
+# ------------------------------------------------------------------------------------------------
+def single_token_edit(lm, windows, ms: Sequence[int] | None = None, *, seed: int = 0, batch_size: int = 64,
+                      amp: bool = True):
+    """Edit one of the unmasked tokens that reveal a masked nucleotide, without re-tokenizing (module docstring).
+
+    lm: an overlapping k-mer model with a masked head (else :class:`adapters.NotApplicable`); windows: ACGT
+    strings; ms: span lengths (default 1 .. k - 2; each must leave a nucleotide revealed on both sides, m <=
+    k - 2). Returns ``(table, summary)``. table: one row per (window, m): window, m, start (first masked token),
+    position (p, nt), side ("left" / "right": which neighbour was edited), edited_token (its index), n_left /
+    n_right (unmasked tokens covering p on each side), genome / edit (letters at p), predicted (the model's
+    letter at p on the edited input), predicted_unedited (on the unedited input), p_edit / p_genome (its
+    probabilities of the two letters), outcome (:data:`OUTCOMES`), left_copier / majority_copier (their outcomes).
+    summary: one row per (m, side, predictor) with predictor "model", "left-neighbour copier", "majority copier":
+    share of windows per outcome with Wilson 95 % intervals (columns ``<outcome>``, ``<outcome>_low``,
+    ``<outcome>_high``) and windows."""
+    import pandas as pd
+
+    tok = lm.tokenizer
+    if getattr(tok, "scheme", None) != "overlapping":
+        raise NotApplicable(f"the single-token edit is not applicable to {lm.name}: it needs overlapping k-mers, "
+                            f"where several unmasked tokens reveal one masked nucleotide ({tok.description} do not)")
+    lm.require("masked_logprobs", "the single-token edit")
+    k = int(tok.k)
+    if k < 3:
+        raise NotApplicable(f"the single-token edit is not applicable to {lm.name}: with k = {k} no masked "
+                            "nucleotide is revealed on both sides")
+    seqs = _check_windows(windows)
+    ms = list(range(1, k - 1)) if ms is None else [int(m) for m in ([ms] if np.isscalar(ms) else ms)]
+    if not ms or min(ms) < 1 or max(ms) > k - 2:
+        raise ParameterError(f"ms={ms}: each m must lie in 1..k-2 = 1..{k - 2}, so that a masked nucleotide is "
+                             "revealed by an unmasked token on each side.")
+    batch_size, seed = _check_batch(batch_size), check_int_range("seed", seed, 0)
+    rng = np.random.default_rng(seed)
+    letters = _kmer_letters(tok)
+    ids_of = tok.token_to_id
+    rows, meta = [], []
+    for w, seq in enumerate(seqs):
+        ids = tok.encode(seq, where=f"window {w}").ids
+        for m in ms:
+            if len(ids) < m + 2:
+                raise ParameterError(f"window {w} has {len(ids)} tokens, too few to mask m = {m} with a neighbour on "
+                                     "each side; use longer windows.")
+            s = int(rng.integers(1, len(ids) - m))  # tokens s .. s+m-1 masked; tokens s-1 and s+m exist
+            p = s + m + int(rng.integers(0, k - 1 - m))  # revealed by token s-1 (up to s+k-2) and by s+m (from s+m)
+            side = SIDES[int(rng.integers(0, 2))]
+            j = s - 1 if side == "left" else s + m
+            genome = seq[p]
+            edit = str(rng.choice([c for c in LETTERS if c != genome]))
+            kmer = seq[j:j + k]
+            new = kmer[: p - j] + edit + kmer[p - j + 1:]
+            masked = ids.copy()
+            masked[s:s + m] = tok.mask_id
+            edited = masked.copy()
+            edited[j] = ids_of[new]
+            if int((edited != masked).sum()) != 1:
+                raise AssertionError(f"window {w}: the edit changed {(edited != masked).sum()} token ids, not one.")
+            rows += [masked, edited]
+            n_left = s - max(0, p - k + 1)  # unmasked tokens covering p: j in [max(0, p-k+1), s-1] ...
+            n_right = min(p, len(ids) - 1) - (s + m) + 1  # ... and j in [s+m, min(p, last token)]
+            meta.append((w, m, s, p, side, j, genome, edit, n_left, n_right))
+    input_ids, att = lm.frame(rows)
+    positions = [np.arange(s, s + m) + tok.body_offset for (_, m, s, *_) in meta for _ in range(2)]
+    logps = lm.masked_logprobs(input_ids, att, positions, batch_size, amp=amp)
+    out = []
+    for i, (w, m, s, p, side, j, genome, edit, n_left, n_right) in enumerate(meta):
+        covering = np.arange(max(s, p - k + 1), min(s + m - 1, p) + 1)  # masked tokens covering p
+        dists = []
+        for lp in (logps[2 * i], logps[2 * i + 1]):
+            probs = np.exp(lp[covering - s].astype(np.float64))  # (c, vocab)
+            q = np.einsum("cv,cvx->cx", probs, letters[:, p - covering, :].transpose(1, 0, 2))
+            q /= np.maximum(q.sum(1, keepdims=True), 1e-300)
+            dists.append(q.mean(0))
+        unedited, edited = dists
+        pred = LETTERS[int(np.argmax(edited))]
+        shown = [genome] * (n_left + n_right)
+        shown[0 if side == "left" else n_left] = edit  # the nearest token of the edited side shows the edit
+        left_letter = edit if side == "left" else genome
+        counts = {c: shown.count(c) for c in set(shown)}
+        top = max(counts.values())
+        majority = left_letter if counts.get(left_letter, 0) == top else max(counts, key=counts.get)
+        outcome = lambda x: "follows_edit" if x == edit else "keeps_genome" if x == genome else "other"  # noqa: E731
+        out.append({"window": w, "m": m, "start": s, "position": p, "side": side, "edited_token": j,
+                    "n_left": n_left, "n_right": n_right, "genome": genome, "edit": edit, "predicted": pred,
+                    "predicted_unedited": LETTERS[int(np.argmax(unedited))],
+                    "p_edit": float(edited[LETTERS.index(edit)]), "p_genome": float(edited[LETTERS.index(genome)]),
+                    "outcome": outcome(pred), "left_copier": outcome(left_letter),
+                    "majority_copier": outcome(majority)})
+    table = pd.DataFrame(out)
+    return table, summarize_single_edit(table)
+
+
+def summarize_single_edit(table):
+    """Shares of :data:`OUTCOMES` per (m, side, predictor) with Wilson 95 % intervals (see
+    :func:`single_token_edit`)."""
+    import pandas as pd
+
+    rows = []
+    for (m, side), part in table.groupby(["m", "side"], sort=True):
+        for predictor, col in (("model", "outcome"), ("left-neighbour copier", "left_copier"),
+                               ("majority copier", "majority_copier")):
+            row = {"m": int(m), "side": side, "predictor": predictor, "windows": len(part)}
+            for o in OUTCOMES:
+                r = _share_row((part[col] == o).to_numpy())
+                row.update({o: r["share"], f"{o}_low": r["ci_low"], f"{o}_high": r["ci_high"]})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def single_edit_sentence(summaries: Mapping[str, object]) -> str:
+    """One computed sentence per model from ``{model: summary}`` (:func:`summarize_single_edit`), at the smallest
+    m: how often the prediction follows the one edited token when it is the left and when it is the right
+    neighbour, with intervals, against the two copiers."""
+    def pct(x):
+        return f"{100 * x:.1f} %"
+
+    parts = []
+    for name, s in summaries.items():
+        if s is None or not len(s):
+            continue
+        m = int(s.m.min())
+        sub = s[s.m == m].set_index(["predictor", "side"])
+        bits = []
+        for side in SIDES:
+            if ("model", side) not in sub.index:
+                continue
+            r = sub.loc[("model", side)]
+            bits.append(f"when the {side} neighbour is edited {pct(r.follows_edit)} [{pct(r.follows_edit_low)}, "
+                        f"{pct(r.follows_edit_high)}] (keeps the genome's letter {pct(r.keeps_genome)}; left-neighbour "
+                        f"copier {pct(sub.loc[('left-neighbour copier', side)].follows_edit)}, majority copier "
+                        f"{pct(sub.loc[('majority copier', side)].follows_edit)})")
+        parts.append(f"{name} (m = {m}) follows the one edited token " + " and ".join(bits))
+    return "; ".join(parts) + "." if parts else "No overlapping k-mer model with a masked head was run."
+
+
+# ------------------------------------------------------------------------------------------------
+# Distal edits
+# ------------------------------------------------------------------------------------------------
+def _distal_design(seqs: list[str], distances: list[int], sides: list[str], rng):
+    """Per window one hidden nucleotide q (room for the largest d on every requested side) and, per (d, side),
+    the edited position and its new letter. Returns q (n,), edits: list of (window, d, side, position, letter)."""
+    dmax = max(distances)
+    q = np.empty(len(seqs), dtype=np.int64)
+    edits = []
+    for w, s in enumerate(seqs):
+        lo = dmax if "left" in sides else 0
+        hi = len(s) - 1 - (dmax if "right" in sides else 0)
+        if hi < lo:
+            raise ParameterError(f"windows[{w}] has {len(s)} nt, too short for distances up to {dmax} on sides "
+                                 f"{sides}; use longer windows or smaller distances.")
+        q[w] = int(rng.integers(lo, hi + 1))
+        for d in distances:
+            for side in sides:
+                pos = q[w] - d if side == "left" else q[w] + d
+                edits.append((w, d, side, int(pos), str(rng.choice([c for c in LETTERS if c != s[pos]]))))
+    return q, edits
+
+
+def _shift(p: np.ndarray, p2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(largest change of a letter's log-odds in bits, total variation) between (n, 4) distributions."""
+    from .dependency_maps import log_odds
+
+    return np.abs(log_odds(p2) - log_odds(p)).max(axis=1), 0.5 * np.abs(p2 - p).sum(axis=1)
+
+
+def _summarize_shifts(name: str, design, shifts: np.ndarray, tv: np.ndarray, keep: np.ndarray, reference=None):
+    """Rows (model, d, side) of mean shifts with t-intervals over windows, and the paired difference to
+    ``reference`` (the n-gram's shifts on the same edits) where given."""
+    from .stats import compare_paired, t_interval
+
+    rows = []
+    ds = np.array([e[1] for e in design])
+    sd = np.array([e[2] for e in design])
+    for d in sorted(set(ds.tolist())):
+        for side in dict.fromkeys(sd.tolist()):
+            sel = (ds == d) & (sd == side)
+            ok = sel & keep
+            x = shifts[ok]
+            mean, low, high = t_interval(x) if x.size > 1 else (float(x.mean()) if x.size else np.nan, np.nan, np.nan)
+            row = {"model": name, "d": int(d), "side": side, "windows": int(ok.sum()),
+                   "skipped": int((sel & ~keep).sum()), "shift_bits": mean, "shift_low": low, "shift_high": high,
+                   "total_variation": float(tv[ok].mean()) if ok.any() else np.nan}
+            if reference is not None and ok.sum() > 1:
+                c = compare_paired(x, reference[ok], unit="windows")
+                row.update(ngram_shift=float(reference[ok].mean()), difference=c.estimate, difference_low=c.low,
+                           difference_high=c.high, p=c.p)
+            rows.append(row)
+    return rows
+
+
+def distal_edits(models: Mapping[str, object], windows, distances: Sequence[int], *, sides: Sequence[str] = SIDES,
+                 counts=None, ngram_order: int | None = None, seed: int = 0, batch_size: int = 64,
+                 amp: bool = True):
+    """How far does a hidden nucleotide's predicted distribution move when one letter d nt away changes?
+
+    models: name -> adapter (models without a masked head are listed as not applicable); windows: ACGT strings;
+    distances: d values (>= 1); sides: "left" and/or "right"; counts + ngram_order: a ``ngram.KmerCounts`` and the
+    two-sided n-gram's flank order, for the reference shift (None: no reference). Returns ``(table, items,
+    not_applicable)``: table rows (model, d, side): windows, skipped (no unmasked token shows the edit), shift_bits
+    (mean largest log-odds change, bits) with shift_low / shift_high (t-interval over windows), total_variation,
+    and -- with an n-gram -- ngram_shift, difference (model minus n-gram, paired by window) with its interval and
+    p; the n-gram's own rows have model :data:`NGRAM`. items: per (model, window, d, side) the shift (NaN where
+    skipped), for paired tests. not_applicable: rows {model, probe, reason}."""
+    import pandas as pd
+
+    from .masking import nucleotide_block_eval
+
+    seqs = _check_windows(windows)
+    distances = sorted({check_int_range("distances", d, 1) for d in ([distances] if np.isscalar(distances)
+                                                                      else distances)})
+    if not distances:
+        raise ParameterError("distances is empty; pass nucleotide distances such as [6, 8, 12].")
+    sides = list(dict.fromkeys(sides))
+    if not sides or any(s not in SIDES for s in sides):
+        raise ParameterError(f"sides={sides!r}: use 'left' and/or 'right'.")
+    batch_size, seed = _check_batch(batch_size), check_int_range("seed", seed, 0)
+    rng = np.random.default_rng(seed)
+    q, design = _distal_design(seqs, distances, sides, rng)
+    edited = [seqs[w][:pos] + letter + seqs[w][pos + 1:] for (w, _, _, pos, letter) in design]
+    wins = np.array([e[0] for e in design])
+    blocks = np.stack([q, q + 1], axis=1)
+    variant_blocks = blocks[wins]
+    reference = None
+    rows, items, not_applicable = [], [], []
+    if counts is not None:
+        from .ngram import two_sided_block_probs
+
+        order = check_int_range("ngram_order", ngram_order, 0, hint="Flank order of the two-sided n-gram.")
+        p0 = two_sided_block_probs(counts, seqs, blocks, order=order)[wins]
+        p1 = two_sided_block_probs(counts, edited, variant_blocks, order=order)
+        reference, ref_tv = _shift(p0, p1)
+        rows += _summarize_shifts(NGRAM, design, reference, ref_tv, np.ones(len(design), bool))
+        items.append(pd.DataFrame({"model": NGRAM, "window": wins, "d": [e[1] for e in design],
+                                   "side": [e[2] for e in design], "shift_bits": reference}))
+    for name, lm in models.items():
+        if not lm.can("masked_logprobs"):
+            not_applicable.append({"model": name, "probe": "distal edits", "reason": lm.why_not("masked_logprobs")})
+            continue
+        tok = lm.tokenizer
+        keep = np.ones(len(design), dtype=bool)
+        for i, (w, _, _, pos, _) in enumerate(design):
+            for text in (seqs[w], edited[i]):  # the edited letter must be shown by an unmasked token
+                spans = tok.encode(text, where=f"window {w}").spans
+                cover = (spans[:, 0] <= q[w]) & (spans[:, 1] > q[w])
+                if not ((spans[~cover, 0] <= pos) & (spans[~cover, 1] > pos)).any():
+                    keep[i] = False
+        res = nucleotide_block_eval(lm, seqs + edited, np.concatenate([blocks, variant_blocks]),
+                                    batch_size=batch_size, amp=amp)
+        p_orig, p_var = res.probs[: len(seqs)][wins], res.probs[len(seqs):]
+        shift, tv = _shift(p_orig, p_var)
+        rows += _summarize_shifts(name, design, shift, tv, keep, reference)
+        items.append(pd.DataFrame({"model": name, "window": wins, "d": [e[1] for e in design],
+                                   "side": [e[2] for e in design], "shift_bits": np.where(keep, shift, np.nan)}))
+    table = pd.DataFrame(rows)
+    return table, (pd.concat(items, ignore_index=True) if items else pd.DataFrame()), not_applicable
+
+
+def distal_sentence(table, *, d: int | None = None, side: str = "right") -> str:
+    """One computed sentence on :func:`distal_edits`' table at distance ``d`` (None: the largest) and ``side``:
+    per model the mean shift with its interval, and against the n-gram's shift on the same edits, which models
+    move more (interval of the paired difference above 0)."""
+    if table is None or not len(table):
+        return "No distal edit was measured in this run."
+    part = table[table.side == side]
+    if part.empty:
+        return f"No distal edit on the {side} side in this run."
+    ds = sorted(int(x) for x in part.d.unique())
+    d = ds[-1] if d is None else int(d)
+    if d not in ds:
+        raise ParameterError(f"d={d} was not measured on side {side!r}; measured: {ds}.")
+    part = part[part.d == d]
+    ref = part[part.model == NGRAM]
+    head = f"Changing one letter {d} nt to the {side} of a hidden nucleotide moves its predicted distribution by"
+    bits = [f"{r.model} {r.shift_bits:.3f} bits [{r.shift_low:.3f}, {r.shift_high:.3f}]"
+            for r in part[part.model != NGRAM].itertuples() if r.windows]
+    text = f"{head} " + ("; ".join(bits) if bits else "nothing measurable (every edit was inside a masked token)")
+    if len(ref):
+        text += f"; the two-sided n-gram moves by {float(ref.shift_bits.iloc[0]):.3f} bits on the same edits"
+        if "difference_low" in part:
+            more = [r.model for r in part[part.model != NGRAM].itertuples()
+                    if np.isfinite(getattr(r, "difference_low", np.nan)) and r.difference_low > 0]
+            text += f"; more than the n-gram (paired by window): {', '.join(more) if more else 'no model'}"
+    return text + "."
+
+
+__all__ = ["OUTCOMES", "SIDES", "NGRAM", "single_token_edit", "summarize_single_edit", "single_edit_sentence",
+           "distal_edits", "distal_sentence"]
