@@ -199,20 +199,22 @@ def exon_intron_task(*, window_nt: int = 100, stride: int | None = None, block_n
 def run_task(task: ClassificationTask, sources: Mapping[str, str], *, seeds: Sequence[int], settings=None,
              inits: Sequence[str] = INITS, models_dir=None, device: str = "auto", progress: bool = True,
              kmer: int = 4, keep_models_dir=None, cache_dir=None, load_options: Mapping | None = None,
-             with_items: bool = False, cnn_lrs: Sequence[float] | None = DEFAULT_CNN_LRS):
+             with_items: bool = False, cnn_lrs: Sequence[float] | None = DEFAULT_CNN_LRS, executor=None):
     """Fine-tune every model on a binary :class:`ClassificationTask` and add the baselines (init "baseline"): the
     k-mer logistic regression, the majority class and a one-hot CNN trained from scratch on the same splits, one
     per seed, with the fine-tuning settings and its learning rate picked on validation among ``cnn_lrs``
     (``onehot_cnn.cnn_grid``; ``cnn_lrs=None``: no CNN). Returns one row per run: task, model, init, seed, mcc,
     accuracy, auroc, ...; ``with_items=True`` returns ``(runs, items)``, items being the per-item test scores
-    (task, model, init, seed, item, accuracy 0/1, bits) of the fine-tuned runs and the baselines."""
+    (task, model, init, seed, item, accuracy 0/1, bits) of the fine-tuned runs and the baselines. ``executor``:
+    where the fine-tuning runs execute (``finetune_runs.run_grid``; None = serially here)."""
     import pandas as pd
 
     train, valid, test = task.splits["train"], task.splits["valid"], task.splits["test"]
     runs = run_grid(sources, train, valid, test, num_labels=len(task.classes), seeds=seeds, inits=inits,
                     settings=settings, models_dir=models_dir, device=device, score=binary_metrics, progress=progress,
                     desc=task.name, keep_models_dir=keep_models_dir, tag=task.name.split()[0].lower(),
-                    cache_dir=cache_dir, score_id="binary", load_options=load_options, with_items=True)
+                    cache_dir=cache_dir, score_id="binary", load_options=load_options, with_items=True,
+                    executor=executor)
     runs, run_items = runs
     rows, items = [], [run_items]
     if kmer:

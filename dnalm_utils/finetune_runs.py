@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -136,6 +137,140 @@ def _json_scalar(x):
 
 
 # --------------------------------------------------------------------------------------------------
+# One run, as a task any executor can run
+# --------------------------------------------------------------------------------------------------
+class GridRunError(RuntimeError):
+    """A fine-tuning run of a grid failed on an executor; the message names the run (model, init, seed) and the
+    worker's error, which is chained as ``__cause__``."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one fine-tuning run needs, as plain picklable values (what :func:`run_one` receives on a worker).
+
+    ``train`` / ``valid`` / ``test``: (list of sequences, (n,) int64 labels); ``source``: what
+    ``models.load_model`` takes (zoo name with ``models_dir``, folder, hub id), read by the worker itself;
+    ``score``: ``score(probs, labels) -> dict``, a picklable callable (top-level function or
+    ``functools.partial`` of one); ``cache_dir`` / ``model_sha256`` / ``data_sha256``: the run cache (None: not
+    used); ``keep_dir``: where to save the fine-tuned model (a folder every worker can write)."""
+
+    name: str
+    source: str
+    init: str
+    seed: int
+    train: tuple
+    valid: tuple
+    test: tuple
+    num_labels: int
+    settings: FinetuneSettings
+    score: Callable
+    score_id: str
+    models_dir: str | None = None
+    device: str = "auto"
+    nt_per_class: int = 1
+    load_options: Mapping | None = None
+    cache_dir: str | None = None
+    model_sha256: str | None = None
+    data_sha256: str | None = None
+    keep_dir: str | None = None
+    work_dir: str | None = None
+
+    def labels(self) -> dict:
+        """The run's identity in a grid's tables: {model, init, seed}."""
+        return {"model": self.name, "init": self.init, "seed": self.seed}
+
+    def cache_key(self, device) -> CacheKey:
+        """:func:`run_cache_key` of this run on ``device`` (a torch.device or its type); needs ``model_sha256`` and
+        ``data_sha256``."""
+        return run_cache_key(model=self.model_sha256, init=self.init, seed=self.seed, settings=self.settings,
+                             num_labels=self.num_labels, score_id=self.score_id, data_sha256=self.data_sha256,
+                             device=device, load_options=self.load_options)
+
+
+def _fit_and_score(spec: RunSpec, data: Mapping | None = None) -> tuple[dict, dict]:
+    """Fine-tune ``spec``'s run and score it on its test set: (row without model/init/seed/cached, encoded items).
+    ``data``: the run's {train, valid, test} ``SequenceDataset``s when the caller already tokenized them (serial
+    grid: once per model); otherwise they are built here with the fine-tuned model's tokenizer."""
+    train, valid = (data["train"], data["valid"]) if data is not None else (spec.train, spec.valid)
+    res = finetune(spec.source, train, valid, num_labels=spec.num_labels, init=spec.init, seed=spec.seed,
+                   settings=spec.settings, models_dir=spec.models_dir, device=spec.device,
+                   keep_dir=Path(spec.keep_dir) if spec.keep_dir else None, work_dir=spec.work_dir,
+                   load_options=spec.load_options)
+    tok = res.lm.tokenizer
+    if data is not None:
+        train, valid, test = data["train"], data["valid"], data["test"]
+    else:
+        train, valid, test = (SequenceDataset(tok, list(part[0]), part[1], max_tokens=res.lm.max_tokens)
+                              for part in (spec.train, spec.valid, spec.test))
+    probs = predict_proba(res.lm, test, batch_size=spec.settings.eval_batch_size)
+    row = {**spec.score(probs, test.labels),
+           "best_step": res.best_step, "steps": res.steps, "stopped_early": res.stopped_early,
+           "best_eval_loss": res.best_eval_loss, "train_s": round(res.train_s, 2),
+           "tokenization": tok.description,
+           "parameters": int(sum(p.numel() for p in res.lm.model.parameters())),
+           "n_train": len(train), "n_valid": len(valid)}
+    encoded = encode_items(*item_scores(probs, test.labels, nt_per_class=spec.nt_per_class))
+    del res
+    return row, encoded
+
+
+def run_one(spec: RunSpec) -> tuple[dict, dict]:
+    """One fine-tuning run of a grid, where it runs (this process or a worker of any executor): read the run
+    cache (key :func:`run_cache_key` with this machine's device type), train only on a miss, store the entry
+    atomically. Returns (row, encoded items): row = model, init, seed, the score's keys, best_step, ...,
+    cached (True when read from the cache); items as :func:`encode_items`. Uses the torch threads the worker
+    was given (``grid_executors.make_executor`` sets them)."""
+    from .models import pick_device
+
+    key = None
+    if spec.cache_dir is not None:
+        key = spec.cache_key(pick_device(spec.device))
+        cached = None if spec.keep_dir else read_cached_run(spec.cache_dir, key)
+        if cached is not None:
+            cached = dict(cached)
+            encoded = cached.pop("items")
+            return {**spec.labels(), **cached, "cached": True}, encoded
+    row, encoded = _fit_and_score(spec)
+    if key is not None:
+        write_cached_run(spec.cache_dir, key, {**row, "items": encoded})
+    return {**spec.labels(), **row, "cached": False}, encoded
+
+
+def _check_picklable(score) -> None:
+    import pickle
+
+    try:
+        pickle.dumps(score)
+    except Exception as exc:  # noqa: BLE001 - any pickling failure means the same thing here
+        raise ParameterError(
+            f"run_grid(executor=...): the score function cannot be sent to a worker ({type(exc).__name__}: {exc}); "
+            "pass a top-level function or a functools.partial of one, not a lambda or a closure.") from exc
+
+
+def _run_on_executor(executor, specs: Sequence[RunSpec], bar) -> list[tuple[dict, dict]]:
+    """:func:`run_one` of every spec on ``executor`` (a ``concurrent.futures.Executor``); results in the order of
+    ``specs``. The first failure cancels the runs not yet started and raises :class:`GridRunError` naming it."""
+    import concurrent.futures as cf
+
+    futures = {executor.submit(run_one, spec): i for i, spec in enumerate(specs)}
+    out: list = [None] * len(specs)
+    try:
+        for fut in cf.as_completed(futures):
+            i = futures[fut]
+            try:
+                out[i] = fut.result()
+            except Exception as exc:
+                s = specs[i]
+                raise GridRunError(f"fine-tuning run model={s.name!r} init={s.init!r} seed={s.seed} failed: "
+                                   f"{type(exc).__name__}: {exc}") from exc
+            bar.update(1)
+    finally:
+        for fut in futures:
+            fut.cancel()
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
 # Grid of runs
 # --------------------------------------------------------------------------------------------------
 def run_grid(sources: Mapping[str, str], train, valid, test, *, num_labels: int, seeds: Sequence[int],
@@ -143,7 +278,7 @@ def run_grid(sources: Mapping[str, str], train, valid, test, *, num_labels: int,
              device: str = "auto", score: Callable | None = None, progress: bool = True, desc: str = "fine-tuning",
              keep_models_dir=None, tag: str = "", check: Callable | None = None, work_dir=None,
              cache_dir=None, score_id: str | None = None, load_options: Mapping | None = None,
-             nt_per_class: int = 1, with_items: bool = False):
+             nt_per_class: int = 1, with_items: bool = False, executor=None):
     """Fine-tune every model x init x seed on (seqs, labels) ``train`` / ``valid`` and score it on ``test``.
 
     ``load_options``: passed to ``models.load_model`` for every model (``trust_remote_code``, ``on_invalid``).
@@ -160,6 +295,17 @@ def run_grid(sources: Mapping[str, str], train, valid, test, *, num_labels: int,
     (``score_id``, required with a custom ``score``), device type, load options, library versions and the code
     that trains and scores a run all match, so a rebuild or an interrupted grid only trains what is missing (``cached`` says which rows came from the cache; their ``train_s`` is
     the original run's). Not read when ``keep_models_dir`` asks for the fine-tuned weights.
+
+    ``executor``: None (default) trains the runs one after another in this process. Otherwise a
+    ``concurrent.futures.Executor`` (``grid_executors.make_executor``: processes, a local or remote Dask
+    cluster; or e.g. submitit's): every model is loaded, checked and tokenized here first (errors surface before
+    any training), runs found in ``cache_dir`` are read here, and each remaining run is one task
+    (:func:`run_one` on a :class:`RunSpec`) that reads the cache again on its worker, trains only on a miss and
+    writes its entry, so a shared ``cache_dir`` never trains a finished run twice. Rows come back in the serial
+    order (model, init, seed) and equal the serial ones except ``train_s`` and ``cached`` (exactly on CPU
+    when workers use as many torch threads as this process). ``score`` must then be picklable; ``cache_dir``,
+    ``models_dir`` and ``keep_models_dir`` must be folders the workers can reach. A failed run raises
+    :class:`GridRunError` naming it (model, init, seed); runs already finished stay in the cache.
     """
     import pandas as pd
     from tqdm.auto import tqdm
@@ -181,11 +327,18 @@ def run_grid(sources: Mapping[str, str], train, valid, test, *, num_labels: int,
     score_id = score_id or "multiclass"
     score = score or multiclass_metrics
     settings = settings or FinetuneSettings()
+    if executor is not None:
+        if not callable(getattr(executor, "submit", None)):
+            raise ParameterError(f"executor={executor!r}: pass None (serial) or a concurrent.futures.Executor "
+                                 "(see grid_executors.make_executor).")
+        _check_picklable(score)
     from .models import model_digest, pick_device
 
     dev = pick_device(device)
     data_sha = data_digest(train, valid, test) if cache_dir is not None else None
-    rows, items = [], []
+    plain = [(list(part[0]), np.asarray(part[1], dtype=np.int64)) for part in (train, valid, test)]
+    results: list = []  # (row, encoded items) per run, in the serial order
+    pending: list[tuple[int, RunSpec]] = []
     bar = tqdm(total=len(sources) * len(inits) * len(seeds), desc=desc, unit="run", disable=not progress)
     for name, src in sources.items():
         folder, _ = resolve_model(src, models_dir=models_dir)
@@ -197,39 +350,39 @@ def run_grid(sources: Mapping[str, str], train, valid, test, *, num_labels: int,
         digest = model_digest(folder) if cache_dir is not None else None
         for init in inits:
             for seed in seeds:
-                key = None
-                if cache_dir is not None:
-                    key = run_cache_key(model=digest, init=init, seed=seed, settings=settings, num_labels=num_labels,
-                                        score_id=score_id, data_sha256=data_sha, device=dev, load_options=load_options)
-                    cached = None if keep_models_dir else read_cached_run(cache_dir, key)
-                    if cached is not None:
-                        cached = dict(cached)
-                        items.append(({"model": name, "init": init, "seed": seed}, cached.pop("items")))
-                        rows.append({"model": name, "init": init, "seed": seed, **cached, "cached": True})
-                        bar.update(1)
-                        continue
                 keep = None
                 if keep_models_dir:
-                    keep = Path(keep_models_dir) / f"{name}-{init}-{tag + '-' if tag else ''}seed{seed}"
-                res = finetune(src, data["train"], data["valid"], num_labels=num_labels, init=init, seed=seed,
-                               settings=settings, models_dir=models_dir, device=device, keep_dir=keep, work_dir=work_dir,
-                               load_options=load_options)
-                probs = predict_proba(res.lm, data["test"], batch_size=settings.eval_batch_size)
-                row = {**score(probs, data["test"].labels),
-                       "best_step": res.best_step, "steps": res.steps, "stopped_early": res.stopped_early,
-                       "best_eval_loss": res.best_eval_loss, "train_s": round(res.train_s, 2),
-                       "tokenization": tok.description,
-                       "parameters": int(sum(p.numel() for p in res.lm.model.parameters())),
-                       "n_train": len(data["train"]), "n_valid": len(data["valid"])}
-                encoded = encode_items(*item_scores(probs, data["test"].labels, nt_per_class=nt_per_class))
-                if key is not None:
-                    write_cached_run(cache_dir, key, {**row, "items": encoded})
-                items.append(({"model": name, "init": init, "seed": seed}, encoded))
-                rows.append({"model": name, "init": init, "seed": seed, **row, "cached": False})
-                del res
-                bar.update(1)
+                    keep = str(Path(keep_models_dir) / f"{name}-{init}-{tag + '-' if tag else ''}seed{seed}")
+                spec = RunSpec(name=name, source=str(src), init=init, seed=seed, train=plain[0], valid=plain[1],
+                               test=plain[2], num_labels=num_labels, settings=settings, score=score, score_id=score_id,
+                               models_dir=None if models_dir is None else str(models_dir), device=device,
+                               nt_per_class=nt_per_class, load_options=load_options,
+                               cache_dir=None if cache_dir is None else str(cache_dir), model_sha256=digest,
+                               data_sha256=data_sha, keep_dir=keep, work_dir=None if work_dir is None else str(work_dir))
+                key = spec.cache_key(dev) if cache_dir is not None else None
+                cached = None if (key is None or keep) else read_cached_run(cache_dir, key)
+                if cached is not None:
+                    cached = dict(cached)
+                    encoded = cached.pop("items")
+                    results.append(({**spec.labels(), **cached, "cached": True}, encoded))
+                    bar.update(1)
+                elif executor is not None:
+                    pending.append((len(results), spec))
+                    results.append(None)
+                else:
+                    row, encoded = _fit_and_score(spec, data)
+                    if key is not None:
+                        write_cached_run(cache_dir, key, {**row, "items": encoded})
+                    results.append(({**spec.labels(), **row, "cached": False}, encoded))
+                    bar.update(1)
+        del data
+    if pending:
+        done = _run_on_executor(executor, [spec for _, spec in pending], bar)
+        for (i, _), res in zip(pending, done):
+            results[i] = res
     bar.close()
-    out = pd.DataFrame(rows)
+    out = pd.DataFrame([row for row, _ in results])
+    items = [({"model": row["model"], "init": row["init"], "seed": row["seed"]}, encoded) for row, encoded in results]
     return (out, items_frame(items)) if with_items else out
 
 
@@ -247,5 +400,5 @@ def summarize_runs(results, by: Sequence[str], metrics: Sequence[str] = ("accura
 
 __all__ = [
     "RUN_KIND", "data_digest", "run_cache_key", "read_cached_run", "write_cached_run", "run_cache_dir", "cache_note",
-    "run_grid", "summarize_runs",
+    "run_grid", "summarize_runs", "RunSpec", "run_one", "GridRunError",
 ]

@@ -465,15 +465,18 @@ def baseline_scores(tasks: Mapping[str, NextKmerTask], *, ngram: NgramBaseline |
 def run_benchmark(sources: Mapping[str, str], splits: NextKmerSplits, ks: Sequence[int], *, seeds: Sequence[int],
                   settings=None, inits: Sequence[str] = ("pretrained", "random"), models_dir=None,
                   device: str = "auto", progress: bool = True, keep_models_dir=None, cache_dir=None,
-                  load_options: Mapping | None = None, with_items: bool = False):
+                  load_options: Mapping | None = None, with_items: bool = False, executor=None):
     """Fine-tune every model of ``sources`` (name -> what models.load_model takes) for every k of ``ks``,
     init (pre-trained weights / random initialisation of the same config) and seed, and score it on the test
     windows. Returns a tidy DataFrame, one row per run: model, init, k, seed, accuracy, top5, macro_f1, bits,
     best_step, steps, stopped_early, train_s, tokenization, n_train, n_valid, n_test, cached
     (``cache_dir``: finished runs reused, see finetune_runs.run_grid); ``with_items=True`` returns ``(runs, items)``, items being the per-item test scores
     (model, init, seed, k, item, accuracy 0/1, bits per nt). ``load_options``: more
-    ``models.load_model`` arguments (``trust_remote_code``, ``on_invalid``).
+    ``models.load_model`` arguments (``trust_remote_code``, ``on_invalid``). ``executor``: where the runs
+    execute (``finetune_runs.run_grid``; None = serially here).
     """
+    import functools
+
     import pandas as pd
 
     from .classification_metrics import multiclass_metrics
@@ -490,11 +493,11 @@ def run_benchmark(sources: Mapping[str, str], splits: NextKmerSplits, ks: Sequen
         frame = run_grid(
             sources, (train.inputs, train.labels), (valid.inputs, valid.labels), (test.inputs, test.labels),
             num_labels=4**k, seeds=seeds, inits=inits, settings=settings, models_dir=models_dir, device=device,
-            score=lambda probs, y, k=k: multiclass_metrics(probs, y, nt_per_class=k), progress=progress,
+            score=functools.partial(multiclass_metrics, nt_per_class=k), progress=progress,
             desc=f"next {k}-mer", keep_models_dir=keep_models_dir, tag=f"k{k}",
             check=lambda tok, name: check_input_length(tok, splits.train.input_nt, name=name),
             cache_dir=cache_dir, score_id=f"multiclass/nt_per_class={k}", load_options=load_options,
-            nt_per_class=k, with_items=True,
+            nt_per_class=k, with_items=True, executor=executor,
         )
         rows.append(frame[0].assign(k=k))
         items.append(frame[1].assign(k=k))
