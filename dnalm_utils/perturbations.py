@@ -7,9 +7,9 @@ or not, then outputs the new letter. Two probes here can tell the explanations a
 * :func:`single_token_edit` (overlapping k-mer models with a masked head). Per window, m contiguous tokens are
   masked (m <= k - 2, so that some nucleotide p of the masked span is revealed by unmasked tokens on **both**
   sides) and the id of exactly **one** unmasked token covering p -- the left neighbour (token s - 1) or the
-  right one (token s + m), a seeded balanced choice -- is replaced by the k-mer whose letter at p differs (a
-  seeded other letter). Nothing is re-tokenized: every other token still shows the genome's letter, so the
-  input holds two answers for p. The prediction at p (the letter distribution of the masked tokens covering
+  right one (token s + m), seeded and balanced (half the windows of each m, the odd one seeded) -- is replaced
+  by the k-mer whose letter at p differs (a seeded other letter). Nothing is re-tokenized: every other token
+  still shows the genome's letter, so the input holds two answers for p. The prediction at p (the letter distribution of the masked tokens covering
   it, averaged as in ``masking.nucleotide_block_eval``) follows the edited token, keeps the genome's letter
   (what the other revealing tokens -- n_left + n_right - 1 of them -- and any context say) or neither.
   Beside it, computed exactly on the same inputs: a **left-neighbour copier** (reads p from token s - 1: follows
@@ -126,6 +126,8 @@ def single_token_edit(lm, windows, ms: Sequence[int] | None = None, *, seed: int
     rng = np.random.default_rng(seed)
     letters = _kmer_letters(tok)
     ids_of = tok.token_to_id
+    # balanced sides: per m, half the windows (the odd one out seeded) have the left neighbour edited
+    side_of = {m: rng.permutation(np.arange(len(seqs)) + int(rng.integers(0, 2))) % 2 for m in ms}
     rows, meta = [], []
     for w, seq in enumerate(seqs):
         ids = tok.encode(seq, where=f"window {w}").ids
@@ -135,7 +137,7 @@ def single_token_edit(lm, windows, ms: Sequence[int] | None = None, *, seed: int
                                      "each side; use longer windows.")
             s = int(rng.integers(1, len(ids) - m))  # tokens s .. s+m-1 masked; tokens s-1 and s+m exist
             p = s + m + int(rng.integers(0, k - 1 - m))  # revealed by token s-1 (up to s+k-2) and by s+m (from s+m)
-            side = SIDES[int(rng.integers(0, 2))]
+            side = SIDES[int(side_of[m][w])]
             j = s - 1 if side == "left" else s + m
             genome = seq[p]
             edit = str(rng.choice([c for c in LETTERS if c != genome]))
@@ -347,10 +349,11 @@ def distal_edits(models: Mapping[str, object], windows, distances: Sequence[int]
     return table, (pd.concat(items, ignore_index=True) if items else pd.DataFrame()), not_applicable
 
 
-def distal_sentence(table, *, d: int | None = None, side: str = "right") -> str:
+def distal_sentence(table, *, d: int | None = None, side: str = "right", margin: float = 0.01) -> str:
     """One computed sentence on :func:`distal_edits`' table at distance ``d`` (None: the largest) and ``side``:
     per model the mean shift with its interval, and against the n-gram's shift on the same edits, which models
-    move more (interval of the paired difference above 0)."""
+    move more by at least ``margin`` bits (the interval of the paired difference lies above the margin: a shift of
+    a thousandth of a bit is numerical noise of an untrained network, not context)."""
     if table is None or not len(table):
         return "No distal edit was measured in this run."
     part = table[table.side == side]
@@ -370,8 +373,9 @@ def distal_sentence(table, *, d: int | None = None, side: str = "right") -> str:
         text += f"; the two-sided n-gram moves by {float(ref.shift_bits.iloc[0]):.3f} bits on the same edits"
         if "difference_low" in part:
             more = [r.model for r in part[part.model != NGRAM].itertuples()
-                    if np.isfinite(getattr(r, "difference_low", np.nan)) and r.difference_low > 0]
-            text += f"; more than the n-gram (paired by window): {', '.join(more) if more else 'no model'}"
+                    if np.isfinite(getattr(r, "difference_low", np.nan)) and r.difference_low > margin]
+            text += (f"; more than the n-gram by over {margin:g} bits (paired by window): "
+                     f"{', '.join(more) if more else 'no model'}")
     return text + "."
 
 

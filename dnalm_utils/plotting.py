@@ -783,3 +783,59 @@ def plot_state_probes(table, *, initial=None, side: str = "right", roles=None):
                    bbox_to_anchor=(0.5, 1.0))
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     return fig
+
+
+def plot_single_edit(summaries, *, roles=None):
+    """Share of windows whose prediction follows the one edited token, per model (panels) and m (x), the left
+    neighbour edited (filled) or the right one (open), 95 % intervals; grey: the left-neighbour copier (dashed)
+    and the majority copier (dotted) on the same inputs.
+
+    summaries: {model: perturbations.summarize_single_edit(...)}."""
+    names = [n for n, s in summaries.items() if s is not None and len(s)]
+    fig, axes = _model_panels(max(1, len(names)), width=3.0, height=3.0)
+    for ax, name in zip(axes[0], names):
+        s = summaries[name]
+        color, _ = model_style(name, roles)
+        for side, marker, face in (("left", "o", color), ("right", "s", "white")):
+            r = s[(s.predictor == "model") & (s.side == side)].sort_values("m")
+            ax.errorbar(r.m + (-0.08 if side == "left" else 0.08), r.follows_edit,
+                        yerr=[r.follows_edit - r.follows_edit_low, r.follows_edit_high - r.follows_edit],
+                        fmt=marker, color=color, mfc=face, capsize=2, label=f"{side} neighbour edited")
+            for predictor, ls in (("left-neighbour copier", "--"), ("majority copier", ":")):
+                c = s[(s.predictor == predictor) & (s.side == side)].sort_values("m")
+                ax.plot(c.m, c.follows_edit, ls, color="grey", lw=1,
+                        label=predictor if side == "left" else None)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks(sorted(s.m.unique()))
+        ax.set_xlabel("m, masked tokens")
+        ax.set_ylim(-0.03, 1.03)
+    axes[0][0].set_ylabel("share following the edited token")
+    axes[0][-1].legend(fontsize=6.5, frameon=False, loc="center right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_distal_shifts(table, *, roles=None):
+    """Mean shift (bits, largest log-odds change) of a hidden nucleotide's distribution against the distance d
+    of one substituted letter, one panel per side, one line per model with its interval; the two-sided n-gram
+    in black. table: perturbations.distal_edits(...)[0]."""
+    sides = list(dict.fromkeys(table.side))
+    fig, axes = _model_panels(len(sides), width=4.2, height=3.4)
+    for ax, side in zip(axes[0], sides):
+        part = table[table.side == side]
+        for name, rows in part.groupby("model", sort=False):
+            rows = rows[rows.windows > 0].sort_values("d")
+            if name == "two-sided n-gram":
+                ax.plot(rows.d, rows.shift_bits, "k-", lw=2, label=name)
+                continue
+            color, ls = model_style(name, roles)
+            ax.errorbar(rows.d, rows.shift_bits, yerr=[rows.shift_bits - rows.shift_low.fillna(rows.shift_bits),
+                                                       rows.shift_high.fillna(rows.shift_bits) - rows.shift_bits],
+                        color=color, ls=ls, marker="o", ms=3, capsize=2, label=name)
+        ax.set_title(f"letter changed on the {side}", fontsize=9)
+        ax.set_xlabel("distance d (nt)")
+        ax.set_xticks(sorted(part.d.unique()))
+    axes[0][0].set_ylabel("shift of the hidden nucleotide (bits)")
+    axes[0][-1].legend(fontsize=6.5, frameon=False, bbox_to_anchor=(1.0, 1.0), loc="upper left")
+    fig.tight_layout()
+    return fig

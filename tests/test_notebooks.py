@@ -143,6 +143,13 @@ def test_masked_prediction_chapter_outputs(smoke_book):
     windows = by_class.groupby(["m", "model"]).windows.sum()
     assert windows.nunique() == 1 and windows.iloc[0] > 0  # every verdict window in exactly one class
     assert set(by_class["class"]) == {"tandem repeat", "low complexity", "other"}
+    edits = pd.read_csv(out / "single_token_edit.csv")
+    assert set(edits.model) == {"overlap4", "overlap5", "overlap6", "overlap6_dnabert"}
+    copier = edits[edits.predictor == "left-neighbour copier"]
+    assert (copier.follows_edit == (copier.side == "left")).all()  # the reference copier is exact
+    distal = pd.read_csv(out / "distal_edits.csv")
+    assert {"two-sided n-gram", "overlap6", "nonoverlap6", "nucleotide", "bpe"} <= set(distal.model)
+    assert (distal[(distal.model == "two-sided n-gram") & (distal.d > 3)].shift_bits == 0).all()  # order 3
 
 
 @pytest.mark.slow

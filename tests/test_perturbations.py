@@ -186,7 +186,9 @@ def test_ngram_shift_is_zero_beyond_its_order_and_models_are_paired_with_it():
     row = table[(table.model == "back4") & (table.d == 4) & (table.side == "left")].iloc[0]
     assert row.difference == pytest.approx(row.shift_bits - row.ngram_shift) and row.difference_low > 0
     text = P.distal_sentence(table, d=4, side="left")
-    assert "more than the n-gram (paired by window): back4" in text and "n-gram moves by 0.000 bits" in text
+    assert "more than the n-gram by over 0.01 bits (paired by window): back4" in text
+    assert "n-gram moves by 0.000 bits" in text
+    assert "(paired by window): no model" in P.distal_sentence(table, d=4, side="left", margin=100)
 
 
 def test_distal_edits_skip_edits_that_only_masked_tokens_hold():
