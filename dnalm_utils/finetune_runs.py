@@ -1,7 +1,8 @@
 """Grids of fine-tuning runs, their cache, and how they are summarised.
 
 * :func:`run_grid` -- fine-tune every model x init x seed on one train / validation / test split
-  (``finetuning.finetune``) and score it on the test set; one tidy row per run;
+  (``finetuning.finetune``) and score it on the test set; one tidy row per run; serially here, or one task per
+  run (:func:`run_one` on a :class:`RunSpec`) on any ``concurrent.futures.Executor`` (``grid_executors``);
 * the run cache: with ``cache_dir`` every finished run's row is stored under :func:`run_cache_key` (the
   package's one cache rule, ``cache.make_key``: inputs, library versions and the digest of the code a run
   depends on) and reused by later grids; :func:`run_cache_dir` reads a notebook's ``run_cache`` parameter and

@@ -13,6 +13,10 @@ text setting into a ``concurrent.futures.Executor`` (or None, the serial default
 Any other ``concurrent.futures.Executor`` works too (e.g. ``submitit.AutoExecutor`` for SLURM); the runs share
 the run cache (``cache_dir`` on a filesystem every worker reaches), so a finished run is never trained twice.
 
+Local workers are started with the spawn method: they import ``dnalm_utils`` afresh (a few seconds each, paid
+once per worker), and a script (not a notebook) that uses them must keep its top-level code under
+``if __name__ == "__main__":``. Each run is sent its splits as plain lists and arrays.
+
 Threads: a local worker uses ``torch_threads`` torch threads (default: the CPUs this process may use divided
 by N, at least 1), so N workers share the machine instead of oversubscribing it; a run's numbers depend only
 on its seed and, on CPU, on its thread count (the order of float reductions), so a parallel grid equals the
