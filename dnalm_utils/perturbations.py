@@ -6,26 +6,30 @@ or not, then outputs the new letter. Two probes here can tell the explanations a
 
 * :func:`single_token_edit` (overlapping k-mer models with a masked head). Per window, m contiguous tokens are
   masked (m <= k - 2, so that some nucleotide p of the masked span is revealed by unmasked tokens on **both**
-  sides) and the id of exactly **one** unmasked token covering p -- the left neighbour (token s - 1) or the
-  right one (token s + m), seeded and balanced (half the windows of each m, the odd one seeded) -- is replaced
-  by the k-mer whose letter at p differs (a seeded other letter). Nothing is re-tokenized: every other token
-  still shows the genome's letter, so the input holds two answers for p. The prediction at p (the letter distribution of the masked tokens covering
-  it, averaged as in ``masking.nucleotide_block_eval``) follows the edited token, keeps the genome's letter
-  (what the other revealing tokens -- n_left + n_right - 1 of them -- and any context say) or neither.
-  Beside it, computed exactly on the same inputs: a **left-neighbour copier** (reads p from token s - 1: follows
-  the edit exactly when the left neighbour was edited) and a **majority copier** (the commonest letter among all
-  unmasked tokens covering p, ties broken towards the left neighbour: it never follows one edited token when
-  two or more others show the genome's letter).
+  sides; with m = k - 1 every letter is still revealed, but none from both sides) and the id of exactly
+  **one** unmasked token covering p -- the left neighbour (token s - 1) or the right one (token s + m), seeded
+  and balanced (half the windows of each m, the odd one seeded) -- is replaced by the k-mer whose letter at p
+  differs (a seeded other letter). Nothing is re-tokenized: every other token still shows the genome's letter,
+  so the input holds two answers for p. The prediction at p (the letter distribution of the masked tokens
+  covering it, averaged as in ``masking.nucleotide_block_eval``) follows the edited token, keeps the genome's
+  letter (what the other revealing tokens -- n_left + n_right - 1 of them -- and any context say) or neither.
+  Beside it, computed exactly on the same inputs: a **left-neighbour copier** (the nearest unmasked token on
+  the left, token s - 1: follows the edit exactly when the left neighbour was edited) and a **majority
+  copier** (the commonest letter among all unmasked tokens covering p, ties broken towards the left
+  neighbour: it never follows one edited token when two or more others show the genome's letter).
 * :func:`distal_edits` (every masked model, any tokenization). Per window, nucleotide q is hidden (every token
-  overlapping it masked, ``masking.nucleotide_block_eval``) and one nucleotide at q - d or q + d is substituted,
-  for d from ``distances``; the edited window is re-tokenized (the edit is not in any token covering q when d is
-  beyond the model's token reach). Where no unmasked token shows the edited nucleotide -- it lies only inside
-  masked tokens, possible for non-overlapping k-mers and BPE, whose masked tokens reach further than q -- the edit
-  is hidden by the mask itself; such (window, d) pairs are **skipped** for that model and counted (``skipped``). The shift of q's predicted ACGT
-  distribution is measured as the largest change of a letter's log-odds (bits; the dependency-map measure,
-  ``dependency_maps.log_odds``) and as total variation. The two-sided n-gram's own shift on the same edits is the
-  reference: an n-gram of flank order o cannot move when d > o, so beyond its order its shift is exactly 0 and
-  any shift of a model there is context.
+  overlapping it masked, ``masking.nucleotide_block_eval``) and one nucleotide at q - d or q + d is
+  substituted, for d from ``distances`` (default :func:`default_distances`: from the largest token length k of
+  the models, doubling, while both sides fit the window); the edited window is re-tokenized (the edit is not in
+  any token covering q when d is beyond the model's token reach). Where no unmasked token shows the edited
+  nucleotide -- it lies only inside masked tokens, possible for non-overlapping k-mers and BPE, whose masked
+  tokens reach further than q -- the edit is hidden by the mask itself; such (window, d, side) edits are
+  **skipped** for that model and counted (``skipped``), never scored as "no shift". The shift of q's
+  predicted ACGT distribution (:func:`distribution_shift`) is the largest change of a letter's log-odds (bits;
+  the da Silva dependency measure, ``dependency_maps.dependency_from_probs`` for one substitution) and the
+  total variation. The two-sided n-gram's own shift on the same edits is the reference: an n-gram of flank
+  order o cannot move when d > o, so beyond its order its shift is exactly 0 and any shift of a model there
+  is context.
 
 Every random choice comes from ``numpy.random.default_rng(seed)``; all variants of a probe go through the model
 in the same batched calls.
