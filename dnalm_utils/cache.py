@@ -43,7 +43,7 @@ from .errors import ParameterError
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
 #: Layout version of each kind's entries; bump it when an entry's body or manifest changes shape.
-FORMATS: dict[str, int] = {"pretrained-model": 3, "finetune-run": 2, "embedding-map": 2}
+FORMATS: dict[str, int] = {"pretrained-model": 3, "finetune-run": 2, "embedding-map": 2, "frozen-features": 1}
 
 #: The package modules (``dnalm_utils.<name>``; a name that is a sub-package means every module in it) whose
 #: code determines each kind of artifact. A module listed here but absent counts as absent in the digest.
@@ -57,6 +57,10 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
                      "codec", "models", "adapters", "families"),
     # the projection (UMAP / PCA) of given vectors
     "embedding-map": ("embeddings",),
+    # pooled hidden states per layer: the pooling and batching (frozen_probes), the hidden-state plumbing it
+    # shares (embeddings), the model interface and families that run the encoder, the loader, the tokenizers
+    # and the codec under them
+    "frozen-features": ("frozen_probes", "embeddings", "adapters", "families", "models", "tokenization", "codec"),
 }
 
 #: Installed distributions whose versions shape each kind of artifact.
@@ -64,6 +68,7 @@ LIBRARIES: dict[str, tuple[str, ...]] = {
     "pretrained-model": ("torch", "transformers", "tokenizers", "numpy"),
     "finetune-run": ("torch", "transformers", "accelerate", "tokenizers", "numpy", "scikit-learn"),
     "embedding-map": ("numpy", "scikit-learn", "umap-learn", "numba"),
+    "frozen-features": ("torch", "transformers", "tokenizers", "numpy"),
 }
 
 
