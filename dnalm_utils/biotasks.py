@@ -23,7 +23,7 @@ from .codec import encode
 from .errors import ParameterError, check_int_range
 from .finetune_runs import run_grid
 from .finetuning import INITS
-from .kmer_baseline import kmer_logistic_regression
+from .kmer_baseline import tuned_kmer_logistic_regression
 from .onehot_cnn import DEFAULT_LRS as DEFAULT_CNN_LRS
 from .onehot_cnn import cnn_grid
 
@@ -196,12 +196,20 @@ def exon_intron_task(*, window_nt: int = 100, stride: int | None = None, block_n
                               {"window_nt": window_nt, "block_nt": block_nt, "stride": stride})
 
 
+#: Name of the k-mer baseline's rows (its k and C are columns of the row).
+KMER_BASELINE = "k-mer TF-IDF + logistic regression"
+#: Inverse regularisation strengths the k-mer baseline chooses among on validation.
+KMER_CS = (0.1, 1.0, 10.0)
+
+
 def run_task(task: ClassificationTask, sources: Mapping[str, str], *, seeds: Sequence[int], settings=None,
              inits: Sequence[str] = INITS, models_dir=None, device: str = "auto", progress: bool = True,
-             kmer: int = 4, keep_models_dir=None, cache_dir=None, load_options: Mapping | None = None,
+             kmer: int | Sequence[int] = (3, 4, 5, 6), keep_models_dir=None, cache_dir=None, load_options: Mapping | None = None,
              with_items: bool = False, cnn_lrs: Sequence[float] | None = DEFAULT_CNN_LRS, executor=None):
     """Fine-tune every model on a binary :class:`ClassificationTask` and add the baselines (init "baseline"): the
-    k-mer logistic regression, the majority class and a one-hot CNN trained from scratch on the same splits, one
+    TF-IDF k-mer logistic regression (:data:`KMER_BASELINE`; its k-mer size among ``kmer`` and its C picked on
+    validation, ``kmer_baseline.tuned_kmer_logistic_regression``, recorded in columns kmer and C; ``kmer=0``: none),
+    the majority class and a one-hot CNN trained from scratch on the same splits, one
     per seed, with the fine-tuning settings and its learning rate picked on validation among ``cnn_lrs``
     (``onehot_cnn.cnn_grid``; ``cnn_lrs=None``: no CNN). Returns one row per run: task, model, init, seed, mcc,
     accuracy, auroc, ...; ``with_items=True`` returns ``(runs, items)``, items being the per-item test scores
@@ -218,12 +226,14 @@ def run_task(task: ClassificationTask, sources: Mapping[str, str], *, seeds: Seq
     runs, run_items = runs
     rows, items = [], [run_items]
     if kmer:
-        probs = kmer_logistic_regression(*train, test[0], num_classes=len(task.classes), kmer=kmer)
-        name = f"{kmer}-mer TF-IDF + logistic regression"
-        rows.append({"model": name, "init": "baseline", "seed": 0, **binary_metrics(probs, test[1])})
+        kmers = [kmer] if isinstance(kmer, (int, np.integer)) else list(kmer)
+        probs, choice = tuned_kmer_logistic_regression(train, valid, test[0], num_classes=len(task.classes),
+                                                       kmers=kmers, Cs=KMER_CS)
+        rows.append({"model": KMER_BASELINE, "init": "baseline", "seed": 0, **binary_metrics(probs, test[1]),
+                     "kmer": choice["kmer"], "C": choice["C"]})
         correct, bits = item_scores(probs, test[1])
-        items.append(pd.DataFrame({"model": name, "init": "baseline", "seed": 0, "item": np.arange(len(bits)),
-                                   "accuracy": correct, "bits": bits}))
+        items.append(pd.DataFrame({"model": KMER_BASELINE, "init": "baseline", "seed": 0,
+                                   "item": np.arange(len(bits)), "accuracy": correct, "bits": bits}))
     if cnn_lrs is not None:
         cnn_runs, cnn_items = cnn_grid(train, valid, test, num_classes=len(task.classes), seeds=seeds,
                                        settings=settings, lrs=cnn_lrs, score=binary_metrics, device=device)
@@ -243,4 +253,5 @@ def run_task(task: ClassificationTask, sources: Mapping[str, str], *, seeds: Seq
 # --------------------------------------------------------------------------------------------------
 
 
-__all__ = ["ClassificationTask", "tf_peak_task", "annotation_masks", "exon_intron_task", "run_task"]
+__all__ = ["ClassificationTask", "tf_peak_task", "annotation_masks", "exon_intron_task", "KMER_BASELINE", "KMER_CS",
+           "run_task"]

@@ -403,11 +403,14 @@ class NgramBaseline:
 
 
 def baseline_scores(tasks: Mapping[str, NextKmerTask], *, ngram: NgramBaseline | None = None, seeds: Sequence[int] = (0,),
-                    tfidf_kmer: int = 0, tfidf_max_train: int = 20_000, with_items: bool = False):
+                    tfidf_kmer: int | Sequence[int] = 0, tfidf_max_train: int = 20_000, with_items: bool = False,
+                    tfidf_Cs: Sequence[float] = (0.1, 1.0, 10.0)):
     """Scores of the baselines on ``tasks["test"]`` (one k): chance, majority class, sampling from the
     training prior (one row per seed), the left-context n-gram with its order chosen on ``tasks["valid"]``,
-    and, if ``tfidf_kmer`` > 0, a logistic regression on TF-IDF-weighted counts of ``tfidf_kmer``-mers of the
-    input (trained on at most ``tfidf_max_train`` training examples).
+    and, if ``tfidf_kmer`` is given (one k-mer size or several), a logistic regression on TF-IDF-weighted k-mer
+    counts of the input, its k-mer size (among ``tfidf_kmer``) and C (among ``tfidf_Cs``) picked on
+    ``tasks["valid"]`` like the models' early stopping (``kmer_baseline.tuned_kmer_logistic_regression``; trained
+    on at most ``tfidf_max_train`` training examples).
 
     Returns (DataFrame with one row per baseline and seed: model, seed, accuracy, top5, macro_f1, bits,
     detail; DataFrame of the n-gram's validation scores per order). ``with_items=True`` adds a third
@@ -417,7 +420,7 @@ def baseline_scores(tasks: Mapping[str, NextKmerTask], *, ngram: NgramBaseline |
     import pandas as pd
 
     from .classification_metrics import item_scores, multiclass_metrics, uniform_guess_metrics
-    from .kmer_baseline import kmer_logistic_regression
+    from .kmer_baseline import tuned_kmer_logistic_regression
 
     train, valid, test = tasks["train"], tasks["valid"], tasks["test"]
     k, c, n = test.k, test.num_classes, len(test)
@@ -450,9 +453,12 @@ def baseline_scores(tasks: Mapping[str, NextKmerTask], *, ngram: NgramBaseline |
         order_table = order_table.assign(k=k)
     if tfidf_kmer:
         sub = np.arange(min(len(train), int(tfidf_max_train)))
-        probs = kmer_logistic_regression([train.inputs[i] for i in sub], train.labels[sub], test.inputs,
-                                         num_classes=c, kmer=tfidf_kmer)
-        add("k-mer TF-IDF + logistic regression", probs, detail=f"{tfidf_kmer}-mer counts of the input")
+        kmers = [tfidf_kmer] if isinstance(tfidf_kmer, (int, np.integer)) else list(tfidf_kmer)
+        probs, choice = tuned_kmer_logistic_regression(([train.inputs[i] for i in sub], train.labels[sub]),
+                                                       (valid.inputs, valid.labels), test.inputs, num_classes=c,
+                                                       kmers=kmers, Cs=tfidf_Cs)
+        add("k-mer TF-IDF + logistic regression", probs,
+            detail=f"{choice['kmer']}-mer counts of the input, C = {choice['C']:g} (both picked on validation)")
     table = pd.DataFrame(rows)
     if with_items:
         return table, order_table, pd.concat(items, ignore_index=True)
