@@ -37,6 +37,7 @@ in the same batched calls.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -234,9 +235,26 @@ def single_edit_sentence(summaries: Mapping[str, object]) -> str:
 # ------------------------------------------------------------------------------------------------
 # Distal edits
 # ------------------------------------------------------------------------------------------------
-def _distal_design(seqs: list[str], distances: list[int], sides: list[str], rng):
+@dataclass
+class _Design:
+    """The distal edits of one call: per window the hidden nucleotide q (n_windows,); per edit (n_edits,) its
+    window, d, side ("left" / "right"), position (nt) and new letter."""
+
+    q: np.ndarray
+    window: np.ndarray
+    d: np.ndarray
+    side: np.ndarray
+    position: np.ndarray
+    letter: list
+
+    @property
+    def n_windows(self) -> int:
+        return len(self.q)
+
+
+def _distal_design(seqs: list[str], distances: list[int], sides: list[str], rng) -> _Design:
     """Per window one hidden nucleotide q (room for the largest d on every requested side) and, per (d, side),
-    the edited position and its new letter. Returns q (n,), edits: list of (window, d, side, position, letter)."""
+    the edited position and its new letter (seeded)."""
     dmax = max(distances)
     q = np.empty(len(seqs), dtype=np.int64)
     edits = []
@@ -251,106 +269,171 @@ def _distal_design(seqs: list[str], distances: list[int], sides: list[str], rng)
             for side in sides:
                 pos = q[w] - d if side == "left" else q[w] + d
                 edits.append((w, d, side, int(pos), str(rng.choice([c for c in LETTERS if c != s[pos]]))))
-    return q, edits
+    w, d, side, pos, letter = zip(*edits)
+    return _Design(q, np.array(w, dtype=np.int64), np.array(d, dtype=np.int64), np.array(side),
+                   np.array(pos, dtype=np.int64), list(letter))
 
 
-def _shift(p: np.ndarray, p2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(largest change of a letter's log-odds in bits, total variation) between (n, 4) distributions."""
+def distribution_shift(ref: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How far the (n, 4) ACGT distributions ``var`` moved from ``ref`` (same shape), per row: (bits, tv), each
+    (n,) float64. bits: the largest change of a letter's base-2 log-odds, the da Silva dependency measure
+    (``dependency_maps.dependency_from_probs`` for one substitution, same epsilon); tv: total variation
+    ``0.5 * sum |var - ref|`` in [0, 1]."""
     from .dependency_maps import log_odds
 
-    return np.abs(log_odds(p2) - log_odds(p)).max(axis=1), 0.5 * np.abs(p2 - p).sum(axis=1)
+    ref, var = np.asarray(ref, dtype=np.float64), np.asarray(var, dtype=np.float64)
+    if ref.ndim != 2 or ref.shape[1] != 4 or ref.shape != var.shape:
+        raise ParameterError(f"ref and var must both be (n, 4) ACGT distributions; got {ref.shape} and "
+                             f"{var.shape}.")
+    return np.abs(log_odds(var) - log_odds(ref)).max(axis=1), 0.5 * np.abs(var - ref).sum(axis=1)
 
 
-def _summarize_shifts(name: str, design, shifts: np.ndarray, tv: np.ndarray, keep: np.ndarray, reference=None):
-    """Rows (model, d, side) of mean shifts with t-intervals over windows, and the paired difference to
-    ``reference`` (the n-gram's shifts on the same edits) where given."""
-    from .stats import compare_paired, t_interval
+def default_distances(models: Mapping[str, object], windows) -> list[int]:
+    """Default distances of :func:`distal_edits`: K, 2K, 4K, ... (K the largest token length k among the
+    models, ``dependency_maps.copy_band_k``; BPE: its mean nucleotides per token on the windows) while an edit
+    d nt from q still fits on both sides of the shortest window (d <= (L - 1) // 2); at least [K] when K fits.
+    E.g. 6-mer models on 64-nt windows: [6, 12, 24]."""
+    from .dependency_maps import copy_band_k
+
+    seqs = _check_windows(windows)
+    ks = [copy_band_k(lm.tokenizer, seqs[:50]) for lm in models.values()] or [1]
+    k, fit = max(1, max(ks)), (min(len(s) for s in seqs) - 1) // 2
+    if fit < k:
+        raise ParameterError(f"windows of {min(len(s) for s in seqs)} nt leave no room for an edit {k} nt (the "
+                             "largest token length) from the hidden nucleotide on both sides; use longer windows "
+                             "or pass distances and sides yourself.")
+    out = [k]
+    while 2 * out[-1] <= fit:
+        out.append(2 * out[-1])
+    return out
+
+
+def _summarize_shifts(name: str, design: _Design, shifts: np.ndarray, tv: np.ndarray, keep: np.ndarray,
+                      reference, *, seed: int, n_boot: int, pooled: bool):
+    """Rows (model, d, side) -- side "left", "right" and, if ``pooled`` and both sides were edited, "both" (per
+    window the mean over its kept edits of the two sides) -- of mean shifts over windows with percentile
+    bootstrap intervals, and the paired difference to ``reference`` (the n-gram's shifts on the same edits)
+    where given."""
+    from .dependency_maps import bootstrap_mean_interval
+    from .stats import compare_paired
 
     rows = []
-    ds = np.array([e[1] for e in design])
-    sd = np.array([e[2] for e in design])
-    for d in sorted(set(ds.tolist())):
-        for side in dict.fromkeys(sd.tolist()):
-            sel = (ds == d) & (sd == side)
+    sides = list(dict.fromkeys(design.side.tolist()))
+    groups = [(side, [side]) for side in sides] + ([("both", sides)] if pooled and len(sides) > 1 else [])
+    for d in sorted(set(design.d.tolist())):
+        for label, group in groups:
+            sel = (design.d == d) & np.isin(design.side, group)
             ok = sel & keep
-            x = shifts[ok]
-            mean, low, high = t_interval(x) if x.size > 1 else (float(x.mean()) if x.size else np.nan, np.nan, np.nan)
-            row = {"model": name, "d": int(d), "side": side, "windows": int(ok.sum()),
+            count = np.bincount(design.window[ok], minlength=design.n_windows)
+            has = count > 0
+
+            def per_window(v, ok=ok, count=count, has=has):
+                return np.bincount(design.window[ok], weights=v[ok], minlength=design.n_windows)[has] / count[has]
+
+            x, t = per_window(shifts), per_window(tv)
+            mean, low, high = bootstrap_mean_interval(x, n_boot=n_boot, seed=seed)
+            tv_mean, tv_low, tv_high = bootstrap_mean_interval(t, n_boot=n_boot, seed=seed)
+            row = {"model": name, "d": int(d), "side": label, "windows": int(has.sum()),
                    "skipped": int((sel & ~keep).sum()), "shift_bits": mean, "shift_low": low, "shift_high": high,
-                   "total_variation": float(tv[ok].mean()) if ok.any() else np.nan}
-            if reference is not None and ok.sum() > 1:
-                c = compare_paired(x, reference[ok], unit="windows")
-                row.update(ngram_shift=float(reference[ok].mean()), difference=c.estimate, difference_low=c.low,
+                   "total_variation": tv_mean, "tv_low": tv_low, "tv_high": tv_high}
+            if reference is not None and has.sum() > 1:
+                r = per_window(reference)
+                c = compare_paired(x, r, unit="windows", exact_binary=False)
+                row.update(ngram_shift=float(r.mean()), difference=c.estimate, difference_low=c.low,
                            difference_high=c.high, p=c.p)
             rows.append(row)
     return rows
 
 
-def distal_edits(models: Mapping[str, object], windows, distances: Sequence[int], *, sides: Sequence[str] = SIDES,
-                 counts=None, ngram_order: int | None = None, seed: int = 0, batch_size: int = 64,
-                 amp: bool = True):
+def distal_edits(models: Mapping[str, object], windows, distances: Sequence[int] | None = None, *,
+                 sides: Sequence[str] = SIDES, counts=None, ngram_order: int | None = None, seed: int = 0,
+                 batch_size: int = 64, amp: bool = True, pooled: bool = False, n_boot: int = 2000):
     """How far does a hidden nucleotide's predicted distribution move when one letter d nt away changes?
 
     models: name -> adapter (models without a masked head are listed as not applicable); windows: ACGT strings;
-    distances: d values (>= 1); sides: "left" and/or "right"; counts + ngram_order: a ``ngram.KmerCounts`` and the
-    two-sided n-gram's flank order, for the reference shift (None: no reference). Returns ``(table, items,
-    not_applicable)``: table rows (model, d, side): windows, skipped (no unmasked token shows the edit), shift_bits
-    (mean largest log-odds change, bits) with shift_low / shift_high (t-interval over windows), total_variation,
-    and -- with an n-gram -- ngram_shift, difference (model minus n-gram, paired by window) with its interval and
-    p; the n-gram's own rows have model :data:`NGRAM`. items: per (model, window, d, side) the shift (NaN where
+    distances: d values (>= 1; None: :func:`default_distances`); sides: "left" and/or "right"; counts +
+    ngram_order: a ``ngram.KmerCounts`` and the two-sided n-gram's flank order, for the reference shift (None:
+    no reference); pooled: also rows with side "both" (per window the mean over its kept edits of the two
+    sides); n_boot: bootstrap resamples (seeded with ``seed``). One hidden nucleotide and one edit per (window,
+    d, side), the same for every model; the unedited and all edited windows of a model go through it in one
+    batched ``masking.nucleotide_block_eval`` call.
+
+    Returns ``(table, items, not_applicable)``. table rows (model, d, side): windows (with a kept edit), skipped
+    (edits no unmasked token shows: not scored), shift_bits (mean over windows of the largest log-odds change,
+    bits; :func:`distribution_shift`) with shift_low / shift_high (95 % percentile bootstrap over windows),
+    total_variation with tv_low / tv_high, and -- with an n-gram -- ngram_shift (the n-gram's mean on the same
+    kept edits), difference (model minus n-gram, paired t over windows) with difference_low / difference_high
+    and p; the n-gram's own rows have model :data:`NGRAM`. items: per (model, window, d, side) the hidden q and
+    the edited position (nt, 0-based in the window), the new letter, shift_bits and total_variation (NaN where
     skipped), for paired tests. not_applicable: rows {model, probe, reason}."""
     import pandas as pd
 
     from .masking import nucleotide_block_eval
 
     seqs = _check_windows(windows)
+    if distances is None:
+        distances = default_distances(models, seqs)
     distances = sorted({check_int_range("distances", d, 1) for d in ([distances] if np.isscalar(distances)
                                                                       else distances)})
     if not distances:
-        raise ParameterError("distances is empty; pass nucleotide distances such as [6, 8, 12].")
-    sides = list(dict.fromkeys(sides))
+        raise ParameterError("distances is empty; pass nucleotide distances such as [6, 8, 12] (or None).")
+    sides = [sides] if isinstance(sides, str) else list(dict.fromkeys(sides))
     if not sides or any(s not in SIDES for s in sides):
         raise ParameterError(f"sides={sides!r}: use 'left' and/or 'right'.")
     batch_size, seed = _check_batch(batch_size), check_int_range("seed", seed, 0)
+    n_boot = check_int_range("n_boot", n_boot, 1, hint="Bootstrap resamples, e.g. 2000.")
     rng = np.random.default_rng(seed)
-    q, design = _distal_design(seqs, distances, sides, rng)
-    edited = [seqs[w][:pos] + letter + seqs[w][pos + 1:] for (w, _, _, pos, letter) in design]
-    wins = np.array([e[0] for e in design])
-    blocks = np.stack([q, q + 1], axis=1)
-    variant_blocks = blocks[wins]
+    design = _distal_design(seqs, distances, sides, rng)
+    edited = [seqs[w][:pos] + letter + seqs[w][pos + 1:]
+              for w, pos, letter in zip(design.window, design.position, design.letter)]
+    blocks = np.stack([design.q, design.q + 1], axis=1)
+    variant_blocks = blocks[design.window]
+    summarize = dict(seed=seed, n_boot=n_boot, pooled=pooled)
     reference = None
     rows, items, not_applicable = [], [], []
+
+    def item_frame(name, shift, tv):
+        return pd.DataFrame({"model": name, "window": design.window, "q": design.q[design.window], "d": design.d,
+                             "side": design.side, "position": design.position, "letter": design.letter,
+                             "shift_bits": shift, "total_variation": tv})
+
     if counts is not None:
         from .ngram import two_sided_block_probs
 
         order = check_int_range("ngram_order", ngram_order, 0, hint="Flank order of the two-sided n-gram.")
-        p0 = two_sided_block_probs(counts, seqs, blocks, order=order)[wins]
+        p0 = two_sided_block_probs(counts, seqs, blocks, order=order)[design.window]
         p1 = two_sided_block_probs(counts, edited, variant_blocks, order=order)
-        reference, ref_tv = _shift(p0, p1)
-        rows += _summarize_shifts(NGRAM, design, reference, ref_tv, np.ones(len(design), bool))
-        items.append(pd.DataFrame({"model": NGRAM, "window": wins, "d": [e[1] for e in design],
-                                   "side": [e[2] for e in design], "shift_bits": reference}))
+        reference, ref_tv = distribution_shift(p0, p1)
+        rows += _summarize_shifts(NGRAM, design, reference, ref_tv, np.ones(len(edited), bool), None, **summarize)
+        items.append(item_frame(NGRAM, reference, ref_tv))
     for name, lm in models.items():
         if not lm.can("masked_logprobs"):
             not_applicable.append({"model": name, "probe": "distal edits", "reason": lm.why_not("masked_logprobs")})
             continue
-        tok = lm.tokenizer
-        keep = np.ones(len(design), dtype=bool)
-        for i, (w, _, _, pos, _) in enumerate(design):
-            for text in (seqs[w], edited[i]):  # the edited letter must be shown by an unmasked token
-                spans = tok.encode(text, where=f"window {w}").spans
-                cover = (spans[:, 0] <= q[w]) & (spans[:, 1] > q[w])
-                if not ((spans[~cover, 0] <= pos) & (spans[~cover, 1] > pos)).any():
-                    keep[i] = False
+        keep = _edit_shown(lm.tokenizer, seqs, edited, design)
         res = nucleotide_block_eval(lm, seqs + edited, np.concatenate([blocks, variant_blocks]),
                                     batch_size=batch_size, amp=amp)
-        p_orig, p_var = res.probs[: len(seqs)][wins], res.probs[len(seqs):]
-        shift, tv = _shift(p_orig, p_var)
-        rows += _summarize_shifts(name, design, shift, tv, keep, reference)
-        items.append(pd.DataFrame({"model": name, "window": wins, "d": [e[1] for e in design],
-                                   "side": [e[2] for e in design], "shift_bits": np.where(keep, shift, np.nan)}))
+        p_orig, p_var = res.probs[: len(seqs)][design.window], res.probs[len(seqs):]
+        shift, tv = distribution_shift(p_orig, p_var)
+        rows += _summarize_shifts(name, design, shift, tv, keep, reference, **summarize)
+        items.append(item_frame(name, np.where(keep, shift, np.nan), np.where(keep, tv, np.nan)))
     table = pd.DataFrame(rows)
     return table, (pd.concat(items, ignore_index=True) if items else pd.DataFrame()), not_applicable
+
+
+def _edit_shown(tok, seqs: list[str], edited: list[str], design: _Design) -> np.ndarray:
+    """(n_edits,) bool: the edited nucleotide lies in at least one token that does not overlap q, both in the
+    unedited and in the re-tokenized edited window (else the mask itself hides the edit: skipped)."""
+    def shown(spans: np.ndarray, q: int, pos: int) -> bool:
+        free = ~((spans[:, 0] <= q) & (spans[:, 1] > q))
+        return bool(((spans[free, 0] <= pos) & (spans[free, 1] > pos)).any())
+
+    spans_of = [tok.encode(s, where=f"window {w}").spans for w, s in enumerate(seqs)]
+    keep = np.empty(len(edited), dtype=bool)
+    for i, (w, pos, text) in enumerate(zip(design.window, design.position, edited)):
+        q = int(design.q[w])
+        keep[i] = shown(spans_of[w], q, pos) and shown(tok.encode(text, where=f"window {w}").spans, q, pos)
+    return keep
 
 
 def distal_sentence(table, *, d: int | None = None, side: str = "right", margin: float = 0.01) -> str:
@@ -384,4 +467,4 @@ def distal_sentence(table, *, d: int | None = None, side: str = "right", margin:
 
 
 __all__ = ["OUTCOMES", "SIDES", "NGRAM", "single_token_edit", "summarize_single_edit", "single_edit_sentence",
-           "distal_edits", "distal_sentence"]
+           "distribution_shift", "default_distances", "distal_edits", "distal_sentence"]

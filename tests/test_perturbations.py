@@ -215,3 +215,53 @@ def test_distal_edits_bad_input_and_not_applicable():
         P.distal_edits({"x": _reads_back(1)}, _windows(3), [2], sides=["up"])
     with pytest.raises(ParameterError, match="distances"):
         P.distal_edits({"x": _reads_back(1)}, _windows(3), [0])
+
+
+def test_a_model_that_reads_only_its_neighbour_moves_at_d_1_and_exactly_0_from_d_2():
+    windows = _windows(20, 30, seed=11)
+    table, items, _ = P.distal_edits({"back1": _reads_back(1)}, windows, [1, 2, 3, 5], seed=4, pooled=True)
+    t = table.set_index(["d", "side"]).shift_bits
+    assert t.loc[(1, "left")] > 5 and t.loc[(1, "right")] == 0 and t.loc[(1, "both")] > 2
+    assert (t.drop(index=1, level="d") == 0).all()
+    assert set(table.side) == {"left", "right", "both"} and (table.windows == 20).all()
+    per = items.groupby(["d", "side"]).shift_bits.mean()  # the summary is the mean of the per-edit items
+    assert per.loc[(1, "left")] == pytest.approx(t.loc[(1, "left")])
+
+
+def test_distribution_shift_is_the_dependency_map_measure_and_total_variation():
+    from dnalm_utils.dependency_maps import dependency_from_probs
+
+    rng = np.random.default_rng(12)
+    ref, var = rng.dirichlet(np.ones(4), 5), rng.dirichlet(np.ones(4), 5)
+    bits, tv = P.distribution_shift(ref, var)
+    for j in range(5):  # a 2-position map whose only measured cell (query 0, one substitution, target 1) is row j
+        v = np.full((2, 3, 2, 4), np.nan)
+        v[0, 0, 1] = var[j]
+        assert bits[j] == pytest.approx(dependency_from_probs(np.stack([ref[j], ref[j]]), v)[0, 1])
+    assert np.allclose(tv, 0.5 * np.abs(ref - var).sum(1)) and (P.distribution_shift(ref, ref)[0] == 0).all()
+    with pytest.raises(ParameterError, match="ACGT"):
+        P.distribution_shift(ref[:, :3], var[:, :3])
+
+
+def test_default_distances_start_at_the_longest_token_and_fit_the_window():
+    k6, nuc = _copier("left"), _reads_back(1)  # overlapping 5-mers and nucleotides
+    assert P.default_distances({"a": k6, "b": nuc}, _windows(3, 64)) == [K, 2 * K, 4 * K]
+    assert P.default_distances({"b": nuc}, _windows(3, 9)) == [1, 2, 4]
+    with pytest.raises(ParameterError, match="longer windows"):
+        P.default_distances({"a": k6}, _windows(3, 10))
+    table, _, _ = P.distal_edits({"b": nuc}, _windows(5, 12, seed=13), seed=0)
+    assert sorted(table.d.unique()) == [1, 2, 4]
+
+
+def test_distal_edits_are_seeded():
+    models = {"back4": _reads_back(4)}
+    a = P.distal_edits(models, _windows(12, 30, seed=14), [4], seed=7, n_boot=200)
+    b = P.distal_edits(models, _windows(12, 30, seed=14), [4], seed=7, n_boot=200)
+    c = P.distal_edits(models, _windows(12, 30, seed=14), [4], seed=8, n_boot=200)
+    assert a[0].equals(b[0]) and a[1].equals(b[1]) and not a[1].equals(c[1])
+    it = a[1]
+    assert (np.abs(it.position - it.q) == it.d).all() and ((it.position < it.q) == (it.side == "left")).all()
+    windows = _windows(12, 30, seed=14)
+    assert all(windows[w][p] != x for w, p, x in zip(it.window, it.position, it.letter))
+    with pytest.raises(ParameterError, match="n_boot"):
+        P.distal_edits(models, _windows(3), [2], n_boot=0)
