@@ -188,6 +188,47 @@ class RunSpec:
                              device=device, load_options=self.load_options)
 
 
+def encode_curve(history) -> str:
+    """A run's validation curve as one table cell: "step:loss" pairs (loss in nats, 5 significant digits)
+    joined by ";", from ``FinetuneResult.history`` (step, eval_loss)."""
+    h = history.dropna(subset=["eval_loss"]) if len(history) else history
+    return ";".join(f"{int(r.step)}:{float(r.eval_loss):.5g}" for r in h.itertuples())
+
+
+def learning_curves(runs, by: Sequence[str] = ()):
+    """Long table of the validation curves in ``runs`` (a grid's rows with ``eval_curve``): one row per
+    (model, init, seed, *by, step) with eval_loss (nats). Rows without a curve (baselines, older cached runs) are
+    left out."""
+    import pandas as pd
+
+    cols = ["model", "init", "seed", *by]
+    out = []
+    if "eval_curve" not in runs:
+        return pd.DataFrame(columns=[*cols, "step", "eval_loss"])
+    for r in runs[runs.eval_curve.notna() & (runs.eval_curve.astype(str) != "")].to_dict("records"):
+        for pair in str(r["eval_curve"]).split(";"):
+            step, loss = pair.split(":")
+            out.append({**{c: r[c] for c in cols}, "step": int(step), "eval_loss": float(loss)})
+    return pd.DataFrame(out, columns=[*cols, "step", "eval_loss"])
+
+
+def convergence_sentence(runs, *, target: float = 0.8) -> str:
+    """One computed sentence on whether a grid's runs converged: how many stopped early on validation (the share
+    against ``target``), how many kept their last evaluated step (still improving when the step budget ran out),
+    and the median kept step. ``runs``: fine-tuning rows (stopped_early, best_step, steps)."""
+    need = {"stopped_early", "best_step", "steps"}
+    if not len(runs) or not need <= set(runs.columns):
+        return "No fine-tuning run in this build."
+    n = len(runs)
+    early = int(runs.stopped_early.astype(bool).sum())
+    last = int((runs.best_step == runs.steps).sum())
+    verdict = ("at least" if early / n >= target else "fewer than") + f" the {100 * target:.0f} % aimed at"
+    return (f"{early:,} of {n:,} runs ({100 * early / n:.0f} %, {verdict}) stopped early because the validation "
+            f"loss had stopped improving; {last:,} ({100 * last / n:.0f} %) kept their last step, so they were still "
+            f"improving when the step budget ran out and their scores are lower bounds; the median kept step is "
+            f"{int(runs.best_step.median()):,} of at most {int(runs.steps.max()):,}.")
+
+
 def _fit_and_score(spec: RunSpec, data: Mapping | None = None) -> tuple[dict, dict]:
     """Fine-tune ``spec``'s run and score it on its test set: (row without model/init/seed/cached, encoded items).
     ``data``: the run's {train, valid, test} ``SequenceDataset``s when the caller already tokenized them (serial
@@ -209,7 +250,7 @@ def _fit_and_score(spec: RunSpec, data: Mapping | None = None) -> tuple[dict, di
            "best_eval_loss": res.best_eval_loss, "train_s": round(res.train_s, 2),
            "tokenization": tok.description,
            "parameters": int(sum(p.numel() for p in res.lm.model.parameters())),
-           "n_train": len(train), "n_valid": len(valid)}
+           "n_train": len(train), "n_valid": len(valid), "eval_curve": encode_curve(res.history)}
     encoded = encode_items(*item_scores(probs, test.labels, nt_per_class=spec.nt_per_class))
     del res
     return row, encoded
@@ -401,5 +442,6 @@ def summarize_runs(results, by: Sequence[str], metrics: Sequence[str] = ("accura
 
 __all__ = [
     "RUN_KIND", "data_digest", "run_cache_key", "read_cached_run", "write_cached_run", "run_cache_dir", "cache_note",
-    "run_grid", "summarize_runs", "RunSpec", "run_one", "GridRunError",
+    "run_grid", "summarize_runs", "RunSpec", "run_one", "GridRunError", "encode_curve", "learning_curves",
+    "convergence_sentence",
 ]

@@ -839,3 +839,36 @@ def plot_distal_shifts(table, *, roles=None):
     axes[0][-1].legend(fontsize=6.5, frameon=False, bbox_to_anchor=(1.0, 1.0), loc="upper left")
     fig.tight_layout()
     return fig
+
+
+def plot_learning_curves(curves, *, facet: str | None = None, roles=None):
+    """Validation loss (nats) against fine-tuning step, one panel per model (rows: values of ``facet``, e.g. k or
+    task), pre-trained runs solid and random-initialised dashed, one line per seed; a dot marks each run's best
+    step. curves: ``finetune_runs.learning_curves(runs, by=[facet])``."""
+    models = list(dict.fromkeys(curves.model))
+    facets = list(dict.fromkeys(curves[facet])) if facet else [None]
+    fig, axes = _model_panels(max(1, len(models)), rows=len(facets), width=2.6, height=2.2, sharey=False)
+    for r, value in enumerate(facets):
+        part = curves if facet is None else curves[curves[facet] == value]
+        for c, name in enumerate(models):
+            ax = axes[r][c]
+            color, _ = model_style(name, roles)
+            for (init, seed), run in part[part.model == name].groupby(["init", "seed"], sort=False):
+                run = run.sort_values("step")
+                ls = "-" if init == "pretrained" else "--"
+                ax.plot(run.step, run.eval_loss, ls, color=color, lw=1,
+                        label=init if (r, c, seed) == (0, 0, run.seed.iloc[0]) else None)
+                best = run.loc[run.eval_loss.idxmin()]
+                ax.plot(best.step, best.eval_loss, "o", color=color, ms=2.5)
+            ax.set_title(f"{name}" + (f", {facet} = {value}" if facet else ""), fontsize=7.5)
+            ax.ticklabel_format(axis="y", useOffset=False)
+            if r == len(facets) - 1:
+                ax.set_xlabel("step", fontsize=8)
+            if c == 0:
+                ax.set_ylabel("validation loss (nats)", fontsize=8)
+            ax.tick_params(labelsize=7)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles[:2], labels[:2], fontsize=7, frameon=False, loc="upper center", ncol=2)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    return fig

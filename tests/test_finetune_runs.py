@@ -35,6 +35,14 @@ def test_run_grid_rows_and_kept_models(tiny, data, tmp_path):
     assert M.load_model(tmp_path / "kept" / kept[0], head="classification", num_labels=2).model.num_labels == 2
     summary = FR.summarize_runs(table, ["model", "init"])
     assert (summary.seeds == 2).all() and "mcc_mean" in summary and "mcc_std" in summary
+    curves = FR.learning_curves(table)
+    assert set(zip(curves.model, curves.init, curves.seed)) == set(zip(table.model, table.init, table.seed))
+    for r in table.itertuples():  # each run's curve ends at its last step; its minimum is the best checkpoint
+        c = curves[(curves.model == r.model) & (curves.init == r.init) & (curves.seed == r.seed)]
+        assert c.step.max() == r.steps
+        assert c.eval_loss.min() == pytest.approx(r.best_eval_loss, rel=1e-4)
+        assert int(c.loc[c.eval_loss.idxmin()].step) == r.best_step
+    assert FR.learning_curves(table.drop(columns="eval_curve")).empty
     runs, items = FR.run_grid({"a": str(tiny["nt2"])}, train, valid, test, num_labels=2, seeds=[0], settings=QUICK,
                               score=binary_metrics, progress=False, with_items=True, inits=["random"])
     assert len(items) == len(test[0]) and items.item.tolist() == list(range(len(test[0])))
@@ -101,3 +109,13 @@ def test_per_item_scores_round_trip_through_their_cache_text():
     probs = np.array([[0.7, 0.3], [0.2, 0.8], [0.5, 0.5]])
     c, b = item_scores(probs, np.array([0, 0, 1]))
     assert c.tolist() == [1, 0, 0] and np.allclose(b, -np.log2([0.7, 0.2, 0.5]))  # a tie goes to class 0
+
+
+def test_convergence_sentence_counts_early_stops_and_last_steps():
+    runs = pd.DataFrame({"stopped_early": [True, True, False, False, True], "best_step": [20, 40, 100, 60, 20],
+                         "steps": [60, 80, 100, 100, 60]})
+    text = FR.convergence_sentence(runs)
+    assert text.startswith("3 of 5 runs (60 %, fewer than the 80 % aimed at) stopped early")
+    assert "1 (20 %) kept their last step" in text and "median kept step is 40 of at most 100" in text
+    assert "at least the 50 %" in FR.convergence_sentence(runs, target=0.5)
+    assert FR.convergence_sentence(runs.iloc[:0]) == "No fine-tuning run in this build."

@@ -158,3 +158,17 @@ def test_items_by_class_draws_one_point_per_model_with_windows():
                                                    "other (200 windows)"]
     assert [len(ax.containers) for ax in fig.axes] == [0, 2, 2]  # one errorbar per model, none without windows
     assert [len(ax.lines) for ax in fig.axes][1:] == [1 + 2 * 3, 1 + 2 * 3]  # reference line + point and caps
+
+
+def test_learning_curves_one_line_per_run_and_a_best_dot():
+    import pandas as pd
+
+    rows = []
+    for model in ("a", "b"):
+        for init in ("pretrained", "random"):
+            for seed in (0, 1):
+                for step, loss in ((20, 1.4), (40, 1.2), (60, 1.3)):
+                    rows.append({"model": model, "init": init, "seed": seed, "k": 1, "step": step, "eval_loss": loss})
+    fig = plotting.plot_learning_curves(pd.DataFrame(rows), facet="k")
+    assert [ax.get_title() for ax in fig.axes] == ["a, k = 1", "b, k = 1"]
+    assert all(len(ax.lines) == 4 * 2 for ax in fig.axes)  # 4 runs: a curve and its best-step dot each
