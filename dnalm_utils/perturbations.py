@@ -206,19 +206,29 @@ def summarize_single_edit(table):
     return pd.DataFrame(rows)
 
 
-def single_edit_sentence(summaries: Mapping[str, object]) -> str:
-    """One computed sentence per model from ``{model: summary}`` (:func:`summarize_single_edit`), at the smallest
-    m: how often the prediction follows the one edited token when it is the left and when it is the right
-    neighbour, with intervals, against the two copiers."""
+def single_edit_sentence(summaries: Mapping[str, object], m: int | str | None = None) -> str:
+    """One computed sentence per model from ``{model: summary}`` (:func:`summarize_single_edit`) at one span
+    length m: how often the prediction follows the one edited token when it is the left and when it is the right
+    neighbour, with intervals, against the two copiers. m: None or "smallest" (each model's smallest m),
+    "largest" (each model's largest, k - 2: one revealing token on each side, a tie for the majority copier) or
+    an int (models without it are left out)."""
     def pct(x):
         return f"{100 * x:.1f} %"
 
+    if not (m is None or m in ("smallest", "largest") or (isinstance(m, (int, np.integer)) and m >= 1)):
+        raise ParameterError(f"m={m!r}: pass None, 'smallest', 'largest' or a span length >= 1.")
     parts = []
     for name, s in summaries.items():
         if s is None or not len(s):
             continue
-        m = int(s.m.min())
-        sub = s[s.m == m].set_index(["predictor", "side"])
+        measured = sorted(int(x) for x in s.m.unique())
+        if m in (None, "smallest", "largest"):
+            mm = measured[-1] if m == "largest" else measured[0]
+        elif int(m) in measured:
+            mm = int(m)
+        else:
+            continue
+        sub = s[s.m == mm].set_index(["predictor", "side"])
         bits = []
         for side in SIDES:
             if ("model", side) not in sub.index:
@@ -228,7 +238,7 @@ def single_edit_sentence(summaries: Mapping[str, object]) -> str:
                         f"{pct(r.follows_edit_high)}] (keeps the genome's letter {pct(r.keeps_genome)}; left-neighbour "
                         f"copier {pct(sub.loc[('left-neighbour copier', side)].follows_edit)}, majority copier "
                         f"{pct(sub.loc[('majority copier', side)].follows_edit)})")
-        parts.append(f"{name} (m = {m}) follows the one edited token " + " and ".join(bits))
+        parts.append(f"{name} (m = {mm}) follows the one edited token " + " and ".join(bits))
     return "; ".join(parts) + "." if parts else "No overlapping k-mer model with a masked head was run."
 
 

@@ -265,3 +265,30 @@ def test_distal_edits_are_seeded():
     assert all(windows[w][p] != x for w, p, x in zip(it.window, it.position, it.letter))
     with pytest.raises(ParameterError, match="n_boot"):
         P.distal_edits(models, _windows(3), [2], n_boot=0)
+
+
+def test_edited_sides_are_balanced_per_m_and_the_sentence_picks_m():
+    table, summary = P.single_token_edit(_copier("majority"), _windows(15, seed=15), seed=9)
+    per_m = table.groupby("m").side.apply(lambda s: abs((s == "left").sum() - (s == "right").sum()))
+    assert (per_m <= 1).all()
+    largest = P.single_edit_sentence({"maj": summary}, m="largest")
+    assert "maj (m = 3)" in largest and "maj (m = 1)" in P.single_edit_sentence({"maj": summary})
+    # m = k - 2: one revealing token on each side, a tie the majority copier breaks towards the left
+    assert "when the left neighbour is edited 100.0 %" in largest
+    assert P.single_edit_sentence({"maj": summary}, m=2).startswith("maj (m = 2)")
+    with pytest.raises(ParameterError, match="m="):
+        P.single_edit_sentence({"maj": summary}, m=0)
+
+
+def test_single_edit_and_distal_edits_run_through_a_real_tiny_bert(tmp_path):
+    from dnalm_utils import models as M
+
+    lm = M.load_model(M.make_tiny_dnabert(tmp_path / "tiny4", k=4, max_positions=64))
+    windows = _windows(8, 40, seed=16)
+    table, summary = P.single_token_edit(lm, windows, seed=0, batch_size=5)
+    assert len(table) == 8 * 2 and set(table.m) == {1, 2}
+    assert ((table.p_edit + table.p_genome) <= 1 + 1e-6).all() and (table.p_edit > 0).all()
+    assert np.allclose(summary[["follows_edit", "keeps_genome", "other"]].sum(axis=1), 1.0)
+    dist, items, na = P.distal_edits({"tiny4": lm}, windows, [4, 8], seed=0, batch_size=7)
+    assert na == [] and (dist.windows == 8).all() and (items.shift_bits >= 0).all()
+    assert (dist.shift_low <= dist.shift_bits).all() and (dist.shift_bits <= dist.shift_high).all()
