@@ -23,8 +23,10 @@ or not, then outputs the new letter. Two probes here can tell the explanations a
   the models, doubling, while both sides fit the window); the edited window is re-tokenized (the edit is not in
   any token covering q when d is beyond the model's token reach). Where no unmasked token shows the edited
   nucleotide -- it lies only inside masked tokens, possible for non-overlapping k-mers and BPE, whose masked
-  tokens reach further than q -- the edit is hidden by the mask itself; such (window, d, side) edits are
-  **skipped** for that model and counted (``skipped``), never scored as "no shift". The shift of q's
+  tokens reach further than q -- the edit is hidden by the mask itself; and where re-tokenizing the edited
+  window changes the masked stretch around q (BPE can re-segment), other nucleotides would be hidden. Such
+  (window, d, side) edits are **skipped** for that model and counted (``skipped``), never scored as "no
+  shift", so every scored edit hides the same nucleotides before and after it. The shift of q's
   predicted ACGT distribution (:func:`distribution_shift`) is the largest change of a letter's log-odds (bits;
   the da Silva dependency measure, ``dependency_maps.dependency_from_probs`` for one substitution) and the
   total variation. The two-sided n-gram's own shift on the same edits is the reference: an n-gram of flank
@@ -369,7 +371,7 @@ def distal_edits(models: Mapping[str, object], windows, distances: Sequence[int]
     batched ``masking.nucleotide_block_eval`` call.
 
     Returns ``(table, items, not_applicable)``. table rows (model, d, side): windows (with a kept edit), skipped
-    (edits no unmasked token shows: not scored), shift_bits (mean over windows of the largest log-odds change,
+    (edits no unmasked token shows, or that change the masked stretch: not scored), shift_bits (mean over windows of the largest log-odds change,
     bits; :func:`distribution_shift`) with shift_low / shift_high (95 % percentile bootstrap over windows),
     total_variation with tv_low / tv_high, and -- with an n-gram -- ngram_shift (the n-gram's mean on the same
     kept edits), difference (model minus n-gram, paired t over windows) with difference_low / difference_high
@@ -432,17 +434,22 @@ def distal_edits(models: Mapping[str, object], windows, distances: Sequence[int]
 
 
 def _edit_shown(tok, seqs: list[str], edited: list[str], design: _Design) -> np.ndarray:
-    """(n_edits,) bool: the edited nucleotide lies in at least one token that does not overlap q, both in the
-    unedited and in the re-tokenized edited window (else the mask itself hides the edit: skipped)."""
-    def shown(spans: np.ndarray, q: int, pos: int) -> bool:
-        free = ~((spans[:, 0] <= q) & (spans[:, 1] > q))
-        return bool(((spans[free, 0] <= pos) & (spans[free, 1] > pos)).any())
+    """(n_edits,) bool: the edit is measurable with the same nucleotides hidden -- the edited nucleotide lies in
+    at least one token that does not overlap q, in the unedited and in the re-tokenized edited window, and the
+    masked stretch (the union of the tokens overlapping q) is the same in both (BPE may re-segment around an
+    edit). Otherwise the mask itself hides the edit, or hides other nucleotides after the edit: skipped."""
+    def view(spans: np.ndarray, q: int, pos: int) -> tuple[bool, int, int]:
+        cover = (spans[:, 0] <= q) & (spans[:, 1] > q)
+        free = ~cover
+        shown = bool(((spans[free, 0] <= pos) & (spans[free, 1] > pos)).any())
+        return shown, int(spans[cover, 0].min()), int(spans[cover, 1].max())
 
     spans_of = [tok.encode(s, where=f"window {w}").spans for w, s in enumerate(seqs)]
     keep = np.empty(len(edited), dtype=bool)
     for i, (w, pos, text) in enumerate(zip(design.window, design.position, edited)):
         q = int(design.q[w])
-        keep[i] = shown(spans_of[w], q, pos) and shown(tok.encode(text, where=f"window {w}").spans, q, pos)
+        before, after = view(spans_of[w], q, pos), view(tok.encode(text, where=f"window {w}").spans, q, pos)
+        keep[i] = before[0] and after[0] and before[1:] == after[1:]
     return keep
 
 

@@ -292,3 +292,25 @@ def test_single_edit_and_distal_edits_run_through_a_real_tiny_bert(tmp_path):
     dist, items, na = P.distal_edits({"tiny4": lm}, windows, [4, 8], seed=0, batch_size=7)
     assert na == [] and (dist.windows == 8).all() and (items.shift_bits >= 0).all()
     assert (dist.shift_low <= dist.shift_bits).all() and (dist.shift_bits <= dist.shift_high).all()
+
+
+def test_bpe_edits_are_scored_only_when_the_same_nucleotides_stay_hidden():
+    from tiny_modules import ConstantModel
+
+    tok = T.BPETokenizer.train(_windows(40, 200, seed=17), vocab_size=60)
+    lm = ModuleAdapter(ConstantModel(tok.vocab_size, tok.token_to_id["A"]), tok, name="bpe const")
+    windows = _windows(40, 48, seed=18)
+    _, items, _ = P.distal_edits({"bpe": lm}, windows, [1, 3, 6], seed=5)
+
+    def stretch(text, q):  # nucleotides hidden when every token overlapping q is masked
+        spans = tok.encode(text).spans
+        hit = spans[(spans[:, 0] <= q) & (spans[:, 1] > q)]
+        return set(range(int(hit[:, 0].min()), int(hit[:, 1].max())))
+
+    resegmented = 0
+    for r in items.itertuples():
+        w = windows[r.window]
+        before, after = stretch(w, r.q), stretch(w[:r.position] + r.letter + w[r.position + 1:], r.q)
+        assert np.isnan(r.shift_bits) == (r.position in before or before != after)
+        resegmented += r.position not in before and before != after
+    assert resegmented > 0 and items.shift_bits.notna().any()
