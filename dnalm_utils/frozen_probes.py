@@ -36,6 +36,10 @@ POOLINGS = ("mean", "cls")
 SPLITS = ("train", "valid", "test")
 #: Default inverse regularisation strengths tried on validation.
 DEFAULT_CS = (0.01, 0.1, 1.0, 10.0)
+#: Default weights of the uniform distribution mixed into a probe's probabilities, chosen on validation with C
+#: (0 = none). Classes absent from train get probability 0 from the regression; without a floor a test item of
+#: such a class costs log2(1e12) = 40 bits (next-6-mer: 4,096 classes, most unseen in a few thousand windows).
+DEFAULT_SMOOTHING = (0.0, 1e-4, 1e-3, 1e-2, 1e-1)
 #: Cache kind of pooled features (``cache.DEPENDS_ON``).
 FEATURE_KIND = "frozen-features"
 #: Probabilities are clipped here before taking logs (as ``classification_metrics``).
@@ -302,6 +306,19 @@ def _check_cs(Cs) -> list[float]:
     return sorted({float(c) for c in items})
 
 
+def _check_smoothing(smoothing) -> list[float]:
+    items = [smoothing] if isinstance(smoothing, (int, float, np.number)) else list(smoothing)
+    if not items or any(isinstance(s, bool) or not isinstance(s, (int, float, np.number)) or not 0 <= s < 1
+                        for s in items):
+        raise ParameterError(f"smoothing={smoothing!r}: pass weights of the uniform mixture in [0, 1), e.g. "
+                             f"{DEFAULT_SMOOTHING} (0 alone = no smoothing).")
+    return sorted({float(s) for s in items})
+
+
+def _smooth(p: np.ndarray, mix: float) -> np.ndarray:
+    return p if mix == 0 else (1 - mix) * p + mix / p.shape[1]
+
+
 def _check_probe_inputs(features, labels, num_classes):
     if not isinstance(features, Mapping) or not isinstance(labels, Mapping):
         raise ParameterError("features and labels must be mappings split -> ({layer: (n, dim) array}) and split -> "
@@ -367,7 +384,7 @@ def _mean_bits(p: np.ndarray, y: np.ndarray) -> float:
 
 
 def probe_layers(features: Mapping, labels: Mapping, *, num_classes: int | None = None, Cs=DEFAULT_CS,
-                 seed: int = 0, max_iter: int = 1000, n_boot: int = 1000, confidence: float = 0.95,
+                 smoothing=DEFAULT_SMOOTHING, seed: int = 0, max_iter: int = 1000, n_boot: int = 1000, confidence: float = 0.95,
                  nt_per_class: int = 1):
     """A logistic-regression probe per layer; returns ``(table, items)``.
 
@@ -376,11 +393,14 @@ def probe_layers(features: Mapping, labels: Mapping, *, num_classes: int | None 
     largest label + 1).
 
     Per layer: features standardised on train (``StandardScaler``), a multinomial ``LogisticRegression``
-    (lbfgs) fitted on train for every C in ``Cs``; the C with the lowest validation log-loss (ties: the
-    smallest C) is kept (the model fitted on train with it) and scored once on test. Classes absent from train
-    get probability 0 (clipped at 1e-12 in the bits, as ``classification_metrics``).
+    (lbfgs) fitted on train for every C in ``Cs``; its probabilities p are mixed with the uniform distribution,
+    (1 - s) p + s / num_classes, for every s in ``smoothing`` (which never changes the argmax, so accuracy, MCC
+    ranks and AUROC do not depend on s; it gives classes absent from train a probability, otherwise 0 and
+    clipped at 1e-12 in the bits as ``classification_metrics``). The (C, s) with the lowest validation log-loss
+    (ties: the smallest C, then the smallest s) is kept (the model fitted on train with it) and scored once on
+    test.
 
-    table: one row per layer: layer, C, converged, valid_bits (validation cross-entropy, log2, per class),
+    table: one row per layer: layer, C, smoothing, converged, valid_bits (validation cross-entropy, log2, per class),
     accuracy, ci_low, ci_high, bits, bits_low, bits_high (test cross-entropy in bits / ``nt_per_class``),
     chance (1 / num_classes), majority (test accuracy of the most frequent train class), and for two classes
     threshold (on p(class 1), chosen on validation as the max-MCC threshold, :func:`best_threshold`), mcc,
@@ -400,6 +420,7 @@ def probe_layers(features: Mapping, labels: Mapping, *, num_classes: int | None 
 
     layers, ys, num_classes = _check_probe_inputs(features, labels, num_classes)
     Cs = _check_cs(Cs)
+    smoothing = _check_smoothing(smoothing)
     seed = check_int_range("seed", seed, 0, hint="A non-negative integer seed, e.g. 0.")
     max_iter = check_int_range("max_iter", max_iter, 1, hint="lbfgs iterations, e.g. 1000.")
     n_boot = check_int_range("n_boot", n_boot, 1, hint="Bootstrap resamples, e.g. 1000.")
@@ -417,17 +438,19 @@ def probe_layers(features: Mapping, labels: Mapping, *, num_classes: int | None 
         fits = []
         for C in Cs:
             model, converged = _fit(x_tr, y_tr, C, seed, max_iter)
-            fits.append((_mean_bits(_full_proba(model, x_va, num_classes), y_va), C, model, converged))
-        valid_bits, C, model, converged = min(fits, key=lambda f: (f[0], f[1]))
-        p_te = _full_proba(model, x_te, num_classes)
+            p_va = _full_proba(model, x_va, num_classes)
+            for mix in smoothing:
+                fits.append((_mean_bits(_smooth(p_va, mix), y_va), C, mix, model, converged))
+        valid_bits, C, mix, model, converged = min(fits, key=lambda f: (f[0], f[1], f[2]))
+        p_te = _smooth(_full_proba(model, x_te, num_classes), mix)
         mm = multiclass_metrics(p_te, y_te, nt_per_class=nt_per_class)
         correct, bits = item_scores(p_te, y_te, nt_per_class=nt_per_class)
-        row = {"layer": int(layer), "C": C, "converged": converged, "valid_bits": valid_bits,
+        row = {"layer": int(layer), "C": C, "smoothing": mix, "converged": converged, "valid_bits": valid_bits,
                "accuracy": mm["accuracy"], **dict(zip(("ci_low", "ci_high"), _interval(w @ correct / n_te, confidence))),
                "bits": mm["bits"], **dict(zip(("bits_low", "bits_high"), _interval(w @ bits / n_te, confidence))),
                "chance": 1.0 / num_classes, "majority": float(np.mean(y_te == majority_class))}
         if num_classes == 2:
-            p_va = _full_proba(model, x_va, num_classes)[:, 1]
+            p_va = _smooth(_full_proba(model, x_va, num_classes), mix)[:, 1]
             threshold, _ = best_threshold(p_va, y_va)
             pred = (p_te[:, 1] >= threshold).astype(np.int64)
             bm = binary_metrics(p_te, y_te)
@@ -478,7 +501,7 @@ def _split_parts(splits: Mapping) -> dict:
 
 
 def frozen_probe_grid(models: Mapping, splits: Mapping, *, num_classes: int, layers=None, pooling: str = "mean",
-                      cache_dir=None, Cs=DEFAULT_CS, seed: int = 0, max_iter: int = 1000, n_boot: int = 1000,
+                      cache_dir=None, Cs=DEFAULT_CS, smoothing=DEFAULT_SMOOTHING, seed: int = 0, max_iter: int = 1000, n_boot: int = 1000,
                       confidence: float = 0.95, nt_per_class: int = 1, batch_size: int = 64, amp: bool = False,
                       model_sha256: Mapping[str, str] | None = None, progress: bool = False):
     """Frozen-embedding probes of every model x layer on one task; returns ``(layer_table, items)``.
@@ -523,8 +546,8 @@ def frozen_probe_grid(models: Mapping, splits: Mapping, *, num_classes: int, lay
                                 cache_dir=cache_dir, model_sha256=(model_sha256 or {}).get(name))
         by_split = {s: {layer: x[bounds[i] : bounds[i + 1]] for layer, x in feats.items()}
                     for i, s in enumerate(SPLITS)}
-        table, its = probe_layers(by_split, labels, num_classes=num_classes, Cs=Cs, seed=seed, max_iter=max_iter,
-                                  n_boot=n_boot, confidence=confidence, nt_per_class=nt_per_class)
+        table, its = probe_layers(by_split, labels, num_classes=num_classes, Cs=Cs, smoothing=smoothing, seed=seed,
+                                  max_iter=max_iter, n_boot=n_boot, confidence=confidence, nt_per_class=nt_per_class)
         table.insert(0, "pooling", pooling)
         table.insert(0, "model", name)
         its.insert(0, "pooling", pooling)
@@ -587,6 +610,6 @@ def best_layer_sentence(layer_table, *, metric: str = "accuracy", task: str = ""
 
 
 __all__ = [
-    "POOLINGS", "SPLITS", "DEFAULT_CS", "FEATURE_KIND", "cls_column", "sequences_digest", "feature_cache_key",
+    "POOLINGS", "SPLITS", "DEFAULT_CS", "DEFAULT_SMOOTHING", "FEATURE_KIND", "cls_column", "sequences_digest", "feature_cache_key",
     "pooled_features", "best_threshold", "probe_layers", "frozen_probe_grid", "best_layer_sentence",
 ]

@@ -248,13 +248,13 @@ def _test_bits(feats, labels, C):
 def test_c_is_chosen_on_validation_not_on_test():
     rng = np.random.default_rng(1)
     feats, labels = _three_splits(rng, 300, flip_valid=True)  # validation labels flipped: only a flat probe is safe
-    table, _ = F.probe_layers(feats, labels, Cs=(10, 0.001, 1))
+    table, _ = F.probe_layers(feats, labels, Cs=(10, 0.001, 1), smoothing=0)
     assert table.C.iloc[0] == 0.001
     assert _test_bits(feats, labels, 10)[0] < _test_bits(feats, labels, 0.001)[0]  # test would have chosen 10
     assert table.bits.iloc[0] == pytest.approx(_test_bits(feats, labels, 0.001)[0])
     swapped = {"train": feats["train"], "valid": feats["test"], "test": feats["valid"]}
     swapped_y = {"train": labels["train"], "valid": labels["test"], "test": labels["valid"]}
-    assert F.probe_layers(swapped, swapped_y, Cs=(10, 0.001, 1))[0].C.iloc[0] != 0.001
+    assert F.probe_layers(swapped, swapped_y, Cs=(10, 0.001, 1), smoothing=0)[0].C.iloc[0] != 0.001
 
 
 def test_mcc_threshold_is_chosen_on_validation():
@@ -262,7 +262,7 @@ def test_mcc_threshold_is_chosen_on_validation():
 
     rng = np.random.default_rng(2)
     feats, labels = _three_splits(rng, 400, shift_valid=1.5)  # validation shifted up: its best cut is high
-    table, _ = F.probe_layers(feats, labels, Cs=(1,), n_boot=200)
+    table, _ = F.probe_layers(feats, labels, Cs=(1,), smoothing=0, n_boot=200)
     row = table.iloc[0]
     _, model, sc = _test_bits(feats, labels, 1.0)
     p_va = model.predict_proba(sc.transform(feats["valid"][0]))[:, 1]
@@ -276,6 +276,22 @@ def test_mcc_threshold_is_chosen_on_validation():
 
     assert row.auroc == pytest.approx(roc_auc_score(labels["test"], p_te))
     assert row.mcc_low <= row.mcc <= row.mcc_high and row.auroc_low <= row.auroc <= row.auroc_high
+
+
+def test_smoothing_is_chosen_on_validation_and_gives_unseen_classes_a_probability():
+    rng = np.random.default_rng(6)
+    feats = {s: {0: rng.normal(size=(n, 3))} for s, n in (("train", 200), ("valid", 200), ("test", 200))}
+    labels = {s: rng.integers(0, 8, 200) for s in F.SPLITS}
+    labels["train"] = labels["train"] % 4  # classes 4..7 never seen in train
+    raw, _ = F.probe_layers(feats, labels, num_classes=8, smoothing=0, n_boot=50)
+    smooth, _ = F.probe_layers(feats, labels, num_classes=8, n_boot=50)
+    assert raw.bits.iloc[0] > 15  # half the test items cost log2(1e12) = 40 bits
+    # half the validation items are of unseen classes: the largest mixture weight wins; an unseen item then costs
+    # log2(8 / 0.1) = 6.3 bits and a seen one about log2(1 / (0.9 * 0.25)) = 2.2
+    assert smooth.smoothing.iloc[0] == max(F.DEFAULT_SMOOTHING) and 3.5 < smooth.bits.iloc[0] < 5
+    assert smooth.accuracy.iloc[0] == raw.accuracy.iloc[0]  # mixing with the uniform never moves the argmax
+    with pytest.raises(ParameterError, match="smoothing"):
+        F.probe_layers(feats, labels, num_classes=8, smoothing=(1.0,))
 
 
 def test_bootstrap_helpers_reduce_to_the_plain_scores_with_unit_weights():
