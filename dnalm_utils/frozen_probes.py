@@ -22,7 +22,6 @@ unbiased estimate.
 from __future__ import annotations
 
 import io
-import json
 import warnings
 from typing import Mapping, Sequence
 
@@ -384,8 +383,8 @@ def _mean_bits(p: np.ndarray, y: np.ndarray) -> float:
 
 
 def probe_layers(features: Mapping, labels: Mapping, *, num_classes: int | None = None, Cs=DEFAULT_CS,
-                 smoothing=DEFAULT_SMOOTHING, seed: int = 0, max_iter: int = 1000, n_boot: int = 1000, confidence: float = 0.95,
-                 nt_per_class: int = 1):
+                 smoothing=DEFAULT_SMOOTHING, seed: int = 0, max_iter: int = 1000, n_boot: int = 1000,
+                 confidence: float = 0.95, nt_per_class: int = 1):
     """A logistic-regression probe per layer; returns ``(table, items)``.
 
     features: ``{split: {layer: (n_split, dim)}}`` for the splits "train", "valid", "test" (e.g. from
@@ -446,7 +445,8 @@ def probe_layers(features: Mapping, labels: Mapping, *, num_classes: int | None 
         mm = multiclass_metrics(p_te, y_te, nt_per_class=nt_per_class)
         correct, bits = item_scores(p_te, y_te, nt_per_class=nt_per_class)
         row = {"layer": int(layer), "C": C, "smoothing": mix, "converged": converged, "valid_bits": valid_bits,
-               "accuracy": mm["accuracy"], **dict(zip(("ci_low", "ci_high"), _interval(w @ correct / n_te, confidence))),
+               "accuracy": mm["accuracy"],
+               **dict(zip(("ci_low", "ci_high"), _interval(w @ correct / n_te, confidence))),
                "bits": mm["bits"], **dict(zip(("bits_low", "bits_high"), _interval(w @ bits / n_te, confidence))),
                "chance": 1.0 / num_classes, "majority": float(np.mean(y_te == majority_class))}
         if num_classes == 2:
@@ -501,8 +501,9 @@ def _split_parts(splits: Mapping) -> dict:
 
 
 def frozen_probe_grid(models: Mapping, splits: Mapping, *, num_classes: int, layers=None, pooling: str = "mean",
-                      cache_dir=None, Cs=DEFAULT_CS, smoothing=DEFAULT_SMOOTHING, seed: int = 0, max_iter: int = 1000, n_boot: int = 1000,
-                      confidence: float = 0.95, nt_per_class: int = 1, batch_size: int = 64, amp: bool = False,
+                      cache_dir=None, Cs=DEFAULT_CS, smoothing=DEFAULT_SMOOTHING, seed: int = 0,
+                      max_iter: int = 1000, n_boot: int = 1000, confidence: float = 0.95, nt_per_class: int = 1,
+                      batch_size: int = 64, amp: bool = False,
                       model_sha256: Mapping[str, str] | None = None, progress: bool = False):
     """Frozen-embedding probes of every model x layer on one task; returns ``(layer_table, items)``.
 
@@ -610,6 +611,7 @@ def best_layer_sentence(layer_table, *, metric: str = "accuracy", task: str = ""
 
 
 __all__ = [
-    "POOLINGS", "SPLITS", "DEFAULT_CS", "DEFAULT_SMOOTHING", "FEATURE_KIND", "cls_column", "sequences_digest", "feature_cache_key",
+    "POOLINGS", "SPLITS", "DEFAULT_CS", "DEFAULT_SMOOTHING", "FEATURE_KIND", "cls_column", "sequences_digest",
+    "feature_cache_key",
     "pooled_features", "best_threshold", "probe_layers", "frozen_probe_grid", "best_layer_sentence",
 ]
