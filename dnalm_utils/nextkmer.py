@@ -526,6 +526,42 @@ def summarize(results, baselines=None):
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+#: The three ways chapter 5 reads what pre-training gave, in order (:func:`readout_comparison`).
+READOUTS = ("fine-tuned", "frozen probe", "zero-shot")
+
+
+def readout_comparison(summary, frozen=None, zero=None):
+    """Per (model, k): test accuracy read three ways, one tidy row per readout (:data:`READOUTS`) with an
+    interval where one exists -- fine-tuned from the pre-trained weights (:func:`summarize`: mean over seeds,
+    low / high = mean -/+ one standard deviation), the frozen-embedding probe at the layer chosen on validation
+    (``frozen_probes.frozen_probe_grid`` with a ``k`` column: 95 % bootstrap interval) and the zero-shot readout
+    (``zero_shot.zero_shot_scores``: 95 % bootstrap interval) -- and the left n-gram and chance as
+    ``reference`` columns. Columns: model, k, readout, accuracy, low, high, ngram, chance."""
+    import pandas as pd
+
+    rows = []
+    pre = summary[summary.init == "pretrained"] if len(summary) else summary
+    ngram = {} if not len(summary) else dict(
+        summary[(summary.init == "baseline") & (summary.model == "n-gram (left context)")][["k", "accuracy_mean"]]
+        .itertuples(index=False, name=None))
+    for r in pre.itertuples():
+        sd = 0.0 if pd.isna(r.accuracy_std) else r.accuracy_std
+        rows.append({"model": r.model, "k": int(r.k), "readout": READOUTS[0], "accuracy": r.accuracy_mean,
+                     "low": r.accuracy_mean - sd, "high": r.accuracy_mean + sd})
+    if frozen is not None and len(frozen):
+        for r in frozen[frozen.chosen.astype(bool)].itertuples():
+            rows.append({"model": r.model, "k": int(r.k), "readout": READOUTS[1], "accuracy": r.accuracy,
+                         "low": r.ci_low, "high": r.ci_high})
+    if zero is not None and len(zero):
+        for r in zero.itertuples():
+            rows.append({"model": r.model, "k": int(r.k), "readout": READOUTS[2], "accuracy": r.accuracy,
+                         "low": r.accuracy_low, "high": r.accuracy_high})
+    out = pd.DataFrame(rows, columns=["model", "k", "readout", "accuracy", "low", "high"])
+    out["ngram"] = out.k.map(ngram)
+    out["chance"] = 4.0 ** -out.k.astype(float)
+    return out
+
+
 def chance_accuracy(k: int) -> float:
     return 1.0 / 4 ** check_k(k)
 
@@ -589,5 +625,5 @@ __all__ = [
     "MAX_K", "check_k", "check_ks", "min_input_nt", "check_input_length", "block_intervals", "draw_windows",
     "kmer_classes", "class_kmers", "NextKmerTask", "NextKmerWindows", "NextKmerSplits", "build_splits",
     "class_prior", "NgramBaseline", "baseline_scores", "run_benchmark", "summarize", "chance_accuracy",
-    "plot_accuracy_vs_k",
+    "plot_accuracy_vs_k", "READOUTS", "readout_comparison",
 ]

@@ -872,3 +872,34 @@ def plot_learning_curves(curves, *, facet: str | None = None, roles=None):
         fig.legend(handles[:2], labels[:2], fontsize=7, frameon=False, loc="upper center", ncol=2)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     return fig
+
+
+#: Line styles of chapter 5's readouts (``nextkmer.READOUTS``).
+READOUT_STYLES = {"fine-tuned": ("-", "o"), "frozen probe": ("--", "s"), "zero-shot": (":", "^")}
+
+
+def plot_readout_comparison(table, *, roles=None):
+    """Next-k-mer test accuracy against k read three ways (fine-tuned solid, frozen probe dashed, zero-shot
+    dotted), one panel per model, with intervals; the left n-gram (black) and chance (grey) per k; log scale.
+    table: ``nextkmer.readout_comparison(...)``."""
+    models = list(dict.fromkeys(table.model))
+    fig, axes = _model_panels(max(1, len(models)), width=2.7, height=2.8)
+    for ax, name in zip(axes[0], models):
+        part = table[table.model == name]
+        color, _ = model_style(name, roles)
+        for readout, (ls, marker) in READOUT_STYLES.items():
+            r = part[part.readout == readout].sort_values("k")
+            if len(r):
+                ax.errorbar(r.k, r.accuracy, yerr=[(r.accuracy - r.low).clip(lower=0), (r.high - r.accuracy).clip(lower=0)],
+                            ls=ls, marker=marker, ms=3, color=color, capsize=2, label=readout)
+        ref = part.drop_duplicates("k").sort_values("k")
+        ax.plot(ref.k, ref.ngram, "k-", lw=1, label="n-gram (left)")
+        ax.plot(ref.k, ref.chance, ls=":", color="grey", lw=1, label="chance")
+        ax.set_yscale("log")
+        ax.set_title(name, fontsize=8)
+        ax.set_xticks(sorted(part.k.unique()))
+        ax.set_xlabel("k")
+    axes[0][0].set_ylabel("test accuracy")
+    axes[0][-1].legend(fontsize=6.5, frameon=False, loc="upper right")
+    fig.tight_layout()
+    return fig

@@ -369,3 +369,19 @@ def test_ngram_order_limit_follows_k_max():
     assert NK.NgramBaseline([seq], max_order=28, k_max=3).max_order == 28
     with pytest.raises(ParameterError, match="ngram_max_order.*31 nt"):
         NK.NgramBaseline([seq], max_order=29, k_max=3)
+
+
+def test_readout_comparison_puts_three_readouts_beside_the_ngram():
+    import pandas as pd
+
+    summary = pd.DataFrame({"model": ["m", "m", "n-gram (left context)"], "init": ["pretrained", "random", "baseline"],
+                            "k": [2, 2, 2], "accuracy_mean": [0.12, 0.07, 0.10], "accuracy_std": [0.01, 0.0, np.nan]})
+    frozen = pd.DataFrame({"model": ["m", "m"], "k": [2, 2], "layer": [0, 1], "chosen": [False, True],
+                           "accuracy": [0.08, 0.09], "ci_low": [0.07, 0.08], "ci_high": [0.09, 0.10]})
+    zero = pd.DataFrame({"model": ["m"], "k": [2], "accuracy": [0.065], "accuracy_low": [0.06],
+                         "accuracy_high": [0.07]})
+    out = NK.readout_comparison(summary, frozen, zero).set_index("readout")
+    assert list(out.index) == list(NK.READOUTS)  # the random-init run and the unchosen layer are not readouts
+    assert out.loc["fine-tuned"].accuracy == 0.12 and out.loc["fine-tuned"].low == pytest.approx(0.11)
+    assert out.loc["frozen probe"].accuracy == 0.09 and out.loc["zero-shot"].high == 0.07
+    assert (out.ngram == 0.10).all() and (out.chance == 1 / 16).all()

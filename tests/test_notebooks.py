@@ -274,6 +274,9 @@ def test_next_kmer_biology_and_conclusions_chapters(smoke_book):
     base = pd.read_csv(out / "05_next_kmer" / "baselines.csv")
     assert {"chance", "majority class"} <= set(base.model) and base.model.str.startswith("n-gram").any()
     assert np.allclose(base[base.model == "chance"].sort_values("k").accuracy, [1 / 4, 1 / 16])
+    readouts = pd.read_csv(out / "05_next_kmer" / "readouts.csv")
+    assert set(readouts.readout) == {"fine-tuned", "frozen probe", "zero-shot"}
+    assert (readouts.groupby(["model", "k"]).size() == 3).all() and readouts.accuracy.between(0, 1).all()
     runs = pd.concat([pd.read_csv(out / ch / "runs.csv") for ch in ("05_next_kmer", "06_biology_finetuning")])
     fine = runs[runs.init.isin(["pretrained", "random"])]
     assert not fine.cached.astype(bool).any()  # a fresh copy trains every run and stores each in the run cache
