@@ -284,6 +284,8 @@ def test_next_kmer_biology_and_conclusions_chapters(smoke_book):
     bio = pd.read_csv(out / "06_biology_finetuning" / "summary.csv")
     pairs = bio[bio.init.isin(["pretrained", "random"])].groupby(["task", "model"]).init.nunique()
     assert len(set(bio.task)) == 2 and (pairs == 2).all() and len(pairs) == 2 * 2  # both inits of both models
+    frozen = pd.read_csv(out / "06_biology_finetuning" / "frozen_probes.csv")
+    assert (frozen.groupby(["task", "model"]).chosen.sum() == 1).all() and frozen.auroc.between(0, 1).all()
     cnn = runs[runs.model == "one-hot CNN"]  # the from-scratch baseline: one run per task and seed, scored
     assert len(cnn) == 2 and cnn.auroc.between(0, 1).all() and (cnn.init == "baseline").all()
     bio_verdicts = pd.read_csv(out / "06_biology_finetuning" / "verdicts.csv")
