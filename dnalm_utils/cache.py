@@ -1,8 +1,9 @@
 """The package's one cache rule: how every cached artifact is keyed, written, read and rejected.
 
-Three kinds of artifact are cached (:data:`DEPENDS_ON` names them): a pre-trained model
-(``pretraining.train``), a fine-tuning run's result row (``finetune_runs.run_grid``) and a 2-D embedding map
-(``embeddings.umap_coordinates``). Each is reused only under one rule:
+Four kinds of artifact are cached (:data:`DEPENDS_ON` names them): a pre-trained model
+(``pretraining.train``), a fine-tuning run's result row (``finetune_runs.run_grid``), a 2-D embedding map
+(``embeddings.umap_coordinates``) and a model's pooled hidden states for the frozen probes
+(``frozen_probes.pooled_features``). Each is reused only under one rule:
 
 **Key.** ``sha256`` of the JSON of a :class:`CacheKey` manifest (sorted keys) holding
 
