@@ -157,9 +157,13 @@ def classification_model(source, num_labels: int, *, init: str = "pretrained", s
     """A classification adapter (``adapter.classifier``): ``num_labels`` logits, float32, training mode.
 
     ``init="pretrained"``: the checkpoint's encoder weights (loaded strictly), the head seeded with ``seed``;
-    ``init="random"``: the same architecture, vocabulary and tokenizer with every weight re-initialised
-    (seeded) -- no pre-training. Families without a classifier raise ``adapters.NotApplicable``.
-    ``load_options``: more ``models.load_model`` arguments (``trust_remote_code``, ``on_invalid``).
+    ``init="random"``: no pre-training, same architecture, vocabulary and tokenizer. For a zoo model it is the
+    model's own **step-0 weights** (saved by pre-training before its first step: the same initialisation scheme --
+    letter-sum embedding rows, sinusoidal positions -- and seed as its pre-trained twin, so that the twins differ
+    in training only); a model without them (a published checkpoint) has every weight re-initialised by its
+    family's default scheme (seeded). :func:`random_init_scheme` says which. Families without a classifier raise
+    ``adapters.NotApplicable``. ``load_options``: more ``models.load_model`` arguments (``trust_remote_code``,
+    ``on_invalid``).
     """
     import torch
 
@@ -169,10 +173,34 @@ def classification_model(source, num_labels: int, *, init: str = "pretrained", s
         raise ParameterError(f"init={init!r}: use one of {', '.join(INITS)}.")
     num_labels = check_int_range("num_labels", num_labels, 2)
     seed = check_int_range("seed", seed, 0)
+    step0 = step0_folder(source, models_dir=models_dir) if init == "random" else None
     with _quiet_transformers():
-        base = load_model(source, device="cpu", dtype="float32", models_dir=models_dir, **dict(load_options or {}))
-        lm = base.classifier(num_labels, init=init, seed=seed)
+        base = load_model(step0 or source, device="cpu", dtype="float32", models_dir=None if step0 else models_dir,
+                          **dict(load_options or {}))
+        lm = base.classifier(num_labels, init="pretrained" if step0 else init, seed=seed)
     return to_device(lm, pick_device(device), torch.float32, eval_mode=False)
+
+
+def step0_folder(source, *, models_dir=None) -> Path | None:
+    """The step-0 weights folder (``pretraining.initial_model_folder``) of a local or zoo model, or None (hub
+    checkpoints, folders without snapshots)."""
+    from .models import resolve_model
+    from .pretraining import initial_model_folder
+
+    target, kind = resolve_model(source, models_dir=models_dir)
+    if kind == "hub" or not Path(target).is_dir():
+        return None
+    try:
+        return initial_model_folder(target)
+    except ParameterError:
+        return None
+
+
+def random_init_scheme(source, *, models_dir=None) -> str:
+    """How :func:`classification_model` initialises the random twin of ``source``, in words for a page."""
+    return ("its own step-0 weights (the pre-training run's initialisation, same scheme and seed)"
+            if step0_folder(source, models_dir=models_dir) is not None
+            else "its family's default initialisation (no step-0 weights)")
 
 
 @dataclass
@@ -303,6 +331,7 @@ def model_tokenizer(source, *, models_dir=None, load_options: Mapping | None = N
 
 
 __all__ = [
-    "INITS", "FinetuneSettings", "SequenceDataset", "PadCollator", "classification_model", "model_tokenizer",
+    "INITS", "FinetuneSettings", "SequenceDataset", "PadCollator", "classification_model", "step0_folder",
+    "random_init_scheme", "model_tokenizer",
     "FinetuneResult", "finetune", "predict_proba",
 ]

@@ -100,3 +100,27 @@ def test_model_tokenizer_is_the_classifiers_tokenizer(tiny):
     lm = FT.classification_model(tiny["dnabert3"], 2)
     assert tok.description == lm.tokenizer.description and limit == lm.max_tokens
     assert tok.encode("ACGTACGT").ids.tolist() == lm.tokenizer.encode("ACGTACGT").ids.tolist()
+
+
+def test_random_twin_starts_from_the_step0_weights_when_the_model_has_them(tmp_path):
+    import torch
+
+    folder = M.make_tiny_dnabert(tmp_path / "zoo3", k=3, hidden=16, intermediate=32, max_positions=64, seed=1)
+    step0 = M.make_tiny_dnabert(folder / "snapshots" / "step-0", k=3, hidden=16, intermediate=32, max_positions=64,
+                                seed=7)
+    plain = M.make_tiny_dnabert(tmp_path / "plain3", k=3, hidden=16, intermediate=32, max_positions=64, seed=1)
+
+    def word_embeddings(lm):
+        return lm.model.get_input_embeddings().weight.detach().clone()
+
+    twin = FT.classification_model(str(folder), 2, init="random", seed=3)
+    start = M.load_model(step0)
+    assert torch.equal(word_embeddings(twin), start.model.get_input_embeddings().weight)
+    assert FT.step0_folder(str(folder)) == step0 and "step-0 weights" in FT.random_init_scheme(str(folder))
+    # without step-0 weights, the family re-initialises every weight (seeded): not the checkpoint's
+    assert FT.step0_folder(str(plain)) is None and "default" in FT.random_init_scheme(str(plain))
+    rand = FT.classification_model(str(plain), 2, init="random", seed=3)
+    pre = FT.classification_model(str(plain), 2, init="pretrained", seed=3)
+    assert not torch.equal(word_embeddings(rand), word_embeddings(pre))
+    assert torch.equal(word_embeddings(rand), word_embeddings(FT.classification_model(str(plain), 2, init="random",
+                                                                                      seed=3)))
