@@ -252,8 +252,9 @@ def n_layers(lm) -> int:
     return int(lm.n_layers)
 
 
-def _check_layers(layers, n: int) -> list[int]:
-    """Model layer indices 0..n (negative counts from the end, -1 = n); None = all of them."""
+def check_layers(layers, n: int) -> list[int]:
+    """Model layer indices 0..n (negative counts from the end, -1 = n), each once; None = all of them; a bad or
+    repeated index is a ParameterError naming the range."""
     if layers is None:
         return list(range(n + 1))
     items = [layers] if isinstance(layers, (int, np.integer)) else list(layers)
@@ -393,7 +394,7 @@ def iter_contextual(lm, windows: Sequence[str], *, layers=None, batch_size: int 
     the model's own dtype. Rows per pass: at most ``batch_size`` and rows x padded width <= max_batch_tokens.
     Arguments are checked at the call, not at the first ``next``.
     """
-    sel = _check_layers(layers, n_layers(lm))
+    sel = check_layers(layers, n_layers(lm))
     np_dtype, torch_dtype = _output_dtype(dtype)
     encs = _encode_windows(lm, windows)
     batches = _forward(lm, encs, batch_size=batch_size, max_batch_tokens=max_batch_tokens, amp=amp,
@@ -428,7 +429,7 @@ def contextual_embeddings(lm, windows: Sequence[str], *, layers=None, batch_size
     is layers x occurrences x dim x 4 bytes (2 for dtype="float16"). For statistics over many windows use
     :func:`token_statistics`, which stores no occurrence.
     """
-    sel = _check_layers(layers, n_layers(lm))
+    sel = check_layers(layers, n_layers(lm))
     np_dtype, torch_dtype = _output_dtype(dtype)
     encs = _encode_windows(lm, windows)
     real = ~lm.tokenizer.is_special
@@ -455,7 +456,7 @@ def token_statistics(lm, windows: Sequence[str], *, layers=None, batch_size: int
     Memory: 2 x layers x vocab x dim float64 (DNABERT-6, 13 layers: 0.65 GB) plus one batch of hidden states;
     no occurrence is kept. Sums live on the CUDA device when the model does, else on the CPU.
     """
-    sel = _check_layers(layers, n_layers(lm))
+    sel = check_layers(layers, n_layers(lm))
     encs = _encode_windows(lm, windows)
     tok = lm.tokenizer
     acc = None
@@ -488,7 +489,7 @@ def pool_sequences(lm, windows: Sequence[str], *, method: str = "mean", layer: i
 
     if method not in POOLING:
         raise ParameterError(f"method={method!r}: pool with one of {', '.join(POOLING)}.")
-    (layer,) = _check_layers([layer], n_layers(lm))
+    (layer,) = check_layers([layer], n_layers(lm))
     encs = _encode_windows(lm, windows)
     out = None
     for b in _forward(lm, encs, batch_size=batch_size, max_batch_tokens=max_batch_tokens, amp=amp,
@@ -938,7 +939,7 @@ def umap_coordinates(vectors, *, method: str = "umap", n_neighbors: int = 15, mi
 
 
 __all__ = [
-    "StaticEmbeddings", "ContextualEmbeddings", "TokenMeans", "TokenStatistics", "n_layers",
+    "StaticEmbeddings", "ContextualEmbeddings", "TokenMeans", "TokenStatistics", "n_layers", "check_layers",
     "static_embeddings", "iter_contextual", "contextual_embeddings", "token_statistics", "token_mean_embeddings",
     "pool_sequences", "per_nucleotide", "token_labels", "knn_purity", "knn_r2", "linear_probe",
     "variance_explained_by_token", "self_similarity", "metrics_from_statistics", "layer_metrics", "static_metrics",

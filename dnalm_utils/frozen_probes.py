@@ -68,25 +68,6 @@ def _check_seqs(seqs, name: str = "seqs") -> list[str]:
     return seqs
 
 
-def _check_layers(layers, n: int) -> list[int]:
-    """Model layer indices 0..n (negative counts from the end, -1 = n), each once; None = all 0..n."""
-    if layers is None:
-        return list(range(n + 1))
-    items = [layers] if isinstance(layers, (int, np.integer)) else list(layers)
-    if not items:
-        raise ParameterError(f"layers is empty; pass None for all layers 0..{n} or a list such as [0, {n}].")
-    out: list[int] = []
-    for layer in items:
-        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not -(n + 1) <= layer <= n:
-            raise ParameterError(f"layers contains {layer!r}: this model has hidden states 0..{n} (0 = embedding "
-                                 f"output, {n} = last layer; -1 also means the last). Pass indices in that range.")
-        layer = int(layer) % (n + 1)
-        if layer in out:
-            raise ParameterError(f"layers lists layer {layer} twice; give each layer once.")
-        out.append(layer)
-    return out
-
-
 def cls_column(lm) -> int:
     """Column of the [CLS] token in the framed input of ``lm``; NotApplicable when its family frames a
     sequence without one (e.g. HyenaDNA: ``x [SEP]``)."""
@@ -215,7 +196,9 @@ def pooled_features(lm, seqs: Sequence[str], *, layers=None, pooling: str = "mea
     if pooling == "cls":
         cls_column(lm)
     seqs = _check_seqs(seqs)
-    sel = _check_layers(layers, int(lm.n_layers))
+    from .embeddings import check_layers
+
+    sel = check_layers(layers, int(lm.n_layers))
     batch_size = check_int_range("batch_size", batch_size, 1, hint="Sequences per forward pass, e.g. 64.")
     path = key = None
     if cache_dir is not None:

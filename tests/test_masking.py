@@ -14,7 +14,7 @@ from dnalm_utils import tokenization as T
 from dnalm_utils.errors import ParameterError
 from dnalm_utils.adapters import ModuleAdapter, NotApplicable
 from dnalm_utils.pretraining import zoo_config
-from tiny_modules import ConstantModel
+from tiny_modules import ConstantModel, Spy
 
 
 def constant_lm(tokenizer, token: str):
@@ -299,18 +299,6 @@ def test_copy_model_agrees_with_flanks_and_equals_the_oracle(k):
 # ------------------------------------------------------------------------------------------------
 # Flank perturbation
 # ------------------------------------------------------------------------------------------------
-class Spy(torch.nn.Module):
-    """Wraps a model and keeps every input_ids batch it sees."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner, self.seen = inner, []
-
-    def forward(self, input_ids, attention_mask=None):
-        self.seen.append(input_ids.clone())
-        return self.inner(input_ids, attention_mask)
-
-
 @pytest.mark.parametrize("m", [1, 3, 6])
 def test_flank_perturbation_inputs_and_copy_model(m):
     k = 4

@@ -17,7 +17,7 @@ from dnalm_utils import zero_shot as Z
 from dnalm_utils.adapters import ModuleAdapter, NotApplicable
 from dnalm_utils.errors import ParameterError
 from dnalm_utils.nextkmer import NextKmerTask, kmer_classes
-from tiny_modules import ConstantModel
+from tiny_modules import ConstantModel, Spy
 
 LET = "ACGT"
 
@@ -98,18 +98,6 @@ def expected_product(x, k, d, beta):
             p *= _softmax(f)[LET.index(letter)]
         out[c] = p
     return out
-
-
-class Spy(torch.nn.Module):
-    """Wraps a model and keeps every input_ids batch it sees."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner, self.seen = inner, []
-
-    def forward(self, input_ids, attention_mask=None):
-        self.seen.append(input_ids.clone())
-        return self.inner(input_ids, attention_mask)
 
 
 class Markov2(torch.nn.Module):

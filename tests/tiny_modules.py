@@ -18,3 +18,15 @@ class ConstantModel(torch.nn.Module):
         logits = torch.zeros(*input_ids.shape, self.vocab_size)
         logits[..., self.favourite] = 20.0
         return SimpleNamespace(logits=logits)
+
+
+class Spy(torch.nn.Module):
+    """Wraps a model and keeps every input_ids batch it sees."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.seen = inner, []
+
+    def forward(self, input_ids, attention_mask=None):
+        self.seen.append(input_ids.clone())
+        return self.inner(input_ids, attention_mask)
