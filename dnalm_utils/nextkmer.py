@@ -562,6 +562,41 @@ def readout_comparison(summary, frozen=None, zero=None):
     return out
 
 
+def accuracy_intervals(run_items, baseline_items, *, init: str = "pretrained",
+                       reference: str = "n-gram (left context)", n_boot: int = 1000, seed: int = 0):
+    """Per (model, k) of the ``init`` runs: test accuracy as is, as a multiple of chance and as the gap to the
+    ``reference`` baseline, each with a 95 % percentile bootstrap interval over test windows (the per-window
+    accuracy averaged over seeds first; the gap resampled in pairs, the same windows for model and reference),
+    and the spread over seeds.
+
+    run_items: model, init, seed, item, accuracy, k (``run_benchmark(..., with_items=True)`` with k); baseline_items:
+    model, item, accuracy, k (``baseline_scores(..., with_items=True)`` with k). Columns: model, k, accuracy,
+    accuracy_low, accuracy_high, seed_sd (standard deviation of the per-seed accuracies; NaN for one seed), seeds,
+    chance, x_chance, x_chance_low, x_chance_high, reference_accuracy, gap, gap_low, gap_high, windows."""
+    import pandas as pd
+
+    from .dependency_maps import bootstrap_mean_interval
+
+    rows = []
+    runs = run_items[run_items.init == init]
+    for (model, k), part in runs.groupby(["model", "k"], sort=False):
+        per_item = part.groupby("item").accuracy.mean()
+        per_seed = part.groupby("seed").accuracy.mean()
+        acc, lo, hi = bootstrap_mean_interval(per_item.to_numpy(), n_boot=n_boot, seed=seed)
+        ref = baseline_items[(baseline_items.model == reference) & (baseline_items.k == k)].set_index("item").accuracy
+        both = per_item.index.intersection(ref.index)
+        gap, glo, ghi = (bootstrap_mean_interval((per_item.loc[both] - ref.loc[both]).to_numpy(), n_boot=n_boot,
+                                                 seed=seed) if len(both) else (np.nan, np.nan, np.nan))
+        chance = chance_accuracy(int(k))
+        rows.append({"model": model, "k": int(k), "accuracy": acc, "accuracy_low": lo, "accuracy_high": hi,
+                     "seed_sd": float(per_seed.std()) if len(per_seed) > 1 else np.nan, "seeds": len(per_seed),
+                     "chance": chance, "x_chance": acc / chance, "x_chance_low": lo / chance,
+                     "x_chance_high": hi / chance,
+                     "reference_accuracy": float(ref.loc[both].mean()) if len(both) else np.nan,
+                     "gap": gap, "gap_low": glo, "gap_high": ghi, "windows": len(per_item)})
+    return pd.DataFrame(rows)
+
+
 def chance_accuracy(k: int) -> float:
     return 1.0 / 4 ** check_k(k)
 
@@ -625,5 +660,5 @@ __all__ = [
     "MAX_K", "check_k", "check_ks", "min_input_nt", "check_input_length", "block_intervals", "draw_windows",
     "kmer_classes", "class_kmers", "NextKmerTask", "NextKmerWindows", "NextKmerSplits", "build_splits",
     "class_prior", "NgramBaseline", "baseline_scores", "run_benchmark", "summarize", "chance_accuracy",
-    "plot_accuracy_vs_k", "READOUTS", "readout_comparison",
+    "plot_accuracy_vs_k", "READOUTS", "readout_comparison", "accuracy_intervals",
 ]

@@ -385,3 +385,30 @@ def test_readout_comparison_puts_three_readouts_beside_the_ngram():
     assert out.loc["fine-tuned"].accuracy == 0.12 and out.loc["fine-tuned"].low == pytest.approx(0.11)
     assert out.loc["frozen probe"].accuracy == 0.09 and out.loc["zero-shot"].high == 0.07
     assert (out.ngram == 0.10).all() and (out.chance == 1 / 16).all()
+
+
+def test_accuracy_intervals_average_seeds_per_window_and_pair_the_gap():
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 400
+    truth = rng.random(n) < 0.3  # the n-gram is right on these windows
+    rows = [pd.DataFrame({"model": "n-gram (left context)", "item": np.arange(n), "accuracy": truth.astype(float),
+                          "k": 2})]
+    base = rows[0]
+    runs = []
+    for seed in range(3):
+        acc = np.where(rng.random(n) < 0.9, truth, ~truth).astype(float)  # mostly the n-gram's answers
+        runs.append(pd.DataFrame({"model": "m", "init": "pretrained", "seed": seed, "item": np.arange(n),
+                                  "accuracy": acc, "k": 2}))
+    runs.append(runs[0].assign(init="random"))
+    items = pd.concat(runs, ignore_index=True)
+    out = NK.accuracy_intervals(items, base, n_boot=500).iloc[0]
+    pre = items[items.init == "pretrained"]
+    assert out.accuracy == pytest.approx(pre.accuracy.mean()) and out.seeds == 3 and out.windows == n
+    assert out.accuracy_low < out.accuracy < out.accuracy_high
+    assert out.x_chance == pytest.approx(out.accuracy * 16)
+    assert out.gap == pytest.approx(out.accuracy - truth.mean())
+    # paired: the gap's interval is much narrower than the accuracy's
+    assert (out.gap_high - out.gap_low) < 0.8 * (out.accuracy_high - out.accuracy_low)
+    assert out.seed_sd == pytest.approx(pre.groupby("seed").accuracy.mean().std())
