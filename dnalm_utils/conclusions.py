@@ -16,7 +16,7 @@ CHAPTER_TABLES = {
     "03_masked_prediction": ("span_sweep.csv", "same_nucleotides.csv", "flank_perturbation.csv", "layer_readout.csv",
                              "hidden_nucleotides_by_class.csv"),
     "04_embeddings": ("embedding_summary.csv", "state_probes_paired.csv"),
-    "05_next_kmer": ("summary.csv", "baselines.csv"),
+    "05_next_kmer": ("summary.csv", "baselines.csv", "readouts.csv"),
     "06_biology_finetuning": ("summary.csv",),
     "07_copying_or_context": ("planted_accuracy.csv", "dependency_mass.csv"),
 }

@@ -79,7 +79,6 @@ def masked_prediction(*, roles, summary, same, baselines, perturbation, lens, at
     ``perturbation``: model, m, follows_flank, follows_genome; ``lens``: model, m, layer, accuracy;
     ``attention``: model, share_overlapping, share_distant; ``h_by_m``: m -> hidden block length."""
     out: dict[str, str] = {}
-    copy = V.names_by_outcome(verdict_table, V.CLAIM_COPIES)
     swept = list(dict.fromkeys(summary.model)) if len(summary) else []
     out["copy_models"] = ", ".join(labelled(n, roles) for n in swept) or "none (no overlapping k-mer model was run)"
     for key, rel in (("m1", lambda k: 1), ("mkm1", lambda k: k - 1), ("mk", lambda k: k),
@@ -196,11 +195,12 @@ def _model_scale(roles) -> str:
 
 
 def conclusions(*, table, verdict_table, roles, bio_summary=None, planted=None, state_paired=None,
-                by_class=None) -> dict[str, str]:
+                by_class=None, readouts=None) -> dict[str, str]:
     """Chapter 8's sentences (conclusions), read from the chapters' tables (``table``: conclusions.headline_table), their
     verdicts (``verdict_table``: verdicts.read_verdicts), the models' roles, chapter 7's planted-accuracy table
-    (``planted``), chapter 4's paired state-probe table (``state_paired``) and chapter 3's split by sequence class
-    (``by_class``), each None when its chapter did not run; nothing is re-tested here."""
+    (``planted``), chapter 4's paired state-probe table (``state_paired``), chapter 3's split by sequence class
+    (``by_class``) and chapter 5's readouts (``readouts``), each None when its chapter did not run; nothing is
+    re-tested here."""
     from .sequence_classes import class_split_sentence
     from .state_probes import paired_sentence
 
@@ -211,6 +211,7 @@ def conclusions(*, table, verdict_table, roles, bio_summary=None, planted=None, 
                          else "chapter 4's state probes were not run in this build")
     out["class_text"] = (class_split_sentence(by_class) if by_class is not None and len(by_class)
                          else "chapter 3's split by sequence class was not run in this build")
+    out["readouts_text"] = readouts_sentence(readouts)
     out["context_probe_text"] = (copying_or_context(verdict_table, planted) if planted is not None
                                  else "chapter 7 was not run in this build")
     controls = set(recipe_controls(roles)) if roles is not None and len(roles) else set()
@@ -265,6 +266,24 @@ def conclusions(*, table, verdict_table, roles, bio_summary=None, planted=None, 
         out["bio_numbers"] = "chapter 6 was not run in this build"
     out["scale_text"] = _model_scale(roles)
     return out
+
+
+def readouts_sentence(readouts) -> str:
+    """Chapter 5's three readouts in one sentence for the conclusions (``nextkmer.readout_comparison`` table):
+    per k (smallest and largest), the best model of each readout with its accuracy, beside the left n-gram."""
+    if readouts is None or not len(readouts):
+        return "chapter 5's readouts were not run in this build"
+    parts = []
+    for k in sorted({int(readouts.k.min()), int(readouts.k.max())}):
+        part = readouts[readouts.k == k]
+        best = [f"{r} **{b.model}** {fmt_pct(b.accuracy, 1 if k <= 2 else 2)}"
+                for r in dict.fromkeys(part.readout)
+                for b in [part[part.readout == r].sort_values("accuracy", ascending=False).iloc[0]]]
+        ngram = part.ngram.dropna()
+        parts.append(f"next {k}-mer: best " + ", ".join(best)
+                     + (f" (n-gram {fmt_pct(float(ngram.iloc[0]), 1 if k <= 2 else 2)}" if len(ngram) else " (")
+                     + f", chance {fmt_pct(4.0 ** -k, 1 if k <= 2 else 3)})")
+    return "; ".join(parts)
 
 
 def task_outcome_text(verdict_table) -> str:

@@ -166,3 +166,20 @@ def test_copying_or_context_reads_the_positive_control_then_the_verdicts():
     assert failed.startswith("No model reaches 80%") and "cannot separate" in failed
     none = F.copying_or_context(verdicts[verdicts.claim != V.CLAIM_BEYOND], planted)
     assert "what training added was not tested" in none
+
+
+def test_readouts_sentence_names_the_best_model_per_readout():
+    import pandas as pd
+
+    from dnalm_utils import findings as F
+
+    rows = []
+    for k, acc in ((1, 0.4), (3, 0.03)):
+        for readout, bonus in (("fine-tuned", 0.02), ("frozen probe", 0.01), ("zero-shot", 0.0)):
+            for model, extra in (("a", 0.0), ("b", 0.005)):
+                rows.append({"model": model, "k": k, "readout": readout, "accuracy": acc + bonus + extra,
+                             "low": 0, "high": 1, "ngram": acc, "chance": 4.0 ** -k})
+    text = F.readouts_sentence(pd.DataFrame(rows))
+    assert text.startswith("next 1-mer: best fine-tuned **b** 42.5 %, frozen probe **b** 41.5 %, zero-shot **b** 40.5 %")
+    assert "(n-gram 40.0 %, chance 25.0 %)" in text and "next 3-mer" in text and "chance 1.562 %" in text
+    assert "not run" in F.readouts_sentence(None)
