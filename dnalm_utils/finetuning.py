@@ -226,7 +226,7 @@ def _as_tensors(ds: SequenceDataset, device):
 
     ids, att = ds.tokenizer.pad([ds[i]["input_ids"] for i in range(len(ds))])
     return (torch.from_numpy(ids).to(device), torch.from_numpy(att).to(device),
-            torch.from_numpy(ds.labels).to(device))
+            torch.tensor(ds.labels, dtype=torch.long, device=device))  # a copy: labels may be a read-only view
 
 
 def _logits(model, ids, att):

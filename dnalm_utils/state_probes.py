@@ -597,9 +597,10 @@ def probe_states(models: Mapping[str, object], windows, split: BlockSplit, *, di
 # ------------------------------------------------------------------------------------------------
 # Trained against step 0
 # ------------------------------------------------------------------------------------------------
-def versus_initial(trained: StateProbes, initial: StateProbes):
+def versus_initial(trained: StateProbes, initial: StateProbes | None):
     """Hidden-state accuracy of trained models against their step-0 twins (the same :func:`probe_states` call
-    on ``embeddings.initial_models``, same windows, split and parameters), one row per (model, layer, side, d)
+    on ``embeddings.initial_models``, same windows, split and parameters; None when no model has them: an empty
+    table), one row per (model, layer, side, d)
     present in both: model, layer, side, d, beyond_k, trained, initial, difference = trained - initial,
     ci_low, ci_high (95 %), p, paired, n_test. Paired by test item (paired t-interval, exact McNemar) when both
     runs scored the same items (same tokenizer, windows, split and seed); otherwise ``paired`` is False and the
@@ -609,11 +610,13 @@ def versus_initial(trained: StateProbes, initial: StateProbes):
 
     from .stats import compare_paired
 
+    cols = ["model", "layer", "side", "d", "beyond_k", "trained", "initial", "difference", "ci_low", "ci_high", "p",
+            "paired", "n_test"]
+    if initial is None:  # no model of the run has step-0 weights
+        return pd.DataFrame(columns=cols)
     for what, r in (("trained", trained), ("initial", initial)):
         if not isinstance(r, StateProbes):
             raise ParameterError(f"{what} is a {type(r).__name__}; pass the StateProbes of probe_states.")
-    cols = ["model", "layer", "side", "d", "beyond_k", "trained", "initial", "difference", "ci_low", "ci_high", "p",
-            "paired", "n_test"]
     rows = []
     z = float(sps.norm.ppf(0.975))
     for (model, layer, side, d, features), a in trained.correct.items():

@@ -322,3 +322,9 @@ def test_paired_sentence_reads_the_csv_form(planted_result, tmp_path):
         S.paired_sentence(paired, d=4)
     with pytest.raises(ParameterError, match="paired"):
         S.paired_sentence(paired.drop(columns="reference"))
+
+
+def test_versus_initial_without_step0_twins_is_an_empty_table_and_a_sentence(planted_result):
+    empty = S.versus_initial(planted_result, None)
+    assert empty.empty and {"trained", "initial", "difference"} <= set(empty.columns)
+    assert "no model" in S.step0_sentence(empty).lower()
