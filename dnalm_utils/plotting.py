@@ -848,6 +848,7 @@ def plot_learning_curves(curves, *, facet: str | None = None, roles=None):
     models = list(dict.fromkeys(curves.model))
     facets = list(dict.fromkeys(curves[facet])) if facet else [None]
     fig, axes = _model_panels(max(1, len(models)), rows=len(facets), width=2.6, height=2.2, sharey=False)
+    labelled: set = set()
     for r, value in enumerate(facets):
         part = curves if facet is None else curves[curves[facet] == value]
         for c, name in enumerate(models):
@@ -856,8 +857,10 @@ def plot_learning_curves(curves, *, facet: str | None = None, roles=None):
             for (init, seed), run in part[part.model == name].groupby(["init", "seed"], sort=False):
                 run = run.sort_values("step")
                 ls = "-" if init == "pretrained" else "--"
-                ax.plot(run.step, run.eval_loss, ls, color=color, lw=1,
-                        label=init if (r, c, seed) == (0, 0, run.seed.iloc[0]) else None)
+                first = (r, c) == (0, 0) and init not in labelled
+                ax.plot(run.step, run.eval_loss, ls, color=color, lw=1, label=f"from {init} weights" if first else None)
+                if first:
+                    labelled.add(init)
                 best = run.loc[run.eval_loss.idxmin()]
                 ax.plot(best.step, best.eval_loss, "o", color=color, ms=2.5)
             ax.set_title(f"{name}" + (f", {facet} = {value}" if facet else ""), fontsize=7.5)

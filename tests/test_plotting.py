@@ -172,3 +172,4 @@ def test_learning_curves_one_line_per_run_and_a_best_dot():
     fig = plotting.plot_learning_curves(pd.DataFrame(rows), facet="k")
     assert [ax.get_title() for ax in fig.axes] == ["a, k = 1", "b, k = 1"]
     assert all(len(ax.lines) == 4 * 2 for ax in fig.axes)  # 4 runs: a curve and its best-step dot each
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["from pretrained weights", "from random weights"]
