@@ -257,3 +257,16 @@ def test_check_planted_arms_refuses_an_empty_or_unknown_list():
         check_planted_arms([])
     with pytest.raises(ParameterError, match="not zoo arms"):
         check_planted_arms(["overlap7"])
+
+
+def test_planted_benchmark_trains_each_arm_per_distance_and_scores_it_beside_the_references(tmp_path):
+    items, models, specs = pc.planted_benchmark(["nucleotide"], [8], block_nt=6, steps=2, n_windows=5, seed=0,
+                                                models_root=tmp_path, device="cpu")
+    assert set(specs) == {8} and set(models) == {("nucleotide", 8)} and (tmp_path / "corpus-D8.fa").exists()
+    assert {"nucleotide", "n-gram", "chance"} <= set(items.model) and set(items.distance) == {8}
+    per_model = items.groupby("model").size()
+    assert per_model.nunique() == 1 and per_model.iloc[0] == 5 * 6  # every model scored on the same 30 nucleotides
+    assert items.item.str.fullmatch(r"\d+:\d+").all()
+    again, _, _ = pc.planted_benchmark(["nucleotide"], [8], block_nt=6, steps=2, n_windows=5, seed=0,
+                                       models_root=tmp_path, device="cpu")  # the trained arm comes from the cache
+    assert again.equals(items)
