@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .nextkmer import NGRAM_LEFT
+
 
 #: chapter folder -> the CSV files the conclusions read from it.
 CHAPTER_TABLES = {
@@ -78,7 +80,7 @@ def headline_table(tables: dict) -> "pandas.DataFrame":
             cols[f"next-{k}-mer accuracy"] = part.set_index("model").accuracy_mean
             base = ch5.get("baselines")
             if base is not None:
-                ng = base[(base.k == k) & base.model.str.startswith("n-gram")]
+                ng = base[(base.k == k) & (base.model == NGRAM_LEFT)]
                 if len(ng):
                     cols[f"n-gram, next {k}-mer"] = pd.Series(float(ng.accuracy.mean()), index=part.model)
     ch6 = tables.get("06_biology_finetuning", {}).get("summary")

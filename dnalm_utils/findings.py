@@ -14,6 +14,7 @@ import numpy as np
 
 from . import verdicts as V
 from .roles import copy_candidates, recipe_controls
+from .nextkmer import NGRAM_LEFT
 from .result_tables import markdown_table, wide_table
 from .verdicts import fmt_pct
 
@@ -380,7 +381,6 @@ def biology(*, summary, runs, verdict_table, built: Mapping, kmer_reference: str
     return out
 
 
-NGRAM_LEFT = "n-gram (left context)"
 
 
 def next_kmer(*, summary, baselines, runs, verdict_table, ks: Sequence[int], n_test: int) -> dict[str, str]:

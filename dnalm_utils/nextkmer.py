@@ -402,11 +402,25 @@ class NgramBaseline:
         return best, table
 
 
+#: Name of the left-context n-gram counted on the training blocks of the corpus (:func:`baseline_scores`).
+NGRAM_LEFT = "n-gram (left context)"
+#: Name of the left-context n-gram counted on the fine-tuning windows alone (:func:`baseline_scores`).
+WINDOW_NGRAM = "n-gram (fine-tuning windows)"
+
+
+def training_windows(task: NextKmerTask) -> list[str]:
+    """The labelled sequence a fine-tuned model sees: each input followed by its k-mer label (str of
+    input_nt + k nt per training example)."""
+    return [x + y for x, y in zip(task.inputs, task.label_kmers())]
+
+
 def baseline_scores(tasks: Mapping[str, NextKmerTask], *, ngram: NgramBaseline | None = None, seeds: Sequence[int] = (0,),
                     tfidf_kmer: int | Sequence[int] = 0, tfidf_max_train: int = 20_000, with_items: bool = False,
-                    tfidf_Cs: Sequence[float] = (0.1, 1.0, 10.0)):
+                    tfidf_Cs: Sequence[float] = (0.1, 1.0, 10.0), window_ngram: bool = False):
     """Scores of the baselines on ``tasks["test"]`` (one k): chance, majority class, sampling from the
     training prior (one row per seed), the left-context n-gram with its order chosen on ``tasks["valid"]``,
+    with ``window_ngram`` the same n-gram counted on the fine-tuning windows alone (:data:`WINDOW_NGRAM`: each
+    training input plus its k labelled nucleotides, both strands; the models see no more labelled sequence),
     and, if ``tfidf_kmer`` is given (one k-mer size or several), a logistic regression on TF-IDF-weighted k-mer
     counts of the input, its k-mer size (among ``tfidf_kmer``) and C (among ``tfidf_Cs``) picked on
     ``tasks["valid"]`` like the models' early stopping (``kmer_baseline.tuned_kmer_logistic_regression``; trained
@@ -449,8 +463,15 @@ def baseline_scores(tasks: Mapping[str, NextKmerTask], *, ngram: NgramBaseline |
     order_table = None
     if ngram is not None:
         best, order_table = ngram.fit(valid)
-        add("n-gram (left context)", ngram.probs(test.inputs, k, best), detail=f"order {best} chosen on validation")
+        add(NGRAM_LEFT, ngram.probs(test.inputs, k, best), detail=f"order {best} chosen on validation")
         order_table = order_table.assign(k=k)
+    if window_ngram:
+        if ngram is None:
+            raise ParameterError("window_ngram=True needs ngram= (its maximum order is reused).")
+        local = NgramBaseline(training_windows(train), max_order=ngram.max_order, k_max=k, alpha=ngram.alpha)
+        best_local, _ = local.fit(valid)
+        add(WINDOW_NGRAM, local.probs(test.inputs, k, best_local),
+            detail=f"order {best_local} chosen on validation; counted on the {len(train):,} fine-tuning windows only")
     if tfidf_kmer:
         sub = np.arange(min(len(train), int(tfidf_max_train)))
         kmers = [tfidf_kmer] if isinstance(tfidf_kmer, (int, np.integer)) else list(tfidf_kmer)
@@ -468,6 +489,27 @@ def baseline_scores(tasks: Mapping[str, NextKmerTask], *, ngram: NgramBaseline |
 # --------------------------------------------------------------------------------------------------
 # The benchmark
 # --------------------------------------------------------------------------------------------------
+def window_ngram_sentence(baselines) -> str:
+    """One computed sentence setting the n-gram counted on the fine-tuning windows alone (:data:`WINDOW_NGRAM`)
+    beside the corpus-wide one (:data:`NGRAM_LEFT`), per k. ``baselines``: :func:`baseline_scores` rows with a
+    ``k`` column. Empty when the window n-gram was not computed."""
+    from .verdicts import fmt_pct
+
+    acc = baselines[baselines.model.isin([NGRAM_LEFT, WINDOW_NGRAM])].pivot_table(
+        index="k", columns="model", values="accuracy", aggfunc="mean")
+    if WINDOW_NGRAM not in acc.columns or NGRAM_LEFT not in acc.columns:
+        return ""
+
+    def listing(values):
+        items = [f"{fmt_pct(v, 2)} at k = {k}" for k, v in values.items()]
+        return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+    lower = int((acc[WINDOW_NGRAM] < acc[NGRAM_LEFT]).sum())
+    return (f"Counted on the fine-tuning windows alone (the labelled sequence the models see), the left-context "
+            f"n-gram scores {listing(acc[WINDOW_NGRAM])}, against {listing(acc[NGRAM_LEFT])} counted on all the "
+            f"training blocks: lower at {lower} of {len(acc)} values of k.")
+
+
 def run_benchmark(sources: Mapping[str, str], splits: NextKmerSplits, ks: Sequence[int], *, seeds: Sequence[int],
                   settings=None, inits: Sequence[str] = ("pretrained", "random"), models_dir=None,
                   device: str = "auto", progress: bool = True, keep_models_dir=None, cache_dir=None,
@@ -542,7 +584,7 @@ def readout_comparison(summary, frozen=None, zero=None):
     rows = []
     pre = summary[summary.init == "pretrained"] if len(summary) else summary
     ngram = {} if not len(summary) else dict(
-        summary[(summary.init == "baseline") & (summary.model == "n-gram (left context)")][["k", "accuracy_mean"]]
+        summary[(summary.init == "baseline") & (summary.model == NGRAM_LEFT)][["k", "accuracy_mean"]]
         .itertuples(index=False, name=None))
     for r in pre.itertuples():
         sd = 0.0 if pd.isna(r.accuracy_std) else r.accuracy_std
@@ -563,7 +605,7 @@ def readout_comparison(summary, frozen=None, zero=None):
 
 
 def accuracy_intervals(run_items, baseline_items, *, init: str = "pretrained",
-                       reference: str = "n-gram (left context)", n_boot: int = 1000, seed: int = 0):
+                       reference: str = NGRAM_LEFT, n_boot: int = 1000, seed: int = 0):
     """Per (model, k) of the ``init`` runs: test accuracy as is, as a multiple of chance and as the gap to the
     ``reference`` baseline, each with a 95 % percentile bootstrap interval over test windows (the per-window
     accuracy averaged over seeds first; the gap resampled in pairs, the same windows for model and reference),
@@ -608,7 +650,8 @@ BASELINE_STYLES = {
     "chance": ("#999999", ":"),
     "majority class": ("#555555", "--"),
     "prior sampling": ("#bbbbbb", "-."),
-    "n-gram (left context)": ("black", "-"),
+    NGRAM_LEFT: ("black", "-"),
+    WINDOW_NGRAM: ("#444444", (0, (5, 1, 1, 1))),
     "k-mer TF-IDF + logistic regression": ("#8e6c00", "--"),
 }
 
@@ -659,6 +702,6 @@ def plot_accuracy_vs_k(summary, *, roles=None):
 __all__ = [
     "MAX_K", "check_k", "check_ks", "min_input_nt", "check_input_length", "block_intervals", "draw_windows",
     "kmer_classes", "class_kmers", "NextKmerTask", "NextKmerWindows", "NextKmerSplits", "build_splits",
-    "class_prior", "NgramBaseline", "baseline_scores", "run_benchmark", "summarize", "chance_accuracy",
+    "class_prior", "NgramBaseline", "NGRAM_LEFT", "WINDOW_NGRAM", "training_windows", "window_ngram_sentence", "baseline_scores", "run_benchmark", "summarize", "chance_accuracy",
     "plot_accuracy_vs_k", "READOUTS", "readout_comparison", "accuracy_intervals",
 ]

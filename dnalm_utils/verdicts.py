@@ -406,18 +406,21 @@ def pretraining_item_claims(items, *, task: str, metric: str, higher_is_better: 
 
 
 def fine_tuning_claims(items, reference: str, *, tasks: Mapping[str, object], task_col: str,
-                       margin_accuracy: float | None, margin_bits: float | None, failed=()) -> list[Claim]:
+                       margin_accuracy: float | None, margin_bits: float | None, failed=(),
+                       extra_references: Sequence[str] = ()) -> list[Claim]:
     """For every task (``tasks``: label used in the claim -> value of ``task_col``): each pre-trained model against
-    ``reference`` and against its random-initialised twin, on per-item accuracy and bits
-    (:func:`item_reference_claims`, :func:`pretraining_item_claims`). ``failed``: (model, ``task_col`` value)
-    pairs whose control failed (:func:`failed_controls` with ``by=task_col``), left out of the twin claims."""
+    ``reference`` (and each of ``extra_references`` that ``items`` hold) and against its random-initialised twin,
+    on per-item accuracy and bits (:func:`item_reference_claims`, :func:`pretraining_item_claims`). ``failed``:
+    (model, ``task_col`` value) pairs whose control failed (:func:`failed_controls` with ``by=task_col``), left
+    out of the twin claims."""
     claims: list[Claim] = []
     for label, value in tasks.items():
         part = items[items[task_col] == value]
         gone = {m for m, v in failed if v == value}
         for metric, hib, margin in (("accuracy", True, margin_accuracy), ("bits", False, margin_bits)):
-            claims += item_reference_claims(part, reference, task=label, metric=metric, higher_is_better=hib,
-                                            margin=margin)
+            for ref in (reference, *extra_references):
+                claims += item_reference_claims(part, ref, task=label, metric=metric, higher_is_better=hib,
+                                                margin=margin)
             claims += pretraining_item_claims(part, task=label, metric=metric, higher_is_better=hib, margin=margin,
                                               failed=gone)
     return claims

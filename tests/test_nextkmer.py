@@ -412,3 +412,37 @@ def test_accuracy_intervals_average_seeds_per_window_and_pair_the_gap():
     # paired: the gap's interval is much narrower than the accuracy's
     assert (out.gap_high - out.gap_low) < 0.8 * (out.accuracy_high - out.accuracy_low)
     assert out.seed_sd == pytest.approx(pre.groupby("seed").accuracy.mean().std())
+
+
+def test_window_ngram_counts_the_fine_tuning_windows_only():
+    """The fine-tuning-window n-gram equals a NgramBaseline built by hand on input + label of every training
+    example (not on the corpus blocks), with its order chosen on validation."""
+    splits = small_splits(20, 2, n_train=120, n_valid=40, n_test=50)
+    tasks = splits.tasks(2)
+    train = tasks["train"]
+    windows = NK.training_windows(train)
+    assert windows == [x + y for x, y in zip(train.inputs, NK.class_kmers(train.labels, 2))]
+    assert all(len(w) == train.input_nt + 2 for w in windows)
+    corpus = NK.NgramBaseline(splits.train_block_sequences, max_order=3, k_max=2)
+    table, _, items = NK.baseline_scores(tasks, ngram=corpus, seeds=[0], window_ngram=True, with_items=True)
+    local = NK.NgramBaseline(windows, max_order=3, k_max=2)
+    best, _ = local.fit(tasks["valid"])
+    expected = CM.multiclass_metrics(local.probs(tasks["test"].inputs, 2, best), tasks["test"].labels, nt_per_class=2)
+    row = table[table.model == NK.WINDOW_NGRAM].iloc[0]
+    assert row.accuracy == pytest.approx(expected["accuracy"]) and row.bits == pytest.approx(expected["bits"])
+    assert f"order {best}" in row.detail and "120 fine-tuning windows" in row.detail
+    assert local.counts.n_acgt != corpus.counts.n_acgt
+    assert (items.model == NK.WINDOW_NGRAM).sum() == len(tasks["test"])
+    with pytest.raises(ParameterError, match="window_ngram"):
+        NK.baseline_scores(tasks, ngram=None, window_ngram=True)
+
+
+def test_window_ngram_sentence_reads_the_table():
+    import pandas as pd
+
+    rows = pd.DataFrame({"model": [NK.NGRAM_LEFT, NK.WINDOW_NGRAM] * 2, "k": [1, 1, 2, 2],
+                         "accuracy": [0.40, 0.35, 0.10, 0.12]})
+    text = NK.window_ngram_sentence(rows)
+    assert "scores 35.00 % at k = 1 and 12.00 % at k = 2, against 40.00 % at k = 1 and 10.00 % at k = 2" in text
+    assert "lower at 1 of 2 values of k" in text
+    assert NK.window_ngram_sentence(rows[rows.model == NK.NGRAM_LEFT]) == ""

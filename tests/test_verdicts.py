@@ -320,3 +320,22 @@ def test_metrics_count_the_predicted_classes():
     probs = np.array([[0.9, 0.1, 0.0], [0.8, 0.1, 0.1], [0.2, 0.7, 0.1]])
     assert multiclass_metrics(probs, np.array([0, 1, 1]))["predicted_classes"] == 2
     assert binary_metrics(np.array([0.2, 0.3, 0.4]), np.array([0, 1, 1]))["predicted_classes"] == 1
+
+
+def test_extra_references_add_their_own_claims_only_where_items_hold_them():
+    items = _run_items(n=500).assign(k=1)
+    items["bits"] = 1 - items.accuracy
+    window = items[items.model == "n-gram"].assign(model="window n-gram")
+    window["accuracy"] = 0.0  # a reference every model beats
+    window["bits"] = 1.0
+    both = pd.concat([items, window], ignore_index=True)
+    plain = V.fine_tuning_claims(items, "n-gram", tasks={"next 1-mer": 1}, task_col="k", margin_accuracy=0.02,
+                                 margin_bits=0.02)
+    extra = V.fine_tuning_claims(both, "n-gram", tasks={"next 1-mer": 1}, task_col="k", margin_accuracy=0.02,
+                                 margin_bits=0.02, extra_references=["window n-gram", "absent"])
+    added = [c for c in extra if c.reference == "window n-gram"]
+    subjects = {c.subject for c in plain if c.reference == "n-gram"}
+    assert len(added) == 2 * len(subjects) and {c.subject for c in added} == subjects
+    assert [c for c in extra if c.reference != "window n-gram"] == plain
+    table = V.decide("05", added)
+    assert set(table[table.metric == "accuracy"].outcome) == {"better"}
