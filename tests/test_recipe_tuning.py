@@ -1,0 +1,64 @@
+"""Recipe tuning on held-out pre-training records: variants differ from the arm in exactly their settings,
+the table reads the gates of each trained variant, the choice follows the stated rule, and the cache is reused."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from dnalm_utils import pretraining as P
+from dnalm_utils import recipe_tuning as R
+from dnalm_utils.errors import ParameterError
+
+TINY = dict(layers=1, hidden=32, heads=2, intermediate=64, window_nt=40, batch_size=16, warmup_steps=2,
+            logging_steps=5, eval_steps=5, n_eval_windows=16, snapshots=0, steps=15)
+
+
+def test_variants_differ_from_the_arm_in_exactly_their_settings():
+    cfgs = R.variant_configs("overlap6", [{"learning_rate": 1e-3}, {"position_init": "sinusoidal", "heads": 4}],
+                             base_overrides=TINY)
+    assert list(cfgs) == [R.BASE_VARIANT, "learning_rate=0.001", "heads=4, position_init=sinusoidal"]
+    base = cfgs[R.BASE_VARIANT]
+    assert base == P.zoo_config("overlap6", **TINY)
+    for label, cfg in list(cfgs.items())[1:]:
+        diff = P.config_differences(cfg, base)
+        assert ", ".join(f"{k}={v[0]}" for k, v in sorted(diff.items())) == label
+    assert len({c.name for c in cfgs.values()}) == 3
+
+
+@pytest.mark.parametrize("variants, match", [([{"masking": "token"}], "masking"), ([{"k": 5}], "k"),
+                                             ([{"learning_rate": 1e-3}, {"learning_rate": 1e-3}], "twice"),
+                                             ([{"no_such_setting": 1}], "no_such_setting")])
+def test_bad_variants_are_refused(variants, match):
+    with pytest.raises(ParameterError, match=match):
+        R.variant_configs("overlap6", variants)
+
+
+def test_best_variant_takes_the_lowest_held_out_loss_then_the_earlier_row():
+    table = pd.DataFrame({"variant": ["zoo recipe", "a", "b", "c"], "gates_passed": [1, 2, 2, 2],
+                          "heldout_loss": [1.3, 1.2, 1.1, 1.1]})
+    assert R.best_variant(table)["variant"] == "b"
+    assert R.best_variant(table.assign(heldout_loss=1.0))["variant"] == "zoo recipe"
+    with pytest.raises(ParameterError, match="empty"):
+        R.best_variant(table.iloc[:0])
+
+
+def test_tuning_trains_each_variant_reads_its_gates_and_reuses_the_cache(tmp_path):
+    variants = [{"learning_rate": 1e-6}, {"learning_rate": 3e-3}]
+    table = R.tune_recipe("nucleotide", variants, base_overrides=TINY, models_dir=tmp_path, n_windows=60,
+                          ngram_max_order=2, device="cpu", log=lambda *_: None)
+    assert list(table.variant) == [R.BASE_VARIANT, "learning_rate=1e-06", "learning_rate=0.003"]
+    assert set(table.columns) >= {"gate:flat", "gate:context_vs_ngram", "heldout_loss", "accuracy", "ngram_accuracy"}
+    for _, row in table.iterrows():
+        curve = pd.read_csv(f"{row.folder}/loss_curve.csv").dropna(subset=["heldout_loss"])
+        assert row.heldout_loss == pytest.approx(float(curve.sort_values("step").heldout_loss.iloc[-1]))
+        assert row.gates == 2 and row.wall_s > 0
+        assert row["gate:context_vs_ngram"] == pytest.approx(row.accuracy - row.ngram_accuracy)
+    # a learning rate of 1e-6 barely moves the weights in 15 steps: its held-out loss stays the highest
+    assert table.heldout_loss.idxmax() == 1
+    assert R.best_variant(table)["variant"] != "learning_rate=1e-06"
+    assert table["gate:flat"].iloc[1] <= table["gate:flat"].iloc[2]  # learning nothing looks flat
+    again = R.tune_recipe("nucleotide", variants, base_overrides=TINY, models_dir=tmp_path, n_windows=60,
+                          ngram_max_order=2, device="cpu", log=lambda *_: None)
+    assert (again.wall_s == 0).all()
+    pd.testing.assert_frame_equal(again.drop(columns="wall_s"), table.drop(columns="wall_s"))
