@@ -42,6 +42,13 @@ def variant_name(arm: str, changes: Mapping) -> str:
     return f"{arm}__tune{digest}"
 
 
+def recipe_digest(cfg) -> str:
+    """12 hex digits of the SHA-256 of a PretrainConfig's settings without its name: equal for two folders trained
+    with the same recipe under different names (a tuning variant and the zoo arm that adopted it)."""
+    settings = {k: v for k, v in cfg.to_dict().items() if k != "name"}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def variant_configs(arm: str, variants: Sequence[Mapping], *, base_overrides: Mapping | None = None) -> dict:
     """label -> PretrainConfig for the arm's recipe (with ``base_overrides``, e.g. fewer steps) and each variant
     on top of it. Raises ParameterError for an unknown arm or setting, a variant that changes what the gates
@@ -74,7 +81,8 @@ def tune_recipe(arm: str, variants: Sequence[Mapping], *, base_overrides: Mappin
     Returns a DataFrame, one row per variant (the unchanged recipe first): arm, variant, every changed setting,
     wall_s (0 for a cached model), heldout_loss (nats per masked token at the last step), accuracy (one hidden
     nucleotide, ``convergence.HeldoutReference``), ngram_accuracy (the two-sided n-gram on the same nucleotides),
-    gates_passed, gates, and one ``gate:<name>`` column per gate (its value), plus ``folder``.
+    gates_passed, gates, and one ``gate:<name>`` column per gate (its value), plus ``recipe``
+    (:func:`recipe_digest`) and ``folder``.
     ``models_dir``: where the variants are trained and cached (default: ``<models dir>/recipe-tuning``).
     """
     import pandas as pd
@@ -102,7 +110,7 @@ def tune_recipe(arm: str, variants: Sequence[Mapping], *, base_overrides: Mappin
         gates = convergence.gate_table({cfg.name: lm}, {cfg.name: folder}, {cfg.name: cfg},
                                        references={cfg.name: ref})
         curve = pd.read_csv(Path(folder) / "loss_curve.csv").dropna(subset=["heldout_loss"])
-        rows.append({"arm": arm, "variant": label, **changes, "wall_s": 0.0 if cached else round(wall, 1),
+        rows.append({"arm": arm, "variant": label, **changes, "recipe": recipe_digest(cfg), "wall_s": 0.0 if cached else round(wall, 1),
                      "heldout_loss": float(curve.sort_values("step").heldout_loss.iloc[-1]),
                      "accuracy": float(ref.score(lm)["accuracy"]), "ngram_accuracy": ref.ngram_accuracy,
                      "gates_passed": int(gates.passed.astype(bool).sum()), "gates": len(gates),
@@ -120,6 +128,73 @@ def best_variant(table) -> dict:
         raise ParameterError("best_variant: the tuning table is empty; run tune_recipe first.")
     order = sorted(range(len(table)), key=lambda i: (float(table.heldout_loss.iloc[i]), i))
     return table.iloc[order[0]].to_dict()
+
+
+def tuning_record(folder, configs: Mapping, manifests=None):
+    """Every :func:`tune_recipe` table (``*.csv``) in ``folder`` as one DataFrame, with ``chosen`` (the row
+    :func:`best_variant` picks for its arm), ``in_zoo`` (the names in ``configs`` -- name -> PretrainConfig of
+    this run -- trained with exactly that recipe, :func:`recipe_digest`; "" for none) and, given ``manifests``
+    (``pretraining.zoo_manifests``: model, final held-out loss), ``zoo_heldout_loss`` (this run's final held-out
+    loss of the first such model; NaN for none). Empty DataFrame when the folder holds no table."""
+    import pandas as pd
+
+    paths = sorted(Path(folder).glob("*.csv")) if folder and Path(folder).is_dir() else []
+    if not paths:
+        return pd.DataFrame()
+    tables = []
+    for path in paths:
+        table = pd.read_csv(path)
+        missing = {"arm", "variant", "recipe", "heldout_loss"} - set(table.columns)
+        if missing:
+            raise ParameterError(f"{path}: not a recipe-tuning table (missing columns {sorted(missing)}); write it with "
+                                 "`python -m dnalm_utils.recipe_tuning ARM --variant ... --out FILE`.")
+        chosen = best_variant(table)["variant"]
+        tables.append(table.assign(chosen=table.variant == chosen))
+    record = pd.concat(tables, ignore_index=True)
+    by_recipe: dict[str, list[str]] = {}
+    for name, cfg in configs.items():
+        by_recipe.setdefault(recipe_digest(cfg), []).append(str(name))
+    record["in_zoo"] = [", ".join(by_recipe.get(str(r), [])) for r in record.recipe]
+    if manifests is not None and len(manifests):
+        loss = dict(zip(manifests.model, manifests["final held-out loss"]))
+        record["zoo_heldout_loss"] = [float(loss.get(z.split(", ")[0], float("nan"))) if z else float("nan")
+                                      for z in record.in_zoo]
+    return record
+
+
+def tuning_sentence(record) -> str:
+    """Per tuned arm, one computed sentence: the recipes tried, the held-out loss of the previous recipe and of
+    the chosen one, whether this run's zoo uses the chosen recipe, and, where this run trained a recipe of the
+    record, whether its held-out loss reproduces the record's (same numbers on CPU)."""
+    import numpy as np
+
+    if record is None or not len(record):
+        return ("No recipe-tuning record was given: every arm uses the zoo's recipe as written in "
+                "`pretraining.ZOO` (tune one with `python -m dnalm_utils.recipe_tuning`).")
+    out = []
+    for arm, part in record.groupby("arm", sort=False):
+        base = part[part.variant == BASE_VARIANT]
+        best = part[part.chosen].iloc[0]
+        tried = ", ".join(f"{v} ({loss:.3f})" for v, loss in zip(part.variant, part.heldout_loss) if v != BASE_VARIANT)
+        head = (f"For {arm}, {len(part) - 1} change{'s' if len(part) != 2 else ''} of the recipe "
+                f"{'were' if len(part) != 2 else 'was'} tried (held-out loss in nats: {tried}"
+                + (f"; recipe before tuning {float(base.heldout_loss.iloc[0]):.3f}" if len(base) else "") + "). ")
+        pick = f"The lowest held-out loss came from {best.variant}"
+        uses = part[part.in_zoo.astype(str) != ""]
+        if best.in_zoo:
+            pick += f", the recipe this run's zoo uses ({best.in_zoo})."
+        elif len(uses):
+            pick += f"; this run's zoo uses {uses.variant.iloc[0]} instead ({uses.in_zoo.iloc[0]})."
+        else:
+            pick += "; this run trained none of the recipes in the record (other settings), so the record does not apply to it."
+        check = ""
+        if "zoo_heldout_loss" in part.columns and len(uses) and np.isfinite(uses.zoo_heldout_loss.iloc[0]):
+            a, b = float(uses.heldout_loss.iloc[0]), float(uses.zoo_heldout_loss.iloc[0])
+            check = (f" This run reproduces the record's held-out loss ({b:.4f} nats)." if abs(a - b) < 1e-4 else
+                     f" This run's held-out loss ({b:.4f} nats) differs from the record's ({a:.4f}): another machine or "
+                     "library version.")
+        out.append(head + pick + check)
+    return " ".join(out)
 
 
 def _parse_variant(text: str) -> dict:
@@ -163,4 +238,5 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["BASE_VARIANT", "variant_label", "variant_name", "variant_configs", "tune_recipe", "best_variant"]
+__all__ = ["BASE_VARIANT", "recipe_digest", "variant_label", "variant_name", "variant_configs", "tune_recipe", "best_variant",
+           "tuning_record", "tuning_sentence"]

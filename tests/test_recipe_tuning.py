@@ -62,3 +62,31 @@ def test_tuning_trains_each_variant_reads_its_gates_and_reuses_the_cache(tmp_pat
                           ngram_max_order=2, device="cpu", log=lambda *_: None)
     assert (again.wall_s == 0).all()
     pd.testing.assert_frame_equal(again.drop(columns="wall_s"), table.drop(columns="wall_s"))
+
+
+def _table(arm, losses, recipes):
+    variants = [R.BASE_VARIANT] + [f"v{i}" for i in range(1, len(losses))]
+    return pd.DataFrame({"arm": arm, "variant": variants, "recipe": recipes, "heldout_loss": losses})
+
+
+def test_the_record_marks_the_chosen_recipe_and_the_zoo_that_uses_it(tmp_path):
+    cfg = P.zoo_config("nucleotide", **TINY)
+    tuned = cfg.replace(position_init="sinusoidal")
+    _table("nucleotide", [1.3, 1.2, 1.25], ["old", R.recipe_digest(tuned), "x"]).to_csv(tmp_path / "nuc.csv", index=False)
+    _table("overlap6", [2.2, 2.3], [R.recipe_digest(P.zoo_config("overlap6", **TINY)), "y"]).to_csv(
+        tmp_path / "ov6.csv", index=False)
+    configs = {"nucleotide": tuned, "nucleotide_seed1": tuned.replace(seed=1)}
+    manifests = pd.DataFrame({"model": ["nucleotide"], "final held-out loss": [1.2]})
+    record = R.tuning_record(tmp_path, configs, manifests)
+    assert record.loc[record.chosen, "variant"].tolist() == ["v1", R.BASE_VARIANT]
+    assert record.in_zoo.tolist() == ["", "nucleotide", "", "", ""]  # the seed-1 replicate has another recipe
+    text = R.tuning_sentence(record)
+    assert "The lowest held-out loss came from v1, the recipe this run's zoo uses (nucleotide)" in text
+    assert "reproduces the record's held-out loss (1.2000 nats)" in text
+    assert "recipe before tuning 1.300" in text and "this run trained none of the recipes" in text
+    manifests["final held-out loss"] = 1.25
+    assert "differs from the record's" in R.tuning_sentence(R.tuning_record(tmp_path, configs, manifests))
+    assert R.tuning_record(tmp_path / "absent", configs).empty and "No recipe-tuning record" in R.tuning_sentence(None)
+    pd.DataFrame({"a": [1]}).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(ParameterError, match="bad.csv"):
+        R.tuning_record(tmp_path, configs)
