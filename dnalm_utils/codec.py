@@ -74,6 +74,28 @@ def letter_index(seq: str | bytes, pos=None, *, where: str = "sequence") -> np.n
     return c.astype(np.int64)
 
 
+def check_acgt_list(seqs, *, name: str = "inputs", why: str = "") -> list[str]:
+    """Upper-case copies of ``seqs`` (a non-empty list of non-empty A/C/G/T strings). Otherwise ParameterError
+    naming the parameter ``name``, the first bad item's index and the position of its first non-ACGT letter, then
+    ``why`` (e.g. where ACGT-only sequence comes from)."""
+    if isinstance(seqs, (str, bytes)):
+        raise ParameterError(f"{name} must be a list of sequences, not one string; wrap it in a list.")
+    seqs = list(seqs)
+    if not seqs:
+        raise ParameterError(f"{name} is empty: pass at least one sequence.")
+    tail = f" ({why})" if why else ""
+    out = []
+    for i, s in enumerate(seqs):
+        if not isinstance(s, str) or not s:
+            raise ParameterError(f"{name}[{i}] is {s!r}: every item must be a non-empty string of A/C/G/T{tail}.")
+        bad = np.flatnonzero(encode(s) > 3)
+        if bad.size:
+            p = int(bad[0])
+            raise ParameterError(f"{name}[{i}] holds {s[p]!r} at position {p}: ACGT only{tail}.")
+        out.append(s.upper())
+    return out
+
+
 def reverse_complement_codes(codes: np.ndarray) -> np.ndarray:
     """Reverse complement of letter codes 0..3 (other codes are kept, reversed)."""
     codes = np.asarray(codes, dtype=np.uint8)

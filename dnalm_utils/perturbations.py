@@ -72,15 +72,10 @@ def _kmer_letters(tok) -> np.ndarray:
 
 
 def _check_windows(windows) -> list[str]:
-    seqs = [getattr(w, "sequence", w) for w in windows]
-    if not seqs or not all(isinstance(s, str) for s in seqs):
-        raise ParameterError("windows must be a non-empty list of DNA strings (or genome.Window records).")
-    for i, s in enumerate(seqs):
-        bad = set(s.upper()) - set(LETTERS)
-        if bad:
-            raise ParameterError(f"windows[{i}] holds {sorted(bad)}; the perturbation probes need ACGT-only windows "
-                                 "(data.evaluation_windows draws them).")
-    return [s.upper() for s in seqs]
+    from .codec import check_acgt_list
+
+    return check_acgt_list([getattr(w, "sequence", w) for w in windows], name="windows",
+                           why="the perturbation probes need ACGT-only windows; data.evaluation_windows draws them")
 
 
 def _check_batch(batch_size) -> int:

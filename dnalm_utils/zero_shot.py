@@ -68,24 +68,8 @@ _CHUNK_BATCHES = 8
 # ------------------------------------------------------------------------------------------------
 def check_inputs(inputs: Sequence[str]) -> list[str]:
     """Upper-case copies of ``inputs`` (a non-empty list of non-empty ACGT strings); ParameterError naming the
-    first bad input's index (and the position of its first non-ACGT letter) otherwise."""
-    if isinstance(inputs, str):
-        raise ParameterError("inputs must be a list of sequences, not one string; wrap it in a list.")
-    inputs = list(inputs)
-    if not inputs:
-        raise ParameterError("inputs is empty: pass at least one input sequence.")
-    out = []
-    for i, s in enumerate(inputs):
-        if not isinstance(s, str) or not s:
-            raise ParameterError(f"inputs[{i}] is {s!r}: every input must be a non-empty string of A/C/G/T.")
-        codes = codec.encode(s)
-        bad = np.flatnonzero(codes > 3)
-        if bad.size:
-            p = int(bad[0])
-            raise ParameterError(f"inputs[{i}] holds {s[p]!r} at position {p}: inputs must be A/C/G/T only "
-                                 "(next-k-mer windows are drawn from ACGT-only sequence).")
-        out.append(s.upper())
-    return out
+    first bad input's index (and the position of its first non-ACGT letter) otherwise (``codec.check_acgt_list``)."""
+    return codec.check_acgt_list(inputs, name="inputs", why="next-k-mer windows are drawn from ACGT-only sequence")
 
 
 def _check_filler(filler) -> str:

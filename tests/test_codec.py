@@ -87,3 +87,16 @@ def test_pack_codes_is_the_inverse_of_unpack_codes():
 def test_kmer_codes_of_an_acgt_only_sequence_are_all_valid():
     values, valid = codec.kmer_codes("ACGTTGCA", 4)
     assert valid.all() and codec.unpack_kmers(values, 4) == ["ACGT", "CGTT", "GTTG", "TTGC", "TGCA"]
+
+
+def test_check_acgt_list_uppercases_and_names_the_first_bad_letter():
+    from dnalm_utils.codec import check_acgt_list
+    from dnalm_utils.errors import ParameterError
+
+    assert check_acgt_list(["acgt", "TTgA"]) == ["ACGT", "TTGA"]
+    with pytest.raises(ParameterError, match=r"windows\[1\] holds 'N' at position 3: ACGT only \(why\)"):
+        check_acgt_list(["ACGT", "ACGNA"], name="windows", why="why")
+    for bad, match in ((["AC", ""], r"inputs\[1\] is ''"), ([], "empty"), ("ACGT", "not one string"),
+                       (["AC", 5], r"inputs\[1\] is 5"), (["ACRT"], "'R' at position 2")):
+        with pytest.raises(ParameterError, match=match):
+            check_acgt_list(bad)
