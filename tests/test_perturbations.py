@@ -191,6 +191,27 @@ def test_ngram_shift_is_zero_beyond_its_order_and_models_are_paired_with_it():
     assert "(paired by window): no model" in P.distal_sentence(table, d=4, side="left", margin=100)
 
 
+def test_distal_versus_initial_pairs_the_same_edits_of_a_model_and_its_step0_twin():
+    """A model that reads q - 4 against a 'step-0 twin' that reads nothing: the difference is the trained shift at
+    (4, left), zero elsewhere; the same seed gives both the same edits, so pairs are complete."""
+    windows = _windows(30, 40, seed=7)
+    trained = P.distal_edits({"m": _reads_back(4)}, windows, [2, 4], seed=3)
+    initial = P.distal_edits({"m": _reads_back(0)}, windows, [2, 4], seed=3)
+    versus = P.distal_versus_initial(trained[1], initial[1]).set_index(["d", "side"])
+    assert (versus.windows == 30).all()
+    hit = versus.loc[(4, "left")]
+    assert hit.difference == pytest.approx(trained[0].set_index(["d", "side"]).loc[(4, "left")].shift_bits)
+    assert hit.moved_more and hit.initial == 0 and hit.low > 0.01
+    assert not versus.drop(index=(4, "left")).moved_more.any()
+    assert (versus.drop(index=(4, "left")).difference == 0).all()
+    text = P.distal_step0_sentence(versus.reset_index(), d=4, side="left")
+    assert "m 0.000 -> " in text and text.endswith("for: m.")
+    assert "for: no model." in P.distal_step0_sentence(versus.reset_index(), d=2, side="left")
+    assert "No model had step-0" in P.distal_step0_sentence(versus.iloc[:0])
+    with pytest.raises(ParameterError, match="d=3"):
+        P.distal_step0_sentence(versus.reset_index(), d=3)
+
+
 def test_distal_edits_skip_edits_that_only_masked_tokens_hold():
     # non-overlapping 6-mers: an edit 2 nt from q is inside q's masked token unless the token boundary falls
     # between them; those edits are skipped, never scored as "no shift"
