@@ -323,6 +323,36 @@ def classify_windows(genome, windows, *, pad: int = DEFAULT_PAD, **parameters) -
     return out
 
 
+def stratify_windows(genome, candidates, n_per_class: int, *, classes: Sequence[str] = CLASSES, pad: int = DEFAULT_PAD,
+                     **parameters):
+    """Pick up to ``n_per_class`` windows per sequence class from ``candidates`` (:class:`genome.Window` records drawn
+    at random, e.g. ``data.evaluation_window_records``), so that a probe that can afford few windows (dependency
+    maps) still has targets in rare classes. Classes are served in ``classes`` order; each takes, among the
+    candidates not yet taken, those with the largest share of their positions in it (:func:`classify_windows`;
+    ties: draw order, so where many windows are wholly of one class the choice is as random as the draw). A class
+    no candidate touches gets none.
+
+    Returns (the picked windows, grouped by class in ``classes`` order; DataFrame class, candidates (windows holding
+    at least one position of that class), picked, share (mean share of the picked windows' positions in it))."""
+    n_per_class = check_int_range("n_per_class", n_per_class, 1, hint="Windows kept per sequence class, e.g. 2.")
+    unknown = [c for c in classes if c not in CLASSES]
+    if unknown or not len(classes):
+        raise ParameterError(f"classes={list(classes)}: use some of {list(CLASSES)}.")
+    candidates = list(candidates)
+    codes = classify_windows(genome, candidates, pad=pad, **parameters)
+    picked, rows, taken = [], [], set()
+    for name in classes:
+        code = CLASSES.index(name)
+        share = np.array([float(np.mean(c == code)) if len(c) else 0.0 for c in codes])
+        order = sorted((i for i in range(len(codes)) if i not in taken and share[i] > 0), key=lambda i: (-share[i], i))
+        keep = order[:n_per_class]
+        taken.update(keep)
+        picked += [candidates[i] for i in keep]
+        rows.append({"class": name, "candidates": int((share > 0).sum()), "picked": len(keep),
+                     "share": float(share[keep].mean()) if keep else float("nan")})
+    return picked, pd.DataFrame(rows)
+
+
 def position_summary(position_codes: Sequence[np.ndarray]) -> pd.DataFrame:
     """:func:`class_summary` of the positions of some windows (e.g. :func:`classify_windows`), counted once per
     window position (windows that overlap count their shared nucleotides twice)."""
@@ -530,6 +560,7 @@ __all__ = [
     "block_classes",
     "DEFAULT_PAD",
     "classify_windows",
+    "stratify_windows",
     "position_summary",
     "class_split_sentence",
     "split_items_by_class",

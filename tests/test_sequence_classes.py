@@ -336,3 +336,34 @@ def test_class_split_sentence_reads_the_table():
         SC.class_split_sentence(out, h=2)
     with pytest.raises(ParameterError, match="split_items_by_class"):
         SC.class_split_sentence(out.drop(columns="difference"))
+
+
+def test_stratify_windows_takes_the_windows_richest_in_each_class():
+    """Brute force: class by class, the n untaken candidates with the largest share of that class (ties: draw order)."""
+    rng = np.random.default_rng(31)
+    parts = []
+    for i in range(30):
+        parts.append(random_dna(int(rng.integers(60, 200)), 200 + i))
+        parts.append(["CA" * 30, random_dna(60, 400 + i, "AT"), random_dna(10, 300 + i)][i % 3])
+    genome = Genome.from_sequences({"r": "".join(parts)})
+    candidates = sample_windows(genome, 120, 32, seed=6, reverse_complement="random")
+    picked, table = SC.stratify_windows(genome, candidates, 2)
+    codes = SC.classify_windows(genome, candidates)
+    expected, taken = [], set()
+    for code in range(3):
+        shares = [(-float(np.mean(c == code)), j) for j, c in enumerate(codes) if j not in taken and (c == code).any()]
+        best = [j for _, j in sorted(shares)[:2]]
+        taken.update(best)
+        expected += [candidates[j] for j in best]
+    assert picked == expected
+    assert list(table["class"]) == list(SC.CLASSES) and (table.picked == 2).all()
+    assert list(table.candidates) == [sum((c == code).any() for c in codes) for code in range(3)]
+    assert (table.share > 0.5).all() and (table.share <= 1).all()
+    # a class with no candidate is reported, not invented
+    plain = Genome.from_sequences({"r": random_dna(3000, 7)})
+    few, t2 = SC.stratify_windows(plain, sample_windows(plain, 20, 32, seed=1), 3, classes=["tandem repeat", "other"])
+    assert t2.set_index("class").loc["other", "picked"] == 3 and len(few) == 3 + t2.picked.iloc[0]
+    with pytest.raises(ParameterError, match="classes"):
+        SC.stratify_windows(plain, [], 1, classes=["satellite"])
+    with pytest.raises(ParameterError, match="n_per_class"):
+        SC.stratify_windows(plain, [], 0)
