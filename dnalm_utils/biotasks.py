@@ -18,7 +18,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .classification_metrics import binary_metrics, item_scores
+from .classification_metrics import ValidatedBinaryScore, best_threshold, binary_metrics, item_scores
 from .codec import encode
 from .errors import ParameterError, check_int_range
 from .finetune_runs import run_grid
@@ -219,29 +219,32 @@ def run_task(task: ClassificationTask, sources: Mapping[str, str], *, seeds: Seq
 
     train, valid, test = task.splits["train"], task.splits["valid"], task.splits["test"]
     runs = run_grid(sources, train, valid, test, num_labels=len(task.classes), seeds=seeds, inits=inits,
-                    settings=settings, models_dir=models_dir, device=device, score=binary_metrics, progress=progress,
-                    desc=task.name, keep_models_dir=keep_models_dir, tag=task.name.split()[0].lower(),
-                    cache_dir=cache_dir, score_id="binary", load_options=load_options, with_items=True,
+                    settings=settings, models_dir=models_dir, device=device, score=ValidatedBinaryScore(),
+                    progress=progress, desc=task.name, keep_models_dir=keep_models_dir, tag=task.name.split()[0].lower(),
+                    cache_dir=cache_dir, score_id="binary/valid-threshold", load_options=load_options, with_items=True,
                     executor=executor)
     runs, run_items = runs
     rows, items = [], [run_items]
     if kmer:
         kmers = [kmer] if isinstance(kmer, (int, np.integer)) else list(kmer)
-        probs, choice = tuned_kmer_logistic_regression(train, valid, test[0], num_classes=len(task.classes),
-                                                       kmers=kmers, Cs=KMER_CS)
-        rows.append({"model": KMER_BASELINE, "init": "baseline", "seed": 0, **binary_metrics(probs, test[1]),
-                     "kmer": choice["kmer"], "C": choice["C"]})
+        both, choice = tuned_kmer_logistic_regression(train, valid, list(valid[0]) + list(test[0]),
+                                                      num_classes=len(task.classes), kmers=kmers, Cs=KMER_CS)
+        p_valid, probs = both[: len(valid[0])], both[len(valid[0]):]
+        threshold = best_threshold(p_valid[:, 1], valid[1])[0]
+        rows.append({"model": KMER_BASELINE, "init": "baseline", "seed": 0,
+                     **binary_metrics(probs, test[1], threshold=threshold), "kmer": choice["kmer"], "C": choice["C"]})
         correct, bits = item_scores(probs, test[1])
         items.append(pd.DataFrame({"model": KMER_BASELINE, "init": "baseline", "seed": 0,
                                    "item": np.arange(len(bits)), "accuracy": correct, "bits": bits}))
     if cnn_lrs is not None:
         cnn_runs, cnn_items = cnn_grid(train, valid, test, num_classes=len(task.classes), seeds=seeds,
-                                       settings=settings, lrs=cnn_lrs, score=binary_metrics, device=device)
+                                       settings=settings, lrs=cnn_lrs, score=ValidatedBinaryScore(), device=device)
         rows += cnn_runs.assign(init="baseline").to_dict("records")
         items.append(cnn_items.assign(init="baseline"))
     majority = int(np.bincount(train[1]).argmax())
     p_majority = np.full(len(test[1]), 0.5 + (0.01 if majority else -0.01))
-    rows.append({"model": "majority class", "init": "baseline", "seed": 0, **binary_metrics(p_majority, test[1])})
+    rows.append({"model": "majority class", "init": "baseline", "seed": 0,
+                 **binary_metrics(p_majority, test[1], threshold=0.5)})
     correct, bits = item_scores(p_majority, test[1])
     items.append(pd.DataFrame({"model": "majority class", "init": "baseline", "seed": 0,
                                "item": np.arange(len(bits)), "accuracy": correct, "bits": bits}))

@@ -97,9 +97,47 @@ def item_scores(probs, truth, *, nt_per_class: int = 1) -> tuple[np.ndarray, np.
     return correct, bits
 
 
-def binary_metrics(probs, truth) -> dict:
+def mcc_from_counts(tp, fp, fn, tn):
+    """Matthews correlation from confusion counts (arrays broadcast; weighted counts allowed); 0 where a margin
+    is empty, as sklearn."""
+    tp, fp, fn, tn = (np.asarray(a, dtype=np.float64) for a in (tp, fp, fn, tn))
+    den = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (tp * tn - fp * fn) / np.where(den > 0, den, 1.0), 0.0)
+
+
+def best_threshold(p1, labels) -> tuple[float, float]:
+    """(threshold, MCC): the threshold t on p(class 1) maximising MCC of "class 1 iff p1 >= t" on these items
+    (candidates: the smallest p1 = always class 1, the midpoints between consecutive distinct p1, and +inf = always
+    class 0, so a test score between two validation scores is not decided by where one of them fell); ties go to
+    the candidate closest to 0.5. Chosen on validation items, applied to test items (:func:`binary_metrics` with
+    ``threshold``)."""
+    p1 = np.asarray(p1, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    if p1.ndim != 1 or p1.shape != y.shape or not p1.size:
+        raise ParameterError(f"best_threshold needs one p(class 1) per label: got shapes {p1.shape} and {y.shape}.")
+    u = np.unique(p1)
+    cand = np.r_[u[0], (u[:-1] + u[1:]) / 2, np.inf]
+    ys = y[np.argsort(-p1, kind="stable")]
+    # items predicted 1 at candidate c are those with p1 >= c: a prefix of the descending order
+    n_pred = len(p1) - np.searchsorted(np.sort(p1), cand, side="left")
+    tp = np.r_[0, np.cumsum(ys == 1)][n_pred]
+    fp = np.r_[0, np.cumsum(ys == 0)][n_pred]
+    m = mcc_from_counts(tp, fp, (y == 1).sum() - tp, (y == 0).sum() - fp)
+    best = np.flatnonzero(m >= m.max() - 1e-12)
+    i = best[np.argmin(np.abs(np.where(np.isinf(cand[best]), 1e9, cand[best]) - 0.5))]
+    return float(cand[i]), float(m[i])
+
+
+def binary_metrics(probs, truth, *, threshold: float | None = None) -> dict:
     """MCC and accuracy of the argmax (threshold 0.5), AUROC of p(class 1) and how many distinct classes the
-    predictions use (``predicted_classes``: 1 = a constant predictor); ``probs`` (n, 2) or (n,) p(1)."""
+    predictions use (``predicted_classes``: 1 = a constant predictor); ``probs`` (n, 2) or (n,) p(1).
+
+    With ``threshold`` (on p(class 1), chosen on validation by :func:`best_threshold`), ``mcc`` and
+    ``predicted_classes`` are those of "class 1 iff p1 >= threshold", the argmax ones move to ``mcc_argmax`` and
+    ``predicted_classes_argmax``, and ``threshold`` and ``accuracy_valid_threshold`` are added (``accuracy`` stays
+    the argmax's, like the per-item scores of the paired tests): a classifier whose scores rank the classes well
+    but sit on one side of 0.5 is not scored as a constant."""
     from sklearn.metrics import matthews_corrcoef, roc_auc_score
 
     probs = np.asarray(probs, dtype=np.float64)
@@ -110,8 +148,37 @@ def binary_metrics(probs, truth) -> dict:
         raise ParameterError(f"binary_metrics needs two classes, got {probs.shape[1]}.")
     pred = (probs[:, 1] > probs[:, 0]).astype(np.int64)
     auroc = float(roc_auc_score(truth, probs[:, 1])) if np.unique(truth).size == 2 else float("nan")
-    return {"n": int(truth.size), "mcc": float(matthews_corrcoef(truth, pred)), "accuracy": float(np.mean(pred == truth)),
-            "auroc": auroc, "predicted_classes": int(np.unique(pred).size)}
+    out = {"n": int(truth.size), "mcc": float(matthews_corrcoef(truth, pred)), "accuracy": float(np.mean(pred == truth)),
+           "auroc": auroc, "predicted_classes": int(np.unique(pred).size)}
+    if threshold is not None:
+        tuned = (probs[:, 1] >= float(threshold)).astype(np.int64)
+        out.update({"mcc_argmax": out["mcc"], "predicted_classes_argmax": out["predicted_classes"],
+                    "mcc": float(matthews_corrcoef(truth, tuned)), "predicted_classes": int(np.unique(tuned).size),
+                    "threshold": float(threshold), "accuracy_valid_threshold": float(np.mean(tuned == truth))})
+    return out
 
 
-__all__ = ["macro_f1", "multiclass_metrics", "uniform_guess_metrics", "binary_metrics"]
+class ValidatedBinaryScore:
+    """A grid's binary score that picks its threshold on the run's own validation predictions:
+    ``score(test_probs, test_labels, valid=(valid_probs, valid_labels))`` is :func:`binary_metrics` at
+    :func:`best_threshold` of the validation items (plain argmax keys without ``valid``). Picklable; the grid
+    (``finetune_runs``) sees ``needs_validation`` and passes the validation predictions."""
+
+    needs_validation = True
+
+    def __call__(self, probs, truth, valid=None) -> dict:
+        if valid is None:
+            return binary_metrics(probs, truth)
+        vp = np.asarray(valid[0], dtype=np.float64)
+        vp1 = vp[:, 1] if vp.ndim == 2 else vp
+        return binary_metrics(probs, truth, threshold=best_threshold(vp1, valid[1])[0])
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self)
+
+    def __hash__(self) -> int:
+        return hash(type(self).__name__)
+
+
+__all__ = ["macro_f1", "multiclass_metrics", "uniform_guess_metrics", "mcc_from_counts", "best_threshold",
+           "binary_metrics", "ValidatedBinaryScore"]

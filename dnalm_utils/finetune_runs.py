@@ -245,7 +245,12 @@ def _fit_and_score(spec: RunSpec, data: Mapping | None = None) -> tuple[dict, di
         train, valid, test = (SequenceDataset(tok, list(part[0]), part[1], max_tokens=res.lm.max_tokens)
                               for part in (spec.train, spec.valid, spec.test))
     probs = predict_proba(res.lm, test, batch_size=spec.settings.eval_batch_size)
-    row = {**spec.score(probs, test.labels),
+    if getattr(spec.score, "needs_validation", False):  # e.g. a binary threshold chosen on validation
+        scores = spec.score(probs, test.labels,
+                            valid=(predict_proba(res.lm, valid, batch_size=spec.settings.eval_batch_size), valid.labels))
+    else:
+        scores = spec.score(probs, test.labels)
+    row = {**scores,
            "best_step": res.best_step, "steps": res.steps, "stopped_early": res.stopped_early,
            "best_eval_loss": res.best_eval_loss, "train_s": round(res.train_s, 2),
            "tokenization": tok.description,

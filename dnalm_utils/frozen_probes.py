@@ -27,6 +27,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from .classification_metrics import best_threshold, mcc_from_counts
 from .errors import ParameterError, check_int_range
 
 #: Pooling of a sequence's hidden states into one vector.
@@ -225,18 +226,10 @@ def _bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.bincount(idx.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
 
 
-def _mcc(tp, fp, fn, tn):
-    """Matthews correlation from confusion counts (arrays broadcast); 0 where a margin is empty (sklearn)."""
-    tp, fp, fn, tn = (np.asarray(a, dtype=np.float64) for a in (tp, fp, fn, tn))
-    den = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (tp * tn - fp * fn) / np.where(den > 0, den, 1.0), 0.0)
-
-
 def _weighted_mcc(w: np.ndarray, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """MCC of 0/1 ``pred`` against ``y`` under item weights ``w`` (B, n) -> (B,)."""
     yp, yn, pp, pn = y == 1, y == 0, pred == 1, pred == 0
-    return _mcc(w @ (yp & pp), w @ (yn & pp), w @ (yp & pn), w @ (yn & pn))
+    return mcc_from_counts(w @ (yp & pp), w @ (yn & pp), w @ (yp & pn), w @ (yn & pn))
 
 
 def _weighted_auroc(w: np.ndarray, y: np.ndarray, score: np.ndarray) -> np.ndarray:
@@ -260,20 +253,6 @@ def _interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
     tail = (1 - confidence) / 2
     lo, hi = np.quantile(v, [tail, 1 - tail])
     return float(lo), float(hi)
-
-
-def best_threshold(p1, labels) -> tuple[float, float]:
-    """(threshold, MCC): the threshold t on p(class 1) maximising MCC of "class 1 iff p1 >= t" on these items
-    (candidates: every distinct p1, and +inf = always class 0); ties go to the candidate closest to 0.5."""
-    p1 = np.asarray(p1, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.int64)
-    cand = np.r_[np.unique(p1), np.inf]
-    pred = p1[None, :] >= cand[:, None]  # (candidates, n)
-    pos, neg = y == 1, y == 0
-    m = _mcc((pred & pos).sum(1), (pred & neg).sum(1), (~pred & pos).sum(1), (~pred & neg).sum(1))
-    best = np.flatnonzero(m >= m.max() - 1e-12)
-    i = best[np.argmin(np.abs(np.where(np.isinf(cand[best]), 1e9, cand[best]) - 0.5))]
-    return float(cand[i]), float(m[i])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -596,5 +575,5 @@ def best_layer_sentence(layer_table, *, metric: str = "accuracy", task: str = ""
 __all__ = [
     "POOLINGS", "SPLITS", "DEFAULT_CS", "DEFAULT_SMOOTHING", "FEATURE_KIND", "cls_column", "sequences_digest",
     "feature_cache_key",
-    "pooled_features", "best_threshold", "probe_layers", "frozen_probe_grid", "best_layer_sentence",
+    "pooled_features", "probe_layers", "frozen_probe_grid", "best_layer_sentence",
 ]

@@ -314,8 +314,9 @@ def predict_proba_cnn(result: CNNResult, seqs: Sequence[str], *, batch_size: int
     return np.concatenate(out)
 
 
-def cnn_run_row(result: CNNResult, test, *, score: Callable | None = None, nt_per_class: int = 1):
-    """Score ``result`` on ``test`` = (seqs, labels): ``(row, items)``.
+def cnn_run_row(result: CNNResult, test, *, score: Callable | None = None, nt_per_class: int = 1, valid=None):
+    """Score ``result`` on ``test`` = (seqs, labels): ``(row, items)``. A score with ``needs_validation``
+    (``classification_metrics.ValidatedBinaryScore``) also gets the predictions on ``valid`` = (seqs, labels).
 
     ``row`` is shaped like a ``finetune_runs.run_grid`` row: model ("one-hot CNN"), init ("random"), seed, the
     keys of ``score(probs, labels)`` (default ``classification_metrics.multiclass_metrics`` with
@@ -331,7 +332,12 @@ def cnn_run_row(result: CNNResult, test, *, score: Callable | None = None, nt_pe
         def score(p, y):
             return multiclass_metrics(p, y, nt_per_class=nt_per_class)
     labels_ = {"model": MODEL_NAME, "init": INIT, "seed": int(result.seed)}
-    row = {**labels_, **score(probs, labels), "best_step": result.best_step, "steps": result.steps,
+    if getattr(score, "needs_validation", False) and valid is not None:
+        scores = score(probs, labels, valid=(predict_proba_cnn(result, valid[0], batch_size=result.settings.eval_batch_size),
+                                             np.asarray(valid[1])))
+    else:
+        scores = score(probs, labels)
+    row = {**labels_, **scores, "best_step": result.best_step, "steps": result.steps,
            "stopped_early": result.stopped_early, "best_eval_loss": result.best_eval_loss,
            "train_s": round(result.train_s, 2), "tokenization": TOKENIZATION, "parameters": result.parameters,
            "n_train": result.n_train, "n_valid": result.n_valid, "cached": False, "lr": result.lr}
@@ -360,7 +366,7 @@ def cnn_grid(train, valid, test, *, num_classes: int, seeds: Sequence[int], sett
         else:
             res = tune_cnn(train, valid, num_classes=num_classes, lrs=lrs, settings=settings, seed=seed,
                            device=device, **kwargs)
-        row, it = cnn_run_row(res, test, score=score, nt_per_class=nt_per_class)
+        row, it = cnn_run_row(res, test, score=score, nt_per_class=nt_per_class, valid=valid)
         rows.append(row)
         items.append(it)
         del res

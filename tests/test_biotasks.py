@@ -8,6 +8,7 @@ import pytest
 
 from dnalm_utils import biotasks as BT
 from dnalm_utils.errors import ParameterError
+from finetune_fixtures import QUICK, data, tiny  # noqa: F401 (fixtures)
 
 
 def test_tf_peak_task_splits_by_chromosome_and_keeps_leaks_out():
@@ -47,3 +48,28 @@ def test_exon_intron_task_is_balanced_and_block_split():
             gap = np.maximum(x.start.to_numpy()[:, None], y.start.to_numpy()[None, :]) - np.minimum(
                 x.end.to_numpy()[:, None], y.end.to_numpy()[None, :])
             assert (gap >= 80).all()
+
+
+def test_run_task_scores_every_classifier_at_its_own_validation_threshold(tiny, data):
+    """Fine-tuned runs, the k-mer regression, the CNN and the majority class all report MCC at a threshold chosen
+    on their own validation predictions (the argmax MCC kept beside it), and the fine-tuned row's threshold is the
+    one best_threshold picks on that model's validation probabilities."""
+    import pandas as pd
+
+    from dnalm_utils import classification_metrics as CM
+    from dnalm_utils import finetuning as FT
+
+    task = BT.ClassificationTask(name="gc test", classes=("AT", "GC"), splits=dict(zip(("train", "valid", "test"), data)),
+                                 table=pd.DataFrame())
+    runs = BT.run_task(task, {"dnabert3": tiny["dnabert3"]}, seeds=[0], settings=QUICK, inits=["pretrained"],
+                       device="cpu", progress=False, kmer=[2], cnn_lrs=[1e-3])
+    assert set(runs.model) == {"dnabert3", BT.KMER_BASELINE, "one-hot CNN", "majority class"}
+    assert runs[["threshold", "mcc_argmax", "accuracy_valid_threshold"]].notna().all().all()
+    tuned = runs[runs.model == "dnabert3"].iloc[0]
+    res = FT.finetune(tiny["dnabert3"], data[0], data[1], num_labels=2, init="pretrained", seed=0, settings=QUICK,
+                      device="cpu")
+    valid = FT.SequenceDataset(res.lm.tokenizer, *data[1], max_tokens=res.lm.max_tokens)
+    p_valid = FT.predict_proba(res.lm, valid, batch_size=QUICK.eval_batch_size)
+    assert tuned.threshold == pytest.approx(CM.best_threshold(p_valid[:, 1], data[1][1])[0])
+    majority = runs[runs.model == "majority class"].iloc[0]
+    assert majority.mcc == 0 and majority.predicted_classes == 1
