@@ -3,7 +3,8 @@
 * :func:`multiclass_metrics` -- accuracy, top-5 accuracy, macro-F1 and cross-entropy in bits per predicted
   nucleotide (the next-k-mer task);
 * :func:`uniform_guess_metrics` -- the expected scores of guessing uniformly at random;
-* :func:`binary_metrics` -- MCC, accuracy and AUROC of a two-class classifier;
+* :func:`binary_metrics` -- MCC, accuracy and AUROC of a two-class classifier, optionally at a threshold chosen
+  on validation (:func:`validation_threshold`, :func:`best_threshold`; :class:`ValidatedBinaryScore` for grids);
 * :func:`macro_f1`; :func:`item_scores` -- per-item correctness and bits (the items of a paired comparison).
 
 Probabilities are (n, classes) arrays, labels (n,) integers in 0..classes-1.
@@ -107,33 +108,47 @@ def mcc_from_counts(tp, fp, fn, tn):
 
 
 def best_threshold(p1, labels) -> tuple[float, float]:
-    """(threshold, MCC): the threshold t on p(class 1) maximising MCC of "class 1 iff p1 >= t" on these items
-    (candidates: the smallest p1 = always class 1, the midpoints between consecutive distinct p1, and +inf = always
-    class 0, so a test score between two validation scores is not decided by where one of them fell); ties go to
-    the candidate closest to 0.5. Chosen on validation items, applied to test items (:func:`binary_metrics` with
+    """(threshold, MCC): the threshold t on p(class 1) maximising MCC of "class 1 iff p1 >= t" on these (n,)
+    items, and that MCC. Candidates: the midpoints between consecutive distinct p1 (so a later score between two
+    of these is not decided by where one of them fell) and 0.5 (the argmax decision); ties go to the candidate
+    closest to 0.5 (0.5 itself wins every tie it is part of; equally close ones: the lower), so the threshold
+    leaves 0.5 only where these items favour another cut. Constant p1: 0.5. Vectorised: one sort, cumulative
+    counts (O(n log n)). Chosen on validation items, applied to test items (:func:`binary_metrics` with
     ``threshold``)."""
     p1 = np.asarray(p1, dtype=np.float64)
     y = np.asarray(labels, dtype=np.int64)
     if p1.ndim != 1 or p1.shape != y.shape or not p1.size:
         raise ParameterError(f"best_threshold needs one p(class 1) per label: got shapes {p1.shape} and {y.shape}.")
+    if not np.isfinite(p1).all():
+        raise ParameterError("best_threshold: p(class 1) must be finite (no NaN / inf); check the model's output.")
+    if not np.isin(y, (0, 1)).all():
+        raise ParameterError("best_threshold: labels must be 0 or 1 (class 1 = the class whose probability is p1).")
     u = np.unique(p1)
-    cand = np.r_[u[0], (u[:-1] + u[1:]) / 2, np.inf]
-    ys = y[np.argsort(-p1, kind="stable")]
+    cand = np.unique(np.r_[(u[:-1] + u[1:]) / 2, 0.5])  # ascending
+    order = np.argsort(-p1, kind="stable")
+    ys = y[order]
     # items predicted 1 at candidate c are those with p1 >= c: a prefix of the descending order
-    n_pred = len(p1) - np.searchsorted(np.sort(p1), cand, side="left")
+    n_pred = len(p1) - np.searchsorted(p1[order][::-1], cand, side="left")
     tp = np.r_[0, np.cumsum(ys == 1)][n_pred]
-    fp = np.r_[0, np.cumsum(ys == 0)][n_pred]
-    m = mcc_from_counts(tp, fp, (y == 1).sum() - tp, (y == 0).sum() - fp)
+    fp = np.r_[0, np.cumsum(ys != 1)][n_pred]
+    m = mcc_from_counts(tp, fp, (y == 1).sum() - tp, (y != 1).sum() - fp)
     best = np.flatnonzero(m >= m.max() - 1e-12)
-    i = best[np.argmin(np.abs(np.where(np.isinf(cand[best]), 1e9, cand[best]) - 0.5))]
+    i = best[np.argmin(np.abs(cand[best] - 0.5))]  # first minimum = the lower of two equally close
     return float(cand[i]), float(m[i])
+
+
+def validation_threshold(valid_p1, valid_truth) -> float:
+    """The threshold on p(class 1) that maximises MCC on the validation items ``valid_p1`` (n,) against
+    ``valid_truth`` (n,) 0/1 labels (:func:`best_threshold`: midpoints between distinct scores and 0.5; ties to the
+    one closest to 0.5; constant scores: 0.5)."""
+    return best_threshold(valid_p1, valid_truth)[0]
 
 
 def binary_metrics(probs, truth, *, threshold: float | None = None) -> dict:
     """MCC and accuracy of the argmax (threshold 0.5), AUROC of p(class 1) and how many distinct classes the
     predictions use (``predicted_classes``: 1 = a constant predictor); ``probs`` (n, 2) or (n,) p(1).
 
-    With ``threshold`` (on p(class 1), chosen on validation by :func:`best_threshold`), ``mcc`` and
+    With ``threshold`` (on p(class 1), chosen on validation by :func:`validation_threshold`), ``mcc`` and
     ``predicted_classes`` are those of "class 1 iff p1 >= threshold", the argmax ones move to ``mcc_argmax`` and
     ``predicted_classes_argmax``, and ``threshold`` and ``accuracy_valid_threshold`` are added (``accuracy`` stays
     the argmax's, like the per-item scores of the paired tests): a classifier whose scores rank the classes well
@@ -181,4 +196,4 @@ class ValidatedBinaryScore:
 
 
 __all__ = ["macro_f1", "multiclass_metrics", "uniform_guess_metrics", "mcc_from_counts", "best_threshold",
-           "binary_metrics", "ValidatedBinaryScore"]
+           "validation_threshold", "binary_metrics", "ValidatedBinaryScore"]

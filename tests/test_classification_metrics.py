@@ -15,20 +15,57 @@ from dnalm_utils import classification_metrics as CM
 from dnalm_utils.errors import ParameterError
 
 
-@settings(max_examples=60, deadline=None)
-@given(n=st.integers(1, 40), seed=st.integers(0, 10**6), levels=st.integers(1, 6))
-def test_best_threshold_equals_brute_force(n, seed, levels):
-    rng = np.random.default_rng(seed)
-    p1 = rng.integers(0, levels, n) / levels  # ties on purpose
-    y = rng.integers(0, 2, n)
-    t, m = CM.best_threshold(p1, y)
+def _brute_force_threshold(p1, y):
+    """Every candidate (midpoints between distinct scores, and 0.5) scored by sklearn; ties: closest to 0.5, then
+    the lower."""
     u = np.unique(p1)
-    cands = [u[0]] + list((u[:-1] + u[1:]) / 2) + [np.inf]
+    cands = sorted(set(((u[:-1] + u[1:]) / 2).tolist()) | {0.5})
     scores = [matthews_corrcoef(y, (p1 >= c).astype(int)) for c in cands]
     best = max(scores)
-    assert m == pytest.approx(best, abs=1e-12)
     winners = [c for c, s in zip(cands, scores) if s >= best - 1e-12]
-    assert t == min(winners, key=lambda c: abs((1e9 if np.isinf(c) else c) - 0.5))
+    return min(winners, key=lambda c: (abs(c - 0.5), c)), best
+
+
+@settings(max_examples=80, deadline=None)
+@given(n=st.integers(1, 40), seed=st.integers(0, 10**6), levels=st.integers(1, 6), continuous=st.booleans())
+def test_best_threshold_equals_brute_force(n, seed, levels, continuous):
+    rng = np.random.default_rng(seed)
+    p1 = rng.uniform(0, 1, n) if continuous else rng.integers(0, levels + 1, n) / levels  # ties, and 0.5 itself
+    y = rng.integers(0, 2, n)
+    t, m = CM.best_threshold(p1, y)
+    want_t, want_m = _brute_force_threshold(p1, y)
+    assert m == pytest.approx(want_m, abs=1e-12)
+    assert t == pytest.approx(want_t, abs=1e-15)
+    assert CM.validation_threshold(p1, y) == t
+    assert matthews_corrcoef(y, (p1 >= t).astype(int)) == pytest.approx(m, abs=1e-12)
+
+
+def test_validation_threshold_planted_answers():
+    # constant scores: nothing to learn from validation, keep the argmax cut
+    assert CM.validation_threshold(np.full(9, 0.8), np.r_[np.zeros(4), np.ones(5)].astype(int)) == 0.5
+    assert CM.validation_threshold([0.2], [1]) == 0.5
+    # 0.5 cuts the items like the midpoint 0.625 (MCC 1 both): 0.5 wins the tie
+    assert CM.best_threshold([0.1, 0.45, 0.8, 0.9], [0, 0, 1, 1]) == (0.5, 1.0)
+    # cuts 0.2 and 0.775 tie (MCC 0.577), 0.5 is worse (MCC 0): the one closer to 0.5
+    assert CM.validation_threshold([0.1, 0.3, 0.65, 0.9], [0, 1, 0, 1]) == pytest.approx(0.775)
+    # equally close (0.2 and 0.8): the lower
+    assert CM.validation_threshold([0.1, 0.3, 0.7, 0.9], [0, 1, 0, 1]) == pytest.approx(0.2)
+    # a perfectly ranked set shifted above 0.5: the cut between the classes
+    assert CM.validation_threshold([0.6, 0.65, 0.7, 0.85, 0.9], [0, 0, 0, 1, 1]) == pytest.approx(0.775)
+
+
+def test_best_threshold_is_vectorised():
+    """200,000 items in well under a second (an all-pairs search would need 40 billion comparisons)."""
+    import time
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 200_000)
+    p1 = np.clip(0.3 * y + rng.normal(0.5, 0.2, y.size), 0, 1)
+    start = time.perf_counter()
+    t, m = CM.best_threshold(p1, y)
+    assert time.perf_counter() - start < 2.0
+    assert matthews_corrcoef(y, (p1 >= t).astype(int)) == pytest.approx(m, abs=1e-9)
+    assert m >= matthews_corrcoef(y, (p1 >= 0.5).astype(int)) - 1e-12
 
 
 def test_a_shifted_but_well_ranked_classifier_is_scored_by_its_ranking():
@@ -54,4 +91,8 @@ def test_a_shifted_but_well_ranked_classifier_is_scored_by_its_ranking():
 def test_best_threshold_checks_its_input():
     with pytest.raises(ParameterError, match="one p"):
         CM.best_threshold([0.1, 0.2], [1])
+    with pytest.raises(ParameterError, match="0 or 1"):
+        CM.best_threshold([0.1, 0.2], [0, 2])
+    with pytest.raises(ParameterError, match="finite"):
+        CM.best_threshold([0.1, np.nan], [0, 1])
     assert CM.best_threshold([0.3, 0.3], [0, 1])[1] == 0.0
