@@ -7,7 +7,8 @@
 * :func:`annotation_masks` and :func:`exon_intron_task` -- exon vs intron windows of the annotated
   pre-training entries, split by genomic block;
 * :func:`run_task` -- every model x init x seed on a task (``finetune_runs.run_grid``) plus the k-mer
-  logistic regression and majority-class baselines.
+  logistic regression and majority-class baselines, each scored at the 0.5 threshold and at a threshold picked on
+  its own validation predictions; :func:`summarize` -- their summary table.
 """
 
 from __future__ import annotations
@@ -243,8 +244,10 @@ def run_task(task: ClassificationTask, sources: Mapping[str, str], *, seeds: Seq
         items.append(cnn_items.assign(init="baseline"))
     majority = int(np.bincount(train[1]).argmax())
     p_majority = np.full(len(test[1]), 0.5 + (0.01 if majority else -0.01))
+    # its validation predictions are constant too: the threshold stays 0.5 (classification_metrics.best_threshold)
+    threshold = best_threshold(np.full(len(valid[1]), p_majority[0]), valid[1])[0]
     rows.append({"model": "majority class", "init": "baseline", "seed": 0,
-                 **binary_metrics(p_majority, test[1], threshold=0.5)})
+                 **binary_metrics(p_majority, test[1], threshold=threshold)})
     correct, bits = item_scores(p_majority, test[1])
     items.append(pd.DataFrame({"model": "majority class", "init": "baseline", "seed": 0,
                                "item": np.arange(len(bits)), "accuracy": correct, "bits": bits}))
@@ -253,8 +256,22 @@ def run_task(task: ClassificationTask, sources: Mapping[str, str], *, seeds: Seq
     return (out, pd.concat(items, ignore_index=True).assign(task=task.name)) if with_items else out
 
 
+#: Columns of chapter 6's summary: MCC of the decisions at the threshold each classifier picked on its own
+#: validation predictions (``mcc``) beside the MCC at 0.5 (``mcc_argmax``), accuracy at 0.5 and at that threshold
+#: (``accuracy_valid_threshold``), AUROC.
+SUMMARY_METRICS = ("mcc", "mcc_argmax", "accuracy", "accuracy_valid_threshold", "auroc")
+
+
+def summarize(runs, by: Sequence[str] = ("task", "model", "init")):
+    """Per group of ``by`` of :func:`run_task` rows: ``<metric>_mean`` and ``<metric>_std`` (over seeds) of every
+    :data:`SUMMARY_METRICS` column present, and ``seeds`` (``finetune_runs.summarize_runs``)."""
+    from .finetune_runs import summarize_runs
+
+    return summarize_runs(runs, list(by), metrics=SUMMARY_METRICS)
+
+
 # --------------------------------------------------------------------------------------------------
 
 
 __all__ = ["ClassificationTask", "tf_peak_task", "annotation_masks", "exon_intron_task", "KMER_BASELINE", "KMER_CS",
-           "run_task"]
+           "run_task", "SUMMARY_METRICS", "summarize"]

@@ -364,9 +364,10 @@ def probe_layers(features: Mapping, labels: Mapping, *, num_classes: int | None 
     table: one row per layer: layer, C, smoothing, converged, valid_bits (validation cross-entropy, log2, per class),
     accuracy, ci_low, ci_high, bits, bits_low, bits_high (test cross-entropy in bits / ``nt_per_class``),
     chance (1 / num_classes), majority (test accuracy of the most frequent train class), and for two classes
-    threshold (on p(class 1), chosen on validation as the max-MCC threshold, :func:`best_threshold`), mcc,
-    mcc_low, mcc_high (test MCC at that threshold), auroc, auroc_low, auroc_high; n_train, n_valid, n_test,
-    chosen (True on the layer with the lowest valid_bits, ties to the lower layer). Intervals: percentile
+    threshold (on p(class 1), chosen on validation as the max-MCC threshold,
+    ``classification_metrics.best_threshold``), mcc, mcc_argmax (test MCC at that threshold and at 0.5),
+    accuracy_valid_threshold, mcc_low, mcc_high (interval of mcc), auroc, auroc_low, auroc_high; n_train, n_valid,
+    n_test, chosen (True on the layer with the lowest valid_bits, ties to the lower layer). Intervals: percentile
     bootstrap over test items, ``n_boot`` resamples from ``default_rng(seed)``, level ``confidence``; the same
     resamples for every layer (paired).
 
@@ -415,10 +416,9 @@ def probe_layers(features: Mapping, labels: Mapping, *, num_classes: int | None 
             p_va = _smooth(_full_proba(model, x_va, num_classes), mix)[:, 1]
             threshold, _ = best_threshold(p_va, y_va)
             pred = (p_te[:, 1] >= threshold).astype(np.int64)
-            bm = binary_metrics(p_te, y_te)
-            from sklearn.metrics import matthews_corrcoef
-
-            row.update({"threshold": threshold, "mcc": float(matthews_corrcoef(y_te, pred)),
+            bm = binary_metrics(p_te, y_te, threshold=threshold)
+            row.update({"threshold": threshold, "mcc": bm["mcc"], "mcc_argmax": bm["mcc_argmax"],
+                        "accuracy_valid_threshold": bm["accuracy_valid_threshold"],
                         **dict(zip(("mcc_low", "mcc_high"), _interval(_weighted_mcc(w, y_te, pred), confidence))),
                         "auroc": bm["auroc"],
                         **dict(zip(("auroc_low", "auroc_high"),

@@ -73,3 +73,43 @@ def test_run_task_scores_every_classifier_at_its_own_validation_threshold(tiny, 
     assert tuned.threshold == pytest.approx(CM.best_threshold(p_valid[:, 1], data[1][1])[0])
     majority = runs[runs.model == "majority class"].iloc[0]
     assert majority.mcc == 0 and majority.predicted_classes == 1
+
+
+def test_run_task_is_deterministic_and_summarises_both_mccs(tiny, data):
+    """Same seed -> the same rows and items; every row type (fine-tuned, k-mer regression, CNN, majority) carries
+    the MCC at its validation threshold beside the argmax MCC; the k-mer regression's threshold is the one picked
+    on its own validation probabilities; the summary shows both MCCs."""
+    import pandas as pd
+
+    from dnalm_utils import classification_metrics as CM
+    from dnalm_utils.kmer_baseline import tuned_kmer_logistic_regression
+
+    task = BT.ClassificationTask(name="gc test", classes=("AT", "GC"), splits=dict(zip(("train", "valid", "test"), data)),
+                                 table=pd.DataFrame())
+
+    def once():
+        return BT.run_task(task, {"dnabert3": tiny["dnabert3"]}, seeds=[0], settings=QUICK, inits=["pretrained"],
+                           device="cpu", progress=False, kmer=[2], cnn_lrs=[1e-3], with_items=True)
+
+    (runs, items), (runs2, items2) = once(), once()
+    keys = ["model", "init", "seed", "mcc", "mcc_argmax", "accuracy", "accuracy_valid_threshold", "auroc", "threshold",
+            "predicted_classes", "predicted_classes_argmax"]
+    pd.testing.assert_frame_equal(runs[keys], runs2[keys])
+    pd.testing.assert_frame_equal(items, items2)
+    assert runs[keys].notna().all().all() and len(runs) == 4
+    for row in runs.itertuples():
+        assert 0 <= row.accuracy_valid_threshold <= 1 and -1 <= row.mcc <= 1 and -1 <= row.mcc_argmax <= 1
+    kmer_row = runs[runs.model == BT.KMER_BASELINE].iloc[0]
+    p_valid, _ = tuned_kmer_logistic_regression(data[0], data[1], data[1][0], num_classes=2, kmers=[2], Cs=BT.KMER_CS)
+    assert kmer_row.threshold == pytest.approx(CM.validation_threshold(p_valid[:, 1], data[1][1]))
+    p_test, _ = tuned_kmer_logistic_regression(data[0], data[1], data[2][0], num_classes=2, kmers=[2], Cs=BT.KMER_CS)
+    from sklearn.metrics import matthews_corrcoef
+
+    assert kmer_row.mcc == pytest.approx(matthews_corrcoef(data[2][1], p_test[:, 1] >= kmer_row.threshold))
+    assert kmer_row.mcc_argmax == pytest.approx(matthews_corrcoef(data[2][1], p_test[:, 1] > p_test[:, 0]))
+    majority = runs[runs.model == "majority class"].iloc[0]
+    assert majority.threshold == 0.5 and majority.mcc == majority.mcc_argmax == 0
+    assert majority.accuracy_valid_threshold == majority.accuracy
+    summary = BT.summarize(runs)
+    assert {"mcc_mean", "mcc_argmax_mean", "accuracy_valid_threshold_mean", "auroc_mean"} <= set(summary.columns)
+    assert summary.set_index("model").mcc_argmax_mean.to_dict() == runs.set_index("model").mcc_argmax.to_dict()

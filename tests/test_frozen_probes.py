@@ -272,6 +272,8 @@ def test_mcc_threshold_is_chosen_on_validation():
     assert row.threshold > 0.7
     assert row.mcc == pytest.approx(matthews_corrcoef(labels["test"], p_te >= row.threshold))
     assert row.mcc < matthews_corrcoef(labels["test"], p_te >= 0.5) - 0.1  # the test-optimal cut was not used
+    assert row.mcc_argmax == pytest.approx(matthews_corrcoef(labels["test"], p_te > 0.5))  # beside it, the 0.5 cut
+    assert row.accuracy_valid_threshold == pytest.approx(np.mean((p_te >= row.threshold) == labels["test"]))
     from sklearn.metrics import roc_auc_score
 
     assert row.auroc == pytest.approx(roc_auc_score(labels["test"], p_te))
