@@ -22,7 +22,7 @@ import numpy as np
 from .classification_metrics import ValidatedBinaryScore, best_threshold, binary_metrics, item_scores
 from .codec import encode
 from .errors import ParameterError, check_int_range
-from .finetune_runs import run_grid
+from .lr_tuning import tuned_grid
 from .finetuning import INITS
 from .kmer_baseline import tuned_kmer_logistic_regression
 from .onehot_cnn import DEFAULT_LRS as DEFAULT_CNN_LRS
@@ -206,7 +206,8 @@ KMER_CS = (0.1, 1.0, 10.0)
 def run_task(task: ClassificationTask, sources: Mapping[str, str], *, seeds: Sequence[int], settings=None,
              inits: Sequence[str] = INITS, models_dir=None, device: str = "auto", progress: bool = True,
              kmer: int | Sequence[int] = (3, 4, 5, 6), keep_models_dir=None, cache_dir=None, load_options: Mapping | None = None,
-             with_items: bool = False, cnn_lrs: Sequence[float] | None = DEFAULT_CNN_LRS, executor=None):
+             with_items: bool = False, cnn_lrs: Sequence[float] | None = DEFAULT_CNN_LRS, executor=None,
+             learning_rates: Mapping | None = None):
     """Fine-tune every model on a binary :class:`ClassificationTask` and add the baselines (init "baseline"): the
     TF-IDF k-mer logistic regression (:data:`KMER_BASELINE`; its k-mer size among ``kmer`` and its C picked on
     validation, ``kmer_baseline.tuned_kmer_logistic_regression``, recorded in columns kmer and C; ``kmer=0``: none),
@@ -215,16 +216,18 @@ def run_task(task: ClassificationTask, sources: Mapping[str, str], *, seeds: Seq
     (``onehot_cnn.cnn_grid``; ``cnn_lrs=None``: no CNN). Returns one row per run: task, model, init, seed, mcc,
     accuracy, auroc, ...; ``with_items=True`` returns ``(runs, items)``, items being the per-item test scores
     (task, model, init, seed, item, accuracy 0/1, bits) of the fine-tuned runs and the baselines. ``executor``:
-    where the fine-tuning runs execute (``finetune_runs.run_grid``; None = serially here)."""
+    where the fine-tuning runs execute (``finetune_runs.run_grid``; None = serially here). ``learning_rates``: init ->
+    candidate rates picked on validation per model (``lr_tuning.tuned_grid``; column ``learning_rate``)."""
     import pandas as pd
 
     train, valid, test = task.splits["train"], task.splits["valid"], task.splits["test"]
-    runs = run_grid(sources, train, valid, test, num_labels=len(task.classes), seeds=seeds, inits=inits,
-                    settings=settings, models_dir=models_dir, device=device, score=ValidatedBinaryScore(),
-                    progress=progress, desc=task.name, keep_models_dir=keep_models_dir, tag=task.name.split()[0].lower(),
-                    cache_dir=cache_dir, score_id="binary/valid-threshold", load_options=load_options, with_items=True,
-                    executor=executor)
-    runs, run_items = runs
+    runs, run_items, _ = tuned_grid(sources, train, valid, test, learning_rates=learning_rates,
+                                    num_labels=len(task.classes), seeds=seeds, inits=inits, settings=settings,
+                                    models_dir=models_dir, device=device, score=ValidatedBinaryScore(),
+                                    progress=progress, desc=task.name, keep_models_dir=keep_models_dir,
+                                    tag=task.name.split()[0].lower(), cache_dir=cache_dir,
+                                    score_id="binary/valid-threshold", load_options=load_options, with_items=True,
+                                    executor=executor)
     rows, items = [], [run_items]
     if kmer:
         kmers = [kmer] if isinstance(kmer, (int, np.integer)) else list(kmer)

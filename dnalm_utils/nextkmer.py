@@ -513,7 +513,8 @@ def window_ngram_sentence(baselines) -> str:
 def run_benchmark(sources: Mapping[str, str], splits: NextKmerSplits, ks: Sequence[int], *, seeds: Sequence[int],
                   settings=None, inits: Sequence[str] = ("pretrained", "random"), models_dir=None,
                   device: str = "auto", progress: bool = True, keep_models_dir=None, cache_dir=None,
-                  load_options: Mapping | None = None, with_items: bool = False, executor=None):
+                  load_options: Mapping | None = None, with_items: bool = False, executor=None,
+                  learning_rates: Mapping | None = None):
     """Fine-tune every model of ``sources`` (name -> what models.load_model takes) for every k of ``ks``,
     init (pre-trained weights / random initialisation of the same config) and seed, and score it on the test
     windows. Returns a tidy DataFrame, one row per run: model, init, k, seed, accuracy, top5, macro_f1, bits,
@@ -521,14 +522,15 @@ def run_benchmark(sources: Mapping[str, str], splits: NextKmerSplits, ks: Sequen
     (``cache_dir``: finished runs reused, see finetune_runs.run_grid); ``with_items=True`` returns ``(runs, items)``, items being the per-item test scores
     (model, init, seed, k, item, accuracy 0/1, bits per nt). ``load_options``: more
     ``models.load_model`` arguments (``trust_remote_code``, ``on_invalid``). ``executor``: where the runs
-    execute (``finetune_runs.run_grid``; None = serially here).
+    execute (``finetune_runs.run_grid``; None = serially here). ``learning_rates``: init -> candidate rates picked
+    on validation per model and k (``lr_tuning.tuned_grid``; column ``learning_rate`` says which each run used).
     """
     import functools
 
     import pandas as pd
 
     from .classification_metrics import multiclass_metrics
-    from .finetune_runs import run_grid
+    from .lr_tuning import tuned_grid
 
     ks = check_ks(ks)
     for k in ks:
@@ -538,9 +540,10 @@ def run_benchmark(sources: Mapping[str, str], splits: NextKmerSplits, ks: Sequen
     for k in ks:
         tasks = splits.tasks(k)
         train, valid, test = tasks["train"], tasks["valid"], tasks["test"]
-        frame = run_grid(
+        frame = tuned_grid(
             sources, (train.inputs, train.labels), (valid.inputs, valid.labels), (test.inputs, test.labels),
-            num_labels=4**k, seeds=seeds, inits=inits, settings=settings, models_dir=models_dir, device=device,
+            learning_rates=learning_rates, num_labels=4**k, seeds=seeds, inits=inits, settings=settings,
+            models_dir=models_dir, device=device,
             score=functools.partial(multiclass_metrics, nt_per_class=k), progress=progress,
             desc=f"next {k}-mer", keep_models_dir=keep_models_dir, tag=f"k{k}",
             check=lambda tok, name: check_input_length(tok, splits.train.input_nt, name=name),

@@ -185,7 +185,6 @@ def test_benchmark_and_task_pass_the_executor_to_run_grid(monkeypatch, data):
 
     sentinel = object()
     monkeypatch.setattr(FR, "run_grid", fake_run_grid)
-    monkeypatch.setattr(biotasks, "run_grid", fake_run_grid)
     rng = np.random.default_rng(0)
     windows = pd.DataFrame({"name": "r", "start": np.arange(4) * 30, "end": np.arange(4) * 30 + 26,
                             "sequence": ["".join(rng.choice(list("ACGT"), 26)) for _ in range(4)]})
