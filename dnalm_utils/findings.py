@@ -349,7 +349,11 @@ def biology(*, summary, runs, verdict_table, built: Mapping, kmer_reference: str
                 verdict_table, V.CLAIM_PRETRAINING.format(metric=metric, task=name), better="pre-training helps",
                 worse="pre-training hurts", equivalent="no difference beyond the margin", none="not tested")
         rand = runs[(runs.task == name) & (runs.init == "random")]
-        single = rand.groupby("model").mcc.apply(lambda x: bool((x == 0).all())) if len(rand) else None
+        if "predicted_classes_argmax" in rand:  # binary runs scored at a validation threshold: the 0.5 decisions
+            flat = rand.predicted_classes_argmax == 1
+        else:
+            flat = (rand.mcc_argmax if "mcc_argmax" in rand else rand.mcc) == 0
+        single = flat.groupby(rand.model).all() if len(rand) else None
         out[f"{key}_single_class_text"] = (
             "no model was fine-tuned from random weights" if single is None else
             f"{int(single.sum())} of the {len(single)} models fine-tuned from random weights predict a single class "
