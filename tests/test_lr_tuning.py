@@ -67,7 +67,8 @@ def fake_grid(losses, calls):
         lr = settings.learning_rate
         calls.append((tuple(sources), tuple(inits), tuple(seeds), lr))
         runs = pd.DataFrame([{"model": m, "init": i, "seed": s, "accuracy": 0.5,
-                              "best_eval_loss": losses[(m, i, lr)] + s, "cached": False} for m in sources for i in inits for s in seeds])
+                              "best_eval_loss": losses[(m, i, lr)] + s, "cached": False}
+                             for m in sources for i in inits for s in seeds])
         items = pd.DataFrame([{"model": m, "init": i, "seed": s, "item": j, "bits": lr} for m in sources
                               for i in inits for s in seeds for j in range(2)])
         return (runs, items) if with_items else runs
@@ -81,7 +82,8 @@ def test_models_that_choose_different_rates_are_grouped_and_put_back_in_order(mo
     calls = []
     monkeypatch.setattr(FR, "run_grid", fake_grid(losses, calls))
     runs, items, tuning = LT.tuned_grid({m: m for m in "abc"}, None, None, None,
-                                        learning_rates={"random": [1e-2, 1e-3]}, seeds=[3, 1], tune_seed=7, settings=QUICK, with_items=True)
+                                        learning_rates={"random": [1e-2, 1e-3]}, seeds=[3, 1], tune_seed=7,
+                                        settings=QUICK, with_items=True)
     chosen = {"a": 1e-3, "b": 1e-2, "c": 1e-3}  # the tie goes to the smaller rate
     assert dict(zip(tuning[tuning.chosen].model, tuning[tuning.chosen].learning_rate)) == chosen
     assert calls[:2] == [(("a", "b", "c"), ("random",), (7,), 1e-3), (("a", "b", "c"), ("random",), (7,), 1e-2)]
