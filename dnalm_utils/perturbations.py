@@ -448,21 +448,31 @@ def _edit_shown(tok, seqs: list[str], edited: list[str], design: _Design) -> np.
     return keep
 
 
+def _side_and_distance(table, side: str, d: int | None, *, empty: str, no_side: str, verb: str):
+    """(rows of ``table`` at ``side`` and distance ``d`` (None: the largest), d), or the sentence ``empty`` /
+    ``no_side`` when there is nothing to read; ParameterError for a d that was not measured."""
+    if table is None or not len(table):
+        return empty
+    part = table[table.side == side]
+    if part.empty:
+        return no_side
+    ds = sorted(int(x) for x in part.d.unique())
+    d = ds[-1] if d is None else int(d)
+    if d not in ds:
+        raise ParameterError(f"d={d} was not {verb} on side {side!r}; {verb.split()[0]}: {ds}.")
+    return part[part.d == d], d
+
+
 def distal_sentence(table, *, d: int | None = None, side: str = "right", margin: float = 0.01) -> str:
     """One computed sentence on :func:`distal_edits`' table at distance ``d`` (None: the largest) and ``side``:
     per model the mean shift with its interval, and against the n-gram's shift on the same edits, which models
     move more by at least ``margin`` bits (the interval of the paired difference lies above the margin: a shift of
     a thousandth of a bit is numerical noise of an untrained network, not context)."""
-    if table is None or not len(table):
-        return "No distal edit was measured in this run."
-    part = table[table.side == side]
-    if part.empty:
-        return f"No distal edit on the {side} side in this run."
-    ds = sorted(int(x) for x in part.d.unique())
-    d = ds[-1] if d is None else int(d)
-    if d not in ds:
-        raise ParameterError(f"d={d} was not measured on side {side!r}; measured: {ds}.")
-    part = part[part.d == d]
+    picked = _side_and_distance(table, side, d, empty="No distal edit was measured in this run.",
+                                no_side=f"No distal edit on the {side} side in this run.", verb="measured")
+    if isinstance(picked, str):
+        return picked
+    part, d = picked
     ref = part[part.model == NGRAM]
     head = f"Changing one letter {d} nt to the {side} of a hidden nucleotide moves its predicted distribution by"
     bits = [f"{r.model} {r.shift_bits:.3f} bits [{r.shift_low:.3f}, {r.shift_high:.3f}]"
@@ -512,16 +522,12 @@ def distal_step0_sentence(versus, *, d: int | None = None, side: str = "right", 
     """One computed sentence on :func:`distal_versus_initial` at distance ``d`` (None: the largest) and ``side``:
     per model trained and step-0 shift, and which models training made follow the distal letter by more than
     ``margin`` bits."""
-    if versus is None or not len(versus):
-        return "No model had step-0 weights to set its distal edits against."
-    part = versus[versus.side == side]
-    if part.empty:
-        return f"No distal edit on the {side} side was set against step 0."
-    ds = sorted(int(x) for x in part.d.unique())
-    d = ds[-1] if d is None else int(d)
-    if d not in ds:
-        raise ParameterError(f"d={d} was not compared with step 0 on side {side!r}; compared: {ds}.")
-    part = part[part.d == d]
+    picked = _side_and_distance(versus, side, d, empty="No model had step-0 weights to set its distal edits against.",
+                                no_side=f"No distal edit on the {side} side was set against step 0.",
+                                verb="compared with step 0")
+    if isinstance(picked, str):
+        return picked
+    part, d = picked
     each = "; ".join(f"{r.model} {r.initial:.3f} -> {r.trained:.3f} bits (difference {r.difference:+.3f} "
                      f"[{r.low:+.3f}, {r.high:+.3f}])" for r in part.itertuples())
     more = [r.model for r in part.itertuples() if r.moved_more]
