@@ -19,14 +19,14 @@ import argparse
 import hashlib
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from .errors import ParameterError
 
-#: Column of :func:`tune_recipe` naming the variant ("zoo recipe" for the arm unchanged).
-BASE_VARIANT = "zoo recipe"
+#: Variant name of the base recipe: the arm's recipe as ``pretraining.ZOO`` had it when the table was written, with
+#: the CLI's ``--set`` changes (its manifest records them).
+BASE_VARIANT = "base recipe"
 
 
 def variant_label(changes: Mapping) -> str:
@@ -79,7 +79,7 @@ def tune_recipe(arm: str, variants: Sequence[Mapping], *, base_overrides: Mappin
     score them on held-out pre-training windows.
 
     Returns a DataFrame, one row per variant (the unchanged recipe first): arm, variant, every changed setting,
-    wall_s (0 for a cached model), heldout_loss (nats per masked token at the last step), accuracy (one hidden
+    wall_s (the training's own wall time, from the model's manifest, also for a cached model), cached, heldout_loss (nats per masked token at the last step), accuracy (one hidden
     nucleotide, ``convergence.HeldoutReference``), ngram_accuracy (the two-sided n-gram on the same nucleotides),
     gates_passed, gates, and one ``gate:<name>`` column per gate (its value), plus ``recipe``
     (:func:`recipe_digest`) and ``folder``.
@@ -98,10 +98,8 @@ def tune_recipe(arm: str, variants: Sequence[Mapping], *, base_overrides: Mappin
     refs = None
     rows = []
     for changes, (label, cfg) in zip([{}, *variants], configs.items()):
-        t0 = time.perf_counter()
         cached = cached_model(cfg, root, corpus_sha, device=device) is not None
         folder = train(cfg, models_dir=root, corpus=corpus, progress=progress, log=log, device=device)
-        wall = time.perf_counter() - t0
         if refs is None:
             refs = convergence.heldout_references({cfg.name: cfg}, corpus=corpus, n_windows=n_windows,
                                                   ngram_max_order=ngram_max_order)
@@ -110,13 +108,19 @@ def tune_recipe(arm: str, variants: Sequence[Mapping], *, base_overrides: Mappin
         gates = convergence.gate_table({cfg.name: lm}, {cfg.name: folder}, {cfg.name: cfg},
                                        references={cfg.name: ref})
         curve = pd.read_csv(Path(folder) / "loss_curve.csv").dropna(subset=["heldout_loss"])
-        rows.append({"arm": arm, "variant": label, **changes, "recipe": recipe_digest(cfg), "wall_s": 0.0 if cached else round(wall, 1),
+        rows.append({"arm": arm, "variant": label, **changes, "recipe": recipe_digest(cfg), "wall_s": _training_seconds(folder), "cached": cached,
                      "heldout_loss": float(curve.sort_values("step").heldout_loss.iloc[-1]),
                      "accuracy": float(ref.score(lm)["accuracy"]), "ngram_accuracy": ref.ngram_accuracy,
                      "gates_passed": int(gates.passed.astype(bool).sum()), "gates": len(gates),
                      **{f"gate:{g.gate}": float(g.value) for g in gates.itertuples()}, "folder": str(folder)})
         del lm
     return pd.DataFrame(rows)
+
+
+def _training_seconds(folder) -> float:
+    from .pretraining import MANIFEST
+
+    return float(json.loads((Path(folder) / MANIFEST).read_text())["wall_time_s"])
 
 
 def best_variant(table) -> dict:
@@ -173,13 +177,13 @@ def tuning_sentence(record) -> str:
                 "`pretraining.ZOO` (tune one with `python -m dnalm_utils.recipe_tuning`).")
     out = []
     for arm, part in record.groupby("arm", sort=False):
-        base = part[part.variant == BASE_VARIANT]
         best = part[part.chosen].iloc[0]
-        tried = ", ".join(f"{v} ({loss:.3f})" for v, loss in zip(part.variant, part.heldout_loss) if v != BASE_VARIANT)
-        head = (f"For {arm}, {len(part) - 1} change{'s' if len(part) != 2 else ''} of the recipe "
-                f"{'were' if len(part) != 2 else 'was'} tried (held-out loss in nats: {tried}"
-                + (f"; recipe before tuning {float(base.heldout_loss.iloc[0]):.3f}" if len(base) else "") + "). ")
-        pick = f"The lowest held-out loss came from {best.variant}"
+        losses = "; ".join(f"{v} {loss:.3f}" for v, loss in zip(part.variant, part.heldout_loss))
+        n = int((part.variant != BASE_VARIANT).sum())
+        head = (f"For {arm}, {n} change{'s' if n != 1 else ''} of the {BASE_VARIANT} {'were' if n != 1 else 'was'} "
+                f"tried (held-out loss in nats: {losses}). ")
+        pick = "The lowest held-out loss came from " + (f"the {BASE_VARIANT}" if best.variant == BASE_VARIANT
+                                                        else best.variant)
         uses = part[part.in_zoo.astype(str) != ""]
         if best.in_zoo:
             pick += f", the recipe this run's zoo uses ({best.in_zoo})."

@@ -35,10 +35,10 @@ def test_bad_variants_are_refused(variants, match):
 
 
 def test_best_variant_takes_the_lowest_held_out_loss_then_the_earlier_row():
-    table = pd.DataFrame({"variant": ["zoo recipe", "a", "b", "c"], "gates_passed": [1, 2, 2, 2],
+    table = pd.DataFrame({"variant": ["base recipe", "a", "b", "c"], "gates_passed": [1, 2, 2, 2],
                           "heldout_loss": [1.3, 1.2, 1.1, 1.1]})
     assert R.best_variant(table)["variant"] == "b"
-    assert R.best_variant(table.assign(heldout_loss=1.0))["variant"] == "zoo recipe"
+    assert R.best_variant(table.assign(heldout_loss=1.0))["variant"] == "base recipe"
     with pytest.raises(ParameterError, match="empty"):
         R.best_variant(table.iloc[:0])
 
@@ -52,7 +52,7 @@ def test_tuning_trains_each_variant_reads_its_gates_and_reuses_the_cache(tmp_pat
     for _, row in table.iterrows():
         curve = pd.read_csv(f"{row.folder}/loss_curve.csv").dropna(subset=["heldout_loss"])
         assert row.heldout_loss == pytest.approx(float(curve.sort_values("step").heldout_loss.iloc[-1]))
-        assert row.gates == 2 and row.wall_s > 0
+        assert row.gates == 2 and row.wall_s > 0 and not row.cached
         assert row["gate:context_vs_ngram"] == pytest.approx(row.accuracy - row.ngram_accuracy)
     # a learning rate of 1e-6 barely moves the weights in 15 steps: its held-out loss stays the highest
     assert table.heldout_loss.idxmax() == 1
@@ -60,8 +60,8 @@ def test_tuning_trains_each_variant_reads_its_gates_and_reuses_the_cache(tmp_pat
     assert table["gate:flat"].iloc[1] <= table["gate:flat"].iloc[2]  # learning nothing looks flat
     again = R.tune_recipe("nucleotide", variants, base_overrides=TINY, models_dir=tmp_path, n_windows=60,
                           ngram_max_order=2, device="cpu", log=lambda *_: None)
-    assert (again.wall_s == 0).all()
-    pd.testing.assert_frame_equal(again.drop(columns="wall_s"), table.drop(columns="wall_s"))
+    assert again.cached.all()
+    pd.testing.assert_frame_equal(again.drop(columns="cached"), table.drop(columns="cached"))
 
 
 def _table(arm, losses, recipes):
@@ -83,7 +83,9 @@ def test_the_record_marks_the_chosen_recipe_and_the_zoo_that_uses_it(tmp_path):
     text = R.tuning_sentence(record)
     assert "The lowest held-out loss came from v1, the recipe this run's zoo uses (nucleotide)" in text
     assert "reproduces the record's held-out loss (1.2000 nats)" in text
-    assert "recipe before tuning 1.300" in text and "this run trained none of the recipes" in text
+    assert "(held-out loss in nats: base recipe 1.300; v1 1.200; v2 1.250)" in text
+    assert "The lowest held-out loss came from the base recipe, the recipe this run's zoo uses" not in text
+    assert "this run trained none of the recipes" in text
     manifests["final held-out loss"] = 1.25
     assert "differs from the record's" in R.tuning_sentence(R.tuning_record(tmp_path, configs, manifests))
     assert R.tuning_record(tmp_path / "absent", configs).empty and "No recipe-tuning record" in R.tuning_sentence(None)
