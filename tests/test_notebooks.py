@@ -277,10 +277,19 @@ def test_next_kmer_biology_and_conclusions_chapters(smoke_book):
     readouts = pd.read_csv(out / "05_next_kmer" / "readouts.csv")
     assert set(readouts.readout) == {"fine-tuned", "frozen probe", "zero-shot"}
     assert (readouts.groupby(["model", "k"]).size() == 3).all() and readouts.accuracy.between(0, 1).all()
-    runs = pd.concat([pd.read_csv(out / ch / "runs.csv") for ch in ("05_next_kmer", "06_biology_finetuning")])
+    parts = {ch: pd.read_csv(out / ch / "runs.csv") for ch in ("05_next_kmer", "06_biology_finetuning")}
+    runs = pd.concat(parts.values())
     fine = runs[runs.init.isin(["pretrained", "random"])]
-    assert not fine.cached.astype(bool).any()  # a fresh copy trains every run and stores each in the run cache
-    assert len(list((root / "artifacts" / "smoke-finetune-runs").glob("finetune-run-*.entry"))) == len(fine)
+    # a fresh copy trains every run and stores each in the run cache, plus the random twins' tuning run at the
+    # learning rate they did not choose (two candidates: one per model and k, or model and task); the twins' run
+    # at the chosen rate and the tuning seed is the tuning run itself, read back from the cache
+    assert not fine[fine.init == "pretrained"].cached.astype(bool).any()
+    assert fine[fine.init == "random"].cached.astype(bool).all()  # smoke: one seed, the tuning seed
+    tuning = sum(len(r[r.init == "random"].drop_duplicates(["model", key]))
+                 for r, key in ((parts["05_next_kmer"], "k"), (parts["06_biology_finetuning"], "task")))
+    assert tuning == 2 * 2 + 2 * 2
+    assert len(list((root / "artifacts" / "smoke-finetune-runs").glob("finetune-run-*.entry"))) == len(fine) + tuning
+    assert set(fine[fine.init == "random"].learning_rate) <= {0.0005, 0.002}
     bio = pd.read_csv(out / "06_biology_finetuning" / "summary.csv")
     pairs = bio[bio.init.isin(["pretrained", "random"])].groupby(["task", "model"]).init.nunique()
     assert len(set(bio.task)) == 2 and (pairs == 2).all() and len(pairs) == 2 * 2  # both inits of both models
@@ -327,6 +336,8 @@ def test_chapters_3_to_7_run_on_a_mixed_model_set(smoke_book, tmp_path):
             params["run_cache"] = "artifacts/mixed-finetune-runs"
         if stem.startswith("05"):
             params["run_cache"] = "artifacts/mixed-finetune-runs"
+        if stem[:2] in ("05", "06"):
+            params["random_learning_rates"] = [0.0005]  # the smoke book itself covers the tuning
         if stem[:2] in ("03", "04", "05", "06", "07", "08"):
             entries.append({"notebook": entry["notebook"], "parameters": params})
     profile = {"name": "mixed", "path": None, "description": "mixed model set", "notebooks": entries}
@@ -374,6 +385,7 @@ def test_prose_reads_by_role_for_renamed_zoo_models(smoke_book, tmp_path):
         params.update({"models": models} if stem[:2] != "08" else {"runs_dir": str(runs)})
         if stem[:2] in ("05", "06"):
             params["run_cache"] = "none"
+            params["random_learning_rates"] = [0.0005]  # the smoke book itself covers the tuning
         params.pop("models_dir", None)
         if stem.startswith("06"):
             params["next_kmer_dir"] = str(runs / "05_next_kmer")
