@@ -8,7 +8,8 @@
   pre-training entries, split by genomic block;
 * :func:`run_task` -- every model x init x seed on a task (``finetune_runs.run_grid``) plus the k-mer
   logistic regression and majority-class baselines, each scored at the 0.5 threshold and at a threshold picked on
-  its own validation predictions; :func:`summarize` -- their summary table.
+  its own validation predictions; :func:`summarize` -- their summary table; :func:`score_intervals` -- MCC and
+  AUROC of every (model, init) with a bootstrap interval over test examples.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .classification_metrics import ValidatedBinaryScore, best_threshold, binary_metrics, item_scores
+from .classification_metrics import (ValidatedBinaryScore, best_threshold, binary_metrics, bootstrap_weights, item_scores,
+                                     percentile_interval, weighted_auroc, weighted_mcc)
 from .codec import encode
 from .errors import ParameterError, check_int_range
 from .lr_tuning import tuned_grid
@@ -215,7 +217,7 @@ def run_task(task: ClassificationTask, sources: Mapping[str, str], *, seeds: Seq
     per seed, with the fine-tuning settings and its learning rate picked on validation among ``cnn_lrs``
     (``onehot_cnn.cnn_grid``; ``cnn_lrs=None``: no CNN). Returns one row per run: task, model, init, seed, mcc,
     accuracy, auroc, ...; ``with_items=True`` returns ``(runs, items)``, items being the per-item test scores
-    (task, model, init, seed, item, accuracy 0/1, bits) of the fine-tuned runs and the baselines. ``executor``:
+    (task, model, init, seed, item, accuracy 0/1, bits, p1 = p(class 1)) of the fine-tuned runs and the baselines. ``executor``:
     where the fine-tuning runs execute (``finetune_runs.run_grid``; None = serially here). ``learning_rates``: init ->
     candidate rates picked on validation per model (``lr_tuning.tuned_grid``; column ``learning_rate``)."""
     import pandas as pd
@@ -239,7 +241,7 @@ def run_task(task: ClassificationTask, sources: Mapping[str, str], *, seeds: Seq
                      **binary_metrics(probs, test[1], threshold=threshold), "kmer": choice["kmer"], "C": choice["C"]})
         correct, bits = item_scores(probs, test[1])
         items.append(pd.DataFrame({"model": KMER_BASELINE, "init": "baseline", "seed": 0,
-                                   "item": np.arange(len(bits)), "accuracy": correct, "bits": bits}))
+                                   "item": np.arange(len(bits)), "accuracy": correct, "bits": bits, "p1": probs[:, 1]}))
     if cnn_lrs is not None:
         cnn_runs, cnn_items = cnn_grid(train, valid, test, num_classes=len(task.classes), seeds=seeds,
                                        settings=settings, lrs=cnn_lrs, score=ValidatedBinaryScore(), device=device)
@@ -253,7 +255,7 @@ def run_task(task: ClassificationTask, sources: Mapping[str, str], *, seeds: Seq
                  **binary_metrics(p_majority, test[1], threshold=threshold)})
     correct, bits = item_scores(p_majority, test[1])
     items.append(pd.DataFrame({"model": "majority class", "init": "baseline", "seed": 0,
-                               "item": np.arange(len(bits)), "accuracy": correct, "bits": bits}))
+                               "item": np.arange(len(bits)), "accuracy": correct, "bits": bits, "p1": p_majority}))
     out = pd.concat([runs, pd.DataFrame(rows)], ignore_index=True)
     out = out.assign(task=task.name)[["task"] + list(out.columns)]
     return (out, pd.concat(items, ignore_index=True).assign(task=task.name)) if with_items else out
@@ -265,16 +267,78 @@ def run_task(task: ClassificationTask, sources: Mapping[str, str], *, seeds: Seq
 SUMMARY_METRICS = ("mcc", "mcc_argmax", "accuracy", "accuracy_valid_threshold", "auroc")
 
 
-def summarize(runs, by: Sequence[str] = ("task", "model", "init")):
+def summarize(runs, by: Sequence[str] = ("task", "model", "init"), *, intervals=None):
     """Per group of ``by`` of :func:`run_task` rows: ``<metric>_mean`` and ``<metric>_std`` (over seeds) of every
-    :data:`SUMMARY_METRICS` column present, and ``seeds`` (``finetune_runs.summarize_runs``)."""
+    :data:`SUMMARY_METRICS` column present, and ``seeds`` (``finetune_runs.summarize_runs``); with ``intervals``
+    (:func:`score_intervals` on the same ``by``) also mcc_low, mcc_high, auroc_low, auroc_high."""
     from .finetune_runs import summarize_runs
 
-    return summarize_runs(runs, list(by), metrics=SUMMARY_METRICS)
+    out = summarize_runs(runs, list(by), metrics=SUMMARY_METRICS)
+    if intervals is not None:
+        cols = [f"{m}_{side}" for m in ("mcc", "auroc") for side in ("low", "high")]
+        out = out.merge(intervals[list(by) + cols], on=list(by), how="left")
+    return out
+
+
+def score_intervals(items, runs, test_labels: Mapping[str, np.ndarray], *, by: Sequence[str] = ("task", "model", "init"),
+                    n_boot: int = 1000, confidence: float = 0.95, seed: int = 0):
+    """MCC and AUROC per group of ``by`` (averaged over the group's seeds) with a percentile bootstrap interval over
+    test examples. Every resample draws the same examples for every seed and every model of a task, so the interval
+    is that of the seed-averaged score over the choice of test set. Each run's MCC judges its decisions at its own
+    threshold (``threshold`` of its row in ``runs``, picked on its validation predictions; "p1 >= threshold"), or
+    at the argmax (p1 > 0.5) where the row has none.
+
+    items: task, model, init, seed, item, p1 (:func:`run_task` with ``with_items=True``); runs: task, model, init,
+    seed and optionally threshold; test_labels: task name -> (n,) 0/1 test labels in item order. Returns one row per
+    group: ``by`` columns, seeds, n (test examples), mcc, mcc_low, mcc_high, auroc, auroc_low, auroc_high."""
+    import pandas as pd
+
+    by = list(by)
+    n_boot = check_int_range("n_boot", n_boot, 1, hint="Bootstrap resamples, e.g. 1000.")
+    if not 0 < confidence < 1:
+        raise ParameterError(f"confidence={confidence!r}: pass a level between 0 and 1, e.g. 0.95.")
+    missing = [c for c in (*by, "task", "model", "init", "seed", "item", "p1") if c not in items]
+    if missing:
+        raise ParameterError(f"score_intervals: items lack column(s) {missing}; pass run_task(..., with_items=True)'s items.")
+    thresholds = {}
+    if "threshold" in runs:
+        for r in runs[["task", "model", "init", "seed", "threshold"]].itertuples(index=False):
+            thresholds[(r.task, r.model, r.init, int(r.seed))] = float(r.threshold)
+    rows, weights = [], {}
+    for key, part in items.groupby(by, sort=False):
+        labels = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        task = part.task.iloc[0]
+        if task not in test_labels:
+            raise ParameterError(f"score_intervals: no test labels for task {task!r}; pass test_labels[{task!r}].")
+        y = np.asarray(test_labels[task], dtype=np.int64)
+        if task not in weights:
+            weights[task] = np.vstack([np.ones((1, len(y))), bootstrap_weights(len(y), n_boot, seed)])
+        w = weights[task]
+        mccs, aurocs = [], []
+        for (model, init, run_seed), run in part.groupby(["model", "init", "seed"], sort=True):
+            run = run.sort_values("item")
+            if len(run) != len(y) or (run.item.to_numpy() != np.arange(len(y))).any():
+                raise ParameterError(f"score_intervals: {model} ({init}, seed {run_seed}) on {task!r} scores {len(run)} "
+                                     f"items, the task has {len(y)} test labels; the items and labels do not match.")
+            p1 = run.p1.to_numpy(dtype=np.float64)
+            if not np.isfinite(p1).all():
+                raise ParameterError(f"score_intervals: {model} ({init}, seed {run_seed}) on {task!r} has no p(class 1) "
+                                     "per item; score_intervals needs a two-class task's items.")
+            t = thresholds.get((task, model, init, int(run_seed)), float("nan"))
+            pred = (p1 >= t) if np.isfinite(t) else (p1 > 0.5)
+            mccs.append(weighted_mcc(w, y, pred.astype(np.int64)))
+            aurocs.append(weighted_auroc(w, y, p1))
+        mcc, auroc = np.mean(mccs, axis=0), np.mean(aurocs, axis=0)
+        rows.append({**labels, "seeds": len(mccs), "n": len(y),
+                     "mcc": float(mcc[0]), **dict(zip(("mcc_low", "mcc_high"), percentile_interval(mcc[1:], confidence))),
+                     "auroc": float(auroc[0]),
+                     **dict(zip(("auroc_low", "auroc_high"), percentile_interval(auroc[1:], confidence)))})
+    return pd.DataFrame(rows, columns=[*by, "seeds", "n", "mcc", "mcc_low", "mcc_high", "auroc", "auroc_low",
+                                       "auroc_high"])
 
 
 # --------------------------------------------------------------------------------------------------
 
 
 __all__ = ["ClassificationTask", "tf_peak_task", "annotation_masks", "exon_intron_task", "KMER_BASELINE", "KMER_CS",
-           "run_task", "SUMMARY_METRICS", "summarize"]
+           "run_task", "SUMMARY_METRICS", "summarize", "score_intervals"]

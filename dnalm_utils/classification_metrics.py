@@ -5,7 +5,9 @@
 * :func:`uniform_guess_metrics` -- the expected scores of guessing uniformly at random;
 * :func:`binary_metrics` -- MCC, accuracy and AUROC of a two-class classifier, optionally at a threshold chosen
   on validation (:func:`validation_threshold`, :func:`best_threshold`; :class:`ValidatedBinaryScore` for grids);
-* :func:`macro_f1`; :func:`item_scores` -- per-item correctness and bits (the items of a paired comparison).
+* :func:`macro_f1`; :func:`item_scores` -- per-item correctness and bits (the items of a paired comparison);
+* :func:`bootstrap_weights`, :func:`weighted_mcc`, :func:`weighted_auroc`, :func:`percentile_interval` -- bootstrap
+  intervals over test items, vectorised over resamples.
 
 Probabilities are (n, classes) arrays, labels (n,) integers in 0..classes-1.
 """
@@ -173,6 +175,49 @@ def binary_metrics(probs, truth, *, threshold: float | None = None) -> dict:
     return out
 
 
+# --------------------------------------------------------------------------------------------------
+# Bootstrap over test items (weights of a multinomial resample, vectorised over resamples)
+# --------------------------------------------------------------------------------------------------
+def bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n) float64 counts of each of ``n`` items in ``n_boot`` resamples with replacement (seeded); a
+    metric under these weights is that metric on the resample."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n)) + (np.arange(n_boot) * n)[:, None]
+    return np.bincount(idx.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
+
+
+def weighted_mcc(w: np.ndarray, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """MCC of 0/1 ``pred`` (n,) against 0/1 ``y`` (n,) under item weights ``w`` (B, n) -> (B,)."""
+    yp, yn, pp, pn = y == 1, y == 0, pred == 1, pred == 0
+    return mcc_from_counts(w @ (yp & pp), w @ (yn & pp), w @ (yp & pn), w @ (yn & pn))
+
+
+def weighted_auroc(w: np.ndarray, y: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """AUROC (ties count one half) of ``score`` (n,) for 0/1 ``y`` (n,) under item weights ``w`` (B, n) -> (B,);
+    NaN when a resample lacks a class."""
+    order = np.argsort(score, kind="stable")
+    s, yy, ww = score[order], y[order], w[:, order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # groups of tied scores, ascending
+    pos = np.add.reduceat(ww * (yy == 1), starts, axis=1)
+    neg = np.add.reduceat(ww * (yy == 0), starts, axis=1)
+    below = np.cumsum(neg, axis=1) - neg  # negatives strictly below each group
+    tot_p, tot_n = pos.sum(1), neg.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((tot_p > 0) & (tot_n > 0), (pos * (below + 0.5 * neg)).sum(1) / (tot_p * tot_n), np.nan)
+
+
+def percentile_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """(low, high) percentile interval of bootstrap ``values`` (B,) at ``confidence``, NaN resamples dropped;
+    (NaN, NaN) when none is left."""
+    values = np.asarray(values, dtype=np.float64)
+    v = values[~np.isnan(values)]
+    if v.size == 0:
+        return float("nan"), float("nan")
+    tail = (1 - confidence) / 2
+    lo, hi = np.quantile(v, [tail, 1 - tail])
+    return float(lo), float(hi)
+
+
 class ValidatedBinaryScore:
     """A grid's binary score that picks its threshold on the run's own validation predictions:
     ``score(test_probs, test_labels, valid=(valid_probs, valid_labels))`` is :func:`binary_metrics` at
@@ -196,4 +241,5 @@ class ValidatedBinaryScore:
 
 
 __all__ = ["macro_f1", "multiclass_metrics", "uniform_guess_metrics", "mcc_from_counts", "best_threshold",
-           "validation_threshold", "binary_metrics", "ValidatedBinaryScore"]
+           "validation_threshold", "binary_metrics", "ValidatedBinaryScore", "bootstrap_weights", "weighted_mcc",
+           "weighted_auroc", "percentile_interval"]

@@ -313,18 +313,24 @@ def biology(*, summary, runs, verdict_table, built: Mapping, kmer_reference: str
     ``verdicts.csv`` when given)."""
     out: dict[str, str] = {}
     num = lambda x: "n/a" if x is None or not np.isfinite(x) else f"{x:.2f}"  # noqa: E731
+
+    def num_ci(row, metric: str) -> str:  # "0.81 [0.78, 0.84]" where the summary has an interval
+        text = num(row[f"{metric}_mean"])
+        lo, hi = row.get(f"{metric}_low", np.nan), row.get(f"{metric}_high", np.nan)
+        return text + (f" [{lo:.2f}, {hi:.2f}]" if text != "n/a" and np.isfinite(lo) and np.isfinite(hi) else "")
+
     best_claims = {}
     for key, task in built.items():
         name = task.name
         s = summary[summary.task == name]
         out[f"{key}_n_test"] = f"{len(task.splits['test'][0]):,}"
         base = s[s.model == kmer_reference]
-        out[f"{key}_kmer_mcc"] = num(base.mcc_mean.iloc[0]) if len(base) else "n/a"
-        out[f"{key}_kmer_auroc"] = num(base.auroc_mean.iloc[0]) if len(base) else "n/a"
+        out[f"{key}_kmer_mcc"] = num_ci(base.iloc[0], "mcc") if len(base) else "n/a"
+        out[f"{key}_kmer_auroc"] = num_ci(base.iloc[0], "auroc") if len(base) else "n/a"
         for init, tag in (("pretrained", "best"), ("random", "best_rand")):
             sub = s[s.init == init].sort_values("mcc_mean", ascending=False)
-            out[f"{key}_{tag}"] = (f"**{sub.model.iloc[0]}** (MCC {num(sub.mcc_mean.iloc[0])}, AUROC "
-                                   f"{num(sub.auroc_mean.iloc[0])}, accuracy {fmt_pct(sub.accuracy_mean.iloc[0])})"
+            out[f"{key}_{tag}"] = (f"**{sub.model.iloc[0]}** (MCC {num_ci(sub.iloc[0], 'mcc')}, AUROC "
+                                   f"{num_ci(sub.iloc[0], 'auroc')}, accuracy {fmt_pct(sub.accuracy_mean.iloc[0])})"
                                    if len(sub) else "n/a")
         pre = s[s.init == "pretrained"]
         out[f"{key}_mcc_range"] = (f"{num(pre.mcc_mean.min())} to {num(pre.mcc_mean.max())}" if len(pre) else "n/a")
@@ -334,8 +340,8 @@ def biology(*, summary, runs, verdict_table, built: Mapping, kmer_reference: str
                 better="better than the k-mer baseline", worse="worse", equivalent="equivalent within the margin",
                 none="not tested")
         cnn = s[s.model == V.ONEHOT_CNN]
-        out[f"{key}_cnn_mcc"] = num(cnn.mcc_mean.iloc[0]) if len(cnn) else "n/a"
-        out[f"{key}_cnn_auroc"] = num(cnn.auroc_mean.iloc[0]) if len(cnn) else "n/a"
+        out[f"{key}_cnn_mcc"] = num_ci(cnn.iloc[0], "mcc") if len(cnn) else "n/a"
+        out[f"{key}_cnn_auroc"] = num_ci(cnn.iloc[0], "auroc") if len(cnn) else "n/a"
         out[f"{key}_vs_cnn"] = V.outcome_sentence(
             verdict_table, V.CLAIM_BASELINE.format(metric="accuracy", reference=V.ONEHOT_CNN, task=name),
             better="better than the one-hot CNN", worse="worse", equivalent="equivalent within the margin",

@@ -98,36 +98,56 @@ def cache_note(runs) -> str:
             f"inputs, settings and code); training all {len(fine):,} took {total:.1f} minutes when they ran.")
 
 
-def encode_items(correct: np.ndarray, bits: np.ndarray) -> dict:
-    """A run's per-item test scores as JSON-safe text: correctness bit-packed, bits as float32, both base64."""
+def encode_items(correct: np.ndarray, bits: np.ndarray, p1: np.ndarray | None = None) -> dict:
+    """A run's per-item test scores as JSON-safe text: correctness bit-packed, bits as float64, both base64; for a
+    two-class task also ``p1``, each item's p(class 1) as float64 (what a bootstrap of the run's MCC and AUROC
+    needs: ``biotasks.score_intervals``)."""
     import base64
 
-    return {"n": int(len(correct)),
-            "correct": base64.b64encode(np.packbits(np.asarray(correct) > 0.5).tobytes()).decode("ascii"),
-            "bits": base64.b64encode(np.asarray(bits, dtype="<f4").tobytes()).decode("ascii")}
+    out = {"n": int(len(correct)),
+           "correct": base64.b64encode(np.packbits(np.asarray(correct) > 0.5).tobytes()).decode("ascii"),
+           "bits": base64.b64encode(np.asarray(bits, dtype="<f8").tobytes()).decode("ascii")}
+    if p1 is not None:
+        out["p1"] = base64.b64encode(np.asarray(p1, dtype="<f8").tobytes()).decode("ascii")
+    return out
 
 
 def decode_items(entry: Mapping) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse of :func:`encode_items`: (correct float64 0/1, bits float64), each (n,)."""
+    """Inverse of :func:`encode_items`: (correct float64 0/1, bits float64), each (n,); :func:`decode_p1` reads
+    p(class 1)."""
     import base64
 
     n = int(entry["n"])
     correct = np.unpackbits(np.frombuffer(base64.b64decode(entry["correct"]), dtype=np.uint8))[:n].astype(np.float64)
-    bits = np.frombuffer(base64.b64decode(entry["bits"]), dtype="<f4").astype(np.float64)
+    bits = np.frombuffer(base64.b64decode(entry["bits"]), dtype="<f8").astype(np.float64)
     if len(bits) != n:
         raise ValueError(f"per-item scores hold {len(bits)} values for {n} items")
     return correct, bits
 
 
+def decode_p1(entry: Mapping) -> np.ndarray | None:
+    """p(class 1) per item (n,) float64 of a two-class run's :func:`encode_items` entry; None for other runs."""
+    import base64
+
+    if "p1" not in entry:
+        return None
+    p1 = np.frombuffer(base64.b64decode(entry["p1"]), dtype="<f8").astype(np.float64)
+    if len(p1) != int(entry["n"]):
+        raise ValueError(f"per-item p(class 1) holds {len(p1)} values for {entry['n']} items")
+    return p1
+
+
 def items_frame(parts: Sequence[tuple[Mapping, Mapping]]):
     """Long per-item table from (labels, encoded items) pairs: the labels' columns (model, init, seed, ...),
-    item (index in the test set), accuracy (1 right, 0 wrong), bits."""
+    item (index in the test set), accuracy (1 right, 0 wrong), bits, and p1 (p(class 1)) for two-class runs."""
     import pandas as pd
 
     frames = []
     for labels, entry in parts:
         correct, bits = decode_items(entry)
-        frames.append(pd.DataFrame({**labels, "item": np.arange(len(correct)), "accuracy": correct, "bits": bits}))
+        p1 = decode_p1(entry)
+        frames.append(pd.DataFrame({**labels, "item": np.arange(len(correct)), "accuracy": correct, "bits": bits,
+                                    **({} if p1 is None else {"p1": p1})}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["item", "accuracy", "bits"])
 
 
@@ -256,7 +276,8 @@ def _fit_and_score(spec: RunSpec, data: Mapping | None = None) -> tuple[dict, di
            "tokenization": tok.description,
            "parameters": int(sum(p.numel() for p in res.lm.model.parameters())),
            "n_train": len(train), "n_valid": len(valid), "eval_curve": encode_curve(res.history)}
-    encoded = encode_items(*item_scores(probs, test.labels, nt_per_class=spec.nt_per_class))
+    encoded = encode_items(*item_scores(probs, test.labels, nt_per_class=spec.nt_per_class),
+                           p1=probs[:, 1] if probs.shape[1] == 2 else None)
     del res
     return row, encoded
 

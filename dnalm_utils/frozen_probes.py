@@ -27,7 +27,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .classification_metrics import best_threshold, mcc_from_counts
+from .classification_metrics import best_threshold, bootstrap_weights, percentile_interval, weighted_auroc, weighted_mcc
 from .errors import ParameterError, check_int_range
 
 #: Pooling of a sequence's hidden states into one vector.
@@ -217,45 +217,6 @@ def pooled_features(lm, seqs: Sequence[str], *, layers=None, pooling: str = "mea
 
 
 # ------------------------------------------------------------------------------------------------
-# Bootstrap over test items (weights of a multinomial resample, vectorised over resamples)
-# ------------------------------------------------------------------------------------------------
-def _bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot, n) float64 counts of each item in ``n_boot`` resamples with replacement (seeded)."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_boot, n)) + (np.arange(n_boot) * n)[:, None]
-    return np.bincount(idx.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
-
-
-def _weighted_mcc(w: np.ndarray, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """MCC of 0/1 ``pred`` against ``y`` under item weights ``w`` (B, n) -> (B,)."""
-    yp, yn, pp, pn = y == 1, y == 0, pred == 1, pred == 0
-    return mcc_from_counts(w @ (yp & pp), w @ (yn & pp), w @ (yp & pn), w @ (yn & pn))
-
-
-def _weighted_auroc(w: np.ndarray, y: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """AUROC (ties count one half) of ``score`` for ``y`` under item weights ``w`` (B, n) -> (B,); NaN when a
-    resample lacks a class."""
-    order = np.argsort(score, kind="stable")
-    s, yy, ww = score[order], y[order], w[:, order]
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # groups of tied scores, ascending
-    pos = np.add.reduceat(ww * (yy == 1), starts, axis=1)
-    neg = np.add.reduceat(ww * (yy == 0), starts, axis=1)
-    below = np.cumsum(neg, axis=1) - neg  # negatives strictly below each group
-    tot_p, tot_n = pos.sum(1), neg.sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where((tot_p > 0) & (tot_n > 0), (pos * (below + 0.5 * neg)).sum(1) / (tot_p * tot_n), np.nan)
-
-
-def _interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
-    v = values[~np.isnan(values)]
-    if v.size == 0:
-        return float("nan"), float("nan")
-    tail = (1 - confidence) / 2
-    lo, hi = np.quantile(v, [tail, 1 - tail])
-    return float(lo), float(hi)
-
-
-# ------------------------------------------------------------------------------------------------
 # Probes
 # ------------------------------------------------------------------------------------------------
 def _check_cs(Cs) -> list[float]:
@@ -390,7 +351,7 @@ def probe_layers(features: Mapping, labels: Mapping, *, num_classes: int | None 
     if not 0 < confidence < 1:
         raise ParameterError(f"confidence={confidence!r}: pass a level between 0 and 1, e.g. 0.95.")
     y_tr, y_va, y_te = ys["train"], ys["valid"], ys["test"]
-    w = _bootstrap_weights(len(y_te), n_boot, seed)
+    w = bootstrap_weights(len(y_te), n_boot, seed)
     n_te = float(len(y_te))
     majority_class = int(np.bincount(y_tr, minlength=num_classes).argmax())
     rows, per_item = [], {}
@@ -409,8 +370,8 @@ def probe_layers(features: Mapping, labels: Mapping, *, num_classes: int | None 
         correct, bits = item_scores(p_te, y_te, nt_per_class=nt_per_class)
         row = {"layer": int(layer), "C": C, "smoothing": mix, "converged": converged, "valid_bits": valid_bits,
                "accuracy": mm["accuracy"],
-               **dict(zip(("ci_low", "ci_high"), _interval(w @ correct / n_te, confidence))),
-               "bits": mm["bits"], **dict(zip(("bits_low", "bits_high"), _interval(w @ bits / n_te, confidence))),
+               **dict(zip(("ci_low", "ci_high"), percentile_interval(w @ correct / n_te, confidence))),
+               "bits": mm["bits"], **dict(zip(("bits_low", "bits_high"), percentile_interval(w @ bits / n_te, confidence))),
                "chance": 1.0 / num_classes, "majority": float(np.mean(y_te == majority_class))}
         if num_classes == 2:
             p_va = _smooth(_full_proba(model, x_va, num_classes), mix)[:, 1]
@@ -419,10 +380,10 @@ def probe_layers(features: Mapping, labels: Mapping, *, num_classes: int | None 
             bm = binary_metrics(p_te, y_te, threshold=threshold)
             row.update({"threshold": threshold, "mcc": bm["mcc"], "mcc_argmax": bm["mcc_argmax"],
                         "accuracy_valid_threshold": bm["accuracy_valid_threshold"],
-                        **dict(zip(("mcc_low", "mcc_high"), _interval(_weighted_mcc(w, y_te, pred), confidence))),
+                        **dict(zip(("mcc_low", "mcc_high"), percentile_interval(weighted_mcc(w, y_te, pred), confidence))),
                         "auroc": bm["auroc"],
                         **dict(zip(("auroc_low", "auroc_high"),
-                                   _interval(_weighted_auroc(w, y_te, p_te[:, 1]), confidence)))})
+                                   percentile_interval(weighted_auroc(w, y_te, p_te[:, 1]), confidence)))})
         row.update({"n_train": int(len(y_tr)), "n_valid": int(len(y_va)), "n_test": int(len(y_te))})
         rows.append(row)
         per_item[int(layer)] = (correct, bits)

@@ -342,7 +342,8 @@ def cnn_run_row(result: CNNResult, test, *, score: Callable | None = None, nt_pe
            "train_s": round(result.train_s, 2), "tokenization": TOKENIZATION, "parameters": result.parameters,
            "n_train": result.n_train, "n_valid": result.n_valid, "cached": False, "lr": result.lr}
     correct, bits = item_scores(probs, labels, nt_per_class=nt_per_class)
-    items = pd.DataFrame({**labels_, "item": np.arange(len(labels)), "accuracy": correct, "bits": bits})
+    items = pd.DataFrame({**labels_, "item": np.arange(len(labels)), "accuracy": correct, "bits": bits,
+                          **({"p1": probs[:, 1]} if probs.shape[1] == 2 else {})})
     return row, items
 
 

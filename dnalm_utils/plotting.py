@@ -579,8 +579,9 @@ BASELINE_STYLES = {"majority class": ("grey", ":"), "one-hot CNN": ("#1e8449", "
 
 def plot_task_scores(summary, *, metrics: Sequence[str] = ("mcc", "auroc"), roles=None):
     """One column per task, one row per metric: the test score of every model, pre-trained (filled bars) next
-    to random initialisation (hatched), error bars one standard deviation over seeds; baselines as
-    horizontal lines. summary: finetune_runs.summarize_runs(..., by=["task", "model", "init"]) output."""
+    to random initialisation (hatched), error bars the ``<metric>_low`` / ``<metric>_high`` interval where the
+    summary has one (``biotasks.summarize(..., intervals=...)``), else one standard deviation over seeds; baselines
+    as horizontal lines. summary: finetune_runs.summarize_runs(..., by=["task", "model", "init"]) output."""
     tasks = list(dict.fromkeys(summary.task))
     metrics = list(metrics)
     labels = {"mcc": "test MCC", "auroc": "test AUROC", "accuracy": "test accuracy"}
@@ -596,8 +597,13 @@ def plot_task_scores(summary, *, metrics: Sequence[str] = ("mcc", "auroc"), role
                     r = sub[(sub.model == name) & (sub.init == init)]
                     if r.empty:
                         continue
-                    ax.bar(i + (j - 0.5) * 0.38, r[f"{metric}_mean"].iloc[0], width=0.36,
-                           yerr=r[f"{metric}_std"].fillna(0).iloc[0], color=color if init == "pretrained" else "white",
+                    mean = float(r[f"{metric}_mean"].iloc[0])
+                    lo = float(r[f"{metric}_low"].iloc[0]) if f"{metric}_low" in r else np.nan
+                    hi = float(r[f"{metric}_high"].iloc[0]) if f"{metric}_high" in r else np.nan
+                    err = ([[max(mean - lo, 0.0)], [max(hi - mean, 0.0)]] if np.isfinite(lo) and np.isfinite(hi)
+                           else float(r[f"{metric}_std"].fillna(0).iloc[0]))
+                    ax.bar(i + (j - 0.5) * 0.38, mean, width=0.36,
+                           yerr=err, color=color if init == "pretrained" else "white",
                            edgecolor=color, hatch=hatch, capsize=2, label=init if i == 0 else None)
             for _, r in sub[sub.init == "baseline"].iterrows():
                 color, ls = BASELINE_STYLES.get(r.model, ("black", "--"))

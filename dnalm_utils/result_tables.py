@@ -1,7 +1,8 @@
 """Result tables: formatted "mean ± std" tables, Markdown rendering, and atomic CSV writing with a manifest.
 
 * :func:`wide_table` -- a ``summarize_runs`` summary as one row per group and one column per value of a
-  parameter, cells "mean ± std" (percent or plain);
+  parameter, cells "mean ± std" or, where the summary has a bootstrap interval, "mean [low, high]" (percent or
+  plain);
 * :func:`markdown_table` -- any DataFrame as a GitHub-flavoured Markdown table;
 * :func:`write_results` -- a DataFrame as CSV, atomically, with ``<stem>.manifest.json`` next to it.
 """
@@ -16,17 +17,21 @@ import numpy as np
 
 
 def wide_table(summary, *, rows: Sequence[str], column: str, metric: str, percent: bool = True, digits: int = 1):
-    """``summary`` (summarize_runs output) as a table of formatted "mean ± std" strings: one row per ``rows``
-    combination, one column per value of ``column``; "n/a" where absent, no "±" for one seed."""
+    """``summary`` (summarize_runs output) as a table of formatted strings: one row per ``rows`` combination, one
+    column per value of ``column``; a cell is "mean [low, high]" where the row has a finite ``<metric>_low`` /
+    ``<metric>_high`` interval, else "mean ± std" (no "±" for one seed); "n/a" where absent."""
     scale = 100.0 if percent else 1.0
     unit = " %" if percent else ""
 
     def fmt(r):
         m, sd = r[f"{metric}_mean"], r.get(f"{metric}_std", np.nan)
+        lo, hi = r.get(f"{metric}_low", np.nan), r.get(f"{metric}_high", np.nan)
         if not np.isfinite(m):
             return "n/a"
         text = f"{scale * m:.{digits}f}"
-        if np.isfinite(sd):
+        if np.isfinite(lo) and np.isfinite(hi):
+            text += f" [{scale * lo:.{digits}f}, {scale * hi:.{digits}f}]"
+        elif np.isfinite(sd):
             text += f" ± {scale * sd:.{digits}f}"
         return text + unit
 

@@ -96,3 +96,19 @@ def test_best_threshold_checks_its_input():
     with pytest.raises(ParameterError, match="finite"):
         CM.best_threshold([0.1, np.nan], [0, 1])
     assert CM.best_threshold([0.3, 0.3], [0, 1])[1] == 0.0
+
+
+def test_bootstrap_helpers_reduce_to_the_plain_scores_with_unit_weights():
+    from sklearn.metrics import matthews_corrcoef, roc_auc_score
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 200)
+    score = np.round(rng.random(200) + 0.3 * y, 1)  # many ties
+    pred = (score > 0.6).astype(int)
+    ones = np.ones((1, 200))
+    assert CM.weighted_auroc(ones, y, score)[0] == pytest.approx(roc_auc_score(y, score))
+    assert CM.weighted_mcc(ones, y, pred)[0] == pytest.approx(matthews_corrcoef(y, pred))
+    w = CM.bootstrap_weights(200, 5, seed=0)
+    assert w.shape == (5, 200) and (w.sum(1) == 200).all()
+    idx = np.repeat(np.arange(200), w[2].astype(int))  # a weight row is a resample
+    assert CM.weighted_auroc(w[2:3], y, score)[0] == pytest.approx(roc_auc_score(y[idx], score[idx]))

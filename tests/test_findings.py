@@ -102,6 +102,10 @@ def test_biology_sentences_per_task_and_the_comparison_with_chapter_5():
     assert out["tf_kmer_mcc"] == "0.30" and out["tf_best"].startswith("**a** (MCC 0.40")
     assert out["tf_single_class_text"].startswith("1 of the 1 models") and out["tf_vs_kmer"] == "not tested"
     assert out["verdict_text"] == "the two chapters cannot be set side by side from this run alone"
+    with_ci = summary.assign(mcc_low=[0.35, np.nan, 0.2], mcc_high=[0.45, np.nan, 0.4], auroc_low=0.5, auroc_high=0.9)
+    out_ci = F.biology(summary=with_ci, runs=runs, verdict_table=empty, built={"tf": task}, kmer_reference="4-mer LR")
+    assert out_ci["tf_best"].startswith("**a** (MCC 0.40 [0.35, 0.45], AUROC 0.80 [0.50, 0.90]")
+    assert out_ci["tf_kmer_mcc"] == "0.30 [0.20, 0.40]" and out_ci["tf_best_rand"].startswith("**a** (MCC 0.00, AUROC")
     next_summary = pd.DataFrame({"model": ["a", F.NGRAM_LEFT], "init": ["pretrained", "baseline"], "k": 1,
                                  "accuracy_mean": [0.3, 0.35]})
     out = F.biology(summary=summary, runs=runs, verdict_table=empty, built={"tf": task}, kmer_reference="4-mer LR",

@@ -105,7 +105,13 @@ def test_per_item_scores_round_trip_through_their_cache_text():
     rng = np.random.default_rng(0)
     correct, bits = (rng.random(1001) < 0.4).astype(float), rng.random(1001) * 3
     back = FR.decode_items(FR.encode_items(correct, bits))
-    assert np.array_equal(back[0], correct) and np.allclose(back[1], bits.astype(np.float32))
+    assert np.array_equal(back[0], correct) and np.array_equal(back[1], bits)  # exact: float64
+    assert FR.decode_p1(FR.encode_items(correct, bits)) is None
+    p1 = rng.random(1001)
+    entry = FR.encode_items(correct, bits, p1=p1)
+    assert np.array_equal(FR.decode_p1(entry), p1)
+    frame = FR.items_frame([({"model": "m"}, entry), ({"model": "n"}, FR.encode_items(correct, bits))])
+    assert np.array_equal(frame.p1.to_numpy()[:1001], p1) and frame.p1.iloc[1001:].isna().all()
     probs = np.array([[0.7, 0.3], [0.2, 0.8], [0.5, 0.5]])
     c, b = item_scores(probs, np.array([0, 0, 1]))
     assert c.tolist() == [1, 0, 0] and np.allclose(b, -np.log2([0.7, 0.2, 0.5]))  # a tie goes to class 0

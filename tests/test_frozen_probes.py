@@ -296,22 +296,6 @@ def test_smoothing_is_chosen_on_validation_and_gives_unseen_classes_a_probabilit
         F.probe_layers(feats, labels, num_classes=8, smoothing=(1.0,))
 
 
-def test_bootstrap_helpers_reduce_to_the_plain_scores_with_unit_weights():
-    from sklearn.metrics import matthews_corrcoef, roc_auc_score
-
-    rng = np.random.default_rng(3)
-    y = rng.integers(0, 2, 200)
-    score = np.round(rng.random(200) + 0.3 * y, 1)  # many ties
-    pred = (score > 0.6).astype(int)
-    ones = np.ones((1, 200))
-    assert F._weighted_auroc(ones, y, score)[0] == pytest.approx(roc_auc_score(y, score))
-    assert F._weighted_mcc(ones, y, pred)[0] == pytest.approx(matthews_corrcoef(y, pred))
-    w = F._bootstrap_weights(200, 5, seed=0)
-    assert w.shape == (5, 200) and (w.sum(1) == 200).all()
-    idx = np.repeat(np.arange(200), w[2].astype(int))  # a weight row is a resample
-    assert F._weighted_auroc(w[2:3], y, score)[0] == pytest.approx(roc_auc_score(y[idx], score[idx]))
-
-
 def test_same_seed_same_numbers_other_seed_other_intervals():
     rng = np.random.default_rng(4)
     feats, labels = _three_splits(rng, 200)

@@ -89,13 +89,14 @@ def test_run_row_and_items_match_run_grid(motif, motif_run):
     assert (row["model"], row["init"], row["seed"]) == ("one-hot CNN", "random", 0)
     assert row["parameters"] == motif_run.model.parameter_count()
     assert (row["n_train"], row["n_valid"]) == (800, 200)
-    assert list(items.columns) == ["model", "init", "seed", "item", "accuracy", "bits"]
+    assert list(items.columns) == ["model", "init", "seed", "item", "accuracy", "bits", "p1"]  # p1: two classes
     assert items.item.tolist() == list(range(400))
     # the per-item scores average to the run's scores
     assert items.accuracy.mean() == pytest.approx(row["accuracy"])
     probs = predict_proba_cnn(motif_run, test[0])
     bits = -np.log2(np.clip(probs[np.arange(400), test[1]], 1e-12, 1))
     np.testing.assert_allclose(items.bits, bits)
+    np.testing.assert_array_equal(items.p1, probs[:, 1])
 
 
 def test_training_stops_early_and_restores_best_checkpoint():

@@ -27,6 +27,10 @@ def test_wide_table_formats_mean_and_std_per_column():
     assert wide.columns.tolist() == ["model", "k = 1", "k = 2"]
     assert wide.set_index("model").loc["a"].tolist() == ["50.0 ± 5.0 %", "25.0 %"]  # one seed: no ±
     assert wide.set_index("model").loc["b"].tolist() == ["12.5 ± 0.0 %", "n/a"]  # absent cell
+    # where a row has a bootstrap interval it replaces the ± std; a NaN interval falls back to the std
+    summary["accuracy_low"], summary["accuracy_high"] = [0.4, np.nan, 0.1], [0.6, np.nan, 0.2]
+    wide = TB.wide_table(summary, rows=["model"], column="k", metric="accuracy").set_index("model")
+    assert wide.loc["a"].tolist() == ["50.0 [40.0, 60.0] %", "25.0 %"] and wide.loc["b", "k = 1"] == "12.5 [10.0, 20.0] %"
 
 
 def test_markdown_table_escapes_pipes_and_shows_nan_as_na():
