@@ -20,8 +20,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .classification_metrics import (ValidatedBinaryScore, best_threshold, binary_metrics, bootstrap_weights, item_scores,
-                                     percentile_interval, weighted_auroc, weighted_mcc)
+from .classification_metrics import (ValidatedBinaryScore, best_threshold, binary_metrics, binary_run_predictions,
+                                     bootstrap_weights, item_scores, percentile_interval, resampled_binary_score)
 from .codec import encode
 from .errors import ParameterError, check_int_range
 from .lr_tuning import tuned_grid
@@ -297,39 +297,22 @@ def score_intervals(items, runs, test_labels: Mapping[str, np.ndarray], *, by: S
     n_boot = check_int_range("n_boot", n_boot, 1, hint="Bootstrap resamples, e.g. 1000.")
     if not 0 < confidence < 1:
         raise ParameterError(f"confidence={confidence!r}: pass a level between 0 and 1, e.g. 0.95.")
-    missing = [c for c in (*by, "task", "model", "init", "seed", "item", "p1") if c not in items]
-    if missing:
-        raise ParameterError(f"score_intervals: items lack column(s) {missing}; pass run_task(..., with_items=True)'s items.")
-    thresholds = {}
-    if "threshold" in runs:
-        for r in runs[["task", "model", "init", "seed", "threshold"]].itertuples(index=False):
-            thresholds[(r.task, r.model, r.init, int(r.seed))] = float(r.threshold)
+    if [c for c in by if c not in items]:
+        raise ParameterError(f"score_intervals: items lack the grouping column(s) {[c for c in by if c not in items]}.")
+    runs_by_key = binary_run_predictions(items, runs, test_labels)
     rows, weights = [], {}
     for key, part in items.groupby(by, sort=False):
         labels = dict(zip(by, key if isinstance(key, tuple) else (key,)))
-        task = part.task.iloc[0]
-        if task not in test_labels:
-            raise ParameterError(f"score_intervals: no test labels for task {task!r}; pass test_labels[{task!r}].")
-        y = np.asarray(test_labels[task], dtype=np.int64)
-        if task not in weights:
-            weights[task] = np.vstack([np.ones((1, len(y))), bootstrap_weights(len(y), n_boot, seed)])
-        w = weights[task]
         mccs, aurocs = [], []
-        for (model, init, run_seed), run in part.groupby(["model", "init", "seed"], sort=True):
-            run = run.sort_values("item")
-            if len(run) != len(y) or (run.item.to_numpy() != np.arange(len(y))).any():
-                raise ParameterError(f"score_intervals: {model} ({init}, seed {run_seed}) on {task!r} scores {len(run)} "
-                                     f"items, the task has {len(y)} test labels; the items and labels do not match.")
-            p1 = run.p1.to_numpy(dtype=np.float64)
-            if not np.isfinite(p1).all():
-                raise ParameterError(f"score_intervals: {model} ({init}, seed {run_seed}) on {task!r} has no p(class 1) "
-                                     "per item; score_intervals needs a two-class task's items.")
-            t = thresholds.get((task, model, init, int(run_seed)), float("nan"))
-            pred = (p1 >= t) if np.isfinite(t) else (p1 > 0.5)
-            mccs.append(weighted_mcc(w, y, pred.astype(np.int64)))
-            aurocs.append(weighted_auroc(w, y, p1))
+        for run_key in part.groupby(["task", "model", "init", "seed"], sort=True).groups:
+            y, p1, threshold = runs_by_key[(run_key[0], run_key[1], run_key[2], int(run_key[3]))]
+            if run_key[0] not in weights:
+                weights[run_key[0]] = np.vstack([np.ones((1, len(y))), bootstrap_weights(len(y), n_boot, seed)])
+            w = weights[run_key[0]]
+            mccs.append(resampled_binary_score(w, y, p1, metric="mcc", threshold=threshold))
+            aurocs.append(resampled_binary_score(w, y, p1, metric="auroc"))
         mcc, auroc = np.mean(mccs, axis=0), np.mean(aurocs, axis=0)
-        rows.append({**labels, "seeds": len(mccs), "n": len(y),
+        rows.append({**labels, "seeds": len(mccs), "n": int(w.shape[1]),
                      "mcc": float(mcc[0]), **dict(zip(("mcc_low", "mcc_high"), percentile_interval(mcc[1:], confidence))),
                      "auroc": float(auroc[0]),
                      **dict(zip(("auroc_low", "auroc_high"), percentile_interval(auroc[1:], confidence)))})

@@ -6,8 +6,9 @@
 * :func:`binary_metrics` -- MCC, accuracy and AUROC of a two-class classifier, optionally at a threshold chosen
   on validation (:func:`validation_threshold`, :func:`best_threshold`; :class:`ValidatedBinaryScore` for grids);
 * :func:`macro_f1`; :func:`item_scores` -- per-item correctness and bits (the items of a paired comparison);
-* :func:`bootstrap_weights`, :func:`weighted_mcc`, :func:`weighted_auroc`, :func:`percentile_interval` -- bootstrap
-  intervals over test items, vectorised over resamples.
+* :func:`bootstrap_weights`, :func:`weighted_mcc`, :func:`weighted_auroc`, :func:`percentile_interval`,
+  :func:`resampled_binary_score` -- bootstrap intervals and paired tests over test items, vectorised over
+  resamples.
 
 Probabilities are (n, classes) arrays, labels (n,) integers in 0..classes-1.
 """
@@ -15,6 +16,7 @@ Probabilities are (n, classes) arrays, labels (n,) integers in 0..classes-1.
 from __future__ import annotations
 
 import math
+from typing import Mapping
 
 import numpy as np
 
@@ -218,6 +220,56 @@ def percentile_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[f
     return float(lo), float(hi)
 
 
+def resampled_binary_score(w: np.ndarray, y, p1, *, metric: str, threshold: float | None = None) -> np.ndarray:
+    """``metric`` ("mcc" or "auroc") of one two-class classifier under item weights ``w`` (B, n) (e.g.
+    :func:`bootstrap_weights`, a row of ones for the full test set) -> (B,). ``p1`` (n,): each item's p(class 1);
+    MCC judges "class 1 iff p1 >= threshold" (the threshold picked on validation), or p1 > 0.5 (the argmax) without
+    one or with a NaN threshold; AUROC ranks the items by p1."""
+    y = np.asarray(y, dtype=np.int64)
+    p1 = np.asarray(p1, dtype=np.float64)
+    if p1.shape != y.shape or not np.isfinite(p1).all():
+        raise ParameterError(f"resampled_binary_score needs one finite p(class 1) per label: got {p1.shape} values "
+                             f"for {y.shape} labels; pass a two-class run's per-item p1.")
+    if metric == "auroc":
+        return weighted_auroc(w, y, p1)
+    if metric == "mcc":
+        pred = p1 >= threshold if threshold is not None and np.isfinite(threshold) else p1 > 0.5
+        return weighted_mcc(w, y, pred.astype(np.int64))
+    raise ParameterError(f"metric={metric!r}: choose 'mcc' or 'auroc'.")
+
+
+def binary_run_predictions(items, runs, test_labels: Mapping[str, np.ndarray]) -> dict:
+    """Every two-class run's test predictions, ready for :func:`resampled_binary_score`:
+    (task, model, init, seed) -> (y (n,) int 0/1 labels, p1 (n,) float64 p(class 1), threshold or None).
+
+    items: task, model, init, seed, item, p1 (``biotasks.run_task(..., with_items=True)``); runs: task, model, init,
+    seed and optionally threshold (the one each run picked on validation); test_labels: task -> (n,) 0/1 labels in
+    item order. ParameterError when a column, a task's labels or an item is missing, or p1 is not finite."""
+    missing = [c for c in ("task", "model", "init", "seed", "item", "p1") if c not in items]
+    if missing:
+        raise ParameterError(f"items lack column(s) {missing}; pass biotasks.run_task(..., with_items=True)'s items "
+                             "(p1 exists for two-class tasks only).")
+    thresholds = {}
+    if "threshold" in runs:
+        for r in runs[["task", "model", "init", "seed", "threshold"]].itertuples(index=False):
+            thresholds[(r.task, r.model, r.init, int(r.seed))] = float(r.threshold)
+    out = {}
+    for (task, model, init, seed), run in items.groupby(["task", "model", "init", "seed"], sort=False):
+        if task not in test_labels:
+            raise ParameterError(f"no test labels for task {task!r}; pass test_labels[{task!r}] (0/1, item order).")
+        y = np.asarray(test_labels[task], dtype=np.int64)
+        run = run.sort_values("item")
+        if len(run) != len(y) or (run.item.to_numpy() != np.arange(len(y))).any():
+            raise ParameterError(f"{model} ({init}, seed {seed}) on {task!r} scores {len(run)} items, the task has "
+                                 f"{len(y)} test labels; the items and labels do not match.")
+        p1 = run.p1.to_numpy(dtype=np.float64)
+        if not np.isfinite(p1).all():
+            raise ParameterError(f"{model} ({init}, seed {seed}) on {task!r} has no p(class 1) per item; only a "
+                                 "two-class task's runs do.")
+        out[(task, model, init, int(seed))] = (y, p1, thresholds.get((task, model, init, int(seed))))
+    return out
+
+
 class ValidatedBinaryScore:
     """A grid's binary score that picks its threshold on the run's own validation predictions:
     ``score(test_probs, test_labels, valid=(valid_probs, valid_labels))`` is :func:`binary_metrics` at
@@ -242,4 +294,5 @@ class ValidatedBinaryScore:
 
 __all__ = ["macro_f1", "multiclass_metrics", "uniform_guess_metrics", "mcc_from_counts", "best_threshold",
            "validation_threshold", "binary_metrics", "ValidatedBinaryScore", "bootstrap_weights", "weighted_mcc",
-           "weighted_auroc", "percentile_interval"]
+           "weighted_auroc", "percentile_interval", "resampled_binary_score",
+           "binary_run_predictions"]

@@ -24,6 +24,10 @@ In plain words:
 * **Many verdicts**: the p-values of a family of verdicts (the book's verdicts) are adjusted with Holm's
   step-down procedure (:func:`holm`) before being compared with ``alpha``; pass the adjusted values to
   :meth:`Comparison.outcome`.
+* **A score of the whole test set** (MCC, AUROC: no per-item value to pair) of two classifiers on the same test
+  items: a paired bootstrap (:func:`compare_bootstrap`). Every resample of the items scores both classifiers on
+  the same resample; the standard error of the difference is the sd of the resampled differences, and interval,
+  p-value and TOST are the normal (z) versions of the t procedure above with that standard error.
 * **One proportion** (e.g. an accuracy with its uncertainty): the Wilson score interval
   (:func:`binomial_interval`). **Against a fixed number** (accuracy items vs chance 0.25, seeds vs a published
   baseline): :func:`one_sample`, the one-sample t procedure on ``values - reference``.
@@ -269,6 +273,40 @@ def one_sample(values, reference: float, *, alpha: float = ALPHA, margin: float 
     return Comparison(test=f"one-sample t vs {reference:g} over {n:,} {_label(unit, n)}", n=n,
                       estimate=result.estimate, low=result.low, high=result.high, p=result.p, alpha=result.alpha,
                       margin=result.margin, p_equivalence=result.p_equivalence, reason=result.reason)
+
+
+def compare_bootstrap(estimate: float, resampled, *, alpha: float = ALPHA, margin: float | None = None, n: int,
+                      unit: str = "test items") -> Comparison:
+    """Compare two classifiers on a score of the whole test set (MCC, AUROC) by a paired bootstrap over its ``n``
+    items: ``estimate`` is the difference a - b on the full test set, ``resampled`` (B,) the same difference on B
+    resamples of the items (both classifiers scored on each resample; NaN resamples, e.g. one lacking a class, are
+    dropped). With ``se = sd(resampled)``: interval ``estimate +- z_{1-alpha/2} se``, ``p = 2 Phi(-|estimate| / se)``,
+    TOST with ``margin`` as in :func:`compare_paired` with z for t. Fewer than two resamples left, or a non-finite
+    estimate: inconclusive with a reason; se = 0: p = 1 if the estimate is 0, else 0."""
+    alpha = _check_alpha(alpha)
+    margin = _check_margin(margin)
+    n = check_int_range("n", n, 0, hint="n is the number of test items resampled.")
+    d = _as_values("resampled", resampled)
+    d = d[~np.isnan(d)]
+    test = f"paired bootstrap over {n:,} {_label(unit, n)} ({d.size:,} resamples)"
+    estimate = float(estimate)
+    if d.size < 2 or not math.isfinite(estimate):
+        return Comparison(test=test, n=n, estimate=estimate, low=math.nan, high=math.nan, p=math.nan, alpha=alpha,
+                          margin=margin, p_equivalence=math.nan,
+                          reason="fewer than two usable resamples or no estimate: no interval or test")
+    se = float(np.std(d, ddof=1))
+    if se == 0:
+        low = high = estimate
+        p = 1.0 if estimate == 0 else 0.0
+        p_eq = math.nan if margin is None else (0.0 if abs(estimate) < margin else 1.0)
+    else:
+        half = float(_sps.norm.ppf(1 - alpha / 2)) * se
+        low, high = estimate - half, estimate + half
+        p = float(2 * _sps.norm.sf(abs(estimate) / se))
+        p_eq = (math.nan if margin is None else
+                max(float(_sps.norm.sf((estimate + margin) / se)), float(_sps.norm.cdf((estimate - margin) / se))))
+    return Comparison(test=test, n=n, estimate=estimate, low=low, high=high, p=p, alpha=alpha, margin=margin,
+                      p_equivalence=p_eq)
 
 
 def t_interval(values, *, alpha: float = ALPHA) -> tuple[float, float, float]:

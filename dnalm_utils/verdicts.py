@@ -2,9 +2,11 @@
 
 Procedure (the statistics are :mod:`dnalm_utils.stats`):
 
-- *A beats B* is decided on the same items (held-out windows, or seeds where a score exists only per run) by the
-  paired test of :func:`stats.compare_paired` (paired t-interval of the mean per-item difference; the exact
-  McNemar p-value for 0/1 outcomes). A model's per-item value is first averaged over its seeds.
+- *A beats B* is decided on the same items (held-out windows or test examples) by the paired test of
+  :func:`stats.compare_paired` (paired t-interval of the mean per-item difference; the exact McNemar p-value for
+  0/1 outcomes). A model's per-item value is first averaged over its seeds. A score of the whole test set (MCC,
+  AUROC) is compared by a paired bootstrap over the same test examples (:func:`stats.compare_bootstrap`), each
+  side averaged over its seeds.
 - *A is no better / no worse than B* is claimed only from an equivalence test (TOST) with the margin the chapter
   states (``margin``, in the metric's units), never from a failed difference test.
 - Multiple comparisons: the book's family-wise error rate is :data:`BOOK_ALPHA` = 5 %. Each of the
@@ -331,47 +333,41 @@ def failed_control_sentence(failed, *, what: str = "") -> str:
             "and pre-training is not judged against it, for: " + ", ".join(names))
 
 
-def pretraining_claims(runs, *, task: str, metric: str, margin: float | None, task_col: str | None = None,
-                       higher_is_better: bool = True, failed=()) -> list[Claim]:
-    """Per model: pre-trained against random-initialised weights, paired by seed (t over seeds).
-    ``runs``: model, init ("pretrained"/"random"), seed, ``metric`` (and ``task_col`` == task when given).
-    Models in ``failed`` (names; see :func:`failed_controls`) are left out: their control learned nothing."""
-    sub = runs if task_col is None else runs[runs[task_col] == task]
+#: Bootstrap resamples of the test items behind the MCC / AUROC comparisons (:func:`set_score_claims`).
+SET_SCORE_RESAMPLES = 2000
+
+
+def set_score_claims(items, runs, test_labels: Mapping[str, np.ndarray], *, task: str, metric: str,
+                     margin: float | None, failed=(), n_boot: int = SET_SCORE_RESAMPLES, seed: int = 0) -> list[Claim]:
+    """Per model: pre-trained against random-initialised weights on a score of the whole test set (``metric``:
+    "mcc" at each run's validation threshold, or "auroc"), each side averaged over its seeds, tested by a paired
+    bootstrap over the same test items (``stats.compare_bootstrap``: both sides scored on every resample). Models
+    in ``failed`` (:func:`failed_controls`) are left out. ``items``: biotasks.run_task items (task, model, init,
+    seed, item, p1); ``runs``: its rows (threshold); ``test_labels``: task -> (n,) 0/1 test labels."""
+    from .classification_metrics import binary_run_predictions, bootstrap_weights, resampled_binary_score
+
+    part = items[(items.task == task) & items.init.isin(["pretrained", "random"])]
+    if part.empty:
+        return []
+    preds = binary_run_predictions(part, runs, test_labels)
+    n = len(next(iter(preds.values()))[0])
+    w = np.vstack([np.ones((1, n)), bootstrap_weights(n, n_boot, seed)])
     out = []
-    for name, part in sub.groupby("model", sort=False):
+    for name in dict.fromkeys(part.model):
         if name in set(failed):
             continue
-        pre = part[part.init == "pretrained"].groupby("seed")[metric].mean()
-        rnd = part[part.init == "random"].groupby("seed")[metric].mean()
-        seeds = pre.index.intersection(rnd.index)
-        if not len(seeds) and not (len(pre) and len(rnd)):
+        sides = {}
+        for init in ("pretrained", "random"):
+            keys = [k for k in preds if k[1] == name and k[2] == init]
+            if keys:
+                sides[init] = np.mean([resampled_binary_score(w, preds[k][0], preds[k][1], metric=metric,
+                                                              threshold=preds[k][2]) for k in keys], axis=0)
+        if len(sides) < 2:
             continue
-        cmp = stats.compare_paired(pre.loc[seeds].to_numpy(float), rnd.loc[seeds].to_numpy(float),
-                                   alpha=CHAPTER_ALPHA, margin=margin, unit="seeds")
+        d = sides["pretrained"] - sides["random"]
+        cmp = stats.compare_bootstrap(float(d[0]), d[1:], alpha=CHAPTER_ALPHA, margin=margin, n=n, unit="test items")
         out.append(Claim(CLAIM_PRETRAINING.format(metric=metric, task=task), str(name), "random-initialised twin",
-                         metric, higher_is_better, cmp))
-    return out
-
-
-def baseline_claims(runs, reference_values: Mapping[int, float] | float, *, reference: str, task: str, metric: str,
-                    margin: float | None, init: str = "pretrained", task_col: str | None = None,
-                    higher_is_better: bool = True) -> list[Claim]:
-    """Per model (``init`` runs): against a baseline's score on the same test set, paired by seed
-    (``reference_values``: seed -> value, or one value for a deterministic baseline)."""
-    sub = runs[runs.init == init] if task_col is None else runs[(runs.init == init) & (runs[task_col] == task)]
-    out = []
-    for name, part in sub.groupby("model", sort=False):
-        mine = part.groupby("seed")[metric].mean()
-        if isinstance(reference_values, Mapping):
-            seeds = [s for s in mine.index if s in reference_values]
-            a = mine.loc[seeds].to_numpy(float)
-            b = np.array([reference_values[s] for s in seeds], dtype=float)
-        else:
-            a = mine.to_numpy(float)
-            b = np.full(len(a), float(reference_values))
-        cmp = stats.compare_paired(a, b, alpha=CHAPTER_ALPHA, margin=margin, unit="seeds")
-        out.append(Claim(CLAIM_BASELINE.format(metric=metric, reference=reference, task=task), str(name), reference,
-                         metric, higher_is_better, cmp))
+                         metric, True, cmp))
     return out
 
 
@@ -432,14 +428,15 @@ ONEHOT_CNN = "one-hot CNN"
 
 
 def biology_claims(items, runs, *, tasks: Sequence[str], kmer_reference: str, margin_accuracy: float | None,
-                   margin_bits: float | None) -> list[Claim]:
+                   margin_bits: float | None, test_labels: Mapping[str, np.ndarray]) -> list[Claim]:
     """Chapter 6, per task: every pre-trained model against the k-mer baseline and its random-initialised twin on
     per-item accuracy and bits (:func:`fine_tuning_claims`), against the majority class on accuracy (does it
-    separate the classes at all), and pre-trained against random-initialised on MCC and AUROC over seeds
-    (:func:`pretraining_claims`), and against the one-hot CNN trained from scratch (:data:`ONEHOT_CNN`, per-item
-    accuracy and bits, each over its seeds) where ``items`` hold it. A model whose random-initialised control
-    failed on a task (:func:`failed_controls`) is not judged against it there. ``items``/``runs``:
-    biotasks.run_task outputs (column ``task``)."""
+    separate the classes at all), pre-trained against random-initialised on MCC and AUROC by a paired bootstrap over
+    the test items (:func:`set_score_claims`), and against the one-hot CNN trained from scratch
+    (:data:`ONEHOT_CNN`, per-item accuracy and bits, each over its seeds) where ``items`` hold it. A model whose
+    random-initialised control failed on a task (:func:`failed_controls`) is not judged against it there.
+    ``items``/``runs``: biotasks.run_task outputs (column ``task``; items with p1); ``test_labels``: task -> (n,)
+    0/1 test labels in item order."""
     failed = failed_controls(runs, by="task")
     claims = fine_tuning_claims(items, kmer_reference, tasks={t: t for t in tasks}, task_col="task",
                                 margin_accuracy=margin_accuracy, margin_bits=margin_bits, failed=failed)
@@ -450,8 +447,8 @@ def biology_claims(items, runs, *, tasks: Sequence[str], kmer_reference: str, ma
         claims += item_reference_claims(items[items.task == task], MAJORITY, task=task, metric="accuracy",
                                         higher_is_better=True, margin=None)
         for metric in ("mcc", "auroc"):
-            claims += pretraining_claims(runs[runs.init.isin(["pretrained", "random"])], task=task, metric=metric,
-                                         margin=None, task_col="task", failed={m for m, t in failed if t == task})
+            claims += set_score_claims(items, runs, test_labels, task=task, metric=metric, margin=None,
+                                       failed={m for m, t in failed if t == task})
     return claims
 
 

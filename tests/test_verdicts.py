@@ -84,18 +84,6 @@ def test_flank_copying_claims_are_paired_per_window():
     assert table.set_index("subject").outcome.to_dict() == {"copier": "better", "reader": "worse"}
 
 
-def test_pretraining_and_baseline_claims_over_seeds():
-    runs = pd.DataFrame({"model": ["a"] * 6 + ["b"] * 6, "seed": [0, 1, 2] * 4,
-                         "init": (["pretrained"] * 3 + ["random"] * 3) * 2,
-                         "mcc": [0.80, 0.81, 0.79, 0.50, 0.52, 0.49, 0.50, 0.55, 0.45, 0.51, 0.49, 0.54]})
-    table = V.decide("06", V.pretraining_claims(runs, task="t", metric="mcc", margin=None))
-    out = table.set_index("subject").outcome
-    assert out["a"] == "better" and out["b"] == "inconclusive"
-    assert table.test.str.contains("3 seeds").all()
-    base = V.decide("06", V.baseline_claims(runs, 0.3, reference="k-mer LR", task="t", metric="mcc", margin=None))
-    assert base.set_index("subject").outcome["a"] == "better"
-
-
 def test_first_collapse():
     s = pd.DataFrame({"model": ["x"] * 4 + ["y"] * 4, "m": [1, 2, 3, 4] * 2,
                       "accuracy": [0.99, 0.98, 0.6, 0.3, 0.9, 0.9, 0.9, 0.9]})
@@ -157,11 +145,19 @@ def test_biology_claims_cover_baselines_twin_and_seed_scores_per_task():
     items["bits"] = 1 - items.accuracy
     items.loc[items.model == "n-gram", "model"] = "4-mer LR"
     majority = items[items.model == "4-mer LR"].assign(model=V.MAJORITY, accuracy=0.0)
-    runs = pd.DataFrame({"task": "t", "model": ["good"] * 6, "seed": [0, 1, 2] * 2,
-                         "init": ["pretrained"] * 3 + ["random"] * 3,
-                         "mcc": [0.5, 0.52, 0.51, 0.1, 0.12, 0.09], "auroc": [0.8, 0.81, 0.79, 0.6, 0.62, 0.61]})
+    # labels, and p(class 1) per item: 'good' pre-trained separates the classes, its random twin and 'flat' barely
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 2000)
+    shift = {("good", "pretrained"): 2.0, ("good", "random"): 0.3, ("flat", "pretrained"): 0.3, ("flat", "random"): 0.3}
+    items["p1"] = 0.5
+    for (name, init), s in shift.items():
+        for seed in range(3):
+            rows = (items.model == name) & (items.init == init) & (items.seed == seed)
+            items.loc[rows, "p1"] = 1 / (1 + np.exp(-(rng.normal(size=2000) + s * (y - 0.5))))
+    runs = pd.DataFrame({"task": "t", "model": ["good"] * 6 + ["flat"] * 6, "seed": [0, 1, 2] * 4,
+                         "init": (["pretrained"] * 3 + ["random"] * 3) * 2, "threshold": 0.5})
     table = V.decide("06", V.biology_claims(pd.concat([items, majority]), runs, tasks=["t"], kmer_reference="4-mer LR",
-                                            margin_accuracy=0.02, margin_bits=None))
+                                            margin_accuracy=0.02, margin_bits=None, test_labels={"t": y}))
     claims = set(table.claim)
     assert {"accuracy against 4-mer LR (t)", "accuracy pre-trained against random-initialised (t)",
             "accuracy against majority class (t)", "mcc pre-trained against random-initialised (t)",
@@ -169,11 +165,16 @@ def test_biology_claims_cover_baselines_twin_and_seed_scores_per_task():
     good = table[table.subject == "good"].set_index("claim").outcome
     assert good["accuracy against majority class (t)"] == "better"
     assert good["mcc pre-trained against random-initialised (t)"] == "better"
+    assert good["auroc pre-trained against random-initialised (t)"] == "better"
+    flat = table[table.subject == "flat"].set_index("claim")
+    assert flat.outcome["auroc pre-trained against random-initialised (t)"] == "inconclusive"
+    assert flat.test["auroc pre-trained against random-initialised (t)"].startswith("paired bootstrap over 2,000 test items")
     assert not any("one-hot CNN" in c for c in claims)  # no CNN in the items: no claim against it
     # with the one-hot CNN's seeds in the items (the 4-mer LR's values, 3 seeds): each model is paired with it too
     cnn = pd.concat([items[items.model == "4-mer LR"].assign(model=V.ONEHOT_CNN, seed=s) for s in range(3)])
     with_cnn = V.decide("06", V.biology_claims(pd.concat([items, majority, cnn]), runs, tasks=["t"],
-                                               kmer_reference="4-mer LR", margin_accuracy=0.02, margin_bits=None))
+                                               kmer_reference="4-mer LR", margin_accuracy=0.02, margin_bits=None,
+                                               test_labels={"t": y}))
     vs_cnn = with_cnn[with_cnn.claim == "accuracy against one-hot CNN (t)"].set_index("subject")
     vs_lr = with_cnn[with_cnn.claim == "accuracy against 4-mer LR (t)"].set_index("subject")
     assert set(vs_cnn.index) == {"good", "flat"} and (vs_cnn.n == 2000).all()
