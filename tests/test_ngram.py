@@ -575,3 +575,23 @@ def test_held_out_gap_order_picks_the_lowest_log_loss():
         assert best == int(table.order[table.log_loss.idxmin()])
     assert out[1][0] >= 1
     assert out[1][1].set_index("order").log_loss[1] < out[1][1].set_index("order").log_loss[0]
+
+
+def test_held_out_gap_order_stratifies_the_hidden_offset(monkeypatch):
+    """Each gap length scores the hidden letter at the middles of min(g, 4) equal parts of the gap, in equal shares
+    (every offset for a short gap), so a long gap costs 4 corpus passes per order, not g."""
+    seen = {}
+    real = ngram.gapped_letter_probs
+
+    def spy(counts, windows, gaps, targets, **kw):
+        gaps = np.asarray(gaps)
+        seen[int(gaps[0, 1] - gaps[0, 0])] = np.asarray(targets) - gaps[:, 0]
+        return real(counts, windows, gaps, targets, **kw)
+
+    monkeypatch.setattr(ngram, "gapped_letter_probs", spy)
+    rng = np.random.default_rng(1)
+    seqs = ["".join(rng.choice(list("ACGT"), 2000)) for _ in range(10)]
+    ngram.held_out_gap_order(seqs, [3, 8, 13], orders=range(0, 2), window_nt=40, n_windows=200)
+    assert sorted(set(seen[3].tolist())) == [0, 1, 2]
+    assert sorted(set(seen[8].tolist())) == [1, 3, 5, 7] and np.bincount(seen[8])[[1, 3, 5, 7]].tolist() == [50] * 4
+    assert sorted(set(seen[13].tolist())) == [1, 4, 8, 11]
