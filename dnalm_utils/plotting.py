@@ -581,7 +581,7 @@ def plot_task_scores(summary, *, metrics: Sequence[str] = ("mcc", "auroc"), role
     """One column per task, one row per metric: the test score of every model, pre-trained (filled bars) next
     to random initialisation (hatched), error bars the ``<metric>_low`` / ``<metric>_high`` interval where the
     summary has one (``biotasks.summarize(..., intervals=...)``), else one standard deviation over seeds; baselines
-    as horizontal lines. summary: finetune_runs.summarize_runs(..., by=["task", "model", "init"]) output."""
+    as horizontal lines, their interval shaded where the summary has one. summary: finetune_runs.summarize_runs(..., by=["task", "model", "init"]) output."""
     tasks = list(dict.fromkeys(summary.task))
     metrics = list(metrics)
     labels = {"mcc": "test MCC", "auroc": "test AUROC", "accuracy": "test accuracy"}
@@ -608,6 +608,9 @@ def plot_task_scores(summary, *, metrics: Sequence[str] = ("mcc", "auroc"), role
             for _, r in sub[sub.init == "baseline"].iterrows():
                 color, ls = BASELINE_STYLES.get(r.model, ("black", "--"))
                 ax.axhline(r[f"{metric}_mean"], color=color, ls=ls, lw=1.2, label=r.model)
+                lo, hi = r.get(f"{metric}_low", np.nan), r.get(f"{metric}_high", np.nan)
+                if np.isfinite(lo) and np.isfinite(hi) and hi > lo:  # the baseline's interval, shaded
+                    ax.axhspan(lo, hi, color=color, alpha=0.08, lw=0)
             ax.set_xticks(range(len(models)), models if row == len(metrics) - 1 else [], rotation=30, ha="right", fontsize=8)
             if row == 0:
                 ax.set_title(task, fontsize=10)

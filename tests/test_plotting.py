@@ -173,3 +173,25 @@ def test_learning_curves_one_line_per_run_and_a_best_dot():
     assert [ax.get_title() for ax in fig.axes] == ["a, k = 1", "b, k = 1"]
     assert all(len(ax.lines) == 4 * 2 for ax in fig.axes)  # 4 runs: a curve and its best-step dot each
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["from pretrained weights", "from random weights"]
+
+
+def test_task_scores_draw_the_bootstrap_interval_as_error_bar_and_the_baselines_band():
+    """With interval columns the bar's error bar spans [low, high] (not the seed sd) and a baseline's interval is a
+    shaded band; without them the error bar is one sd."""
+    import pandas as pd
+    from matplotlib.patches import Polygon, Rectangle
+
+    summary = pd.DataFrame({"task": "T", "model": ["m", "m", "k-mer"], "init": ["pretrained", "random", "baseline"],
+                            "mcc_mean": [0.5, 0.3, 0.4], "mcc_std": [0.01, 0.01, np.nan],
+                            "mcc_low": [0.42, 0.2, 0.35], "mcc_high": [0.55, 0.38, 0.45]})
+
+    def bars_and_spans(table):
+        ax = plotting.plot_task_scores(table, metrics=["mcc"]).axes[0]
+        segs = [seg for coll in ax.collections if hasattr(coll, "get_segments") for seg in coll.get_segments()]
+        shaded = [p for p in ax.patches if isinstance(p, (Polygon, Rectangle)) and p.get_alpha() == 0.08]
+        return sorted((round(s[0][1], 3), round(s[1][1], 3)) for s in segs), shaded
+
+    segs, shaded = bars_and_spans(summary)
+    assert segs == [(0.2, 0.38), (0.42, 0.55)] and len(shaded) == 1
+    segs, shaded = bars_and_spans(summary.drop(columns=["mcc_low", "mcc_high"]))
+    assert segs == [(0.29, 0.31), (0.49, 0.51)] and not shaded
