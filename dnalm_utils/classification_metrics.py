@@ -270,6 +270,15 @@ def binary_run_predictions(items, runs, test_labels: Mapping[str, np.ndarray]) -
     return out
 
 
+def score_predictions(score, probs, truth, valid=None) -> dict:
+    """``score(probs, truth)``, or for a score with ``needs_validation`` (:class:`ValidatedBinaryScore`)
+    ``score(probs, truth, valid=valid())``: ``valid`` is a zero-argument callable returning (validation probs,
+    validation labels), called only when the score needs them (so no validation pass is paid otherwise)."""
+    if getattr(score, "needs_validation", False) and valid is not None:
+        return score(probs, truth, valid=valid())
+    return score(probs, truth)
+
+
 class ValidatedBinaryScore:
     """A grid's binary score that picks its threshold on the run's own validation predictions:
     ``score(test_probs, test_labels, valid=(valid_probs, valid_labels))`` is :func:`binary_metrics` at
@@ -295,4 +304,4 @@ class ValidatedBinaryScore:
 __all__ = ["macro_f1", "multiclass_metrics", "uniform_guess_metrics", "mcc_from_counts", "best_threshold",
            "validation_threshold", "binary_metrics", "ValidatedBinaryScore", "bootstrap_weights", "weighted_mcc",
            "weighted_auroc", "percentile_interval", "resampled_binary_score",
-           "binary_run_predictions"]
+           "binary_run_predictions", "score_predictions"]

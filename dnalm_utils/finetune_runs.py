@@ -21,7 +21,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from .cache import CacheKey, entry_path, make_key, read_entry, write_entry
-from .classification_metrics import item_scores, multiclass_metrics
+from .classification_metrics import item_scores, multiclass_metrics, score_predictions
 from .errors import ParameterError, check_int_range
 from .finetuning import INITS, FinetuneSettings, SequenceDataset, finetune, model_tokenizer, predict_proba
 
@@ -265,11 +265,9 @@ def _fit_and_score(spec: RunSpec, data: Mapping | None = None) -> tuple[dict, di
         train, valid, test = (SequenceDataset(tok, list(part[0]), part[1], max_tokens=res.lm.max_tokens)
                               for part in (spec.train, spec.valid, spec.test))
     probs = predict_proba(res.lm, test, batch_size=spec.settings.eval_batch_size)
-    if getattr(spec.score, "needs_validation", False):  # e.g. a binary threshold chosen on validation
-        scores = spec.score(probs, test.labels,
-                            valid=(predict_proba(res.lm, valid, batch_size=spec.settings.eval_batch_size), valid.labels))
-    else:
-        scores = spec.score(probs, test.labels)
+    scores = score_predictions(spec.score, probs, test.labels,  # e.g. a binary threshold chosen on validation
+                               valid=lambda: (predict_proba(res.lm, valid, batch_size=spec.settings.eval_batch_size),
+                                              valid.labels))
     row = {**scores,
            "best_step": res.best_step, "steps": res.steps, "stopped_early": res.stopped_early,
            "best_eval_loss": res.best_eval_loss, "train_s": round(res.train_s, 2),

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .classification_metrics import item_scores, multiclass_metrics
+from .classification_metrics import item_scores, multiclass_metrics, score_predictions
 from .codec import INVALID, encode
 from .errors import ParameterError, check_int_range
 from .finetuning import FinetuneSettings
@@ -332,11 +332,8 @@ def cnn_run_row(result: CNNResult, test, *, score: Callable | None = None, nt_pe
         def score(p, y):
             return multiclass_metrics(p, y, nt_per_class=nt_per_class)
     labels_ = {"model": MODEL_NAME, "init": INIT, "seed": int(result.seed)}
-    if getattr(score, "needs_validation", False) and valid is not None:
-        scores = score(probs, labels, valid=(predict_proba_cnn(result, valid[0], batch_size=result.settings.eval_batch_size),
-                                             np.asarray(valid[1])))
-    else:
-        scores = score(probs, labels)
+    scores = score_predictions(score, probs, labels, valid=None if valid is None else lambda: (
+        predict_proba_cnn(result, valid[0], batch_size=result.settings.eval_batch_size), np.asarray(valid[1])))
     row = {**labels_, **scores, "best_step": result.best_step, "steps": result.steps,
            "stopped_early": result.stopped_early, "best_eval_loss": result.best_eval_loss,
            "train_s": round(result.train_s, 2), "tokenization": TOKENIZATION, "parameters": result.parameters,

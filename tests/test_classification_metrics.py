@@ -112,3 +112,17 @@ def test_bootstrap_helpers_reduce_to_the_plain_scores_with_unit_weights():
     assert w.shape == (5, 200) and (w.sum(1) == 200).all()
     idx = np.repeat(np.arange(200), w[2].astype(int))  # a weight row is a resample
     assert CM.weighted_auroc(w[2:3], y, score)[0] == pytest.approx(roc_auc_score(y[idx], score[idx]))
+
+
+def test_score_predictions_asks_for_validation_only_when_the_score_needs_it():
+    calls = []
+    probs, truth = np.array([[0.4, 0.6], [0.45, 0.55], [0.48, 0.52]]), np.array([1, 0, 0])
+
+    def valid():
+        calls.append(1)
+        return np.array([[0.4, 0.6], [0.46, 0.54]]), np.array([1, 0])
+
+    plain = CM.score_predictions(CM.binary_metrics, probs, truth, valid=valid)
+    assert calls == [] and "threshold" not in plain
+    tuned = CM.score_predictions(CM.ValidatedBinaryScore(), probs, truth, valid=valid)
+    assert calls == [1] and tuned["threshold"] == pytest.approx(0.57) and tuned["mcc"] == pytest.approx(1.0)
