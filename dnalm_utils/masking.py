@@ -169,15 +169,18 @@ def _hidden_table(tok, windows, sp: _Spans, logps, ms):
 
     onehot = _letter_onehot(tuple(tok.vocab))
     cols = ["window", "m", "start", "offset", "position", "truth"]
-    parts, probs = {c: [] for c in cols}, []
+    parts, p_toks, tok_spans, hidden = {c: [] for c in cols}, [], [], []
     for (w, m, a), spans, lp in zip(sp.meta.tolist(), sp.token_spans, logps):
         pos = _hidden_positions(tok, spans, a, m)
         if pos.size == 0:
             continue
-        probs.append(_letter_marginals(np.exp(lp), spans[a : a + m], pos, onehot))
+        p_toks.append(np.exp(lp))
+        tok_spans.append(spans[a : a + m])
+        hidden.append(pos)
         for c, v in zip(cols, (w, m, a, pos - spans[a, 0], pos, codec.letter_index(windows[w], pos, where=f"window {w}"))):
             parts[c].append(np.broadcast_to(np.asarray(v, dtype=np.int64), pos.shape))
     df = pd.DataFrame({c: np.concatenate(v) if v else np.zeros(0, dtype=np.int64) for c, v in parts.items()})
+    probs = _letter_marginals(p_toks, tok_spans, hidden, onehot)
     probs = np.concatenate(probs) if probs else np.zeros((0, 4))
     for i, c in enumerate(LETTERS):
         df[f"p_{c}"] = probs[:, i]
@@ -269,9 +272,9 @@ def choose_blocks(lengths: Sequence[int], block_len: int, *, margin: int, seed: 
 
 @lru_cache(maxsize=16)
 def _letter_onehot(vocab: tuple[str, ...]) -> np.ndarray:
-    """(vocab, max_len, 4) float32: one-hot ACGT letter of each token at each offset (zeros past its end / N)."""
+    """(vocab, max_len, 4) float64: one-hot ACGT letter of each token at each offset (zeros past its end / N)."""
     width = max(len(t) for t in vocab)
-    table = np.zeros((len(vocab), width, 4), dtype=np.float32)
+    table = np.zeros((len(vocab), width, 4), dtype=np.float64)
     for i, tok in enumerate(vocab):
         codes = codec.encode(tok)
         letter = np.flatnonzero(codes < 4)  # offsets holding A/C/G/T (upper case: token text as in the vocabulary)
@@ -347,13 +350,14 @@ def nucleotide_block_eval(lm, windows: Sequence[str], blocks: np.ndarray, *, bat
         masked_count[w] = hit.size
     input_ids, att = lm.frame(encs)
     logps = lm.masked_logprobs(input_ids, att, positions, batch_size, amp=amp)
-    probs, truth, win, off = [], [], [], []
-    for w, (lp, (spans, true_seq, s, e)) in enumerate(zip(logps, covers)):
+    truth, win, off, hidden = [], [], [], []
+    for w, (spans, true_seq, s, e) in enumerate(covers):
         pos = np.arange(s, e, dtype=np.int64)
-        probs.append(_letter_marginals(np.exp(lp), spans, pos, onehot))
+        hidden.append(pos)
         truth += codec.letter_index(true_seq, where=f"window {w}").tolist()
         win.append(np.full(e - s, w))
         off.append(pos - s)
+    probs = _letter_marginals([np.exp(lp) for lp in logps], [c[0] for c in covers], hidden, onehot)
     return BlockResult(np.concatenate(probs), np.array(truth), np.concatenate(win), np.concatenate(off),
                        np.asarray(blocks), masked_count)
 
@@ -379,24 +383,52 @@ def _causal_block_eval(lm, windows: Sequence[str], blocks: np.ndarray, *, batch_
                        blocks, np.full(n, h, dtype=np.int64))
 
 
-def _letter_marginals(p_tok: np.ndarray, spans: np.ndarray, positions: np.ndarray, onehot: np.ndarray) -> np.ndarray:
-    """(P, 4) ACGT distribution of each nucleotide in ``positions`` from masked-token distributions.
+def _letter_marginals(p_toks: Sequence[np.ndarray], spans: Sequence[np.ndarray], positions: Sequence[np.ndarray],
+                      onehot: np.ndarray, *, chunk_rows: int = 2048) -> list[np.ndarray]:
+    """ACGT distribution of hidden nucleotides from masked-token distributions, for many items at once.
 
-    p_tok: (t, vocab) probabilities of t masked tokens; spans: (t, 2) their [start, end) in nt; onehot:
-    :func:`_letter_onehot` (vocab, width, 4). For each covering token, the probability of letter x is the
-    total probability of tokens with x at offset (position - token start), renormalised (tokens shorter than
-    the offset contribute nothing); covering tokens are averaged. A nucleotide without any: uniform.
-    """
-    t, width = p_tok.shape[0], onehot.shape[1]
-    per_offset = (p_tok.astype(np.float64) @ onehot.reshape(onehot.shape[0], -1)).reshape(t, width, 4)
-    off = positions[:, None] - spans[None, :, 0]  # (P, t)
-    valid = (off >= 0) & (off < spans[None, :, 1] - spans[None, :, 0]) & (off < width)
-    q = per_offset[np.arange(t)[None, :], np.clip(off, 0, width - 1)]  # (P, t, 4)
+    Item i: p_toks[i] (t_i, vocab) probabilities of its t_i >= 1 masked tokens; spans[i] (t_i, 2) their
+    [start, end) in nt; positions[i] (P_i,) the nucleotides to read. onehot: :func:`_letter_onehot`
+    (vocab, width, 4). For each covering token, the probability of letter x is the total probability of tokens
+    with x at offset (position - token start), renormalised (tokens shorter than the offset contribute nothing);
+    the covering tokens of the item are averaged. A nucleotide without any: uniform. Returns one (P_i, 4)
+    float64 array per item. The token-to-letter products run as float64 matrix products of up to
+    ``chunk_rows`` tokens of all items together (one product per row was the cost of a dependency map)."""
+    n, width = len(p_toks), onehot.shape[1]
+    counts_t = np.array([len(p) for p in p_toks], dtype=np.int64)
+    counts_p = np.array([len(p) for p in positions], dtype=np.int64)
+    if n == 0:
+        return []
+    table = onehot.reshape(onehot.shape[0], -1)
+    per_offset = np.empty((int(counts_t.sum()), width, 4), dtype=np.float64)
+    row, item = 0, 0
+    while item < n:  # whole items per product, about chunk_rows tokens each
+        stop, rows = item, 0
+        while stop < n and (rows == 0 or rows + counts_t[stop] <= chunk_rows):
+            rows += int(counts_t[stop])
+            stop += 1
+        block = np.concatenate(p_toks[item:stop]).astype(np.float64, copy=False)
+        per_offset[row : row + rows] = (block @ table).reshape(rows, width, 4)
+        row, item = row + rows, stop
+    tok_start = np.concatenate([[0], np.cumsum(counts_t)[:-1]])
+    pos_all = np.concatenate(positions).astype(np.int64, copy=False)
+    pos_item = np.repeat(np.arange(n), counts_p)
+    per_pos = counts_t[pos_item]  # covering-token candidates of each position: every masked token of its item
+    pair_pos = np.repeat(np.arange(len(pos_all)), per_pos)
+    first = np.repeat(np.cumsum(per_pos) - per_pos, per_pos)
+    pair_tok = tok_start[pos_item][pair_pos] + (np.arange(len(pair_pos)) - first)
+    spans_all = np.concatenate([np.asarray(s, dtype=np.int64).reshape(-1, 2) for s in spans])
+    off = pos_all[pair_pos] - spans_all[pair_tok, 0]
+    valid = (off >= 0) & (off < spans_all[pair_tok, 1] - spans_all[pair_tok, 0]) & (off < width)
+    q = per_offset[pair_tok, np.clip(off, 0, width - 1)]  # (pairs, 4)
     total = q.sum(-1)
     valid &= total > 0
-    q = np.where(valid[..., None], q / np.where(total > 0, total, 1.0)[..., None], 0.0)
-    n = valid.sum(1)
-    return np.where(n[:, None] > 0, q.sum(1) / np.maximum(n, 1)[:, None], 0.25)
+    q = np.where(valid[:, None], q / np.where(total > 0, total, 1.0)[:, None], 0.0)
+    summed = np.zeros((len(pos_all), 4))
+    np.add.at(summed, pair_pos, q)
+    used = np.bincount(pair_pos, weights=valid, minlength=len(pos_all))
+    out = np.where(used[:, None] > 0, summed / np.maximum(used, 1)[:, None], 0.25)
+    return np.split(out, np.cumsum(counts_p)[:-1])
 
 
 # ------------------------------------------------------------------------------------------------

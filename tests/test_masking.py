@@ -14,7 +14,7 @@ from dnalm_utils import tokenization as T
 from dnalm_utils.errors import ParameterError
 from dnalm_utils.adapters import ModuleAdapter, NotApplicable
 from dnalm_utils.pretraining import zoo_config
-from tiny_modules import ConstantModel, Spy
+from tiny_modules import ConstantModel, MixingModel, Spy
 
 
 def constant_lm(tokenizer, token: str):
@@ -777,3 +777,44 @@ def test_same_view_summary_accounts_for_the_shortfall():
     row = MK.same_view_summary(items, same_view).iloc[0]
     assert (row.model_accuracy, row.same_view_ngram, row.two_sided_ngram, row.gap_nt) == (0.25, 0.5, 0.75, 6.0)
     assert row.shortfall_explained == pytest.approx(0.5)  # the masking accounts for half of the 50-point deficit
+
+
+def _brute_block_probs(lm, seq, s, e):
+    """Letter distribution of each nucleotide of [s, e) by loops over the vocabulary (masking.py's rule)."""
+    tok = lm.tokenizer
+    enc = tok.encode(seq)
+    hit = [t for t, (a, b) in enumerate(enc.spans) if a < e and b > s]
+    ids = enc.ids.copy()
+    ids[hit] = tok.mask_id
+    input_ids, att = lm.frame([ids])
+    p_tok = np.exp(lm.masked_logprobs(input_ids, att, [np.array(hit) + tok.body_offset], 8, amp=False)[0])
+    out = []
+    for p in range(s, e):
+        per_token = []
+        for row, t in enumerate(hit):
+            a, b = enc.spans[t]
+            q = np.zeros(4)
+            for v, text in enumerate(tok.vocab):
+                off = p - a
+                if 0 <= off < b - a and off < len(text) and text[off] in "ACGT":
+                    q["ACGT".index(text[off])] += p_tok[row, v]
+            if q.sum() > 0:
+                per_token.append(q / q.sum())
+        out.append(np.mean(per_token, axis=0) if per_token else np.full(4, 0.25))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("scheme", ["overlapping", "nonoverlapping", "bpe"])
+def test_block_eval_of_many_windows_equals_a_brute_force_per_window(scheme):
+    """The letter marginals of all windows are computed together (one product per chunk of tokens): each window's
+    rows must equal a loop over the vocabulary for that window alone, whatever the mix of block lengths."""
+    tok = {"overlapping": lambda: T.OverlappingKmerTokenizer(3), "nonoverlapping": lambda: T.NonOverlappingKmerTokenizer(3),
+           "bpe": lambda: T.make_tokenizer("bpe", corpus=_windows(30, 200, seed=5), vocab_size=40)}[scheme]()
+    lm = ModuleAdapter(MixingModel(tok.vocab_size, seed=1), tok)
+    windows = _windows(5, 70, seed=2)
+    blocks = np.array([[20, 21], [30, 33], [11, 12], [40, 46], [25, 27]])
+    res = MK.nucleotide_block_eval(lm, windows, blocks, batch_size=2, amp=False)
+    for w, (s, e) in enumerate(blocks):
+        expected = _brute_block_probs(lm, windows[w], s, e)
+        assert expected.std() > 0.01  # far from uniform: the comparison has something to compare
+        np.testing.assert_allclose(res.probs[res.window == w], expected, atol=1e-9)
