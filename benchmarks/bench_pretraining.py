@@ -7,7 +7,8 @@ for ``--steps`` steps after a warm-up, in one process, one after the other, on t
   a ``transformers.Trainer`` with bf16 autocast, fused AdamW, the MLM head on masked positions only, BERT's
   0.1 dropout, SDPA attention, windows tokenised per item by a map-style dataset and padded by a collator;
 * **book** -- ``pretraining.train``'s loop (``pretraining._Run``): windows tokenised once into one tensor, no
-  dropout, eager attention, foreach AdamW, bf16 autocast, the head on masked positions only, gradient clipping.
+  dropout, foreach AdamW, bf16 autocast, gradient clipping, and the last layer's queries and feed-forward and
+  the head on masked positions only (``families.bert.states_at``).
 
 It prints tokens/s of each, their ratio (target >= 2x), this CPU's bf16 and fp32 matmul peak measured in the
 same run, and the share of the bf16 peak each path reaches (model FLOPs: 6 per matmul weight per token, plus
@@ -44,12 +45,16 @@ def matmul_peak(dtype, n: int = 2048, repeats: int = 20) -> float:
 
 
 def flops_per_token(cfg: P.PretrainConfig, vocab: int, seq: int) -> float:
-    """Useful training FLOPs per input token: 6 x matmul weights of the encoder + attention, plus the MLM head
-    (transform + decoder) on the ~15 % of tokens that carry a label (the only head outputs the loss uses)."""
-    h, i, layers = cfg.hidden, cfg.intermediate, cfg.layers
-    per_layer = 4 * h * h + 2 * h * i
+    """Useful training FLOPs per input token (6 per matmul weight, forward and backward): every layer but the last
+    on every token (projections, feed-forward, attention); in the last layer the keys and values of every token,
+    and the queries, attention, output projection and feed-forward only at the ~15 % of tokens that carry a label;
+    the MLM head (transform + decoder) at those tokens too. That is all the loss depends on, whatever a path
+    computes besides."""
+    h, i, layers, rate = cfg.hidden, cfg.intermediate, cfg.layers, cfg.mask_rate
+    per_layer = 4 * h * h + 2 * h * i + 2 * seq * h  # projections, feed-forward, scores and weighted values
+    last = 2 * h * h + rate * (2 * h * h + 2 * h * i + 2 * seq * h)
     head = h * h + h * vocab
-    return 6 * layers * per_layer + 12 * layers * seq * h + 6 * head * cfg.mask_rate
+    return 6 * ((layers - 1) * per_layer + last) + 6 * head * rate
 
 
 # ---- the reference path (the zoo's training before the book's own loop) ---------------------------------

@@ -433,9 +433,22 @@ class ModelAdapter:
         logits[..., special] = float("-inf")
         return torch.log_softmax(logits, dim=-1).numpy()
 
+    def _states_at(self, ids, att, rows, cols):
+        """Last-layer states (n, dim) at (rows[i], cols[i]) of a batch (a family may skip the work the other
+        positions' last layer would cost)."""
+        return self.encode(ids, att).last_hidden_state[rows, cols]
+
     def _logits_at(self, ids, att, rows, cols):
         """Vocabulary logits (n, vocab) at (rows[i], cols[i]) of a batch; the head runs on those positions only."""
-        return self.token_logits(self.encode(ids, att).last_hidden_state[rows, cols])
+        return self.token_logits(self._states_at(ids, att, rows, cols))
+
+    def classification_logits(self, ids, att):
+        """(batch, num_labels) logits of a classification adapter (:meth:`classifier`) on framed (batch, width)
+        ids and attention mask already on the device; gradients flow (the training loop calls it)."""
+        if self.head != "classification":
+            raise ParameterError(f"{self.name} was loaded with head={self.head!r}; build a classifier with "
+                                 ".classifier(num_labels) first.")
+        return self.model(input_ids=ids, attention_mask=att).logits
 
     def masked_logprobs(self, input_ids: np.ndarray, attention: np.ndarray, positions: list, batch_size: int,
                         *, amp: bool = True) -> list:

@@ -229,10 +229,10 @@ def _as_tensors(ds: SequenceDataset, device):
             torch.tensor(ds.labels, dtype=torch.long, device=device))  # a copy: labels may be a read-only view
 
 
-def _logits(model, ids, att):
-    """Logits (batch, num_labels) of a classification model on rows trimmed to their longest real token."""
+def _logits(lm, ids, att):
+    """Logits (batch, num_labels) of a classification adapter on rows trimmed to their longest real token."""
     width = int(att.sum(dim=1).max())
-    return model(input_ids=ids[:, :width], attention_mask=att[:, :width]).logits
+    return lm.classification_logits(ids[:, :width], att[:, :width])
 
 
 def finetune(source, train, valid, *, num_labels: int, init: str = "pretrained", seed: int = 0,
@@ -268,13 +268,13 @@ def finetune(source, train, valid, *, num_labels: int, init: str = "pretrained",
 
     def train_loss(idx):
         idx = torch.from_numpy(idx).to(lm.device)
-        return cross_entropy(_logits(model, Xtr[idx], Atr[idx]).float(), ytr[idx])
+        return cross_entropy(_logits(lm, Xtr[idx], Atr[idx]).float(), ytr[idx])
 
     def valid_loss():
         total = 0.0
         for lo in range(0, len(yva), s.eval_batch_size):
             hi = lo + s.eval_batch_size
-            total += float(cross_entropy(_logits(model, Xva[lo:hi], Ava[lo:hi]).float(), yva[lo:hi], reduction="sum"))
+            total += float(cross_entropy(_logits(lm, Xva[lo:hi], Ava[lo:hi]).float(), yva[lo:hi], reduction="sum"))
         return total / len(yva)
 
     amp = bool(_device_flags(lm.device, s.precision)["bf16"])
@@ -314,7 +314,7 @@ def predict_proba(lm, data, *, batch_size: int = 256, amp: bool = False) -> np.n
             batch = collate([{"input_ids": ds[i]["input_ids"]} for i in range(lo, min(lo + batch_size, len(ds)))])
             batch = {key: v.to(lm.device) for key, v in batch.items()}
             with autocast(lm.device) if amp else contextlib.nullcontext():
-                logits = model(**batch).logits
+                logits = lm.classification_logits(batch["input_ids"], batch["attention_mask"])
             out.append(torch.softmax(logits.float(), dim=-1).double().cpu().numpy())
     return np.concatenate(out)
 

@@ -578,14 +578,16 @@ class _Run:
                            mask_id=self.tok.mask_id, random_ids=self.random_ids, generator=generator)
 
     def loss(self, ids, attn, labels, bf16: bool):
-        """Mean cross-entropy (nats) over the labelled positions; the MLM head runs on those positions only."""
+        """Mean cross-entropy (nats) over the labelled positions; the last layer's queries and feed-forward and the
+        MLM head run on those positions only (``families.bert.states_at``)."""
         import torch
 
+        from .families.bert import states_at
+
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
-            hidden = self.model.bert(input_ids=ids, attention_mask=attn).last_hidden_state
-            chosen = labels != -100
-            logits = self.model.cls(hidden[chosen])
-        return torch.nn.functional.cross_entropy(logits.float(), labels[chosen])
+            rows, cols = torch.nonzero(labels != -100, as_tuple=True)
+            logits = self.model.cls(states_at(self.model.bert, ids, attn, rows, cols))
+        return torch.nn.functional.cross_entropy(logits.float(), labels[rows, cols])
 
 
 def lr_factor(cfg: PretrainConfig, step: int) -> float:

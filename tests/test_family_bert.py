@@ -185,3 +185,77 @@ def test_unreadable_tokenizer_json(tmp_path):
         M.load_model(folder, device="cpu")
     _no_raw_traceback(err.value)
     assert str(folder / "tokenizer.json") in str(err.value) and "again" in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------------ last layer at chosen positions
+def _bert(layers, impl, dropout=0.0, seed=0):
+    from transformers import BertConfig, BertForMaskedLM
+
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=40, hidden_size=32, num_hidden_layers=layers, num_attention_heads=4,
+                     intermediate_size=48, max_position_embeddings=64, hidden_dropout_prob=dropout,
+                     attention_probs_dropout_prob=dropout, attn_implementation=impl)
+    return BertForMaskedLM(cfg).eval()
+
+
+def _batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, 40, (5, 20), generator=g)
+    att = torch.ones_like(ids)
+    att[1, 14:] = 0  # padded rows
+    att[3, 7:] = 0
+    ids[att == 0] = 0
+    return ids, att
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "eager"])
+@pytest.mark.parametrize("layers", [1, 3])
+def test_states_at_equal_the_full_forward_at_those_positions(impl, layers):
+    from dnalm_utils.families.bert import states_at
+
+    model = _bert(layers, impl, dropout=0.3)  # dropout in the config, eval mode: no effect
+    ids, att = _batch()
+    full = model.bert(input_ids=ids, attention_mask=att).last_hidden_state
+    rows = torch.tensor([0, 0, 0, 1, 1, 4, 2, 3, 4])  # row 2 after row 4 (unsorted); every row at least once
+    cols = torch.tensor([0, 5, 19, 3, 13, 7, 1, 6, 2])
+    with torch.no_grad():
+        got = states_at(model.bert, ids, att, rows, cols)
+    torch.testing.assert_close(got, full[rows, cols], atol=2e-5, rtol=1e-5)
+    one = states_at(model.bert, ids, att, torch.tensor([2]), torch.tensor([11]))  # rows without any position
+    torch.testing.assert_close(one, full[[2], [11]], atol=2e-5, rtol=1e-5)
+
+
+def test_states_at_gives_the_full_forwards_loss_and_gradients():
+    """Training through the shortcut is training the same function: same MLM loss and weight gradients."""
+    from dnalm_utils.families.bert import states_at
+
+    model = _bert(2, "sdpa")
+    model.train()  # dropout 0: deterministic
+    ids, att = _batch(1)
+    labels = torch.full_like(ids, -100)
+    labels[0, 3], labels[2, 8], labels[2, 9], labels[4, 1] = 7, 9, 11, 13
+    rows, cols = torch.nonzero(labels != -100, as_tuple=True)
+    grads = []
+    for path in ("full", "shortcut"):
+        model.zero_grad()
+        if path == "full":
+            states = model.bert(input_ids=ids, attention_mask=att).last_hidden_state[rows, cols]
+        else:
+            states = states_at(model.bert, ids, att, rows, cols)
+        loss = torch.nn.functional.cross_entropy(model.cls(states), labels[rows, cols])
+        loss.backward()
+        grads.append((float(loss.detach()), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    assert grads[0][0] == pytest.approx(grads[1][0], abs=1e-6)
+    assert grads[0][1].keys() == grads[1][1].keys()
+    for name, g in grads[0][1].items():
+        torch.testing.assert_close(grads[1][1][name], g, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_classification_logits_equal_the_models_own_forward(tmp_path):
+    lm = M.load_model(M.make_tiny_dnabert(tmp_path / "d4", k=4, layers=2)).classifier(3, seed=1)
+    lm.model.eval()
+    ids, att = lm.frame([lm.tokenizer.encode(s).ids for s in (SEQ, SEQ[:30], SEQ[5:47])])
+    ids, att = torch.from_numpy(ids), torch.from_numpy(att)
+    with torch.no_grad():
+        torch.testing.assert_close(lm.classification_logits(ids, att),
+                                   lm.model(input_ids=ids, attention_mask=att).logits, atol=2e-5, rtol=1e-5)

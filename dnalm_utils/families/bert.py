@@ -38,6 +38,57 @@ def encoder_name(name: str) -> str:
     return legacy_name(name[len("bert."):] if name.startswith("bert.") else name)
 
 
+def states_at(bert, ids, att, rows, cols):
+    """Last-layer states (n, hidden) of a transformers ``BertModel`` at token (rows[i], cols[i]) of a batch.
+
+    ids / att: (batch, width) input ids and attention mask; rows, cols: (n,) long tensors. The same numbers as
+    ``bert(ids, att).last_hidden_state[rows, cols]`` (up to float rounding), for less work: every layer but the
+    last runs on all tokens, the last computes keys and values of all tokens but queries, attention output and
+    feed-forward only at the chosen positions (an MLM loss reads about 15 % of them, a classifier one per row).
+    For a 2-layer 128-wide model that is about 1.5x fewer multiply-adds per token. Dropout modules act as in
+    the full forward (training mode: the same rates, other draws). Attention implementations other than
+    "sdpa" and "eager", and decoder configurations, take the full forward."""
+    import torch
+
+    cfg = bert.config
+    impl = getattr(cfg, "_attn_implementation", "eager")
+    layers = bert.encoder.layer
+    if impl not in ("sdpa", "eager") or cfg.is_decoder or getattr(cfg, "add_cross_attention", False):
+        return bert(input_ids=ids, attention_mask=att).last_hidden_state[rows, cols]
+    batch, n = ids.shape[0], rows.shape[0]
+    order = None
+    if n > 1 and bool((rows[1:] < rows[:-1]).any()):
+        order = torch.argsort(rows, stable=True)
+        rows, cols = rows[order], cols[order]
+    counts = torch.bincount(rows, minlength=batch)
+    first = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(n, device=rows.device) - first[rows]
+    width = max(int(counts.max()) if n else 0, 1)
+    index = torch.zeros(batch, width, dtype=torch.long, device=ids.device)
+    index[rows, slot] = cols
+    keep = att.bool()[:, None, None, :]  # (batch, 1, 1, width): keys a query may attend to
+    h = bert.embeddings(input_ids=ids)
+    if impl == "sdpa":
+        mask = keep
+    else:
+        mask = torch.zeros(keep.shape, dtype=h.dtype, device=h.device).masked_fill(~keep, torch.finfo(h.dtype).min)
+    for layer in layers[:-1]:
+        h = layer(h, mask)
+    last = layers[-1]
+    sa = last.attention.self
+    dim, heads, head_dim = h.shape[-1], sa.num_attention_heads, sa.attention_head_size
+    chosen = h.gather(1, index[..., None].expand(-1, -1, dim))  # (batch, width, dim)
+    split = lambda x: x.view(batch, x.shape[1], heads, head_dim).transpose(1, 2)
+    a = torch.nn.functional.scaled_dot_product_attention(
+        split(sa.query(chosen)), split(sa.key(h)), split(sa.value(h)), attn_mask=keep,
+        dropout_p=sa.dropout.p if sa.training else 0.0, scale=sa.scaling)
+    a = last.attention.output(a.transpose(1, 2).reshape(batch, width, dim), chosen)
+    out = last.output(last.intermediate(a), a)[rows, slot]
+    if order is not None:
+        out = out[torch.argsort(order)]
+    return out
+
+
 class BertAdapter(ModelAdapter):
     family = "bert"
     objective = "masked"
@@ -59,6 +110,18 @@ class BertAdapter(ModelAdapter):
 
     def _head(self, h):
         return self.model.cls.predictions(h)
+
+    def _states_at(self, ids, att, rows, cols):
+        return states_at(self._bert, ids, att, rows, cols)
+
+    def classification_logits(self, ids, att):
+        if self.head != "classification":
+            return super().classification_logits(ids, att)
+        import torch
+
+        zero = torch.zeros(ids.shape[0], dtype=torch.long, device=ids.device)
+        cls_state = states_at(self._bert, ids, att, torch.arange(ids.shape[0], device=ids.device), zero)
+        return self.model.classifier(self.model.dropout(self._bert.pooler(cls_state[:, None])))
 
     def input_embeddings(self):
         self.require("input_embeddings", "static embeddings")
