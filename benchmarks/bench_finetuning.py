@@ -5,7 +5,8 @@ the same examples for the same number of steps, batch size and learning rate, wi
 ``--eval-steps`` steps and the best weights restored at the end:
 
 * package: ``finetuning.finetune`` (``training_loop.train_loop``: the split pre-tokenized into one padded tensor,
-  fused AdamW, bf16 autocast on CPU / bf16 GPUs, best weights kept in memory);
+  fused AdamW, bf16 autocast on CPU / bf16 GPUs, best weights kept in memory; the adapter's
+  ``classification_logits``, which for BERT runs the last layer's queries and feed-forward at [CLS] only);
 * reference: ``Trainer`` + ``TrainingArguments`` left at their defaults except what the task fixes (steps, batch
   size, learning rate, evaluation and checkpoint every ``--eval-steps``, ``load_best_model_at_end`` on the
   validation loss), fed by ``finetuning.SequenceDataset`` / ``PadCollator``.
