@@ -23,7 +23,7 @@ import numpy as np
 from .cache import CacheKey, entry_path, make_key, read_entry, write_entry
 from .classification_metrics import item_scores, multiclass_metrics, score_predictions
 from .errors import ParameterError, check_int_range
-from .finetuning import INITS, FinetuneSettings, SequenceDataset, finetune, model_tokenizer, predict_proba
+from .finetuning import INITS, FinetuneSettings, SequenceDataset, finetune, model_tokenizer, predict_proba, uses_bf16
 
 # --------------------------------------------------------------------------------------------------
 # Cache of finished runs
@@ -264,10 +264,11 @@ def _fit_and_score(spec: RunSpec, data: Mapping | None = None) -> tuple[dict, di
     else:
         train, valid, test = (SequenceDataset(tok, list(part[0]), part[1], max_tokens=res.lm.max_tokens)
                               for part in (spec.train, spec.valid, spec.test))
-    probs = predict_proba(res.lm, test, batch_size=spec.settings.eval_batch_size)
+    # scored under the precision the run was trained with (bf16 autocast where settings.precision allows it)
+    predict = dict(batch_size=spec.settings.eval_batch_size, amp=uses_bf16(res.lm.device, spec.settings.precision))
+    probs = predict_proba(res.lm, test, **predict)
     scores = score_predictions(spec.score, probs, test.labels,  # e.g. a binary threshold chosen on validation
-                               valid=lambda: (predict_proba(res.lm, valid, batch_size=spec.settings.eval_batch_size),
-                                              valid.labels))
+                               valid=lambda: (predict_proba(res.lm, valid, **predict), valid.labels))
     row = {**scores,
            "best_step": res.best_step, "steps": res.steps, "stopped_early": res.stopped_early,
            "best_eval_loss": res.best_eval_loss, "train_s": round(res.train_s, 2),

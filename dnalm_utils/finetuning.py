@@ -73,6 +73,12 @@ def _device_flags(device, precision: str) -> dict:
     return {"use_cpu": device.type == "cpu", "bf16": bool(bf16)}
 
 
+def uses_bf16(device, precision: str = "auto") -> bool:
+    """Whether runs with ``precision`` ("auto" or "fp32", as :class:`FinetuneSettings`) use bf16 autocast on
+    ``device`` (a torch.device): training and scoring of a run share this one rule."""
+    return bool(_device_flags(device, precision)["bf16"])
+
+
 @contextlib.contextmanager
 def _quiet_transformers():
     """Silence transformers' warnings (e.g. "newly initialized classifier weights") while loading/training."""
@@ -277,7 +283,7 @@ def finetune(source, train, valid, *, num_labels: int, init: str = "pretrained",
             total += float(cross_entropy(_logits(lm, Xva[lo:hi], Ava[lo:hi]).float(), yva[lo:hi], reduction="sum"))
         return total / len(yva)
 
-    amp = bool(_device_flags(lm.device, s.precision)["bf16"])
+    amp = uses_bf16(lm.device, s.precision)
     with _quiet_transformers():
         run = train_loop(model, n_train=len(ytr), train_loss=train_loss, valid_loss=valid_loss, max_steps=s.max_steps,
                          batch_size=s.batch_size, eval_steps=s.eval_steps, patience=s.patience, lr=s.learning_rate,
@@ -333,5 +339,5 @@ def model_tokenizer(source, *, models_dir=None, load_options: Mapping | None = N
 __all__ = [
     "INITS", "FinetuneSettings", "SequenceDataset", "PadCollator", "classification_model", "step0_folder",
     "random_init_scheme", "model_tokenizer",
-    "FinetuneResult", "finetune", "predict_proba",
+    "FinetuneResult", "finetune", "predict_proba", "uses_bf16",
 ]

@@ -530,31 +530,37 @@ REFERENCE_NAMES = ("chance", "n-gram")
 
 
 def planted_benchmark(arms: Sequence[str], distances: Sequence[int], *, block_nt: int, steps: int, n_windows: int,
-                      seed: int, models_root, device: str = "auto"):
+                      seed: int, models_root, device: str = "auto", executor=None):
     """Chapter 7's answer key, end to end: per distance D, a planted corpus (:func:`positive_control_spec`,
     written to ``models_root/corpus-D<D>.fa``), ``n_windows`` held-out planted windows (another seed), the
     references on them (:func:`planted_references`), and per arm of ``arms`` (:func:`check_planted_arms`) a model
     pre-trained on that corpus with :func:`positive_control_config` for ``steps`` steps (cached in
     ``models_root`` like the zoo), scored one hidden nucleotide at a time (:func:`planted_accuracy`).
+    ``executor``: where the planted models train (``pretraining.train_many``; None: one after another, here).
 
     Returns ``(items, models, specs)``: items, the long table of every model and reference (model, distance,
     window, offset, correct, ..., item = "window:offset"); models, (arm, D) -> adapter; specs, D -> PlantedSpec."""
     import pandas as pd
 
     from .models import load_model
-    from .pretraining import train
+    from .pretraining import train_many
 
     arms = check_planted_arms(arms)
-    items, models, specs = [], {}, {}
+    items, models, specs, held_out, jobs = [], {}, {}, {}, []
     for distance in distances:
         spec = specs[distance] = positive_control_spec(distance=distance, block_nt=block_nt, seed=seed)
         corpus_fa = write_planted_fasta(spec, Path(models_root) / f"corpus-D{distance}.fa")
-        held, pairs = planted_windows(spec, n_windows, seed=seed + 1)
-        refs = planted_references(spec, held, pairs, hide="nucleotide")
+        held_out[distance] = planted_windows(spec, n_windows, seed=seed + 1)
+        jobs += [(positive_control_config(f"planted-{arm}-D{distance}", arm=arm, steps=steps, seed=seed), corpus_fa)
+                 for arm in arms]
+    folders = train_many(jobs, models_dir=models_root, progress=False, log=lambda *a, **k: None, device=device,
+                         executor=executor)
+    for distance in distances:
+        held, pairs = held_out[distance]
+        refs = planted_references(specs[distance], held, pairs, hide="nucleotide")
         items += [t.assign(model=name, distance=distance) for name, t in refs.items()]
         for arm in arms:
-            cfg = positive_control_config(f"planted-{arm}-D{distance}", arm=arm, steps=steps, seed=seed)
-            lm = load_model(train(cfg, models_dir=models_root, corpus=corpus_fa, progress=False), device=device)
+            lm = load_model(folders[f"planted-{arm}-D{distance}"], device=device)
             models[(arm, distance)] = lm
             items.append(planted_accuracy(lm, held, pairs, hide="nucleotide").assign(model=arm, distance=distance))
     items = pd.concat(items, ignore_index=True).assign(item=lambda t: t.window.astype(str) + ":" + t.offset.astype(str))

@@ -729,6 +729,7 @@ def train(cfg: PretrainConfig, *, models_dir=None, corpus=None, progress: bool =
         "parameters": sum(p.numel() for p in run.model.parameters()), "non_embedding_parameters": non_embedding,
         "tokens_seen": int(attn[: cfg.steps * cfg.batch_size].sum()),
         "wall_time_s": round(wall, 1), "resumed_from": resumed, "device": str(dev), "bf16": bool(bf16),
+        "torch_threads": int(torch.get_num_threads()),
         "final_loss": train_rows[-1]["loss"] if train_rows else None,
         "final_heldout_loss": heldout[-1] if heldout else None,
         "snapshot_steps": snaps, "versions": package_versions(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -778,23 +779,75 @@ and its cache key.
 """
 
 
-def train_zoo(names: Sequence[str] = tuple(ZOO), *, models_dir=None, corpus=None, progress: bool = True, log=print,
-              device: str = "auto", **overrides) -> dict[str, Path]:
-    """Train (or reuse) every named zoo model (arms or ``<arm>_seed<N>`` replicates) on ``corpus`` (a FASTA path;
-    default the bundled corpus) with shared ``overrides``; returns name -> model folder."""
+def train_job(cfg: PretrainConfig, models_dir=None, corpus=None, device: str = "auto") -> tuple[Path, list[str]]:
+    """:func:`train` of one config where an executor's worker runs it (no progress bar): (model folder, the log
+    lines it wrote), so that the caller can print a worker's log once its model is done."""
+    lines: list[str] = []
+    folder = train(cfg, models_dir=models_dir, corpus=corpus, progress=False, device=device,
+                   log=lambda *parts, **_: lines.append(" ".join(str(p) for p in parts)))
+    return folder, lines
+
+
+def train_many(jobs: Sequence[tuple[PretrainConfig, object]], *, models_dir=None, progress: bool = True, log=print,
+               device: str = "auto", executor=None) -> dict[str, Path]:
+    """Train (or reuse) every (config, corpus) of ``jobs``; returns config name -> model folder, in job order.
+
+    ``executor``: None trains one after another here (progress bars, live log); a ``concurrent.futures.Executor``
+    (``grid_executors.make_executor("processes:2")``: two single-threaded workers on a 2-core machine, about 1.3x
+    the models per hour of one two-threaded loop) trains one model per worker, longest budget first, and prints
+    each worker's log when its model is done. A model's weights depend on its config, corpus, device and torch
+    thread count (the order of float reductions), which its manifest records; the cache key does not include
+    the thread count, so a cached model is reused whichever way it was trained."""
     from tqdm.auto import tqdm
 
-    out = {}
-    for name in tqdm(list(names), desc="model zoo", unit="model", disable=not progress):
-        out[name] = train(zoo_config(name, **overrides), models_dir=models_dir, corpus=corpus, progress=progress,
-                          log=log, device=device)
-    return out
+    jobs = list(jobs)
+    names = [cfg.name for cfg, _ in jobs]
+    if len(set(names)) != len(names):
+        raise ParameterError(f"train_many: config names must be unique (each is a model folder); got {names}.")
+    out: dict[str, Path] = {}
+    if executor is None:
+        for cfg, corpus in tqdm(jobs, desc="model zoo", unit="model", disable=not progress):
+            out[cfg.name] = train(cfg, models_dir=models_dir, corpus=corpus, progress=progress, log=log, device=device)
+        return out
+    order = sorted(jobs, key=lambda job: -job[0].steps * job[0].batch_size * job[0].window_nt)
+    futures = [(cfg.name, executor.submit(train_job, cfg, models_dir, corpus, device)) for cfg, corpus in order]
+    for name, future in tqdm(futures, desc="model zoo", unit="model", disable=not progress):
+        folder, lines = future.result()
+        for line in lines:
+            log(line)
+        out[name] = folder
+    return {name: out[name] for name in names}
+
+
+def train_zoo(names: Sequence[str] = tuple(ZOO), *, models_dir=None, corpus=None, progress: bool = True, log=print,
+              device: str = "auto", executor=None, **overrides) -> dict[str, Path]:
+    """Train (or reuse) every named zoo model (arms or ``<arm>_seed<N>`` replicates) on ``corpus`` (a FASTA path;
+    default the bundled corpus) with shared ``overrides``; returns name -> model folder. ``executor``: see
+    :func:`train_many` (None: one after another, here)."""
+    return train_many([(zoo_config(name, **overrides), corpus) for name in names], models_dir=models_dir,
+                      progress=progress, log=log, device=device, executor=executor)
 
 
 def arms_left_out(names: Sequence[str]) -> list[str]:
     """Zoo arms (:data:`ZOO`) that none of ``names`` trains: what a run's pages must say they leave out."""
     present = {split_seeded_name(n)[0] for n in names}
     return [a for a in ZOO if a not in present]
+
+
+def left_out_sentence(names: Sequence[str]) -> str:
+    """One sentence for a chapter's page on which zoo arms its run analyses and which it leaves out, e.g. "This
+    run analyses 5 of the zoo's 11 arms (overlap6, ...); it leaves out overlap4, ... (chapter 2 trains them with
+    ``params/extended.yml``)." Models that are not zoo arms (local folders, hub ids) are named as given."""
+    names = [str(n) for n in names]
+    arms = [n for n in names if is_zoo_name(n)]
+    others = [n for n in names if not is_zoo_name(n)]
+    left = arms_left_out(arms)
+    text = f"This run analyses {len(arms)} of the zoo's {len(ZOO)} arms ({', '.join(arms) or 'none'})"
+    if others:
+        text += f" and {len(others)} other model{'s' if len(others) != 1 else ''} ({', '.join(others)})"
+    if not left:
+        return text + "."
+    return text + f"; it leaves out {', '.join(left)} (chapter 2 trains them with `params/extended.yml`)."
 
 
 def model_sources(names: Sequence[str], *, models_dir=None, device: str = "auto", log=print) -> dict[str, str]:
@@ -853,7 +906,7 @@ def zoo_manifests(folders: dict[str, Path]):
         vocab = json.loads((Path(folder) / "config.json").read_text())["vocab_size"]
         rows.append({"model": name, "tokenizer": m["tokenizer"], "vocabulary": vocab, "parameters": m["parameters"],
                      "wall time (s)": m["wall_time_s"], "device": m["device"], "bf16": m["bf16"],
-                     "final loss": m["final_loss"], "nucleotides seen": m["nucleotides_seen"],
+                     "torch threads": m.get("torch_threads"), "final loss": m["final_loss"], "nucleotides seen": m["nucleotides_seen"],
                      "non-embedding parameters": m.get("non_embedding_parameters"),
                      "final held-out loss": m.get("final_heldout_loss")})
     return pd.DataFrame(rows)

@@ -124,3 +124,13 @@ def test_random_twin_starts_from_the_step0_weights_when_the_model_has_them(tmp_p
     assert not torch.equal(word_embeddings(rand), word_embeddings(pre))
     assert torch.equal(word_embeddings(rand), word_embeddings(FT.classification_model(str(plain), 2, init="random",
                                                                                       seed=3)))
+
+
+def test_uses_bf16_follows_the_precision_setting_on_cpu():
+    import torch
+
+    from dnalm_utils.finetuning import uses_bf16
+
+    assert uses_bf16(torch.device("cpu"), "auto") is True
+    assert uses_bf16(torch.device("cpu"), "fp32") is False
+    assert uses_bf16(torch.device("meta"), "auto") is False

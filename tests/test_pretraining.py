@@ -354,3 +354,32 @@ def test_arm_pairs_select_by_the_changed_setting():
     assert masking["overlap6_span12"] == "overlap6" and masking["overlap6_randommask"] == "overlap6"
     assert "overlap6_dnabert" not in masking and arm_pairs("embedding_init") == {"overlap6_dnabert": "overlap6"}
     assert arm_pairs() == {a: r for a, (r, _, _) in ARM_CHANGES.items()}
+
+
+def test_train_many_on_worker_processes_equals_serial_and_keeps_job_order(trained, tmp_path):
+    """Two models trained on two worker processes (as many torch threads each as this process uses) end with the
+    serial run's weights; the result is in job order (not the longest-first submission order); each worker's
+    log reaches the caller."""
+    from dnalm_utils import grid_executors
+
+    zoo, folder = trained
+    jobs = [(tiny_cfg(), None), (tiny_cfg("tiny4b", steps=9, save_steps=9), None)]
+    lines = []
+    with grid_executors.make_executor("processes:2", torch_threads=torch.get_num_threads()) as pool:
+        out = P.train_many(jobs, models_dir=tmp_path, progress=False, log=lines.append, executor=pool)
+    assert list(out) == ["tiny4", "tiny4b"] and all((f / "config.json").exists() for f in out.values())
+    a = M.load_model(folder).model.state_dict()
+    b = M.load_model(out["tiny4"]).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any("tiny4b" in line for line in lines)
+    manifest = json.loads((out["tiny4b"] / P.MANIFEST).read_text())
+    assert manifest["config"]["steps"] == 9 and manifest["torch_threads"] == torch.get_num_threads()
+    with pytest.raises(ParameterError, match="unique"):
+        P.train_many([(tiny_cfg(), None), (tiny_cfg(), None)], models_dir=tmp_path)
+
+
+def test_left_out_sentence_names_the_missing_arms_and_other_models():
+    text = P.left_out_sentence(["overlap6", "nucleotide", "/models/dnabert6"])
+    assert "2 of the zoo's" in text and "/models/dnabert6" in text
+    assert all(arm in text.split("leaves out")[1] for arm in P.ZOO if arm not in ("overlap6", "nucleotide"))
+    assert "leaves out" not in P.left_out_sentence(list(P.ZOO))
