@@ -41,18 +41,40 @@ def _glued(nb) -> dict[str, str]:
     return out
 
 
-@pytest.fixture(scope="module")
-def smoke_book(tmp_path_factory):
-    root = tmp_path_factory.mktemp("book")
+def _book_sources(root: Path) -> Path:
+    """A copy of the repository's book sources (config, toc, pages, notebooks, profiles) in ``root``."""
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, root / name)
     for name in ("book", "notebooks", "params"):
         shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("_generated"))
+    return root
+
+
+# The suite runs on two pytest-xdist workers (pyproject addopts, --dist loadgroup): the smoke book's tests share
+# one worker ("book"), the tests that re-run chapters on other model sets the other ("replicas"), each group
+# building what it needs once.
+BOOK = pytest.mark.xdist_group("book")
+REPLICAS = pytest.mark.xdist_group("replicas")
+
+
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory):
+    root = _book_sources(tmp_path_factory.mktemp("book"))
     manifest = profile_runner.run_profile("smoke", root=root, progress=False)
     return root, manifest
 
 
+@pytest.fixture(scope="module")
+def smoke_zoo(tmp_path_factory):
+    """Book sources plus the smoke profile's zoo (chapter 2 only, no book build): what the tests that re-run
+    chapters 3-8 on other model sets start from."""
+    root = _book_sources(tmp_path_factory.mktemp("zoo"))
+    manifest = profile_runner.run_profile("smoke", only=["02"], root=root, build=False, progress=False)
+    return root, manifest
+
+
 @pytest.mark.slow
+@BOOK
 def test_smoke_profile_builds_a_complete_offline_book(smoke_book):
     root, manifest = smoke_book
     html = root / "_build" / "html"
@@ -63,6 +85,7 @@ def test_smoke_profile_builds_a_complete_offline_book(smoke_book):
 
 
 @pytest.mark.slow
+@BOOK
 def test_tokenization_chapter_outputs(smoke_book):
     root, _ = smoke_book
     nb = nbformat.read(root / "book" / "_generated" / "01_tokenization.ipynb", as_version=4)
@@ -84,6 +107,7 @@ def test_tokenization_chapter_outputs(smoke_book):
 
 
 @pytest.mark.slow
+@BOOK
 def test_pretraining_chapter_outputs(smoke_book):
     root, _ = smoke_book
     nb = nbformat.read(root / "book" / "_generated" / "02_pretraining.ipynb", as_version=4)
@@ -122,6 +146,7 @@ def _chapter_outputs(root, name):
 
 
 @pytest.mark.slow
+@BOOK
 def test_masked_prediction_chapter_outputs(smoke_book):
     out = _chapter_outputs(smoke_book[0], "03_masked_prediction")
     sweep = pd.read_csv(out / "span_sweep.csv")
@@ -153,6 +178,7 @@ def test_masked_prediction_chapter_outputs(smoke_book):
 
 
 @pytest.mark.slow
+@BOOK
 def test_embeddings_chapter_outputs(smoke_book):
     out = _chapter_outputs(smoke_book[0], "04_embeddings")
     metrics = pd.read_csv(out / "embedding_metrics.csv")
@@ -203,6 +229,7 @@ def _page_text(path):
 
 
 @pytest.mark.slow
+@BOOK
 def test_student_edition_replaces_solutions_and_keeps_the_main_book(smoke_book):
     root, _ = smoke_book
     student_html, student_nbs = student_edition.build_student(root)
@@ -232,6 +259,7 @@ def _browser_or_skip():
 
 
 @pytest.mark.slow
+@BOOK
 def test_every_page_opens_cleanly_in_a_real_browser(smoke_book):
     browser = _browser_or_skip()
     root, _ = smoke_book
@@ -246,6 +274,7 @@ def test_every_page_opens_cleanly_in_a_real_browser(smoke_book):
 
 
 @pytest.mark.slow
+@BOOK
 def test_browser_check_reports_broken_pages(smoke_book, tmp_path):
     browser = _browser_or_skip()
     root, _ = smoke_book
@@ -264,6 +293,7 @@ def test_browser_check_reports_broken_pages(smoke_book, tmp_path):
 
 
 @pytest.mark.slow
+@BOOK
 def test_next_kmer_biology_and_conclusions_chapters(smoke_book):
     root, _ = smoke_book
     for name in ("05_next_kmer", "06_biology_finetuning", "08_conclusions"):
@@ -315,10 +345,11 @@ def _mixed_models(folder: Path) -> dict[str, Path]:
 
 
 @pytest.mark.slow
-def test_chapters_3_to_7_run_on_a_mixed_model_set(smoke_book, tmp_path):
+@REPLICAS
+def test_chapters_3_to_7_run_on_a_mixed_model_set(smoke_zoo, tmp_path):
     """A zoo model, a DNABERT-2 replica, an NT v2 replica and a HyenaDNA replica go through chapters 3-7 together;
     the rendered pages show their numbers, and 'not applicable' with a reason where a probe does not apply."""
-    smoke_root, _ = smoke_book
+    smoke_root, _ = smoke_zoo
     root = tmp_path / "book"
     shutil.copytree(smoke_root, root, ignore=shutil.ignore_patterns("_build", "smoke-finetune-runs"))
     replicas = _mixed_models(tmp_path / "published")
@@ -365,13 +396,14 @@ def test_chapters_3_to_7_run_on_a_mixed_model_set(smoke_book, tmp_path):
 
 
 @pytest.mark.slow
-def test_prose_reads_by_role_for_renamed_zoo_models(smoke_book, tmp_path):
+@REPLICAS
+def test_prose_reads_by_role_for_renamed_zoo_models(smoke_zoo, tmp_path):
     """Zoo models copied under other names go through chapters 3-8 with the smoke profile's settings: no page glues
     a default-zoo name or "n/a" where the run has the number, and the roles (not the names) say which model is
     which (the copy of the DNABERT-recipe control keeps its random embedding initialisation)."""
     from dnalm_utils.pretraining import ZOO
 
-    smoke_root, _ = smoke_book
+    smoke_root, _ = smoke_zoo
     renamed = {"alpha": "overlap6", "beta": "overlap6_dnabert", "gamma": "nucleotide", "delta": "bpe"}
     for new, old in renamed.items():
         shutil.copytree(smoke_root / "artifacts" / "smoke-models" / old, tmp_path / "models" / new)
