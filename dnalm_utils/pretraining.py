@@ -836,18 +836,22 @@ def arms_left_out(names: Sequence[str]) -> list[str]:
 
 def left_out_sentence(names: Sequence[str]) -> str:
     """One sentence for a chapter's page on which zoo arms its run analyses and which it leaves out, e.g. "This
-    run analyses 5 of the zoo's 11 arms (overlap6, ...); it leaves out overlap4, ... (chapter 2 trains them with
-    ``params/extended.yml``)." Models that are not zoo arms (local folders, hub ids) are named as given."""
+    run analyses 5 of the zoo's 11 arms: overlap6, .... It leaves out overlap4, ..., which chapter 2 trains under
+    ``params/extended.yml``." A run of models outside the zoo only (local folders, hub ids) names those and says
+    nothing of the zoo."""
     names = [str(n) for n in names]
     arms = [n for n in names if is_zoo_name(n)]
     others = [n for n in names if not is_zoo_name(n)]
-    left = arms_left_out(arms)
-    text = f"This run analyses {len(arms)} of the zoo's {len(ZOO)} arms ({', '.join(arms) or 'none'})"
+    other_text = f"{len(others)} model{'s' if len(others) != 1 else ''} from outside the zoo: {', '.join(others)}"
+    if not arms:
+        return f"This run analyses {other_text}."
+    text = f"This run analyses {len(arms)} of the zoo's {len(ZOO)} arms: {', '.join(arms)}"
     if others:
-        text += f" and {len(others)} other model{'s' if len(others) != 1 else ''} ({', '.join(others)})"
+        text += f"; and {other_text}"
+    left = arms_left_out(arms)
     if not left:
         return text + "."
-    return text + f"; it leaves out {', '.join(left)} (chapter 2 trains them with `params/extended.yml`)."
+    return text + f". It leaves out {', '.join(left)}, which chapter 2 trains under `params/extended.yml`."
 
 
 def model_sources(names: Sequence[str], *, models_dir=None, device: str = "auto", log=print) -> dict[str, str]:

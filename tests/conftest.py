@@ -1,14 +1,15 @@
-"""Suite-wide set-up. The suite runs on two pytest-xdist workers (``-n 2 --dist loadgroup`` in pyproject's
-addopts; ``PYTEST_ARGS="-n 0"`` runs it in one process): each worker, and every notebook kernel it starts, gets
-one torch / OpenMP thread so that two workers share two cores without oversubscription, and the tests that
-build or re-run the smoke book (``xdist_group`` markers in test_notebooks.py) are scheduled first so that the
-two long groups run side by side while the short tests fill in around them."""
+"""Suite-wide set-up. The suite runs on two pytest-xdist workers (``-n 2 --dist loadfile --no-loadscope-reorder``
+in pyproject's addopts; ``PYTEST_ARGS="-n 0"`` runs it in one process). Each worker, and every notebook kernel it
+starts, gets one torch / OpenMP thread so that two workers share two cores without oversubscription. The two
+longest files (the smoke book, and the chapters re-run on other model sets) are scheduled first, one per worker,
+while the short tests fill in around them; a file stays on one worker, so its module fixtures are built once."""
 
 from __future__ import annotations
 
 import os
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+FIRST = ("test_notebooks.py", "test_notebook_replicas.py")  # the longest files, started first
 
 
 def pytest_configure(config):
@@ -21,4 +22,5 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=lambda item: 0 if item.get_closest_marker("xdist_group") else 1)  # stable: otherwise unchanged
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))  # stable: otherwise unchanged

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dnalm_utils import book_build, notebook_execution, offline_assets, profile_runner, run_parameters, student_edition
+from dnalm_utils import book_build, notebook_execution, offline_assets, profile_runner, student_edition
 
-ROOT = Path(__file__).resolve().parent.parent
+from book_fixtures import ROOT, book_sources, errors, glued, page_text
 
 
 def _figure_ok(path, *, min_side: int = 200, min_colours: int = 20):
@@ -27,54 +27,14 @@ def _figure_ok(path, *, min_side: int = 200, min_colours: int = 20):
     assert len(colours) > min_colours, (path, len(colours))
 
 
-def _glued(nb) -> dict[str, str]:
-    """name -> text of every non-figure value an executed notebook glued."""
-    out = {}
-    for c in nb.cells:
-        for o in c.get("outputs", []):
-            name = o.get("metadata", {}).get("scrapbook", {}).get("name")
-            if name and not name.startswith("fig"):
-                data = o["data"]  # myst-nb stores a glued value under "application/papermill.record/<mime>"
-                key = next((k for k in data if k.endswith("text/markdown")), None) or next(
-                    (k for k in data if k.endswith("text/plain")), None)
-                out[name] = str(data[key]) if key else ""
-    return out
-
-
-def _book_sources(root: Path) -> Path:
-    """A copy of the repository's book sources (config, toc, pages, notebooks, profiles) in ``root``."""
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(ROOT / name, root / name)
-    for name in ("book", "notebooks", "params"):
-        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("_generated"))
-    return root
-
-
-# The suite runs on two pytest-xdist workers (pyproject addopts, --dist loadgroup): the smoke book's tests share
-# one worker ("book"), the tests that re-run chapters on other model sets the other ("replicas"), each group
-# building what it needs once.
-BOOK = pytest.mark.xdist_group("book")
-REPLICAS = pytest.mark.xdist_group("replicas")
-
-
 @pytest.fixture(scope="module")
 def smoke_book(tmp_path_factory):
-    root = _book_sources(tmp_path_factory.mktemp("book"))
+    root = book_sources(tmp_path_factory.mktemp("book"))
     manifest = profile_runner.run_profile("smoke", root=root, progress=False)
     return root, manifest
 
 
-@pytest.fixture(scope="module")
-def smoke_zoo(tmp_path_factory):
-    """Book sources plus the smoke profile's zoo (chapter 2 only, no book build): what the tests that re-run
-    chapters 3-8 on other model sets start from."""
-    root = _book_sources(tmp_path_factory.mktemp("zoo"))
-    manifest = profile_runner.run_profile("smoke", only=["02"], root=root, build=False, progress=False)
-    return root, manifest
-
-
 @pytest.mark.slow
-@BOOK
 def test_smoke_profile_builds_a_complete_offline_book(smoke_book):
     root, manifest = smoke_book
     html = root / "_build" / "html"
@@ -85,7 +45,6 @@ def test_smoke_profile_builds_a_complete_offline_book(smoke_book):
 
 
 @pytest.mark.slow
-@BOOK
 def test_tokenization_chapter_outputs(smoke_book):
     root, _ = smoke_book
     nb = nbformat.read(root / "book" / "_generated" / "01_tokenization.ipynb", as_version=4)
@@ -107,7 +66,6 @@ def test_tokenization_chapter_outputs(smoke_book):
 
 
 @pytest.mark.slow
-@BOOK
 def test_pretraining_chapter_outputs(smoke_book):
     root, _ = smoke_book
     nb = nbformat.read(root / "book" / "_generated" / "02_pretraining.ipynb", as_version=4)
@@ -135,18 +93,13 @@ def test_pretraining_chapter_outputs(smoke_book):
     assert (pd.read_csv(out / "corpus_records.csv").corpus_share.sum()) == pytest.approx(1.0)
 
 
-def _errors(nb):
-    return [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
-
-
 def _chapter_outputs(root, name):
     """The smoke run's output folder of chapter ``name``, after checking its executed notebook has no error."""
-    assert not _errors(nbformat.read(root / "book" / "_generated" / f"{name}.ipynb", as_version=4)), name
+    assert not errors(nbformat.read(root / "book" / "_generated" / f"{name}.ipynb", as_version=4)), name
     return root / "runs" / "smoke" / name
 
 
 @pytest.mark.slow
-@BOOK
 def test_masked_prediction_chapter_outputs(smoke_book):
     out = _chapter_outputs(smoke_book[0], "03_masked_prediction")
     sweep = pd.read_csv(out / "span_sweep.csv")
@@ -178,7 +131,6 @@ def test_masked_prediction_chapter_outputs(smoke_book):
 
 
 @pytest.mark.slow
-@BOOK
 def test_embeddings_chapter_outputs(smoke_book):
     out = _chapter_outputs(smoke_book[0], "04_embeddings")
     metrics = pd.read_csv(out / "embedding_metrics.csv")
@@ -209,36 +161,27 @@ def test_chapters_3_and_4_run_on_a_dnabert_format_folder(tmp_path):
         if nb.startswith("03"):
             params.update(m_past_k=1, ngram_order=2, n_verdict_windows=40)
         notebook_execution.run_notebook(ROOT / "notebooks" / f"{nb}.ipynb", params, tmp_path / f"{nb}.ipynb", cwd=ROOT, progress=False)
-        assert not _errors(nbformat.read(tmp_path / f"{nb}.ipynb", as_version=4))
+        assert not errors(nbformat.read(tmp_path / f"{nb}.ipynb", as_version=4))
     assert set(pd.read_csv(tmp_path / "03_masked_prediction" / "span_sweep.csv").model) == {"DNA_bert_6"}
     assert set(pd.read_csv(tmp_path / "04_embeddings" / "embedding_metrics.csv").model) == {"DNA_bert_6"}
     from dnalm_utils.pretraining import ZOO
 
     for nb in ("03_masked_prediction", "04_embeddings"):  # the prose names the model run, by its role
-        text = " ".join(_glued(nbformat.read(tmp_path / f"{nb}.ipynb", as_version=4)).values())
+        text = " ".join(glued(nbformat.read(tmp_path / f"{nb}.ipynb", as_version=4)).values())
         assert "**DNA_bert_6**" in text and not any(f"**{z}**" in text for z in ZOO), nb
     assert "overlapping 6-mers, published" in text
 
 
-def _page_text(path):
-    import html
-    import re
-
-    text = re.sub(r"<[^>]+>", "", path.read_text())
-    return html.unescape(text)
-
-
 @pytest.mark.slow
-@BOOK
 def test_student_edition_replaces_solutions_and_keeps_the_main_book(smoke_book):
     root, _ = smoke_book
     student_html, student_nbs = student_edition.build_student(root)
-    main = _page_text(root / "_build" / "html" / "book" / "_generated" / "01_tokenization.html")
-    student = _page_text(student_html / "book" / "_generated" / "01_tokenization.html")
+    main = page_text(root / "_build" / "html" / "book" / "_generated" / "01_tokenization.html")
+    student = page_text(student_html / "book" / "_generated" / "01_tokenization.html")
     assert "covered = [False] * (n_tokens + k - 1)" in main and "NotImplementedError" not in main
     assert "covered = [False] * (n_tokens + k - 1)" not in student and "NotImplementedError" in student
     assert "hidden_count agrees with max(0, m - k + 1)" in main  # the check ran in the main book
-    assert "student edition" in _page_text(student_html / "book" / "intro.html")
+    assert "student edition" in page_text(student_html / "book" / "intro.html")
     assert (root / "_build" / "html" / "index.html").is_file()  # the main book is untouched
     for path in (root / "notebooks").glob("*.ipynb"):
         nb = nbformat.read(student_nbs / path.name, as_version=4)
@@ -259,7 +202,6 @@ def _browser_or_skip():
 
 
 @pytest.mark.slow
-@BOOK
 def test_every_page_opens_cleanly_in_a_real_browser(smoke_book):
     browser = _browser_or_skip()
     root, _ = smoke_book
@@ -274,7 +216,6 @@ def test_every_page_opens_cleanly_in_a_real_browser(smoke_book):
 
 
 @pytest.mark.slow
-@BOOK
 def test_browser_check_reports_broken_pages(smoke_book, tmp_path):
     browser = _browser_or_skip()
     root, _ = smoke_book
@@ -293,7 +234,6 @@ def test_browser_check_reports_broken_pages(smoke_book, tmp_path):
 
 
 @pytest.mark.slow
-@BOOK
 def test_next_kmer_biology_and_conclusions_chapters(smoke_book):
     root, _ = smoke_book
     for name in ("05_next_kmer", "06_biology_finetuning", "08_conclusions"):
@@ -334,110 +274,3 @@ def test_next_kmer_biology_and_conclusions_chapters(smoke_book):
     assert any(c.startswith("next-1-mer") for c in headline.columns) and any(c.endswith(" MCC") for c in headline.columns)
 
 
-def _mixed_models(folder: Path) -> dict[str, Path]:
-    """Tiny replicas of three published families, each in its published on-disk layout."""
-    from dnalm_utils.families import esm, hyena, mosaicbert
-
-    return {"DNABERT-2-117M": mosaicbert.make_replica(folder / "DNABERT-2-117M", layout="current", seed=1),
-            "nucleotide-transformer-v2-50m": esm.make_replica(folder / "nucleotide-transformer-v2-50m", version=2,
-                                                               max_positions=2050, seed=2),
-            "hyenadna-tiny-1k-seqlen-hf": hyena.make_replica(folder / "hyenadna-tiny-1k-seqlen-hf", max_seq_len=1024, seed=3)}
-
-
-@pytest.mark.slow
-@REPLICAS
-def test_chapters_3_to_7_run_on_a_mixed_model_set(smoke_zoo, tmp_path):
-    """A zoo model, a DNABERT-2 replica, an NT v2 replica and a HyenaDNA replica go through chapters 3-7 together;
-    the rendered pages show their numbers, and 'not applicable' with a reason where a probe does not apply."""
-    smoke_root, _ = smoke_zoo
-    root = tmp_path / "book"
-    shutil.copytree(smoke_root, root, ignore=shutil.ignore_patterns("_build", "smoke-finetune-runs"))
-    replicas = _mixed_models(tmp_path / "published")
-    models = [str(root / "artifacts" / "smoke-models" / "overlap6"), *map(str, replicas.values())]
-    names = ["overlap6", *replicas]
-    smoke = run_parameters.load_profile("smoke", root=root)
-    entries = []
-    for entry in smoke["notebooks"]:
-        params = {k: (v.replace("runs/smoke", "runs/mixed") if isinstance(v, str) else v)
-                  for k, v in entry["parameters"].items()}
-        stem = Path(entry["notebook"]).stem
-        if stem[:2] in ("03", "04", "05", "06", "07"):
-            params["models"] = models
-        if stem.startswith("06"):
-            params["run_cache"] = "artifacts/mixed-finetune-runs"
-        if stem.startswith("05"):
-            params["run_cache"] = "artifacts/mixed-finetune-runs"
-        if stem[:2] in ("05", "06"):
-            params["random_learning_rates"] = [0.0005]  # the smoke book itself covers the tuning
-        if stem[:2] in ("03", "04", "05", "06", "07", "08"):
-            entries.append({"notebook": entry["notebook"], "parameters": params})
-    profile = {"name": "mixed", "path": None, "description": "mixed model set", "notebooks": entries}
-    profile_runner.run_profile(profile, root=root, progress=False)
-    runs = root / "runs" / "mixed"
-    for ch in ("03_masked_prediction", "04_embeddings", "05_next_kmer", "06_biology_finetuning", "07_copying_or_context",
-               "08_conclusions"):
-        nb = nbformat.read(root / "book" / "_generated" / f"{ch}.ipynb", as_version=4)
-        assert not _errors(nb), ch
-    same = pd.read_csv(runs / "03_masked_prediction" / "same_nucleotides.csv")
-    assert set(names) <= set(same.model)  # the causal HyenaDNA scores hidden blocks through its completions
-    skipped = pd.read_csv(runs / "03_masked_prediction" / "not_applicable.csv")
-    assert set(skipped[skipped.probe == "the logit lens"].model) == {"hyenadna-tiny-1k-seqlen-hf"}
-    assert set(skipped[skipped.probe == "attention shares"].model) == {"hyenadna-tiny-1k-seqlen-hf"}
-    assert set(pd.read_csv(runs / "04_embeddings" / "embedding_metrics.csv").model) == set(names)
-    fine = pd.read_csv(runs / "05_next_kmer" / "runs.csv")
-    assert set(fine.model) == set(names) and set(fine.init) == {"pretrained", "random"}
-    assert set(pd.read_csv(runs / "06_biology_finetuning" / "runs.csv").model) >= set(names)
-    pages = root / "_build" / "html" / "book" / "_generated"
-    ch3 = _page_text(pages / "03_masked_prediction.html")
-    assert "is not applicable to hyenadna-tiny-1k-seqlen-hf" in ch3 and "Hyena has no attention" in ch3
-    for name in names:
-        for ch in ("03_masked_prediction", "04_embeddings", "05_next_kmer", "06_biology_finetuning"):
-            assert name in _page_text(pages / f"{ch}.html"), (name, ch)
-
-
-@pytest.mark.slow
-@REPLICAS
-def test_prose_reads_by_role_for_renamed_zoo_models(smoke_zoo, tmp_path):
-    """Zoo models copied under other names go through chapters 3-8 with the smoke profile's settings: no page glues
-    a default-zoo name or "n/a" where the run has the number, and the roles (not the names) say which model is
-    which (the copy of the DNABERT-recipe control keeps its random embedding initialisation)."""
-    from dnalm_utils.pretraining import ZOO
-
-    smoke_root, _ = smoke_zoo
-    renamed = {"alpha": "overlap6", "beta": "overlap6_dnabert", "gamma": "nucleotide", "delta": "bpe"}
-    for new, old in renamed.items():
-        shutil.copytree(smoke_root / "artifacts" / "smoke-models" / old, tmp_path / "models" / new)
-    runs = tmp_path / "runs"
-    models = [str(tmp_path / "models" / n) for n in renamed]
-    for entry in run_parameters.load_profile("smoke", root=smoke_root)["notebooks"]:
-        stem = Path(entry["notebook"]).stem
-        if stem[:2] not in ("03", "04", "05", "06", "07", "08"):
-            continue
-        params = {**entry["parameters"], "output_dir": str(runs / stem)}
-        params.update({"models": models} if stem[:2] != "08" else {"runs_dir": str(runs)})
-        if stem[:2] in ("05", "06"):
-            params["run_cache"] = "none"
-            params["random_learning_rates"] = [0.0005]  # the smoke book itself covers the tuning
-        params.pop("models_dir", None)
-        if stem.startswith("06"):
-            params["next_kmer_dir"] = str(runs / "05_next_kmer")
-        notebook_execution.run_notebook(ROOT / "notebooks" / f"{stem}.ipynb", params, tmp_path / f"{stem}.ipynb",
-                                        cwd=ROOT, progress=False)
-    roles = pd.read_csv(runs / "03_masked_prediction" / "roles.csv").set_index("model")
-    assert roles.origin.eq("zoo").all() and roles.loc["beta", "embedding_init"] == "random"
-    numbers = {"03_masked_prediction": ("sweep_m1", "same_h1", "perturb_flank_list", "ngram_same_h1", "lens_text",
-                                        "att_overlap_range"),
-               "04_embeddings": ("over_static_range", "last_purity_list", "share_list", "control_static"),
-               "05_next_kmer": ("best_first", "ngram_first", "ngram_bits_first"),
-               "06_biology_finetuning": ("tf_peaks_best", "exon_intron_best", "tf_peaks_kmer_mcc"),
-               "08_conclusions": ("copy_m1", "copy_flank", "hidden_best", "hidden_ngram", "token_share")}
-    for nb, keys in numbers.items():
-        glued = _glued(nbformat.read(tmp_path / f"{nb}.ipynb", as_version=4))
-        text = " ".join(glued.values())
-        for zoo_name in ZOO:
-            assert f"**{zoo_name}**" not in text and f"{zoo_name} (" not in text, (nb, zoo_name)
-        for key in keys:
-            assert "n/a" not in glued[key] and any(ch.isdigit() for ch in glued[key]), (nb, key, glued[key])
-    ch3 = _glued(nbformat.read(tmp_path / "03_masked_prediction.ipynb", as_version=4))
-    assert "**alpha** (overlapping 6-mers)" in ch3["copy_models"]
-    assert "**beta** (overlapping 6-mers, DNABERT's random embedding init)" in ch3["copy_models"]

@@ -382,4 +382,7 @@ def test_left_out_sentence_names_the_missing_arms_and_other_models():
     text = P.left_out_sentence(["overlap6", "nucleotide", "/models/dnabert6"])
     assert "2 of the zoo's" in text and "/models/dnabert6" in text
     assert all(arm in text.split("leaves out")[1] for arm in P.ZOO if arm not in ("overlap6", "nucleotide"))
+    assert all(f"{arm} (" not in text for arm in P.ZOO)  # no zoo name reads as a model with a description
     assert "leaves out" not in P.left_out_sentence(list(P.ZOO))
+    outside = P.left_out_sentence(["/models/alpha", "/models/beta"])
+    assert "2 models from outside the zoo" in outside and not any(arm in outside for arm in P.ZOO)
