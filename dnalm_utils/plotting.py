@@ -685,20 +685,30 @@ def plot_dependency_by_distance(table, *, roles=None, max_distance: int | None =
 
 
 def plot_planted_accuracy(table, *, roles=None):
-    """Accuracy on the determined block against the planted distance D, one line per model with its interval,
-    references (rows whose ``model`` is "n-gram" or "chance") in black (dashed, dotted).
+    """Accuracy on the determined block against the planted distance D, one series per model with its interval
+    (its own marker; the colour of its tokenization where ``roles`` or a ``scheme`` column gives it, else one of a
+    qualitative palette in table order), references (rows whose ``model`` is "n-gram" or "chance") in black
+    and grey (dashed, dotted), each value also marked with a bar so that a run of one distance shows them.
 
     table: DataFrame (model, distance, accuracy, ci_low, ci_high[, scheme])."""
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     ref_style = {"n-gram": "--", "chance": ":"}
+    ref_color = {"n-gram": "black", "chance": "0.6"}
+    markers = "osD^vP*X"
+    palette = plt.get_cmap("tab10").colors
+    models = [m for m in dict.fromkeys(table.model) if m not in ref_style]
     for name, rows in table.groupby("model", sort=False):
         rows = rows.sort_values("distance")
         if name in ref_style:
-            ax.plot(rows.distance, rows.accuracy, color="black", lw=1, ls=ref_style[name], label=name)
+            ax.plot(rows.distance, rows.accuracy, color=ref_color[name], lw=1, ls=ref_style[name], marker="_", ms=18,
+                    mew=1.5, label=name)
             continue
-        color, ls = model_style(name, roles, rows.scheme.iloc[0] if "scheme" in rows else None)
+        i = models.index(name)
+        scheme = rows.scheme.iloc[0] if "scheme" in rows else None
+        known = scheme is not None or (roles is not None and (roles.model == name).any())
+        color, ls = model_style(name, roles, scheme) if known else (palette[i % len(palette)], "-")
         ax.errorbar(rows.distance, rows.accuracy, yerr=[rows.accuracy - rows.ci_low, rows.ci_high - rows.accuracy],
-                    color=color, ls=ls, marker="o", ms=4, capsize=3, label=name)
+                    color=color, ls=ls, marker=markers[i % len(markers)], ms=6, capsize=3, label=name)
     ax.set_xscale("log", base=2)
     ticks = sorted(set(table.distance))
     ax.set_xticks(ticks, [str(t) for t in ticks])

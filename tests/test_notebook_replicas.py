@@ -120,12 +120,12 @@ def test_prose_reads_by_role_for_renamed_zoo_models(smoke_zoo, tmp_path):
                "06_biology_finetuning": ("tf_peaks_best", "exon_intron_best", "tf_peaks_kmer_mcc"),
                "08_conclusions": ("copy_m1", "copy_flank", "hidden_best", "hidden_ngram", "token_share")}
     for nb, keys in numbers.items():
-        glued = glued(nbformat.read(tmp_path / f"{nb}.ipynb", as_version=4))
-        text = " ".join(glued.values())
+        values = glued(nbformat.read(tmp_path / f"{nb}.ipynb", as_version=4))
+        text = " ".join(values.values())
         for zoo_name in ZOO:
             assert f"**{zoo_name}**" not in text and f"{zoo_name} (" not in text, (nb, zoo_name)
         for key in keys:
-            assert "n/a" not in glued[key] and any(ch.isdigit() for ch in glued[key]), (nb, key, glued[key])
+            assert "n/a" not in values[key] and any(ch.isdigit() for ch in values[key]), (nb, key, values[key])
     ch3 = glued(nbformat.read(tmp_path / "03_masked_prediction.ipynb", as_version=4))
     assert "**alpha** (overlapping 6-mers)" in ch3["copy_models"]
     assert "**beta** (overlapping 6-mers, DNABERT's random embedding init)" in ch3["copy_models"]

@@ -52,9 +52,9 @@ def test_tokenization_chapter_outputs(smoke_book):
     assert not errors
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "Traceback" not in text and "Warning" not in text
-    glued = {o["metadata"]["scrapbook"]["name"] for c in nb.cells if c.cell_type == "code"
+    names = {o["metadata"]["scrapbook"]["name"] for c in nb.cells if c.cell_type == "code"
              for o in c.get("outputs", []) if "scrapbook" in o.get("metadata", {})}
-    assert {"fig_token_tracks", "fig_rank_frequency", "fig_mask_coverage", "fig_hidden", "acc_at_k"} <= glued
+    assert {"fig_token_tracks", "fig_rank_frequency", "fig_mask_coverage", "fig_hidden", "acc_at_k"} <= names
     out = root / "runs" / "smoke" / "01_tokenization"
     arithmetic = pd.read_csv(out / "overlap_arithmetic.csv")
     assert (arithmetic.observed_hidden == arithmetic.hidden_nt).all()

@@ -195,3 +195,20 @@ def test_task_scores_draw_the_bootstrap_interval_as_error_bar_and_the_baselines_
     assert segs == [(0.2, 0.38), (0.42, 0.55)] and len(shaded) == 1
     segs, shaded = bars_and_spans(summary.drop(columns=["mcc_low", "mcc_high"]))
     assert segs == [(0.29, 0.31), (0.49, 0.51)] and not shaded
+
+
+def test_planted_accuracy_shows_references_and_tells_models_apart_at_one_distance():
+    """With a single planted distance a reference line has one point: it must still be drawn (a bar marker), and
+    two models without roles must differ in colour and marker."""
+    import pandas as pd
+
+    rows = [("chance", 0.25), ("n-gram", 0.24), ("nucleotide", 0.85), ("overlap6", 0.69)]
+    table = pd.DataFrame([{"model": m, "distance": 8, "accuracy": a, "ci_low": a - 0.02, "ci_high": a + 0.02}
+                          for m, a in rows])
+    fig = plotting.plot_planted_accuracy(table)
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert lines["chance"].get_marker() == "_" and lines["n-gram"].get_marker() == "_"
+    series = {c.get_label(): c.lines[0] for c in fig.axes[0].containers}  # errorbar containers: (data line, caps, bars)
+    a, b = series["nucleotide"], series["overlap6"]
+    assert a.get_color() != b.get_color() and a.get_marker() != b.get_marker()
+    matplotlib.pyplot.close(fig)
