@@ -553,8 +553,7 @@ def planted_benchmark(arms: Sequence[str], distances: Sequence[int], *, block_nt
         held_out[distance] = planted_windows(spec, n_windows, seed=seed + 1)
         jobs += [(positive_control_config(f"planted-{arm}-D{distance}", arm=arm, steps=steps, seed=seed), corpus_fa)
                  for arm in arms]
-    folders = train_many(jobs, models_dir=models_root, progress=False, log=lambda *a, **k: None, device=device,
-                         executor=executor)
+    folders = train_many(jobs, models_dir=models_root, progress=False, device=device, executor=executor)
     for distance in distances:
         held, pairs = held_out[distance]
         refs = planted_references(specs[distance], held, pairs, hide="nucleotide")

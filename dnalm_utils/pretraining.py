@@ -793,8 +793,8 @@ def train_many(jobs: Sequence[tuple[PretrainConfig, object]], *, models_dir=None
     """Train (or reuse) every (config, corpus) of ``jobs``; returns config name -> model folder, in job order.
 
     ``executor``: None trains one after another here (progress bars, live log); a ``concurrent.futures.Executor``
-    (``grid_executors.make_executor("processes:2")``: two single-threaded workers on a 2-core machine, about 1.3x
-    the models per hour of one two-threaded loop) trains one model per worker, longest budget first, and prints
+    (``grid_executors.make_executor("processes:2")``: two single-threaded workers on a 2-core machine; the default
+    zoo's 7 arms trained in 650 s that way against 921 s one after another on two threads) trains one model per worker, longest budget first, and prints
     each worker's log when its model is done. A model's weights depend on its config, corpus, device and torch
     thread count (the order of float reductions), which its manifest records; the cache key does not include
     the thread count, so a cached model is reused whichever way it was trained."""
