@@ -794,8 +794,8 @@ def train_many(jobs: Sequence[tuple[PretrainConfig, object]], *, models_dir=None
 
     ``executor``: None trains one after another here (progress bars, live log); a ``concurrent.futures.Executor``
     (``grid_executors.make_executor("processes:2")``: two single-threaded workers on a 2-core machine; the default
-    zoo's 7 arms trained in 650 s that way against 921 s one after another on two threads) trains one model per worker, longest budget first, and prints
-    each worker's log when its model is done. A model's weights depend on its config, corpus, device and torch
+    zoo's 7 arms trained in 650 s that way against 921 s one after another on two threads) trains one model per
+    worker, longest budget first, and prints each worker's log when its model is done. A model's weights depend on its config, corpus, device and torch
     thread count (the order of float reductions), which its manifest records; the cache key does not include
     the thread count, so a cached model is reused whichever way it was trained."""
     from tqdm.auto import tqdm
@@ -809,7 +809,7 @@ def train_many(jobs: Sequence[tuple[PretrainConfig, object]], *, models_dir=None
         for cfg, corpus in tqdm(jobs, desc="model zoo", unit="model", disable=not progress):
             out[cfg.name] = train(cfg, models_dir=models_dir, corpus=corpus, progress=progress, log=log, device=device)
         return out
-    order = sorted(jobs, key=lambda job: -job[0].steps * job[0].batch_size * job[0].window_nt)
+    order = sorted(jobs, key=lambda job: -job[0].nucleotides_seen)  # longest budget first
     futures = [(cfg.name, executor.submit(train_job, cfg, models_dir, corpus, device)) for cfg, corpus in order]
     for name, future in tqdm(futures, desc="model zoo", unit="model", disable=not progress):
         folder, lines = future.result()
