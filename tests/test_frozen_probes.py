@@ -289,8 +289,8 @@ def test_smoothing_is_chosen_on_validation_and_gives_unseen_classes_a_probabilit
     smooth, _ = F.probe_layers(feats, labels, num_classes=8, n_boot=50)
     assert raw.bits.iloc[0] > 15  # half the test items cost log2(1e12) = 40 bits
     # half the validation items are of unseen classes: the largest mixture weight wins; an unseen item then costs
-    # log2(8 / 0.1) = 6.3 bits and a seen one about log2(1 / (0.9 * 0.25)) = 2.2
-    assert smooth.smoothing.iloc[0] == max(F.DEFAULT_SMOOTHING) and 3.5 < smooth.bits.iloc[0] < 5
+    # log2(8 / 0.3) = 4.7 bits and a seen one about log2(1 / (0.7 * 0.25 + 0.3 / 8)) = 2.2
+    assert smooth.smoothing.iloc[0] == max(F.DEFAULT_SMOOTHING) == 0.3 and 3.0 < smooth.bits.iloc[0] < 4.0
     assert smooth.accuracy.iloc[0] == raw.accuracy.iloc[0]  # mixing with the uniform never moves the argmax
     with pytest.raises(ParameterError, match="smoothing"):
         F.probe_layers(feats, labels, num_classes=8, smoothing=(1.0,))

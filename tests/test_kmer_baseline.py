@@ -77,3 +77,22 @@ def test_tuned_regression_picks_the_kmer_on_validation_never_on_test():
     assert choice2 == choice and np.array_equal(probs[:50], probs2)
     with pytest.raises(ParameterError):
         KB.tuned_kmer_logistic_regression(train, valid, test[0], num_classes=2, kmers=(), Cs=(1.0,))
+
+
+def test_tuned_regression_warm_starts_along_c_to_the_cold_optimum_and_keeps_the_grid_order():
+    r = np.random.default_rng(7)
+    seqs = ["".join(r.choice(list("ACGT"), 30)) for _ in range(400)]
+    labels = np.array([s.count("G") % 3 for s in seqs])  # three classes, learnable from 1-mer counts
+    train, valid, test = (seqs[:200], labels[:200]), (seqs[200:300], labels[200:300]), seqs[300:]
+    Cs = (10.0, 0.01, 1.0)  # given out of order: the grid keeps this order, the fits run 0.01, 1, 10
+    probs, choice = KB.tuned_kmer_logistic_regression(train, valid, test, num_classes=3, kmers=(1, 2), Cs=Cs,
+                                                      max_iter=2000)
+    assert [(g["kmer"], g["C"]) for g in choice["grid"]] == [(k, c) for k in (1, 2) for c in Cs]
+    assert choice["valid_bits"] == min(g["valid_bits"] for g in choice["grid"])
+    # the chosen model, warm-started, predicts like the same (k-mer, C) fitted cold
+    cold = KB.kmer_logistic_regression(*train, test, num_classes=3, kmer=choice["kmer"], C=choice["C"], max_iter=2000)
+    np.testing.assert_allclose(probs, cold, atol=2e-3)
+    # every grid entry's validation bits match a cold fit of that entry
+    for g in choice["grid"]:
+        p = KB.kmer_logistic_regression(*train, valid[0], num_classes=3, kmer=g["kmer"], C=g["C"], max_iter=2000)
+        assert abs(-np.log2(p[np.arange(100), valid[1]]).mean() - g["valid_bits"]) < 2e-3
