@@ -21,6 +21,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from .book_build import build_book
 from .book_layout import GENERATED_DIR, REPO_ROOT, display_path
 from .errors import ParameterError
+from .grid_executors import available_cpus
 from .io import atomic_write_json, package_versions
 from .notebook_execution import check_kernel, run_notebook
 from .run_parameters import (
@@ -87,6 +88,56 @@ def _load_manifest(path: Path) -> dict:
         return {}
 
 
+def _batches(numbered: Sequence[tuple[int, dict]]) -> list[list[tuple[int, dict]]]:
+    """Consecutive plan items of one profile ``group`` form a batch that runs side by side; others run alone."""
+    batches: list[list[tuple[int, dict]]] = []
+    for i, item in numbered:
+        group = item["entry"].get("group")
+        if batches and group is not None and batches[-1][-1][1]["entry"].get("group") == group:
+            batches[-1].append((i, item))
+        else:
+            batches.append([(i, item)])
+    return batches
+
+
+def _run_with_threads(threads: int, job: dict) -> float:
+    """Worker-process body: limit this process and its kernel (which inherits the environment) to ``threads``
+    OpenMP / MKL / OpenBLAS threads (torch reads ``OMP_NUM_THREADS`` at start-up), then run one notebook.
+    Returns its duration in seconds."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    t0 = time.perf_counter()
+    run_notebook(**job)
+    return time.perf_counter() - t0
+
+
+def _execute(jobs: list[dict], threads: int | None) -> list[tuple[float, BaseException | None]]:
+    """Run ``jobs`` (``run_notebook`` keyword arguments): one alone in this process, several at once, one
+    worker process each with ``threads`` threads. Returns (seconds, exception or None) per job, in order, after
+    all have finished (a failing notebook does not stop the others)."""
+    if threads is None:
+        (job,) = jobs
+        t0 = time.perf_counter()
+        try:
+            run_notebook(**job)
+        except BaseException as exc:  # recorded by the caller, then raised
+            return [(time.perf_counter() - t0, exc)]
+        return [(time.perf_counter() - t0, None)]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_run_with_threads, threads, job) for job in jobs]
+        results = []
+        for fut in futures:
+            try:
+                results.append((fut.result(), None))
+            except BaseException as exc:  # noqa: BLE001 - recorded by the caller, then raised
+                results.append((time.perf_counter() - t0, exc))
+    return results
+
+
 def run_profile(
     profile: str | os.PathLike | dict = "default",
     *,
@@ -102,7 +153,10 @@ def run_profile(
 
     ``only``: notebook number prefixes (``["01", "03"]``) to run a subset. ``overrides``: parameter
     values applied to every selected notebook that declares that parameter (an error if none does).
-    All parameters are validated before anything runs. Progress and elapsed times are printed.
+    All parameters are validated before anything runs. Progress and elapsed times are printed. Consecutive
+    entries of one profile ``group`` run side by side, each in its own process whose kernel gets the CPUs
+    divided among them as OpenMP / MKL threads (a grouped notebook should not start worker pools of its own);
+    their execution progress bars are off and a failure is raised once all of them have finished.
     A failing notebook raises :class:`NotebookExecutionError` before the book is built, so the
     previous ``_build/html`` stays. ``book/_generated/run_manifest.json`` records the profile, the
     parameters, times and package versions. Returns the manifest.
@@ -164,38 +218,49 @@ def run_profile(
 
     t_all = time.perf_counter()
     n = len(plan)
-    for i, item in enumerate(plan, 1):
-        nb_path = item["path"]
-        out_path = gen_dir / nb_path.name
-        shown = {k: (v.raw if isinstance(v, CliValue) else v) for k, v in item["params"].items()}
-        _print(f"[{i}/{n}] {display_path(nb_path, root)} -> {display_path(out_path, root)}"
-               + (f"  ({', '.join(f'{k}={v!r}' for k, v in shown.items())})" if shown else ""))
-        record = {
-            "notebook": display_path(nb_path, root),
-            "output": display_path(out_path, root),
-            "profile": prof["name"],
-            "parameters": {name: (item["params"][name] if name in item["params"] else p["default"])
-                           for name, p in item["spec"].items()},
-            "set_by_run": sorted(item["params"]),
-            "overridden": overridden_names(item["spec"], item["params"]),
-            "started": _now(),
-        }
-        t0 = time.perf_counter()
-        try:
-            run_notebook(nb_path, item["params"], out_path, kernel=kernel, cwd=root,
-                         log_output=log_output, progress=progress)
-        except BaseException as exc:
-            record.update(finished=_now(), duration_s=round(time.perf_counter() - t0, 2), status="failed",
-                          error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            notebooks_record[nb_path.stem] = record
-            run.update(finished=_now(), status=f"failed in {nb_path.name}")
+    numbered = list(enumerate(plan, 1))
+    for batch in _batches(numbered):
+        threads = max(1, available_cpus() // len(batch)) if len(batch) > 1 else None
+        records = {}
+        for i, item in batch:
+            nb_path = item["path"]
+            shown = {k: (v.raw if isinstance(v, CliValue) else v) for k, v in item["params"].items()}
+            together = ("  side by side with " + ", ".join(o["path"].stem for j, o in batch if j != i)
+                        + f" ({threads} thread{'s' if threads > 1 else ''} each)") if threads else ""
+            _print(f"[{i}/{n}] {display_path(nb_path, root)} -> {display_path(gen_dir / nb_path.name, root)}"
+                   + (f"  ({', '.join(f'{k}={v!r}' for k, v in shown.items())})" if shown else "") + together)
+            records[i] = {
+                "notebook": display_path(nb_path, root),
+                "output": display_path(gen_dir / nb_path.name, root),
+                "profile": prof["name"],
+                "parameters": {name: (item["params"][name] if name in item["params"] else p["default"])
+                               for name, p in item["spec"].items()},
+                "set_by_run": sorted(item["params"]),
+                "overridden": overridden_names(item["spec"], item["params"]),
+                "group": item["entry"].get("group"),
+                "threads": threads,
+                "started": _now(),
+            }
+        jobs = [dict(notebook=item["path"], params=item["params"], out_path=gen_dir / item["path"].name,
+                     kernel=kernel, cwd=root, log_output=log_output, progress=progress and threads is None)
+                for _, item in batch]
+        failure = None
+        for (i, item), (seconds, exc) in zip(batch, _execute(jobs, threads)):
+            record = records[i]
+            record.update(finished=_now(), duration_s=round(seconds, 2))
+            if exc is None:
+                record["status"] = "ok"
+                _print(f"[{i}/{n}] done in {record['duration_s']:.1f} s")
+            else:
+                record.update(status="failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                _print(f"[{i}/{n}] FAILED after {record['duration_s']:.1f} s; the book was not rebuilt.")
+                failure = failure or (item["path"], exc)
+            notebooks_record[item["path"].stem] = record
             save()
-            _print(f"[{i}/{n}] FAILED after {record['duration_s']:.1f} s; the book was not rebuilt.")
-            raise
-        record.update(finished=_now(), duration_s=round(time.perf_counter() - t0, 2), status="ok")
-        notebooks_record[nb_path.stem] = record
-        save()
-        _print(f"[{i}/{n}] done in {record['duration_s']:.1f} s")
+        if failure is not None:
+            run.update(finished=_now(), status=f"failed in {failure[0].name}")
+            save()
+            raise failure[1]
 
     if build:
         _print("building the book (jupyter-book build -W -n --keep-going) ...")

@@ -62,8 +62,10 @@ def available_profiles(root: str | os.PathLike = REPO_ROOT) -> list[str]:
 def load_profile(name_or_path: str | os.PathLike, *, root: str | os.PathLike = REPO_ROOT) -> dict:
     """Read a run profile: a name (``default`` -> ``params/default.yml``) or a path to a YAML file.
 
-    Returns ``{"name", "path", "description", "notebooks": [{"notebook": str, "parameters": dict}]}``
-    with notebook paths as written in the file (relative to ``root``). Raises :class:`ParameterError`
+    Returns ``{"name", "path", "description", "notebooks": [{"notebook": str, "parameters": dict, "group": str |
+    None}]}`` with notebook paths as written in the file (relative to ``root``). An entry's optional ``group``
+    (a name) runs it side by side with the neighbouring entries of the same group (they must be consecutive;
+    ``profile_runner.run_profile``). Raises :class:`ParameterError`
     for an unknown name (listing the available profiles) or a malformed file.
     """
     root = Path(root)
@@ -103,18 +105,32 @@ def load_profile(name_or_path: str | os.PathLike, *, root: str | os.PathLike = R
             raise ParameterError(
                 f"profile {path}, notebooks entry {i}: expected {{notebook: <path>, parameters: {{...}}}}, got {entry!r}."
             )
-        extra = set(entry) - {"notebook", "parameters"}
+        extra = set(entry) - {"notebook", "parameters", "group"}
         if extra:
             raise ParameterError(
                 f"profile {path}, entry {entry['notebook']}: unknown key(s) {sorted(extra)}; "
-                "allowed: notebook, parameters."
+                "allowed: notebook, parameters, group."
+            )
+        group = entry.get("group")
+        if group is not None and (not isinstance(group, str) or not group.strip()):
+            raise ParameterError(
+                f"profile {path}, entry {entry['notebook']}: 'group' must be a name (e.g. group: after-zoo), got "
+                f"{group!r}; entries of one group run side by side."
             )
         params = entry.get("parameters") or {}
         if not isinstance(params, dict):
             raise ParameterError(
                 f"profile {path}, entry {entry['notebook']}: 'parameters' must be a mapping, got {params!r}."
             )
-        entries.append({"notebook": entry["notebook"], "parameters": dict(params)})
+        entries.append({"notebook": entry["notebook"], "parameters": dict(params), "group": group})
+    groups = [e["group"] for e in entries]
+    for g in sorted({g for g in groups if g is not None}):
+        at = [i for i, x in enumerate(groups) if x == g]
+        if at != list(range(at[0], at[-1] + 1)):
+            raise ParameterError(
+                f"profile {path}: the entries of group {g!r} ({', '.join(entries[i]['notebook'] for i in at)}) are "
+                "not consecutive; list a group's notebooks one after another (they run side by side)."
+            )
     stems = [Path(e["notebook"]).stem for e in entries]
     dupes = sorted({s for s in stems if stems.count(s) > 1})
     if dupes:

@@ -557,3 +557,63 @@ def test_every_exercise_has_a_stub_that_raises(path, i):
 
 def test_the_book_has_exercises():
     assert len(list(_solution_cells())) >= 3
+
+
+def test_profile_groups_are_names_of_consecutive_entries(tmp_path):
+    def write(entries):
+        path = tmp_path / "grouped.yml"
+        path.write_text(yaml.safe_dump({"description": "groups", "notebooks": entries}))
+        return path
+
+    a, b, c = ({"notebook": f"notebooks/0{i}_x.ipynb"} for i in (1, 2, 3))
+    prof = run_parameters.load_profile(write([a, {**b, "group": "g"}, {**c, "group": "g"}]))
+    assert [e["group"] for e in prof["notebooks"]] == [None, "g", "g"]
+    with pytest.raises(ParameterError, match="group 'g'.*not consecutive"):
+        run_parameters.load_profile(write([{**a, "group": "g"}, b, {**c, "group": "g"}]))
+    with pytest.raises(ParameterError, match="'group' must be a name"):
+        run_parameters.load_profile(write([{**a, "group": 3}]))
+    assert [e.get("group") for e in run_parameters.load_profile("default")["notebooks"]].count("after-zoo") == 2
+
+
+def _env_notebook(path: Path, fail: bool = False) -> Path:
+    """A fixture notebook that records the kernel's OMP_NUM_THREADS and torch thread count in out_file."""
+    params = nbformat.v4.new_code_cell('out_file = ""  # where to write the threads')
+    params.metadata["tags"] = ["parameters"]
+    body = ("import os, time\nimport torch\ntime.sleep(1)\n"
+            "open(out_file, 'w').write(f\"{os.environ.get('OMP_NUM_THREADS')} {torch.get_num_threads()} {time.time()}\")"
+            + ("\nraise ValueError('deliberate failure in a group')" if fail else ""))
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Threads"), params,
+                                         nbformat.v4.new_code_cell(body)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.slow
+def test_grouped_notebooks_run_side_by_side_with_their_share_of_threads(tmp_path, capsys):
+    from dnalm_utils.grid_executors import available_cpus
+
+    nbs = [_env_notebook(tmp_path / f"env_{i}.ipynb", fail=(i == 2)) for i in range(3)]
+    outs = [tmp_path / f"env_{i}.txt" for i in range(3)]
+    entries = [{"notebook": str(nb), "parameters": {"out_file": str(o)}, "group": "pair"}
+               for nb, o in zip(nbs[:2], outs)]
+    path = tmp_path / "pair.yml"
+    path.write_text(yaml.safe_dump({"description": "pair", "notebooks": entries}))
+    manifest = profile_runner.run_profile(path, root=tmp_path, build=False, progress=False)
+    share = max(1, available_cpus() // 2)
+    seen = [o.read_text().split() for o in outs[:2]]
+    assert [s[:2] for s in seen] == [[str(share), str(share)]] * 2  # the kernels got the share, torch took it
+    assert "side by side with env_1" in capsys.readouterr().out
+    recs = manifest["notebooks"]
+    assert [recs[f"env_{i}"]["threads"] for i in range(2)] == [share, share]
+    assert all(recs[f"env_{i}"]["status"] == "ok" and recs[f"env_{i}"]["group"] == "pair" for i in range(2))
+    # a failure in a group: the other notebook still finishes, then the failure is raised
+    entries = [{"notebook": str(nbs[2]), "parameters": {"out_file": str(outs[2])}, "group": "pair"},
+               {"notebook": str(nbs[0]), "parameters": {"out_file": str(outs[0])}, "group": "pair"}]
+    outs[0].unlink()
+    path.write_text(yaml.safe_dump({"description": "pair", "notebooks": entries}))
+    with pytest.raises(Exception, match="deliberate failure in a group"):
+        profile_runner.run_profile(path, root=tmp_path, build=False, progress=False)
+    saved = json.loads((tmp_path / "book" / "_generated" / "run_manifest.json").read_text())
+    assert saved["notebooks"]["env_2"]["status"] == "failed" and saved["notebooks"]["env_0"]["status"] == "ok"
+    assert outs[0].is_file() and saved["last_run"]["status"] == "failed in env_2.ipynb"
