@@ -236,6 +236,9 @@ def save_model(model, tokenizer: DNATokenizer, folder: str | os.PathLike, *, car
 
     from .io import sha256_file
 
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()  # no "Writing model shards" bar (worker processes included)
     folder = Path(folder)
     with atomic_path(folder) as tmp:
         if hasattr(model, "save_pretrained"):

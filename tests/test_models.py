@@ -132,3 +132,20 @@ def test_device_and_dtype_choice(monkeypatch):
     if not torch.cuda.is_available():
         with pytest.raises(ParameterError, match="CUDA is not available"):
             M.pick_device("cuda")
+
+
+def test_save_model_shows_no_progress_bar_even_in_a_fresh_process(tmp_path, dnabert6):
+    """A worker process that only trains and saves (pretraining.train_many) must not print transformers'
+    "Writing model shards" bar into the chapter's output."""
+    import subprocess
+    import sys
+
+    code = ("import sys, transformers\n"
+            "from dnalm_utils import models as M\n"
+            f"model = transformers.AutoModelForMaskedLM.from_pretrained({str(dnabert6)!r})\n"
+            "transformers.utils.logging.enable_progress_bar()\n"
+            f"lm = M.load_model({str(dnabert6)!r}); transformers.utils.logging.enable_progress_bar()\n"
+            f"M.save_model(model, lm.tokenizer, {str(tmp_path / 'saved')!r})\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "saved").is_dir() and "Writing model shards" not in done.stderr + done.stdout
