@@ -431,13 +431,16 @@ def frozen_probe_grid(models: Mapping, splits: Mapping, *, num_classes: int, lay
                       cache_dir=None, Cs=DEFAULT_CS, smoothing=DEFAULT_SMOOTHING, seed: int = 0,
                       max_iter: int = 1000, n_boot: int = 1000, confidence: float = 0.95, nt_per_class: int = 1,
                       batch_size: int = 64, amp: bool = False,
-                      model_sha256: Mapping[str, str] | None = None, progress: bool = False):
+                      model_sha256: Mapping[str, str] | None = None, progress: bool = False, executor=None):
     """Frozen-embedding probes of every model x layer on one task; returns ``(layer_table, items)``.
 
     models: name -> ``adapters.ModelAdapter``; splits: ``{"train", "valid", "test"} -> (sequences, labels)``
     (or objects with ``inputs`` / ``labels``), the same splits the fine-tuning runs use. Each model's features
     come from one :func:`pooled_features` call over all three splits (cached in ``cache_dir``;
-    ``model_sha256``: name -> digest for models without a folder), then :func:`probe_layers`.
+    ``model_sha256``: name -> digest for models without a folder), then :func:`probe_layers`. ``executor``: None
+    fits the probes here; a ``concurrent.futures.Executor`` (``grid_executors.make_executor("processes:2")``)
+    fits each model's probes in a worker while the next model's features are extracted here (the same choices
+    and numbers up to float rounding, which follows the worker's BLAS thread count).
 
     layer_table: model, pooling, and :func:`probe_layers`' table columns (layer, C, accuracy, ci_low, ci_high,
     bits, ..., mcc / auroc for two classes, n_train, n_test, chosen); ``attrs["not_applicable"]`` lists
@@ -468,14 +471,19 @@ def frozen_probe_grid(models: Mapping, splits: Mapping, *, num_classes: int, lay
     seqs = [s for part in SPLITS for s in parts[part][0]]
     bounds = np.cumsum([0] + [len(parts[s][0]) for s in SPLITS])
     labels = {s: parts[s][1] for s in SPLITS}
-    tables, items = [], []
+    probe_args = dict(num_classes=num_classes, Cs=Cs, smoothing=smoothing, seed=seed, max_iter=max_iter,
+                      n_boot=n_boot, confidence=confidence, nt_per_class=nt_per_class)
+    fitted = {}
     for name, lm in tqdm(ok.items(), desc="frozen probes", disable=not progress):
         feats = pooled_features(lm, seqs, layers=layers, pooling=pooling, batch_size=batch_size, amp=amp,
                                 cache_dir=cache_dir, model_sha256=(model_sha256 or {}).get(name))
         by_split = {s: {layer: x[bounds[i] : bounds[i + 1]] for layer, x in feats.items()}
                     for i, s in enumerate(SPLITS)}
-        table, its = probe_layers(by_split, labels, num_classes=num_classes, Cs=Cs, smoothing=smoothing, seed=seed,
-                                  max_iter=max_iter, n_boot=n_boot, confidence=confidence, nt_per_class=nt_per_class)
+        fitted[name] = (executor.submit(probe_layers, by_split, labels, **probe_args) if executor is not None
+                        else probe_layers(by_split, labels, **probe_args))
+    tables, items = [], []
+    for name, result in fitted.items():
+        table, its = result.result() if executor is not None else result
         table.insert(0, "pooling", pooling)
         table.insert(0, "model", name)
         its.insert(0, "pooling", pooling)

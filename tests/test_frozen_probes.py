@@ -213,6 +213,21 @@ def test_the_layer_that_holds_the_label_is_perfect_and_the_others_at_chance(plan
     assert "chance 25.0 %" in text and "not applicable to no_states" in text
 
 
+def test_grid_on_an_executor_fits_the_same_probes(planted_grid):
+    from concurrent.futures import ThreadPoolExecutor
+
+    models = {"planted": _planted(), "planted_again": _planted()}
+    with ThreadPoolExecutor(2) as pool:
+        table, items = F.frozen_probe_grid(models, _task(), num_classes=4, n_boot=200, executor=pool)
+    serial_table, serial_items = planted_grid
+    assert table.model.tolist() == ["planted"] * 4 + ["planted_again"] * 4  # model order kept
+    for name in ("planted", "planted_again"):
+        got = table[table.model == name].drop(columns="model").reset_index(drop=True)
+        want = serial_table.drop(columns="model").reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-6)
+        assert np.array_equal(items[items.model == name].accuracy.to_numpy(), serial_items.accuracy.to_numpy())
+
+
 def test_grid_with_cls_pooling_skips_families_without_cls():
     models = {"with_cls": _planted(name="with_cls"), "no_cls": _planted(framing=(), name="no_cls")}
     table, items = F.frozen_probe_grid(models, _task((120, 60, 80)), num_classes=4, pooling="cls", layers=[2],
