@@ -414,9 +414,24 @@ def training_windows(task: NextKmerTask) -> list[str]:
     return [x + y for x, y in zip(task.inputs, task.label_kmers())]
 
 
+def tfidf_baseline(tasks: Mapping[str, NextKmerTask], *, tfidf_kmer: int | Sequence[int],
+                   tfidf_max_train: int = 20_000, tfidf_Cs: Sequence[float] = (0.1, 1.0, 10.0)):
+    """(test probabilities (n_test, 4^k), choice) of the TF-IDF k-mer-count logistic regression of
+    :func:`baseline_scores` (``kmer_baseline.tuned_kmer_logistic_regression`` on at most ``tfidf_max_train``
+    training windows, k-mer size and C picked on ``tasks["valid"]``)."""
+    from .kmer_baseline import tuned_kmer_logistic_regression
+
+    train, valid, test = tasks["train"], tasks["valid"], tasks["test"]
+    sub = np.arange(min(len(train), int(tfidf_max_train)))
+    kmers = [tfidf_kmer] if isinstance(tfidf_kmer, (int, np.integer)) else list(tfidf_kmer)
+    return tuned_kmer_logistic_regression(([train.inputs[i] for i in sub], train.labels[sub]),
+                                          (valid.inputs, valid.labels), test.inputs, num_classes=test.num_classes,
+                                          kmers=kmers, Cs=tfidf_Cs)
+
+
 def baseline_scores(tasks: Mapping[str, NextKmerTask], *, ngram: NgramBaseline | None = None, seeds: Sequence[int] = (0,),
                     tfidf_kmer: int | Sequence[int] = 0, tfidf_max_train: int = 20_000, with_items: bool = False,
-                    tfidf_Cs: Sequence[float] = (0.1, 1.0, 10.0), window_ngram: bool = False):
+                    tfidf_Cs: Sequence[float] = (0.1, 1.0, 10.0), window_ngram: bool = False, tfidf_fitted=None):
     """Scores of the baselines on ``tasks["test"]`` (one k): chance, majority class, sampling from the
     training prior (one row per seed), the left-context n-gram with its order chosen on ``tasks["valid"]``,
     with ``window_ngram`` the same n-gram counted on the fine-tuning windows alone (:data:`WINDOW_NGRAM`: each
@@ -429,12 +444,13 @@ def baseline_scores(tasks: Mapping[str, NextKmerTask], *, ngram: NgramBaseline |
     Returns (DataFrame with one row per baseline and seed: model, seed, accuracy, top5, macro_f1, bits,
     detail; DataFrame of the n-gram's validation scores per order). ``with_items=True`` adds a third
     element, the per-item test scores (model, item, accuracy 0/1, bits per nt) of the baselines that predict
-    probabilities per item (majority class, n-gram, TF-IDF regression).
+    probabilities per item (majority class, n-gram, TF-IDF regression). ``tfidf_fitted``: the TF-IDF result
+    already computed elsewhere (:func:`tfidf_baseline`'s (probs, choice), or a future of it), used instead of
+    fitting here.
     """
     import pandas as pd
 
     from .classification_metrics import item_scores, multiclass_metrics, uniform_guess_metrics
-    from .kmer_baseline import tuned_kmer_logistic_regression
 
     train, valid, test = tasks["train"], tasks["valid"], tasks["test"]
     k, c, n = test.k, test.num_classes, len(test)
@@ -473,17 +489,44 @@ def baseline_scores(tasks: Mapping[str, NextKmerTask], *, ngram: NgramBaseline |
         add(WINDOW_NGRAM, local.probs(test.inputs, k, best_local),
             detail=f"order {best_local} chosen on validation; counted on the {len(train):,} fine-tuning windows only")
     if tfidf_kmer:
-        sub = np.arange(min(len(train), int(tfidf_max_train)))
-        kmers = [tfidf_kmer] if isinstance(tfidf_kmer, (int, np.integer)) else list(tfidf_kmer)
-        probs, choice = tuned_kmer_logistic_regression(([train.inputs[i] for i in sub], train.labels[sub]),
-                                                       (valid.inputs, valid.labels), test.inputs, num_classes=c,
-                                                       kmers=kmers, Cs=tfidf_Cs)
+        if tfidf_fitted is None:
+            tfidf_fitted = tfidf_baseline(tasks, tfidf_kmer=tfidf_kmer, tfidf_max_train=tfidf_max_train,
+                                          tfidf_Cs=tfidf_Cs)
+        probs, choice = tfidf_fitted.result() if hasattr(tfidf_fitted, "result") else tfidf_fitted
         add("k-mer TF-IDF + logistic regression", probs,
             detail=f"{choice['kmer']}-mer counts of the input, C = {choice['C']:g} (both picked on validation)")
     table = pd.DataFrame(rows)
     if with_items:
         return table, order_table, pd.concat(items, ignore_index=True)
     return table, order_table
+
+
+def baseline_tables(splits, ks: Sequence[int], *, ngram: NgramBaseline | None = None, seeds: Sequence[int] = (0,),
+                    tfidf_kmer: int | Sequence[int] = 0, tfidf_max_train: int = 20_000,
+                    tfidf_Cs: Sequence[float] = (0.1, 1.0, 10.0), window_ngram: bool = False, executor=None):
+    """:func:`baseline_scores` for every k of ``ks`` (``splits.tasks(k)``), stacked with a ``k`` column: returns
+    (baselines, n-gram orders, per-item scores). ``executor`` (``grid_executors.make_executor``): the TF-IDF
+    regressions (the slow part: 4^k classes) are fitted in its workers, the largest k first, while the n-grams
+    are scored here; the numbers equal the serial ones up to float rounding (BLAS threads)."""
+    import pandas as pd
+
+    ks = list(ks)
+    fitted = {}
+    if tfidf_kmer and executor is not None:
+        for k in sorted(ks, reverse=True):
+            fitted[k] = executor.submit(tfidf_baseline, splits.tasks(k), tfidf_kmer=tfidf_kmer,
+                                        tfidf_max_train=tfidf_max_train, tfidf_Cs=tfidf_Cs)
+    tables, orders, items = [], [], []
+    for k in ks:
+        table, order, item = baseline_scores(splits.tasks(k), ngram=ngram, seeds=seeds, tfidf_kmer=tfidf_kmer,
+                                             tfidf_max_train=tfidf_max_train, tfidf_Cs=tfidf_Cs, with_items=True,
+                                             window_ngram=window_ngram, tfidf_fitted=fitted.get(k))
+        tables.append(table.assign(k=k))
+        items.append(item.assign(k=k))
+        if order is not None:
+            orders.append(order)
+    return (pd.concat(tables, ignore_index=True), pd.concat(orders, ignore_index=True) if orders else pd.DataFrame(),
+            pd.concat(items, ignore_index=True))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -705,6 +748,6 @@ def plot_accuracy_vs_k(summary, *, roles=None):
 __all__ = [
     "MAX_K", "check_k", "check_ks", "min_input_nt", "check_input_length", "block_intervals", "draw_windows",
     "kmer_classes", "class_kmers", "NextKmerTask", "NextKmerWindows", "NextKmerSplits", "build_splits",
-    "class_prior", "NgramBaseline", "NGRAM_LEFT", "WINDOW_NGRAM", "training_windows", "window_ngram_sentence", "baseline_scores", "run_benchmark", "summarize", "chance_accuracy",
+    "class_prior", "NgramBaseline", "NGRAM_LEFT", "WINDOW_NGRAM", "training_windows", "window_ngram_sentence", "baseline_scores", "tfidf_baseline", "baseline_tables", "run_benchmark", "summarize", "chance_accuracy",
     "plot_accuracy_vs_k", "READOUTS", "readout_comparison", "accuracy_intervals",
 ]

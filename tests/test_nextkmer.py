@@ -8,6 +8,7 @@ import math
 from collections import Counter
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -294,6 +295,27 @@ def test_ngram_order_is_chosen_on_validation_and_counts_train_blocks_only():
     best, table = model.fit(valid)
     assert list(table.order) == [0, 1, 2, 3, 4]
     assert best == int(table.order[table.bits.idxmin()])
+
+
+def test_baseline_tables_on_an_executor_equal_the_serial_loop():
+    from concurrent.futures import ProcessPoolExecutor
+
+    splits = small_splits(20, 2, n_train=200, n_valid=40, n_test=60)
+    model = NK.NgramBaseline(splits.train_block_sequences, max_order=3, k_max=2)
+    args = dict(ngram=model, seeds=[0], tfidf_kmer=[1, 2], window_ngram=True)
+    serial = NK.baseline_tables(splits, [1, 2], **args)
+    with ProcessPoolExecutor(2) as pool:
+        parallel = NK.baseline_tables(splits, [1, 2], executor=pool, **args)
+    for got, want in zip(parallel, serial):
+        pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-6)
+    table, orders, items = serial
+    assert table.groupby("k").model.apply(list).loc[1] == table[table.k == 2].model.tolist()  # same rows per k
+    assert set(orders.k) == {1, 2} and set(items.k) == {1, 2}
+    # each k's rows are baseline_scores' own
+    one, _, one_items = NK.baseline_scores(splits.tasks(2), with_items=True, **args)
+    pd.testing.assert_frame_equal(table[table.k == 2].drop(columns="k").reset_index(drop=True), one)
+    tfidf = table[table.model == "k-mer TF-IDF + logistic regression"]
+    assert len(tfidf) == 2 and tfidf.detail.str.contains("picked on validation").all()
 
 
 def test_baselines_on_a_known_test_set():
