@@ -44,10 +44,12 @@ from .errors import ParameterError
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
 #: Layout version of each kind's entries; bump it when an entry's body or manifest changes shape.
-FORMATS: dict[str, int] = {"pretrained-model": 3, "finetune-run": 2, "embedding-map": 2, "frozen-features": 1}
+FORMATS: dict[str, int] = {"pretrained-model": 3, "finetune-run": 2, "embedding-map": 2, "frozen-features": 1,
+                           "executed-chapter": 1}
 
-#: The package modules (``dnalm_utils.<name>``; a name that is a sub-package means every module in it) whose
-#: code determines each kind of artifact. A module listed here but absent counts as absent in the digest.
+#: The package modules (``dnalm_utils.<name>``; a name that is a sub-package means every module in it; ``"*"``
+#: every module of the package) whose code determines each kind of artifact. A module listed here but absent
+#: counts as absent in the digest.
 DEPENDS_ON: dict[str, tuple[str, ...]] = {
     # the training loop and its masking, the corpus and the windows sampled from it, the tokenizers (BPE is
     # trained here), the codec under both, and the folder writer
@@ -62,6 +64,8 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
     # shares (embeddings), the model interface and families that run the encoder, the loader, the tokenizers
     # and the codec under them
     "frozen-features": ("frozen_probes", "embeddings", "adapters", "families", "models", "tokenization", "codec"),
+    # an executed chapter may call any module
+    "executed-chapter": ("*",),
 }
 
 #: Installed distributions whose versions shape each kind of artifact.
@@ -70,6 +74,9 @@ LIBRARIES: dict[str, tuple[str, ...]] = {
     "finetune-run": ("torch", "transformers", "accelerate", "tokenizers", "numpy", "scikit-learn"),
     "embedding-map": ("numpy", "scikit-learn", "umap-learn", "numba"),
     "frozen-features": ("torch", "transformers", "tokenizers", "numpy"),
+    "executed-chapter": ("torch", "transformers", "tokenizers", "accelerate", "numpy", "scipy", "pandas",
+                         "scikit-learn", "umap-learn", "numba", "matplotlib", "seaborn", "papermill", "myst-nb",
+                         "pyfaidx"),
 }
 
 
@@ -110,7 +117,11 @@ def module_files(kind: str, root: str | os.PathLike | None = None) -> dict[str, 
     package folder ``root`` (default :data:`PACKAGE_ROOT`); a sub-package expands to all its modules, sorted."""
     root = Path(root) if root is not None else PACKAGE_ROOT
     out: dict[str, Path | None] = {}
-    for name in DEPENDS_ON[check_kind(kind)]:
+    names = DEPENDS_ON[check_kind(kind)]
+    if "*" in names:
+        names = sorted({f.stem for f in root.glob("*.py")} | {d.name for d in root.iterdir()
+                                                              if d.is_dir() and (d / "__init__.py").is_file()})
+    for name in names:
         package = root / name
         if package.is_dir():
             for f in sorted(package.glob("*.py")):

@@ -46,6 +46,9 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="override a parameter in every selected notebook that has it; VALUE is parsed "
                      "as YAML (numbers, lists, true/false) unless the parameter is a string")
     run.add_argument("--no-build", action="store_true", help="execute the notebooks only")
+    run.add_argument("--rerun", action="store_true",
+                     help="execute every selected chapter even when an executed copy with the same inputs is "
+                     "stored in artifacts/chapters (default: reuse it)")
     run.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
     run.add_argument("--log-output", action="store_true", help="stream the notebooks' output to the terminal")
     run.add_argument("--no-progress", action="store_true", help="hide papermill's progress bar")
@@ -92,7 +95,7 @@ def _cmd_run(args) -> int:
     run_profile(
         args.profile, only=args.notebooks or None, overrides=overrides, root=_root(args),
         build=not args.no_build, kernel=args.kernel, log_output=args.log_output,
-        progress=not args.no_progress,
+        progress=not args.no_progress, reuse=not args.rerun,
     )
     return 0
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from . import chapter_cache
 from .book_build import build_book
 from .book_layout import GENERATED_DIR, REPO_ROOT, display_path
 from .errors import ParameterError
@@ -138,6 +139,46 @@ def _execute(jobs: list[dict], threads: int | None) -> list[tuple[float, BaseExc
     return results
 
 
+def _all_parameters(item: dict) -> dict:
+    """Every parameter of a plan item: the run's values over the notebook's defaults."""
+    return {name: (item["params"][name] if name in item["params"] else p["default"])
+            for name, p in item["spec"].items()}
+
+
+def _output_dir(item: dict):
+    """The chapter's result folder (its ``output_dir`` parameter), or None."""
+    value = _all_parameters(item).get("output_dir")
+    value = getattr(value, "raw", value)
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def upstream_outputs(entries: Sequence[dict], overrides: Mapping[str, Any], root: Path) -> dict[str, list[str]]:
+    """For each notebook stem of the profile: the ``output_dir`` of the entries before it, less those of its own
+    group (they run side by side, so they cannot read each other)."""
+    outs = []
+    for entry in entries:
+        path = root / entry["notebook"]
+        spec = notebook_parameters(path) if path.is_file() else {}
+        value = {**{k: p["default"] for k, p in spec.items()}, **entry["parameters"],
+                 **{k: v for k, v in overrides.items() if k in spec}}.get("output_dir")
+        value = getattr(value, "raw", value)
+        outs.append((Path(entry["notebook"]).stem, entry.get("group"),
+                     value if isinstance(value, str) and value.strip() else None))
+    return {stem: [o for s, g, o in outs[:j] if o and (group is None or g != group)]
+            for j, (stem, group, _) in enumerate(outs)}
+
+
+def _reused_record(item: dict, root: Path, gen_dir: Path, profile_name: str, key, stored: dict) -> dict:
+    """The run-manifest record of a chapter restored from the chapter cache (``stored``: its execution's
+    executed_s and executed_at)."""
+    shown = {k: (v.raw if isinstance(v, CliValue) else v) for k, v in _all_parameters(item).items()}
+    return {"notebook": display_path(item["path"], root), "output": display_path(gen_dir / item["path"].name, root),
+            "profile": profile_name, "parameters": shown, "set_by_run": sorted(item["params"]),
+            "overridden": overridden_names(item["spec"], item["params"]), "group": item["entry"].get("group"),
+            "started": _now(), "finished": _now(), "duration_s": 0.0, "status": "reused", "cache_key": key.key,
+            "executed_s": stored.get("executed_s"), "executed_at": stored.get("executed_at")}
+
+
 def run_profile(
     profile: str | os.PathLike | dict = "default",
     *,
@@ -148,6 +189,7 @@ def run_profile(
     kernel: str = "python3",
     log_output: bool = False,
     progress: bool = True,
+    reuse: bool = True,
 ) -> dict:
     """Execute the notebooks of a profile into ``<root>/book/_generated`` and build the book.
 
@@ -156,7 +198,10 @@ def run_profile(
     All parameters are validated before anything runs. Progress and elapsed times are printed. Consecutive
     entries of one profile ``group`` run side by side, each in its own process whose kernel gets the CPUs
     divided among them as OpenMP / MKL threads (a grouped notebook should not start worker pools of its own);
-    their execution progress bars are off and a failure is raised once all of them have finished.
+    their execution progress bars are off and a failure is raised once all of them have finished. With ``reuse``
+    a chapter whose inputs (template, parameters, package code, library versions, data, named files, the
+    results of the chapters before it) match a stored execution is not executed again
+    (:mod:`~dnalm_utils.chapter_cache`); its record says ``"status": "reused"``.
     A failing notebook raises :class:`NotebookExecutionError` before the book is built, so the
     previous ``_build/html`` stays. ``book/_generated/run_manifest.json`` records the profile, the
     parameters, times and package versions. Returns the manifest.
@@ -196,6 +241,7 @@ def run_profile(
             f"selected notebooks:\n{listing}"
         )
     check_kernel(kernel)
+    upstream = upstream_outputs(prof["notebooks"], overrides, root)
 
     gen_dir = root / GENERATED_DIR
     manifest_path = gen_dir / MANIFEST_NAME
@@ -220,6 +266,24 @@ def run_profile(
     n = len(plan)
     numbered = list(enumerate(plan, 1))
     for batch in _batches(numbered):
+        keys, fresh = {}, []
+        for i, item in batch:
+            if reuse:
+                keys[i] = chapter_cache.chapter_key(item["path"], _all_parameters(item), root=root,
+                                                    upstream_outputs=upstream[item["path"].stem])
+                stored = chapter_cache.restore(root, keys[i], gen_dir / item["path"].name, _output_dir(item))
+                if stored is not None:
+                    record = _reused_record(item, root, gen_dir, prof["name"], keys[i], stored)
+                    notebooks_record[item["path"].stem] = record
+                    save()
+                    _print(f"[{i}/{n}] {display_path(item['path'], root)}: reused, inputs unchanged since it ran "
+                           f"(it took {stored['executed_s']} s at {stored['executed_at']}; key {keys[i].key[:12]}; "
+                           "--rerun executes it again)")
+                    continue
+            fresh.append((i, item))
+        batch = fresh
+        if not batch:
+            continue
         threads = max(1, available_cpus() // len(batch)) if len(batch) > 1 else None
         records = {}
         for i, item in batch:
@@ -233,8 +297,7 @@ def run_profile(
                 "notebook": display_path(nb_path, root),
                 "output": display_path(gen_dir / nb_path.name, root),
                 "profile": prof["name"],
-                "parameters": {name: (item["params"][name] if name in item["params"] else p["default"])
-                               for name, p in item["spec"].items()},
+                "parameters": _all_parameters(item),
                 "set_by_run": sorted(item["params"]),
                 "overridden": overridden_names(item["spec"], item["params"]),
                 "group": item["entry"].get("group"),
@@ -250,6 +313,10 @@ def run_profile(
             record.update(finished=_now(), duration_s=round(seconds, 2))
             if exc is None:
                 record["status"] = "ok"
+                if i in keys:
+                    chapter_cache.store(root, keys[i], gen_dir / item["path"].name, _output_dir(item),
+                                        seconds=record["duration_s"])
+                    record["cache_key"] = keys[i].key
                 _print(f"[{i}/{n}] done in {record['duration_s']:.1f} s")
             else:
                 record.update(status="failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

@@ -599,7 +599,7 @@ def test_grouped_notebooks_run_side_by_side_with_their_share_of_threads(tmp_path
                for nb, o in zip(nbs[:2], outs)]
     path = tmp_path / "pair.yml"
     path.write_text(yaml.safe_dump({"description": "pair", "notebooks": entries}))
-    manifest = profile_runner.run_profile(path, root=tmp_path, build=False, progress=False)
+    manifest = profile_runner.run_profile(path, root=tmp_path, build=False, progress=False, reuse=False)
     share = max(1, available_cpus() // 2)
     seen = [o.read_text().split() for o in outs[:2]]
     assert [s[:2] for s in seen] == [[str(share), str(share)]] * 2  # the kernels got the share, torch took it
@@ -613,7 +613,7 @@ def test_grouped_notebooks_run_side_by_side_with_their_share_of_threads(tmp_path
     outs[0].unlink()
     path.write_text(yaml.safe_dump({"description": "pair", "notebooks": entries}))
     with pytest.raises(Exception, match="deliberate failure in a group"):
-        profile_runner.run_profile(path, root=tmp_path, build=False, progress=False)
+        profile_runner.run_profile(path, root=tmp_path, build=False, progress=False, reuse=False)
     saved = json.loads((tmp_path / "book" / "_generated" / "run_manifest.json").read_text())
     assert saved["notebooks"]["env_2"]["status"] == "failed" and saved["notebooks"]["env_0"]["status"] == "ok"
     assert outs[0].is_file() and saved["last_run"]["status"] == "failed in env_2.ipynb"

@@ -1,0 +1,168 @@
+"""Executed chapters reused when nothing they read has changed (a warm rebuild of the book).
+
+A chapter executed by ``dnalm-book run`` is stored under the package's one cache rule (``cache.make_key``, kind
+``"executed-chapter"``) in ``<root>/artifacts/chapters``. Its key covers everything that determines the page
+and its result files:
+
+* the notebook template's bytes and every parameter value of the run;
+* the code of every ``dnalm_utils`` module (docstrings excluded) and the versions of the libraries it calls;
+* the bundled data (``data/``), every file a parameter names (a FASTA, a table) and every model folder a
+  ``models_dir`` parameter names outside ``artifacts/`` (by its ``dnalm_checksums.json``, else its files);
+* the result files of the chapters before it in the profile (their ``output_dir``): chapter 8, say, is
+  executed again whenever chapter 5's tables change;
+* the device type (a GPU run is not reused on a CPU machine or the reverse).
+
+The book's own zoo in ``artifacts/models`` is not hashed: chapter 2 writes it, and it is fully determined by
+chapter 2's inputs, which are in its key, and summarised in chapter 2's result files, which are in every later
+chapter's key.
+
+An entry holds the executed notebook and the sha256 of every file under the chapter's ``output_dir``. It is
+reused only when those files are all still there unchanged (the entry restores the executed notebook, not the
+result files); a damaged, truncated or foreign entry is never used (``cache.read_entry``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .errors import ParameterError
+
+#: Cache kind of executed chapters (``cache.DEPENDS_ON``).
+KIND = "executed-chapter"
+#: Folder of the entries, relative to a book root.
+CACHE_DIR = Path("artifacts") / "chapters"
+
+
+def _file_digest(path: Path) -> str:
+    from .io import sha256_file
+
+    return sha256_file(path)
+
+
+def folder_digest(folder: str | os.PathLike) -> dict[str, str]:
+    """``{relative POSIX path: sha256}`` of every file under ``folder`` (empty when it does not exist)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return {}
+    return {f.relative_to(folder).as_posix(): _file_digest(f) for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
+def _models_digest(folder: Path) -> dict[str, str]:
+    """Per model folder under ``folder`` (or ``folder`` itself if it is one): its checksums file's sha256, else
+    the digest of its files."""
+    from .io import sha256_bytes
+    from .models import CHECKSUMS
+
+    out = {}
+    candidates = [folder] + sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    for sub in candidates:
+        checks = sub / CHECKSUMS
+        if checks.is_file():
+            out[sub.name or "."] = _file_digest(checks)
+        elif sub != folder and (sub / "config.json").is_file():
+            out[sub.name] = sha256_bytes(json.dumps(folder_digest(sub), sort_keys=True).encode("utf-8"))
+    return out
+
+
+def _plain_value(value: Any) -> Any:
+    raw = getattr(value, "raw", None)  # run_parameters.CliValue: the text given on the command line
+    return raw if raw is not None and not isinstance(value, (str, int, float, bool, list, dict)) else value
+
+
+def chapter_key(notebook: str | os.PathLike, parameters: Mapping[str, Any], *, root: str | os.PathLike,
+                upstream_outputs: Iterable[str | os.PathLike] = (), device: str | None = None):
+    """The ``cache.CacheKey`` of executing ``notebook`` with ``parameters`` (every parameter, defaults included)
+    in the book ``root``; ``upstream_outputs``: the ``output_dir`` of the chapters run before it; ``device``:
+    "cuda" or "cpu" (default: what torch finds)."""
+    from .cache import make_key
+    from .data import DATA_DIR
+
+    root = Path(root)
+    params = {str(k): _plain_value(v) for k, v in parameters.items()}
+    files, model_dirs = {}, {}
+    for name, value in params.items():
+        if not isinstance(value, str) or not value.strip():
+            continue
+        path = Path(value) if Path(value).is_absolute() else root / value
+        if path.is_file():
+            files[name] = _file_digest(path)
+        elif name.endswith("models_dir") and path.is_dir():
+            inside = path.resolve().is_relative_to((root / "artifacts").resolve())
+            if not inside:
+                model_dirs[name] = _models_digest(path)
+    upstream = {}
+    for out in upstream_outputs:
+        path = Path(out) if Path(out).is_absolute() else root / out
+        upstream[Path(out).as_posix()] = folder_digest(path)
+    if device is None:
+        from .grid_executors import visible_gpus
+
+        device = "cuda" if visible_gpus() else "cpu"
+    inputs = {"notebook": Path(notebook).name, "notebook_sha256": _file_digest(Path(notebook)), "parameters": params,
+              "data": folder_digest(DATA_DIR), "files": files, "models": model_dirs, "upstream": upstream,
+              "device": device}
+    return make_key(KIND, inputs)
+
+
+def entry_path(root: str | os.PathLike, key) -> Path:
+    """Where ``key``'s entry lives under the book ``root``."""
+    from .cache import entry_path as _entry
+
+    return _entry(Path(root) / CACHE_DIR, key, ".json.entry")
+
+
+def store(root: str | os.PathLike, key, executed: str | os.PathLike, output_dir: str | os.PathLike | None, *,
+          seconds: float | None = None) -> Path:
+    """Record the executed notebook ``executed``, the digests of the files under ``output_dir`` (None: the
+    chapter writes no result folder) and how long it ran (``seconds``) under ``key``; returns the entry's path."""
+    import datetime as dt
+
+    from .cache import write_entry
+
+    out = {} if output_dir is None else folder_digest(_under(root, output_dir))
+    body = {"notebook": Path(executed).read_text(encoding="utf-8"), "outputs": out, "executed_s": seconds,
+            "executed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    return write_entry(entry_path(root, key), key, json.dumps(body).encode("utf-8"))
+
+
+def restore(root: str | os.PathLike, key, executed: str | os.PathLike,
+            output_dir: str | os.PathLike | None) -> dict | None:
+    """``{"executed_s", "executed_at"}`` of the stored execution after writing its executed notebook to
+    ``executed`` (atomically), when ``key`` has an intact entry and every result file it recorded is still under
+    ``output_dir`` unchanged; otherwise None and nothing is written."""
+    from .cache import read_entry
+    from .io import atomic_write_bytes
+
+    body = read_entry(entry_path(root, key), key)
+    if body is None:
+        return None
+    try:
+        stored = json.loads(body.decode("utf-8"))
+        notebook, outputs = stored["notebook"], stored["outputs"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None
+    if not isinstance(notebook, str) or not isinstance(outputs, dict):
+        return None
+    if outputs:
+        if output_dir is None:
+            return None
+        folder = _under(root, output_dir)
+        for rel, digest in outputs.items():
+            f = folder / rel
+            if not f.is_file() or _file_digest(f) != digest:
+                return None
+    atomic_write_bytes(executed, notebook.encode("utf-8"))
+    return {"executed_s": stored.get("executed_s"), "executed_at": stored.get("executed_at")}
+
+
+def _under(root, path) -> Path:
+    path = Path(path)
+    if not str(path).strip():
+        raise ParameterError("output_dir is empty; a chapter's results need a folder.")
+    return path if path.is_absolute() else Path(root) / path
+
+
+__all__ = ["KIND", "CACHE_DIR", "folder_digest", "chapter_key", "entry_path", "store", "restore"]
