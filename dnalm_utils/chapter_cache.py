@@ -6,8 +6,10 @@ and its result files:
 
 * the notebook template's bytes and every parameter value of the run;
 * the code of every ``dnalm_utils`` module (docstrings excluded) and the versions of the libraries it calls;
-* the bundled data (``data/``), every file a parameter names (a FASTA, a table) and every model folder a
-  ``models_dir`` parameter names outside ``artifacts/`` (by its ``dnalm_checksums.json``, else its files);
+* the bundled data (``data/``), every file a parameter (or an item of a list parameter) names -- a FASTA, a
+  table -- and every model folder, or folder of model folders, one names outside ``artifacts/`` (a local model
+  in ``models``, a ``models_dir``: by its ``dnalm_checksums.json``, else its files); a hub id is keyed by its
+  name;
 * the result files of the chapters before it in the profile (their ``output_dir``): chapter 8, say, is
   executed again whenever chapter 5's tables change;
 * the device type (a GPU run is not reused on a CPU machine or the reverse).
@@ -61,7 +63,7 @@ def _models_digest(folder: Path) -> dict[str, str]:
     for sub in candidates:
         checks = sub / CHECKSUMS
         if checks.is_file():
-            out[sub.name or "."] = _file_digest(checks)
+            out[sub.name] = _file_digest(checks)
         elif sub != folder and (sub / "config.json").is_file():
             out[sub.name] = sha256_bytes(json.dumps(folder_digest(sub), sort_keys=True).encode("utf-8"))
     return out
@@ -70,6 +72,17 @@ def _models_digest(folder: Path) -> dict[str, str]:
 def _plain_value(value: Any) -> Any:
     raw = getattr(value, "raw", None)  # run_parameters.CliValue: the text given on the command line
     return raw if raw is not None and not isinstance(value, (str, int, float, bool, list, dict)) else value
+
+
+def _strings(params: Mapping[str, Any]):
+    """(label, text) for every non-empty string parameter and every non-empty string inside a list parameter
+    (label ``name[i]``): the values that may name a file or a model folder."""
+    for name, value in params.items():
+        items = [(name, value)] if isinstance(value, str) else (
+            [(f"{name}[{i}]", v) for i, v in enumerate(value)] if isinstance(value, (list, tuple)) else [])
+        for label, text in items:
+            if isinstance(text, str) and text.strip() and "\n" not in text:
+                yield label, text
 
 
 def chapter_key(notebook: str | os.PathLike, parameters: Mapping[str, Any], *, root: str | os.PathLike,
@@ -83,16 +96,19 @@ def chapter_key(notebook: str | os.PathLike, parameters: Mapping[str, Any], *, r
     root = Path(root)
     params = {str(k): _plain_value(v) for k, v in parameters.items()}
     files, model_dirs = {}, {}
-    for name, value in params.items():
-        if not isinstance(value, str) or not value.strip():
+    artifacts = (root / "artifacts").resolve()
+    for label, text in _strings(params):
+        path = Path(text) if Path(text).is_absolute() else root / text
+        try:
+            is_file, is_dir = path.is_file(), path.is_dir()
+        except OSError:  # a name too long or otherwise not a path
             continue
-        path = Path(value) if Path(value).is_absolute() else root / value
-        if path.is_file():
-            files[name] = _file_digest(path)
-        elif name.endswith("models_dir") and path.is_dir():
-            inside = path.resolve().is_relative_to((root / "artifacts").resolve())
-            if not inside:
-                model_dirs[name] = _models_digest(path)
+        if is_file:
+            files[label] = _file_digest(path)
+        elif is_dir and not path.resolve().is_relative_to(artifacts):
+            found = _models_digest(path)  # model folders only: result folders (output_dir, runs_dir) are not inputs
+            if found:
+                model_dirs[label] = found
     upstream = {}
     for out in upstream_outputs:
         path = Path(out) if Path(out).is_absolute() else root / out

@@ -133,6 +133,14 @@ def test_key_covers_the_template_parameters_named_files_and_upstream_results(boo
     with_models = CC.chapter_key(nb, {**params, "models_dir": "my_models"}, root=book, device="cpu")
     (models / "dnalm_checksums.json").write_text(json.dumps({"a": "2"}))
     assert CC.chapter_key(nb, {**params, "models_dir": "my_models"}, root=book, device="cpu") != with_models
+    # a local model folder named inside a list parameter too; a zoo name or hub id is keyed by its name alone
+    listed = CC.chapter_key(nb, {**params, "models": ["overlap6", "my_models/m1"]}, root=book, device="cpu")
+    assert listed.manifest["inputs"]["models"] == {"models[1]": {"m1": CC.folder_digest(models)["dnalm_checksums.json"]}}
+    (models / "dnalm_checksums.json").write_text(json.dumps({"a": "3"}))
+    assert CC.chapter_key(nb, {**params, "models": ["overlap6", "my_models/m1"]}, root=book, device="cpu") != listed
+    # result folders are not inputs: a chapter's own output_dir never changes its key
+    (book / "runs" / "first" / "more.csv").write_text("x\n")
+    assert CC.chapter_key(nb, params, root=book, device="cpu").manifest["inputs"]["models"] == {}
 
 
 def test_side_by_side_chapters_do_not_key_on_each_other():
