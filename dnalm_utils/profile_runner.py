@@ -168,15 +168,11 @@ def upstream_outputs(entries: Sequence[dict], overrides: Mapping[str, Any], root
             for j, (stem, group, _) in enumerate(outs)}
 
 
-def _reused_record(item: dict, root: Path, gen_dir: Path, profile_name: str, key, stored: dict) -> dict:
-    """The run-manifest record of a chapter restored from the chapter cache (``stored``: its execution's
-    executed_s and executed_at)."""
-    shown = {k: (v.raw if isinstance(v, CliValue) else v) for k, v in _all_parameters(item).items()}
+def _record(item: dict, root: Path, gen_dir: Path, profile_name: str) -> dict:
+    """The run-manifest fields every chapter record has: where it came from and went, its parameters."""
     return {"notebook": display_path(item["path"], root), "output": display_path(gen_dir / item["path"].name, root),
-            "profile": profile_name, "parameters": shown, "set_by_run": sorted(item["params"]),
-            "overridden": overridden_names(item["spec"], item["params"]), "group": item["entry"].get("group"),
-            "started": _now(), "finished": _now(), "duration_s": 0.0, "status": "reused", "cache_key": key.key,
-            "executed_s": stored.get("executed_s"), "executed_at": stored.get("executed_at")}
+            "profile": profile_name, "parameters": _all_parameters(item), "set_by_run": sorted(item["params"]),
+            "overridden": overridden_names(item["spec"], item["params"]), "group": item["entry"].get("group")}
 
 
 def run_profile(
@@ -273,7 +269,8 @@ def run_profile(
                                                     upstream_outputs=upstream[item["path"].stem])
                 stored = chapter_cache.restore(root, keys[i], gen_dir / item["path"].name, _output_dir(item))
                 if stored is not None:
-                    record = _reused_record(item, root, gen_dir, prof["name"], keys[i], stored)
+                    record = {**_record(item, root, gen_dir, prof["name"]), "started": _now(), "finished": _now(),
+                              "duration_s": 0.0, "status": "reused", "cache_key": keys[i].key, **stored}
                     notebooks_record[item["path"].stem] = record
                     save()
                     _print(f"[{i}/{n}] {display_path(item['path'], root)}: reused, inputs unchanged since it ran "
@@ -294,13 +291,7 @@ def run_profile(
             _print(f"[{i}/{n}] {display_path(nb_path, root)} -> {display_path(gen_dir / nb_path.name, root)}"
                    + (f"  ({', '.join(f'{k}={v!r}' for k, v in shown.items())})" if shown else "") + together)
             records[i] = {
-                "notebook": display_path(nb_path, root),
-                "output": display_path(gen_dir / nb_path.name, root),
-                "profile": prof["name"],
-                "parameters": _all_parameters(item),
-                "set_by_run": sorted(item["params"]),
-                "overridden": overridden_names(item["spec"], item["params"]),
-                "group": item["entry"].get("group"),
+                **_record(item, root, gen_dir, prof["name"]),
                 "threads": threads,
                 "started": _now(),
             }
