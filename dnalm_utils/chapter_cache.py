@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .errors import ParameterError
+from .io import sha256_file
+from .run_parameters import plain_value
 
 #: Cache kind of executed chapters (``cache.DEPENDS_ON``).
 KIND = "executed-chapter"
@@ -38,18 +40,12 @@ KIND = "executed-chapter"
 CACHE_DIR = Path("artifacts") / "chapters"
 
 
-def _file_digest(path: Path) -> str:
-    from .io import sha256_file
-
-    return sha256_file(path)
-
-
 def folder_digest(folder: str | os.PathLike) -> dict[str, str]:
     """``{relative POSIX path: sha256}`` of every file under ``folder`` (empty when it does not exist)."""
     folder = Path(folder)
     if not folder.is_dir():
         return {}
-    return {f.relative_to(folder).as_posix(): _file_digest(f) for f in sorted(folder.rglob("*")) if f.is_file()}
+    return {f.relative_to(folder).as_posix(): sha256_file(f) for f in sorted(folder.rglob("*")) if f.is_file()}
 
 
 def _models_digest(folder: Path) -> dict[str, str]:
@@ -63,15 +59,10 @@ def _models_digest(folder: Path) -> dict[str, str]:
     for sub in candidates:
         checks = sub / CHECKSUMS
         if checks.is_file():
-            out[sub.name] = _file_digest(checks)
+            out[sub.name] = sha256_file(checks)
         elif sub != folder and (sub / "config.json").is_file():
             out[sub.name] = sha256_bytes(json.dumps(folder_digest(sub), sort_keys=True).encode("utf-8"))
     return out
-
-
-def _plain_value(value: Any) -> Any:
-    raw = getattr(value, "raw", None)  # run_parameters.CliValue: the text given on the command line
-    return raw if raw is not None and not isinstance(value, (str, int, float, bool, list, dict)) else value
 
 
 def _strings(params: Mapping[str, Any]):
@@ -94,7 +85,7 @@ def chapter_key(notebook: str | os.PathLike, parameters: Mapping[str, Any], *, r
     from .data import DATA_DIR
 
     root = Path(root)
-    params = {str(k): _plain_value(v) for k, v in parameters.items()}
+    params = {str(k): plain_value(v) for k, v in parameters.items()}
     files, model_dirs = {}, {}
     artifacts = (root / "artifacts").resolve()
     for label, text in _strings(params):
@@ -104,7 +95,7 @@ def chapter_key(notebook: str | os.PathLike, parameters: Mapping[str, Any], *, r
         except OSError:  # a name too long or otherwise not a path
             continue
         if is_file:
-            files[label] = _file_digest(path)
+            files[label] = sha256_file(path)
         elif is_dir and not path.resolve().is_relative_to(artifacts):
             found = _models_digest(path)  # model folders only: result folders (output_dir, runs_dir) are not inputs
             if found:
@@ -117,7 +108,7 @@ def chapter_key(notebook: str | os.PathLike, parameters: Mapping[str, Any], *, r
         from .grid_executors import visible_gpus
 
         device = "cuda" if visible_gpus() else "cpu"
-    inputs = {"notebook": Path(notebook).name, "notebook_sha256": _file_digest(Path(notebook)), "parameters": params,
+    inputs = {"notebook": Path(notebook).name, "notebook_sha256": sha256_file(Path(notebook)), "parameters": params,
               "data": folder_digest(DATA_DIR), "files": files, "models": model_dirs, "upstream": upstream,
               "device": device}
     return make_key(KIND, inputs)
@@ -168,7 +159,7 @@ def restore(root: str | os.PathLike, key, executed: str | os.PathLike,
         folder = _under(root, output_dir)
         for rel, digest in outputs.items():
             f = folder / rel
-            if not f.is_file() or _file_digest(f) != digest:
+            if not f.is_file() or sha256_file(f) != digest:
                 return None
     atomic_write_bytes(executed, notebook.encode("utf-8"))
     return {"executed_s": stored.get("executed_s"), "executed_at": stored.get("executed_at")}

@@ -96,12 +96,16 @@ def visible_gpus() -> list[str]:
         return []
 
 
+#: Environment variables that cap the threads of OpenMP (torch), MKL and OpenBLAS in a process and its children.
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
 def configure_worker(torch_threads: int, gpu: str | None = None) -> None:
     """Set up a worker process before its first run: ``torch_threads`` torch (and OpenMP/MKL) threads and, when
     ``gpu`` is given, ``CUDA_VISIBLE_DEVICES=gpu`` (must run before the worker touches CUDA)."""
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    for var in THREAD_ENV_VARS:
         os.environ[var] = str(torch_threads)
     import torch
 

@@ -22,11 +22,12 @@ from . import chapter_cache
 from .book_build import build_book
 from .book_layout import GENERATED_DIR, REPO_ROOT, display_path
 from .errors import ParameterError
-from .grid_executors import available_cpus
+from .grid_executors import THREAD_ENV_VARS, available_cpus
 from .io import atomic_write_json, package_versions
 from .notebook_execution import check_kernel, run_notebook
 from .run_parameters import (
-    CliValue, format_parameter_spec, load_profile, notebook_parameters, overridden_names, validate_parameters,
+    format_parameter_spec, load_profile, notebook_parameters, overridden_names, plain_value,
+    validate_parameters,
 )
 
 #: File name of the run record inside ``book/_generated``.
@@ -105,7 +106,7 @@ def _run_with_threads(threads: int, job: dict) -> float:
     """Worker-process body: limit this process and its kernel (which inherits the environment) to ``threads``
     OpenMP / MKL / OpenBLAS threads (torch reads ``OMP_NUM_THREADS`` at start-up), then run one notebook.
     Returns its duration in seconds."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    for var in (*THREAD_ENV_VARS, "NUMBA_NUM_THREADS"):
         os.environ[var] = str(threads)
     t0 = time.perf_counter()
     run_notebook(**job)
@@ -145,11 +146,15 @@ def _all_parameters(item: dict) -> dict:
             for name, p in item["spec"].items()}
 
 
+def _folder(value):
+    """A folder parameter's text, or None when it is empty or not text."""
+    value = plain_value(value)
+    return value if isinstance(value, str) and value.strip() else None
+
+
 def _output_dir(item: dict):
     """The chapter's result folder (its ``output_dir`` parameter), or None."""
-    value = _all_parameters(item).get("output_dir")
-    value = getattr(value, "raw", value)
-    return value if isinstance(value, str) and value.strip() else None
+    return _folder(_all_parameters(item).get("output_dir"))
 
 
 def upstream_outputs(entries: Sequence[dict], overrides: Mapping[str, Any], root: Path) -> dict[str, list[str]]:
@@ -161,9 +166,7 @@ def upstream_outputs(entries: Sequence[dict], overrides: Mapping[str, Any], root
         spec = notebook_parameters(path) if path.is_file() else {}
         value = {**{k: p["default"] for k, p in spec.items()}, **entry["parameters"],
                  **{k: v for k, v in overrides.items() if k in spec}}.get("output_dir")
-        value = getattr(value, "raw", value)
-        outs.append((Path(entry["notebook"]).stem, entry.get("group"),
-                     value if isinstance(value, str) and value.strip() else None))
+        outs.append((Path(entry["notebook"]).stem, entry.get("group"), _folder(value)))
     return {stem: [o for s, g, o in outs[:j] if o and (group is None or g != group)]
             for j, (stem, group, _) in enumerate(outs)}
 
@@ -247,7 +250,7 @@ def run_profile(
         "profile": prof["name"],
         "profile_path": display_path(Path(prof["path"]), root) if prof.get("path") else None,
         "only": list(only) if only else None,
-        "overrides": {k: (v.raw if isinstance(v, CliValue) else v) for k, v in overrides.items()},
+        "overrides": {k: plain_value(v) for k, v in overrides.items()},
         "started": _now(),
         "finished": None,
         "status": "running",
@@ -285,7 +288,7 @@ def run_profile(
         records = {}
         for i, item in batch:
             nb_path = item["path"]
-            shown = {k: (v.raw if isinstance(v, CliValue) else v) for k, v in item["params"].items()}
+            shown = {k: plain_value(v) for k, v in item["params"].items()}
             together = ("  side by side with " + ", ".join(o["path"].stem for j, o in batch if j != i)
                         + f" ({threads} thread{'s' if threads > 1 else ''} each)") if threads else ""
             _print(f"[{i}/{n}] {display_path(nb_path, root)} -> {display_path(gen_dir / nb_path.name, root)}"

@@ -49,6 +49,11 @@ class CliValue:
         return yaml.safe_load(self.raw) if self.raw.strip() else self.raw
 
 
+def plain_value(value: Any) -> Any:
+    """``value`` as given: the raw text of a :class:`CliValue`, anything else unchanged."""
+    return value.raw if isinstance(value, CliValue) else value
+
+
 # --------------------------------------------------------------------------------------------------
 # Profiles
 # --------------------------------------------------------------------------------------------------
