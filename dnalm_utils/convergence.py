@@ -209,7 +209,8 @@ def gate_table(models: Mapping, folders: Mapping[str, Path], configs: Mapping, *
 def snapshot_scores(folders: Mapping[str, Path], references: Mapping, *, device: str = "auto"):
     """Hidden-nucleotide accuracy and bits against training step for every model: each snapshot
     (``pretraining.snapshot_folders``; step 0 = initialisation) and the finished model, on its held-out
-    reference's blocks. Rows: model, step, accuracy, bits, ngram_accuracy, ngram_bits."""
+    reference's blocks. Rows: model, step, nucleotides_seen (by that step), accuracy, bits, ngram_accuracy,
+    ngram_bits."""
     import pandas as pd
 
     from . import models as zoo_models
@@ -220,10 +221,12 @@ def snapshot_scores(folders: Mapping[str, Path], references: Mapping, *, device:
         ref = references[name]
         steps = dict(pretraining.snapshot_folders(folder))
         final = int(pd.read_csv(Path(folder) / "loss_curve.csv").step.max())
+        per_step = pretraining.nucleotides_per_step(folder)
         steps[final] = Path(folder)
         for step, path in sorted(steps.items()):
             lm = zoo_models.load_model(path, device=device)
-            rows.append({"model": name, "step": step, **ref.score(lm), "ngram_accuracy": ref.ngram_accuracy,
+            rows.append({"model": name, "step": step, "nucleotides_seen": step * per_step, **ref.score(lm),
+                         "ngram_accuracy": ref.ngram_accuracy,
                          "ngram_bits": ref.ngram_bits})
     return pd.DataFrame(rows)
 

@@ -457,7 +457,7 @@ PURITY_KEPT = 0.10
 
 def pretraining(*, roles, curves, sweep, scores, baselines, block_lengths: Sequence[int], corpus_nt: int,
                 collapse_drop: float = 0.10) -> dict[str, str]:
-    """Chapter 2's sentences. ``curves``: model, step, share_of_uniform; ``sweep``: model, k, m, accuracy (overlapping
+    """Chapter 2's sentences. ``curves``: model, step, share_of_uniform[, nucleotides_seen (by that step)]; ``sweep``: model, k, m, accuracy (overlapping
     models); ``scores``: model, h, accuracy, bits, nucleotides; ``baselines``: model (reference), h, accuracy,
     bits. Descriptive: the hidden-nucleotide comparison with the n-gram is tested in chapter 3."""
     out: dict[str, str] = {}
@@ -474,8 +474,13 @@ def pretraining(*, roles, curves, sweep, scores, baselines, block_lengths: Seque
                            else "not comparable in this run (no overlapping model, or no other tokenization)")
     crossing = {}
     for m, part in curves.groupby("model", sort=False):
-        below = part[part.share_of_uniform < LOSS_SHARE_MARK].step
-        crossing[m] = f"step {int(below.iloc[0]):,}" if len(below) else "never"
+        below = part[part.share_of_uniform < LOSS_SHARE_MARK]
+        if not len(below):
+            crossing[m] = "never"
+        elif "nucleotides_seen" in below:  # arms with different windows per step compare at equal data
+            crossing[m] = f"{below.nucleotides_seen.iloc[0] / 1e6:.2f} M nucleotides (step {int(below.step.iloc[0]):,})"
+        else:
+            crossing[m] = f"step {int(below.step.iloc[0]):,}"
     out["step60_list"] = ", ".join(f"**{m}** {crossing[m]}" for m in crossing) or "n/a"
     out["loss_mark_text"] = fmt_pct(LOSS_SHARE_MARK, 0)
     for key, rel in (("m1", lambda k: 1), ("mk", lambda k: k), ("mk3", lambda k: k + 3)):

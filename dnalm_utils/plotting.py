@@ -187,34 +187,45 @@ def model_style(name: str, roles=None, scheme: str | None = None) -> tuple[str, 
     return model_color(row.scheme.iloc[0], row.k.iloc[0]), "--" if dashed else "-"
 
 
+def _training_axis(frame):
+    """(x values, axis label) for a pre-training curve: nucleotides seen in millions when the frame has a
+    ``nucleotides_seen`` column (arms with different windows per step compare at equal data), else the step."""
+    if "nucleotides_seen" in frame:
+        return frame.nucleotides_seen / 1e6, "nucleotides seen (millions)"
+    return frame.step, "training step"
+
+
 def plot_loss_curves(curves, uniform: Mapping[str, float], roles=None):
-    """Training loss by step for every model: left in nats, right as a share of the uniform-guess loss
-    ``uniform[model]`` (ln of the number of tokens it can predict), so that vocabularies of different sizes
-    compare. curves: DataFrame (model, step, loss)."""
+    """Training loss against nucleotides seen (or step) for every model: left in nats, right as a share of the
+    uniform-guess loss ``uniform[model]`` (ln of the number of tokens it can predict), so that vocabularies of
+    different sizes compare. curves: DataFrame (model, step[, nucleotides_seen], loss)."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for name, sub in curves.groupby("model", sort=False):
         color, ls = model_style(name, roles)
-        axes[0].plot(sub.step, sub.loss, ls, color=color, label=name, lw=1.6)
-        axes[1].plot(sub.step, sub.loss / uniform[name], ls, color=color, label=name, lw=1.6)
+        x, xlabel = _training_axis(sub)
+        axes[0].plot(x, sub.loss, ls, color=color, label=name, lw=1.6)
+        axes[1].plot(x, sub.loss / uniform[name], ls, color=color, label=name, lw=1.6)
     axes[0].set_ylabel("masked-token loss (nats)")
     axes[1].set_ylabel("loss / ln(predictable tokens)  (1 = uniform guess)")
     axes[1].axhline(1, color="grey", lw=0.8, ls=":")
     for ax in axes:
-        ax.set_xlabel("training step")
+        ax.set_xlabel(xlabel)
         ax.legend(fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
 
 
 def plot_snapshot_scores(scores, roles=None):
-    """Hidden-nucleotide accuracy (left) and bits (right) against training step, one line per model, with the
-    two-sided n-gram of each model's held-out reference as a grey dotted line. scores: DataFrame (model, step,
-    accuracy, bits, ngram_accuracy, ngram_bits) from ``convergence.snapshot_scores``."""
+    """Hidden-nucleotide accuracy (left) and bits (right) against nucleotides seen (or step), one line per model,
+    with the two-sided n-gram of each model's held-out reference as a grey dotted line. scores: DataFrame (model,
+    step[, nucleotides_seen], accuracy, bits, ngram_accuracy, ngram_bits) from ``convergence.snapshot_scores``."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    xlabel = _training_axis(scores)[1]
     for name, sub in scores.groupby("model", sort=False):
         color, ls = model_style(name, roles)
-        axes[0].plot(sub.step, 100 * sub.accuracy, ls, color=color, label=name, lw=1.6, marker="o", ms=3)
-        axes[1].plot(sub.step, sub.bits, ls, color=color, label=name, lw=1.6, marker="o", ms=3)
+        x = _training_axis(sub)[0]
+        axes[0].plot(x, 100 * sub.accuracy, ls, color=color, label=name, lw=1.6, marker="o", ms=3)
+        axes[1].plot(x, sub.bits, ls, color=color, label=name, lw=1.6, marker="o", ms=3)
     for ax, col, scale in ((axes[0], "ngram_accuracy", 100), (axes[1], "ngram_bits", 1)):
         for value in sorted(set(scores[col])):
             ax.axhline(scale * value, color="grey", lw=0.9, ls=":", label="two-sided n-gram")
@@ -222,7 +233,7 @@ def plot_snapshot_scores(scores, roles=None):
     axes[0].set_ylabel("hidden-nucleotide accuracy (%)")
     axes[1].set_ylabel("bits per hidden nucleotide")
     for ax in axes:
-        ax.set_xlabel("training step")
+        ax.set_xlabel(xlabel)
         handles, labels = ax.get_legend_handles_labels()
         keep = dict(zip(labels, handles))
         ax.legend(keep.values(), keep.keys(), fontsize=8, frameon=False)

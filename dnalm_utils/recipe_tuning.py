@@ -5,7 +5,8 @@ initialisation, heads ...) is pre-trained under the package's one cache rule (``
 chapter 2's convergence gates (``convergence.gate_table``: held-out loss flat, the overlap rule for overlapping
 k-mers, one hidden nucleotide against the two-sided n-gram for single nucleotides) and its hidden-nucleotide
 accuracy on the held-out blocks of the pre-training corpus. The table says which recipe to put in the zoo
-(:func:`best_variant`: the lowest held-out loss, the objective itself; the gates are reported beside it, not used
+(:func:`best_variant`: the lowest held-out loss, the objective itself, averaged over seed replicates where the
+table has them (:func:`seed_spread_sentence` says whether the gain exceeds the seed range); the gates are reported beside it, not used
 to choose, since a variant that learns nothing has a flat loss curve), and the chapter shows it as the record
 of how the recipe was chosen.
 
@@ -123,15 +124,63 @@ def _training_seconds(folder) -> float:
     return float(json.loads((Path(folder) / MANIFEST).read_text())["wall_time_s"])
 
 
+def recipe_label(variant: str) -> str:
+    """The recipe a variant label stands for, its ``seed=N`` setting removed: "batch_size=32, seed=1" ->
+    "batch_size=32", "seed=2" -> :data:`BASE_VARIANT`. Rows of one recipe with other seeds are its replicates."""
+    if variant == BASE_VARIANT:
+        return BASE_VARIANT
+    kept = [item for item in str(variant).split(", ") if not item.startswith("seed=")]
+    return ", ".join(kept) or BASE_VARIANT
+
+
+def recipe_losses(table):
+    """One row per recipe of a :func:`tune_recipe` table (seed replicates pooled, :func:`recipe_label`), in table
+    order: recipe, seeds (rows), mean, low and high held-out loss (nats), and ``first`` (the row index of the
+    recipe's first row, its seed-0 run when the table lists it first)."""
+    import pandas as pd
+
+    labels = [recipe_label(v) for v in table.variant]
+    rows = []
+    for label in dict.fromkeys(labels):
+        idx = [i for i, lab in enumerate(labels) if lab == label]
+        loss = table.heldout_loss.iloc[idx].astype(float)
+        rows.append({"recipe": label, "seeds": len(idx), "mean": float(loss.mean()), "low": float(loss.min()),
+                     "high": float(loss.max()), "first": idx[0]})
+    return pd.DataFrame(rows)
+
+
 def best_variant(table) -> dict:
-    """The chosen row of a :func:`tune_recipe` table: the lowest held-out loss (the masked-LM objective on held-out
-    pre-training windows; every variant keeps the arm's tokenization and masking, so the losses compare). Ties:
-    the earlier row, so the unchanged recipe wins a tie. Gates are not used to choose: a variant that learns
-    nothing passes the flatness gate."""
+    """The chosen row of a :func:`tune_recipe` table: the recipe with the lowest held-out loss (the masked-LM
+    objective on held-out pre-training windows; every variant keeps the arm's tokenization and masking, so the
+    losses compare), averaged over its seeds where the table holds replicates (rows that differ only in
+    ``seed``); the row returned is the recipe's first. Ties: the earlier recipe, so the unchanged recipe wins a
+    tie. Gates are not used to choose: a variant that learns nothing passes the flatness gate."""
     if table is None or not len(table):
         raise ParameterError("best_variant: the tuning table is empty; run tune_recipe first.")
-    order = sorted(range(len(table)), key=lambda i: (float(table.heldout_loss.iloc[i]), i))
-    return table.iloc[order[0]].to_dict()
+    pooled = recipe_losses(table)
+    order = sorted(range(len(pooled)), key=lambda i: (pooled["mean"].iloc[i], i))
+    return table.iloc[int(pooled["first"].iloc[order[0]])].to_dict()
+
+
+def seed_spread_sentence(part) -> str:
+    """For an arm's tuning rows with seed replicates: each replicated recipe's range over seeds, and whether the
+    chosen recipe's gain over the base recipe (difference of their seed means) exceeds the widest of those ranges
+    -- a smaller gain is not called a difference. "" when no recipe has more than one seed."""
+    pooled = recipe_losses(part)
+    replicated = pooled[pooled.seeds > 1]
+    if not len(replicated):
+        return ""
+    ranges = "; ".join(f"{r.recipe} {r.low:.3f}-{r.high:.3f} over {r.seeds} seeds" for r in replicated.itertuples())
+    spread = float((replicated.high - replicated.low).max())
+    best = recipe_label(best_variant(part)["variant"])
+    base = pooled[pooled.recipe == BASE_VARIANT]
+    text = f" Seed replicates (held-out loss, nats): {ranges}; the widest range is {spread:.3f} nats."
+    if best != BASE_VARIANT and len(base):
+        gain = float(base["mean"].iloc[0] - pooled.loc[pooled.recipe == best, "mean"].iloc[0])
+        text += (f" The chosen recipe lowers the loss by {gain:.3f} nats, "
+                 + ("more than that range: a difference." if gain > spread else
+                    "not more than that range: not shown to be a difference."))
+    return text
 
 
 def tuning_record(folder, configs: Mapping, manifests=None):
@@ -197,7 +246,7 @@ def tuning_sentence(record) -> str:
             check = (f" This run reproduces the record's held-out loss ({b:.4f} nats)." if abs(a - b) < 1e-4 else
                      f" This run's held-out loss ({b:.4f} nats) differs from the record's ({a:.4f}): another machine or "
                      "library version.")
-        out.append(head + pick + check)
+        out.append(head + pick + check + seed_spread_sentence(part))
     return " ".join(out)
 
 
@@ -243,4 +292,5 @@ if __name__ == "__main__":
 
 
 __all__ = ["BASE_VARIANT", "recipe_digest", "variant_label", "variant_name", "variant_configs", "tune_recipe", "best_variant",
+           "recipe_label", "recipe_losses", "seed_spread_sentence",
            "tuning_record", "tuning_sentence"]

@@ -56,6 +56,7 @@ def test_snapshot_scores_follow_training_on_one_shared_reference(tiny_zoo):
     assert refs["ov3"] is refs["nt"]  # same data split: one reference, the same blocks for both models
     scores = C.snapshot_scores(folders, refs)
     assert scores.groupby("model").step.apply(list).to_dict() == {"ov3": [0, 20, 40], "nt": [0, 5, 10]}
+    assert (scores.nucleotides_seen == scores.step * TINY["batch_size"] * TINY["window_nt"]).all()
     final = scores[(scores.model == "nt") & (scores.step == 10)].iloc[0]
     assert final.accuracy == pytest.approx(refs["nt"].score(loaded["nt"])["accuracy"])  # last point = the model
     assert (scores.ngram_accuracy == refs["nt"].ngram_accuracy).all() and refs["nt"].ngram_accuracy > 0.25

@@ -47,6 +47,12 @@ def test_pretraining_sentences_compare_roles_not_names():
     assert out["best_model"] == "**c** (41.0 %)" and out["ngram_order"] == "5" and out["ngram_acc_first"] == "45.0 %"
     assert out["scale_text"] == "2 layers of 128 units, 8,192,000 nucleotides seen in pre-training, trained on 2,700,000 nt of human DNA"
     assert "n/a" not in " ".join(out.values())
+    assert out["step60_list"] == "**a** step 1, **b** never, **c** never"
+    # arms that take their windows in steps of different sizes cross at a number of nucleotides, not a step
+    split = curves.assign(nucleotides_seen=curves.step * np.where(curves.model == "a", 1_024_000, 2_048_000))
+    again = F.pretraining(roles=ROLES, curves=split, sweep=sweep, scores=scores, baselines=base, block_lengths=[1],
+                          corpus_nt=2_700_000)
+    assert again["step60_list"] == "**a** 1.02 M nucleotides (step 1), **b** never, **c** never"
 
 
 def test_embedding_sentences_and_the_majority_cut_off():

@@ -212,3 +212,20 @@ def test_planted_accuracy_shows_references_and_tells_models_apart_at_one_distanc
     a, b = series["nucleotide"], series["overlap6"]
     assert a.get_color() != b.get_color() and a.get_marker() != b.get_marker()
     matplotlib.pyplot.close(fig)
+
+
+def test_pretraining_curves_compare_arms_at_equal_nucleotides_seen():
+    import pandas as pd
+
+    curves = pd.DataFrame({"model": ["a"] * 3 + ["b"] * 3, "step": [0, 10, 20, 0, 20, 40],
+                           "loss": [2.0, 1.5, 1.2, 2.0, 1.6, 1.3]})
+    curves["nucleotides_seen"] = curves.step * np.where(curves.model == "a", 64_000, 32_000)
+    fig = plotting.plot_loss_curves(curves, {"a": 2.0, "b": 2.0})
+    assert fig.axes[0].get_xlabel() == "nucleotides seen (millions)"
+    assert [line.get_xdata().tolist() for line in fig.axes[0].lines] == [[0.0, 0.64, 1.28]] * 2  # same data, same x
+    scores = pd.DataFrame({"model": ["a", "a"], "step": [0, 20], "nucleotides_seen": [0, 1_280_000],
+                           "accuracy": [0.25, 0.4], "bits": [2.0, 1.8], "ngram_accuracy": 0.41, "ngram_bits": 1.8})
+    fig = plotting.plot_snapshot_scores(scores)
+    assert fig.axes[1].get_xlabel() == "nucleotides seen (millions)" and fig.axes[0].lines[0].get_xdata().tolist() == [0, 1.28]
+    fig = plotting.plot_loss_curves(curves.drop(columns="nucleotides_seen"), {"a": 2.0, "b": 2.0})
+    assert fig.axes[0].get_xlabel() == "training step"

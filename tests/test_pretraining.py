@@ -121,6 +121,13 @@ def test_training_writes_a_loadable_zoo_model(trained):
     zoo, folder = trained
     manifest = json.loads((folder / P.MANIFEST).read_text())
     assert manifest["config"]["steps"] == 6 and manifest["nucleotides_seen"] == 6 * 8 * 40
+    curves = P.load_loss_curves({"tiny": folder})
+    assert (curves.nucleotides_seen == curves.step * 8 * 40).all() and curves.nucleotides_seen.max() == manifest["nucleotides_seen"]
+    broken = zoo / "broken"
+    broken.mkdir()
+    (broken / P.MANIFEST).write_text('{"config": {"window_nt": 40}}')
+    with pytest.raises(ModelNotAvailableError, match="broken.*batch_size"):
+        P.nucleotides_per_step(broken)
     assert (folder / "README.md").read_text().startswith("# tiny4")
     curve = (folder / "loss_curve.csv").read_text().splitlines()
     assert curve[0] == "step,loss,heldout_loss,learning_rate,grad_norm"
@@ -293,15 +300,40 @@ def test_holdout_split_is_disjoint_and_training_windows_never_enter_it():
         P.holdout_split(records[2:], fraction=0.1, block_nt=10_000)
 
 
+def test_step_split_keeps_the_windows_and_the_budget_and_applies_per_family():
+    records = corpus.corpus_records()
+    shared = dict(steps=30, batch_size=16, window_nt=40)
+    for arm in ("overlap4", "overlap6", "overlap6_dnabert", "nonoverlap6", "nucleotide", "bpe"):
+        cfg, whole = P.zoo_config(arm, **shared), P.zoo_config(arm, step_split=1, **shared)
+        split = P.STEP_SPLIT.get(cfg.scheme, 1)
+        assert (cfg.batch_size, cfg.steps) == (16 // split, 30 * split), arm
+        assert P.config_differences(cfg, whole) == ({} if split == 1 else {"batch_size": (16 // split, 16), "steps": (30 * split, 30)})
+        assert cfg.nucleotides_seen == whole.nucleotides_seen
+    assert P.STEP_SPLIT["overlapping"] > 1 and "nucleotide" not in P.STEP_SPLIT  # the tuned choice (docs/recipe_tuning)
+    cfg, whole = P.zoo_config("overlap6", **shared), P.zoo_config("overlap6", step_split=1, **shared)
+    assert P.sample_training_windows(cfg, records) == P.sample_training_windows(whole, records)  # same windows, same order
+    four = P.zoo_config("nucleotide", step_split=4, **shared)
+    assert (four.batch_size, four.steps) == (4, 120)
+    with pytest.raises(ParameterError, match="not divisible by step_split=3"):
+        P.zoo_config("overlap6", step_split=3, **shared)
+    with pytest.raises(ParameterError, match="step_split"):
+        P.zoo_config("overlap6", step_split=0, **shared)
+    configs = {a: P.zoo_config(a, **shared) for a in ("overlap4", "overlap6", "nucleotide")}
+    assert P.step_split_sentence(configs, 16).startswith("overlap4 and overlap6 take each batch as 2 steps of 8 windows (60 steps")
+    assert P.step_split_sentence({"nucleotide": configs["nucleotide"]}, 16) == "every model takes them whole"
+
+
 def test_every_arm_differs_from_its_reference_in_exactly_the_stated_setting():
     for arm, (reference, setting, _why) in P.ARM_CHANGES.items():
         diff = P.config_differences(P.zoo_config(arm), P.zoo_config(reference))
         assert list(diff) == [setting], (arm, diff)
     assert P.zoo_config("overlap6_span12").span_length == 12  # hides k + 1 = 7 nt from the flanks
-    cfg = P.zoo_config("overlap6_randommask", steps=70)
+    cfg = P.zoo_config("overlap6_randommask", steps=70, step_split=1)
     spans = [cfg.span_at(s) for s in range(70)]
     assert spans[0] == 6 and spans[-1] == 12 and spans == sorted(spans) and len(set(spans)) == 7
     assert all(cfg.centre_rate_at(s) * cfg.span_at(s) == pytest.approx(0.15) for s in range(70))
+    split = P.zoo_config("overlap6_randommask", steps=70)  # the family's split steps widen over all of them
+    assert [split.span_at(s) for s in range(0, split.steps, split.steps // 70)] == spans
 
 
 def test_seeded_names_round_trip_and_change_only_the_seed():

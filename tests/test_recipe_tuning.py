@@ -43,6 +43,24 @@ def test_best_variant_takes_the_lowest_held_out_loss_then_the_earlier_row():
         R.best_variant(table.iloc[:0])
 
 
+def test_seed_replicates_are_pooled_and_a_gain_within_their_range_is_not_a_difference():
+    assert R.recipe_label("batch_size=32, seed=1, steps=4000") == "batch_size=32, steps=4000"
+    assert R.recipe_label("seed=2") == R.BASE_VARIANT and R.recipe_label(R.BASE_VARIANT) == R.BASE_VARIANT
+    table = pd.DataFrame({"arm": "x", "variant": [R.BASE_VARIANT, "a=1", "a=1, seed=1", "seed=1"],
+                          "heldout_loss": [1.30, 1.10, 1.50, 1.32]})
+    pooled = R.recipe_losses(table)
+    assert pooled.recipe.tolist() == [R.BASE_VARIANT, "a=1"] and pooled.seeds.tolist() == [2, 2]
+    assert pooled["mean"].tolist() == pytest.approx([1.31, 1.30]) and pooled["first"].tolist() == [0, 1]
+    assert R.best_variant(table)["variant"] == "a=1"  # mean 1.30 < 1.31, though seed 1 alone is the worst row
+    text = R.seed_spread_sentence(table)
+    assert "a=1 1.100-1.500 over 2 seeds" in text and "widest range is 0.400 nats" in text
+    assert "lowers the loss by 0.010 nats, not more than that range: not shown to be a difference." in text
+    tight = table.assign(heldout_loss=[1.30, 1.10, 1.12, 1.31])
+    assert "lowers the loss by 0.195 nats, more than that range: a difference." in R.seed_spread_sentence(tight)
+    assert R.best_variant(table.assign(heldout_loss=[1.0, 1.1, 0.9, 1.0]))["variant"] == R.BASE_VARIANT  # tie: base
+    assert R.seed_spread_sentence(table.iloc[:2]) == ""
+
+
 def test_tuning_trains_each_variant_reads_its_gates_and_reuses_the_cache(tmp_path):
     variants = [{"learning_rate": 1e-6}, {"learning_rate": 3e-3}]
     table = R.tune_recipe("nucleotide", variants, base_overrides=TINY, models_dir=tmp_path, n_windows=60,
