@@ -149,38 +149,68 @@ def recipe_losses(table):
     return pd.DataFrame(rows)
 
 
+def _pick(pooled) -> tuple[int, int | None]:
+    """(chosen, lowest): row positions in ``pooled`` (:func:`recipe_losses`) of the chosen recipe and of the
+    lowest mean when the base recipe was kept over it (else None). See :func:`best_variant`."""
+    order = sorted(range(len(pooled)), key=lambda i: (pooled["mean"].iloc[i], i))
+    lowest = order[0]
+    base = [i for i in range(len(pooled)) if pooled.recipe.iloc[i] == BASE_VARIANT]
+    if base and lowest != base[0] and pooled.seeds.iloc[base[0]] > 1:
+        b = base[0]
+        gain = pooled["mean"].iloc[b] - pooled["mean"].iloc[lowest]
+        if gain <= pooled.high.iloc[b] - pooled.low.iloc[b]:
+            return b, lowest
+    return lowest, None
+
+
 def best_variant(table) -> dict:
     """The chosen row of a :func:`tune_recipe` table: the recipe with the lowest held-out loss (the masked-LM
     objective on held-out pre-training windows; every variant keeps the arm's tokenization and masking, so the
     losses compare), averaged over its seeds where the table holds replicates (rows that differ only in
-    ``seed``); the row returned is the recipe's first. Ties: the earlier recipe, so the unchanged recipe wins a
-    tie. Gates are not used to choose: a variant that learns nothing passes the flatness gate."""
+    ``seed``); the row returned is the recipe's first. Where the base recipe has seed replicates, a change must
+    lower the mean by more than the base recipe's own range over seeds, else the base recipe is kept (a gain
+    within seed noise is not a difference). Ties: the earlier recipe, so the unchanged recipe wins a tie. Gates
+    are not used to choose: a variant that learns nothing passes the flatness gate."""
     if table is None or not len(table):
         raise ParameterError("best_variant: the tuning table is empty; run tune_recipe first.")
     pooled = recipe_losses(table)
-    order = sorted(range(len(pooled)), key=lambda i: (pooled["mean"].iloc[i], i))
-    return table.iloc[int(pooled["first"].iloc[order[0]])].to_dict()
+    return table.iloc[int(pooled["first"].iloc[_pick(pooled)[0]])].to_dict()
 
 
 def seed_spread_sentence(part) -> str:
-    """For an arm's tuning rows with seed replicates: each replicated recipe's range over seeds, and whether the
-    chosen recipe's gain over the base recipe (difference of their seed means) exceeds the widest of those ranges
-    -- a smaller gain is not called a difference. "" when no recipe has more than one seed."""
+    """For an arm's tuning rows with seed replicates: each replicated recipe's range over seeds, and how the
+    choice of :func:`best_variant` stands against them: the chosen recipe's gain over the base recipe (difference
+    of seed means) beside the base recipe's range and, where replicated, the chosen recipe's own; or, when the
+    base recipe was kept, the lowest mean's gain that did not exceed the base recipe's range. "" when no recipe
+    has more than one seed."""
     pooled = recipe_losses(part)
     replicated = pooled[pooled.seeds > 1]
     if not len(replicated):
         return ""
-    ranges = "; ".join(f"{r.recipe} {r.low:.3f}-{r.high:.3f} over {r.seeds} seeds" for r in replicated.itertuples())
-    spread = float((replicated.high - replicated.low).max())
-    best = recipe_label(best_variant(part)["variant"])
+    rng = {r.recipe: r.high - r.low for r in replicated.itertuples()}
+    text = " Seed replicates (held-out loss, nats): " + "; ".join(
+        f"{r.recipe} {r.low:.3f}-{r.high:.3f} over {r.seeds} seeds" for r in replicated.itertuples()) + "."
+    chosen, lowest = _pick(pooled)
     base = pooled[pooled.recipe == BASE_VARIANT]
-    text = f" Seed replicates (held-out loss, nats): {ranges}; the widest range is {spread:.3f} nats."
-    if best != BASE_VARIANT and len(base):
-        gain = float(base["mean"].iloc[0] - pooled.loc[pooled.recipe == best, "mean"].iloc[0])
-        text += (f" The chosen recipe lowers the loss by {gain:.3f} nats, "
-                 + ("more than that range: a difference." if gain > spread else
-                    "not more than that range: not shown to be a difference."))
-    return text
+    if lowest is not None:
+        gain = float(pooled["mean"].iloc[chosen] - pooled["mean"].iloc[lowest])
+        return text + (f" The lowest mean, {pooled.recipe.iloc[lowest]}, is {gain:.3f} nats below the base recipe's, "
+                       f"within the base recipe's seed range ({rng[BASE_VARIANT]:.3f}): not a difference, so the base "
+                       "recipe is kept.")
+    best = pooled.recipe.iloc[chosen]
+    if best == BASE_VARIANT or not len(base):
+        return text
+    gain = float(base["mean"].iloc[0] - pooled["mean"].iloc[chosen])
+    text += f" The chosen recipe lowers the mean by {gain:.3f} nats"
+    if BASE_VARIANT in rng:
+        text += f", more than the base recipe's seed range ({rng[BASE_VARIANT]:.3f})"
+    if best in rng:
+        row = pooled[pooled.recipe == best].iloc[0]
+        apart = row.high < base.low.iloc[0]
+        text += (f"; its own seeds span {rng[best]:.3f} nats, " + ("less" if rng[best] < gain else "more")
+                 + " than the gain, and " + ("every seed of it lies below every seed of the base recipe"
+                                             if apart else "the seeds of the two recipes overlap"))
+    return text + "."
 
 
 def tuning_record(folder, configs: Mapping, manifests=None):
@@ -231,8 +261,8 @@ def tuning_sentence(record) -> str:
         n = int((part.variant != BASE_VARIANT).sum())
         head = (f"For {arm}, {n} change{'s' if n != 1 else ''} of the {BASE_VARIANT} {'were' if n != 1 else 'was'} "
                 f"tried (held-out loss in nats: {losses}). ")
-        pick = "The lowest held-out loss came from " + (f"the {BASE_VARIANT}" if best.variant == BASE_VARIANT
-                                                        else best.variant)
+        pick = "The chosen recipe (lowest held-out loss, mean over seeds) is " + (
+            f"the {BASE_VARIANT}" if best.variant == BASE_VARIANT else best.variant)
         uses = part[part.in_zoo.astype(str) != ""]
         if best.in_zoo:
             pick += f", the recipe this run's zoo uses ({best.in_zoo})."
