@@ -457,8 +457,8 @@ PURITY_KEPT = 0.10
 
 def pretraining(*, roles, curves, sweep, scores, baselines, block_lengths: Sequence[int], corpus_nt: int,
                 collapse_drop: float = 0.10) -> dict[str, str]:
-    """Chapter 2's sentences. ``curves``: model, step, share_of_uniform[, nucleotides_seen (by that step)]; ``sweep``: model, k, m, accuracy (overlapping
-    models); ``scores``: model, h, accuracy, bits, nucleotides; ``baselines``: model (reference), h, accuracy,
+    """Chapter 2's sentences. ``curves``: model, step, share_of_uniform[, nucleotides_seen (by that step)];
+    ``sweep``: model, k, m, accuracy (overlapping models); ``scores``: model, h, accuracy, bits, nucleotides; ``baselines``: model (reference), h, accuracy,
     bits. Descriptive: the hidden-nucleotide comparison with the n-gram is tested in chapter 3."""
     out: dict[str, str] = {}
     final = curves.groupby("model", sort=False).share_of_uniform.apply(lambda x: x.tail(4).mean())

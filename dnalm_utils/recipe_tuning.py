@@ -6,9 +6,10 @@ chapter 2's convergence gates (``convergence.gate_table``: held-out loss flat, t
 k-mers, one hidden nucleotide against the two-sided n-gram for single nucleotides) and its hidden-nucleotide
 accuracy on the held-out blocks of the pre-training corpus. The table says which recipe to put in the zoo
 (:func:`best_variant`: the lowest held-out loss, the objective itself, averaged over seed replicates where the
-table has them (:func:`seed_spread_sentence` says whether the gain exceeds the seed range); the gates are reported beside it, not used
-to choose, since a variant that learns nothing has a flat loss curve), and the chapter shows it as the record
-of how the recipe was chosen.
+table has them, and a change must beat the base recipe's own seed range where that was measured
+(:func:`seed_spread_sentence` says how each choice stands against the seeds); the gates are reported beside it,
+not used to choose, since a variant that learns nothing has a flat loss curve), and the chapter shows it as the
+record of how the recipe was chosen.
 
 * :func:`tune_recipe` -- train and score every variant of one arm, one row per variant
 * :func:`best_variant` -- the chosen row
