@@ -83,7 +83,8 @@ def tune_recipe(arm: str, variants: Sequence[Mapping], *, base_overrides: Mappin
     Returns a DataFrame, one row per variant (the unchanged recipe first): arm, variant, every changed setting,
     wall_s (the training's own wall time, from the model's manifest, also for a cached model), cached, heldout_loss (nats per masked token at the last step), accuracy (one hidden
     nucleotide, ``convergence.HeldoutReference``), ngram_accuracy (the two-sided n-gram on the same nucleotides),
-    gates_passed, gates, and one ``gate:<name>`` column per gate (its value), plus ``recipe``
+    gates_passed, gates, and one ``gate:<name>`` column per gate (its value), nucleotides (the training budget:
+    steps x windows per step x window length), plus ``recipe``
     (:func:`recipe_digest`) and ``folder``.
     ``models_dir``: where the variants are trained and cached (default: ``<models dir>/recipe-tuning``).
     """
@@ -111,6 +112,7 @@ def tune_recipe(arm: str, variants: Sequence[Mapping], *, base_overrides: Mappin
                                        references={cfg.name: ref})
         curve = pd.read_csv(Path(folder) / "loss_curve.csv").dropna(subset=["heldout_loss"])
         rows.append({"arm": arm, "variant": label, **changes, "recipe": recipe_digest(cfg), "wall_s": _training_seconds(folder), "cached": cached,
+                     "nucleotides": int(cfg.steps) * int(cfg.batch_size) * int(cfg.window_nt),
                      "heldout_loss": float(curve.sort_values("step").heldout_loss.iloc[-1]),
                      "accuracy": float(ref.score(lm)["accuracy"]), "ngram_accuracy": ref.ngram_accuracy,
                      "gates_passed": int(gates.passed.astype(bool).sum()), "gates": len(gates),
@@ -281,6 +283,81 @@ def tuning_sentence(record) -> str:
     return " ".join(out)
 
 
+def budget_record(folder):
+    """Every budget table in ``folder`` (``*.csv``, each a :func:`tune_recipe` table of one arm whose variants change
+    only ``steps``, and ``seed`` for replicates) as one DataFrame with ``multiple``: the row's nucleotides over its
+    arm's base recipe's. Empty DataFrame for no folder or no table. Raises ParameterError naming the file for a
+    table without the base recipe, without a ``nucleotides`` column (written before it existed: rerun the CLI, the
+    models are cached) or with a variant that changes anything but the budget."""
+    import pandas as pd
+
+    paths = sorted(Path(folder).glob("*.csv")) if folder and Path(folder).is_dir() else []
+    tables = []
+    for path in paths:
+        table = pd.read_csv(path)
+        missing = {"arm", "variant", "heldout_loss", "nucleotides", "gates_passed", "gates"} - set(table.columns)
+        if missing:
+            raise ParameterError(f"{path}: not a budget table (missing columns {sorted(missing)}); write it with "
+                                 "`python -m dnalm_utils.recipe_tuning ARM --variant steps=N --out FILE`.")
+        for variant in table.variant:
+            keys = {item.partition("=")[0] for item in str(variant).split(", ")} - {"seed"}
+            if variant != BASE_VARIANT and keys - {"steps"}:
+                raise ParameterError(f"{path}: variant {variant!r} changes {sorted(keys - {'steps'})}; a budget table "
+                                     "varies only steps (and seed), so that the rows differ in the budget alone.")
+        for arm, part in table.groupby("arm", sort=False):
+            base = part[part.variant == BASE_VARIANT]
+            if not len(base):
+                raise ParameterError(f"{path}: arm {arm} has no {BASE_VARIANT!r} row to measure the budget against.")
+            tables.append(part.assign(multiple=part.nucleotides / float(base.nucleotides.iloc[0])))
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def _gate_phrase(gate: str, value: float) -> str:
+    from .convergence import FLAT_TOLERANCE_NATS, OVERLAP_RULE_MIN
+
+    if gate == "flat":
+        return f"held-out loss fell {value:.3f} nats over the last quarter (gate: at most {FLAT_TOLERANCE_NATS})"
+    if gate == "overlap_rule":
+        return f"overlap rule {100 * value:.1f} % at its worst m (gate: {100 * OVERLAP_RULE_MIN:.0f} %)"
+    if gate == "context_vs_ngram":
+        return f"{100 * value:+.1f} points against the two-sided n-gram on one hidden nucleotide (gate: at least 0)"
+    return f"{gate} {value:.3f}"
+
+
+def budget_sentence(record, configs: Mapping | None = None) -> str:
+    """Per arm of a :func:`budget_record`, one computed sentence: at each budget (a multiple of the base recipe's
+    nucleotides) the held-out loss, the gates passed and each gate's value, and the wall time; then the smallest
+    budget tried that passes every gate, or that none does. Seed replicates of one budget are reported as their
+    mean and range. Given ``configs`` (name -> PretrainConfig of this run), an arm whose base recipe
+    (:func:`recipe_digest`) no model of this run was trained with is said not to describe this run's zoo."""
+    if record is None or not len(record):
+        return ("No budget record was given, so this page does not say what a longer training would change "
+                "(write one with `python -m dnalm_utils.recipe_tuning ARM --variant steps=N --out FILE`).")
+    gate_cols = [c for c in record.columns if c.startswith("gate:")]
+    out = []
+    for arm, part in record.groupby("arm", sort=False):
+        parts, passing = [], None
+        for multiple, rows in part.groupby("multiple", sort=True):
+            loss = rows.heldout_loss.astype(float)
+            spread = f" (range {loss.min():.3f}-{loss.max():.3f} over {len(rows)} seeds)" if len(rows) > 1 else ""
+            gates = [_gate_phrase(c[len("gate:"):], float(rows[c].mean())) for c in gate_cols if rows[c].notna().all()]
+            passed, total = int(rows.gates_passed.min()), int(rows.gates.max())
+            label = "the zoo's budget" if multiple == 1 else f"{multiple:g}x"
+            wall = f", {rows.wall_s.astype(float).mean():.0f} s of training" if "wall_s" in rows.columns else ""
+            parts.append(f"at {label} ({rows.nucleotides.iloc[0] / 1e6:.1f} M nt{wall}) held-out loss "
+                         f"{loss.mean():.3f} nats{spread}, {passed} of {total} gates passed ({'; '.join(gates)})")
+            if passing is None and passed == total:
+                passing = multiple
+        verdict = (f" The smallest budget tried that passes every gate is {passing:g}x." if passing is not None else
+                   f" No budget tried, up to {part.multiple.max():g}x, passes every gate.")
+        base = part[part.variant == BASE_VARIANT]
+        if configs is not None and "recipe" in part.columns and \
+                str(base.recipe.iloc[0]) not in {recipe_digest(cfg) for cfg in configs.values()}:
+            verdict += " This run's zoo trains no model with the record's base recipe, so the record does not describe it."
+        out.append(f"{arm}: " + "; ".join(parts) + "." + verdict)
+    return " ".join(out)
+
+
 def _parse_variant(text: str) -> dict:
     import yaml
 
@@ -324,4 +401,4 @@ if __name__ == "__main__":
 
 __all__ = ["BASE_VARIANT", "recipe_digest", "variant_label", "variant_name", "variant_configs", "tune_recipe", "best_variant",
            "recipe_label", "recipe_losses", "seed_spread_sentence",
-           "tuning_record", "tuning_sentence"]
+           "tuning_record", "tuning_sentence", "budget_record", "budget_sentence"]

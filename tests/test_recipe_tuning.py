@@ -80,6 +80,8 @@ def test_tuning_trains_each_variant_reads_its_gates_and_reuses_the_cache(tmp_pat
         assert row.heldout_loss == pytest.approx(float(curve.sort_values("step").heldout_loss.iloc[-1]))
         assert row.gates == 2 and row.wall_s > 0 and not row.cached
         assert row["gate:context_vs_ngram"] == pytest.approx(row.accuracy - row.ngram_accuracy)
+        cfg = P.zoo_config("nucleotide", **TINY)
+        assert row.nucleotides == cfg.steps * cfg.batch_size * cfg.window_nt  # the variants change no budget
     # a learning rate of 1e-6 barely moves the weights in 15 steps: its held-out loss stays the highest
     assert table.heldout_loss.idxmax() == 1
     assert R.best_variant(table)["variant"] != "learning_rate=1e-06"
@@ -118,3 +120,48 @@ def test_the_record_marks_the_chosen_recipe_and_the_zoo_that_uses_it(tmp_path):
     pd.DataFrame({"a": [1]}).to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(ParameterError, match="bad.csv"):
         R.tuning_record(tmp_path, configs)
+
+
+def _budget(arm, steps, losses, passed, flat, rule, seeds=None):
+    variants = [R.BASE_VARIANT] + [f"steps={n}" for n in steps[1:]]
+    if seeds:
+        variants = [f"{v}, seed={s}" if s else v for v, s in zip(variants, seeds)]
+    return pd.DataFrame({"arm": arm, "variant": variants, "heldout_loss": losses, "nucleotides": [n * 64 for n in steps],
+                         "wall_s": [10.0 * n / steps[0] for n in steps], "gates_passed": passed, "gates": 2,
+                         "gate:flat": flat, "gate:overlap_rule": rule})
+
+
+def test_the_budget_record_reads_multiples_and_the_first_budget_that_passes(tmp_path):
+    _budget("overlap6", [100, 200, 400], [2.0, 1.7, 1.5], [0, 1, 2], [0.2, 0.05, 0.01], [0.966, 0.992, 0.999]).to_csv(
+        tmp_path / "ov6.csv", index=False)
+    _budget("overlap5", [100, 200, 200], [1.6, 1.40, 1.44], [0, 1, 1], [0.1, 0.05, 0.07], [0.98, 0.995, 0.993],
+            seeds=[0, 0, 1]).to_csv(tmp_path / "ov5.csv", index=False)
+    record = R.budget_record(tmp_path)
+    assert record.groupby("arm", sort=False).multiple.apply(list).to_dict() == {"overlap5": [1.0, 2.0, 2.0],
+                                                                                "overlap6": [1.0, 2.0, 4.0]}
+    text = R.budget_sentence(record)
+    six = text[text.index("overlap6:"):]
+    assert six.startswith("overlap6: at the zoo's budget (0.0 M nt, 10 s of training) held-out loss 2.000 nats, 0 of 2 gates")
+    assert "at 4x (0.0 M nt, 40 s of training) held-out loss 1.500 nats, 2 of 2 gates passed" in six
+    assert "overlap rule 96.6 % at its worst m (gate: 99 %)" in six and "fell 0.200 nats" in six
+    assert six.endswith("The smallest budget tried that passes every gate is 4x.")
+    five = text[:text.index("overlap6:")]
+    assert "at 2x (0.0 M nt, 20 s of training) held-out loss 1.420 nats (range 1.400-1.440 over 2 seeds), 1 of 2" in five
+    assert "No budget tried, up to 2x, passes every gate." in five
+    assert R.budget_record(tmp_path / "absent").empty and "No budget record" in R.budget_sentence(None)
+    cfg = P.zoo_config("overlap6", **TINY)
+    assert "does not describe" not in text
+    record["recipe"] = [R.recipe_digest(cfg)] + ["other"] * (len(record) - 1)  # overlap5 first: its base is "cfg"
+    text = R.budget_sentence(record, {"overlap5": cfg})
+    assert text.count("does not describe it") == 1 and text.index("does not describe") > text.index("overlap6:")
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda t: t.assign(variant=[R.BASE_VARIANT, "steps=200, learning_rate=0.001"]), "changes .'learning_rate'."),
+    (lambda t: t.iloc[1:], "no 'base recipe' row"),
+    (lambda t: t.drop(columns="nucleotides"), "missing columns .'nucleotides'."),
+])
+def test_a_table_that_is_not_a_budget_table_is_refused(tmp_path, change, match):
+    change(_budget("nucleotide", [100, 200], [1.3, 1.2], [1, 1], [0.0, 0.0], [1.0, 1.0])).to_csv(tmp_path / "n.csv", index=False)
+    with pytest.raises(ParameterError, match=match):
+        R.budget_record(tmp_path)
