@@ -584,35 +584,60 @@ def left_context_probs(counts: KmerCounts, contexts: Sequence[str], k: int, *, o
 # a gap of any length: one hidden letter between two flanks, the other gap letters unseen
 
 
-def _gap_keys(codes: np.ndarray, invalid_before: np.ndarray, kmers: dict, o: int, u: int, gap: int) -> np.ndarray:
-    """Keys ``left_o | x | right_o`` (2 bits per letter, left most significant) of every corpus run of
-    ``2o + gap`` ACGT letters, x the letter at offset ``o + u``; runs holding any non-ACGT code are dropped."""
+#: Low bits of a packed code that :func:`_gap_counts` screens on (a table of 4 Mi booleans).
+_SCREEN_BITS = 22
+#: :func:`_gap_counts` reads only the runs starting with a query's left flank when those flanks are less than
+#: this share of all o-mers.
+_SCREEN_SHARE = 0.1
+
+
+def _gap_counts(codes: np.ndarray, invalid_before: np.ndarray, kmers: dict, o: int, u: int, gap: int,
+                queries: np.ndarray) -> np.ndarray:
+    """Counts of each query key (any shape; ``left_o | x | right_o``, 2 bits per letter, left most significant)
+    among the corpus runs of ``2o + gap`` ACGT letters, x the letter at offset ``o + u``; runs holding any
+    non-ACGT code do not count. Exact, and never a sort of the corpus:
+
+    * long flanks whose left o-mers are a small share (< :data:`_SCREEN_SHARE`) of all o-mers: only the runs
+      that start with one of the queries' left flanks are read (a table of them; beyond 11 letters of their low
+      :data:`_SCREEN_BITS` bits, a screen that never drops a match) and their keys matched against the sorted
+      queries;
+    * otherwise every run's key is built; a dense histogram counts keys of up to 12 letters, longer ones are
+      screened on their low bits and matched the same way."""
+    queries = np.asarray(queries, dtype=np.uint64)
     span = 2 * o + gap
     n = codes.size - span + 1
-    if n <= 0:
-        return np.zeros(0, np.uint64)
-    ok = (invalid_before[span:] - invalid_before[:-span]) == 0
-    key = codes[o + u: o + u + n].astype(np.uint64) << np.uint64(2 * o)
-    if o:
-        left, right = kmers[o]
-        key |= (left[:n] << np.uint64(2 * o + 2)) | right[o + gap: o + gap + n]
-    return key[ok]
-
-
-def _gap_counts(keys: np.ndarray, queries: np.ndarray, bits: int) -> np.ndarray:
-    """Counts of each query key (any shape) among ``keys``: a dense histogram when 4**bits fits, else a sort."""
-    if 2 * bits <= 24:
-        dense = np.bincount(keys.astype(np.intp), minlength=4**bits)
-        return dense[queries.astype(np.intp)].astype(np.int64)
-    uniq, cnt = np.unique(keys, return_counts=True)
-    if uniq.size == 0:
+    uniq = np.unique(queries)
+    if n <= 0 or uniq.size == 0:
         return np.zeros(queries.shape, np.int64)
-    pos = np.minimum(np.searchsorted(uniq, queries), uniq.size - 1)
-    return np.where(uniq[pos] == queries, cnt[pos], 0).astype(np.int64)
+    shift, bits = np.uint64(2 * o), 2 * o + 1
+    left, right = kmers[o] if o else (None, None)
+    lefts = np.unique(uniq >> (shift + np.uint64(2))) if o else None
+    if o and lefts.size < _SCREEN_SHARE * 4**o:
+        mask = np.uint64(min(4**o, 1 << _SCREEN_BITS) - 1)
+        table = np.zeros(int(mask) + 1, dtype=bool)
+        table[(lefts & mask).astype(np.intp)] = True
+        pos = np.flatnonzero(table[(left[:n] & mask).astype(np.intp)])
+        pos = pos[invalid_before[pos + span] == invalid_before[pos]]
+        key = (codes[pos + o + u].astype(np.uint64) << shift) | (left[pos] << (shift + np.uint64(2))) | right[pos + o + gap]
+    else:
+        ok = (invalid_before[span:] - invalid_before[:-span]) == 0
+        key = codes[o + u: o + u + n].astype(np.uint64) << shift
+        if o:
+            key |= (left[:n] << (shift + np.uint64(2))) | right[o + gap: o + gap + n]
+        key = key[ok]
+        if 2 * bits <= 24:
+            return np.bincount(key.astype(np.intp), minlength=4**bits)[queries.astype(np.intp)].astype(np.int64)
+        low = np.uint64((1 << _SCREEN_BITS) - 1)
+        table = np.zeros(1 << _SCREEN_BITS, dtype=bool)
+        table[(uniq & low).astype(np.intp)] = True
+        key = key[table[(key & low).astype(np.intp)]]
+    at = np.minimum(np.searchsorted(uniq, key), uniq.size - 1)
+    hits = np.bincount(at[uniq[at] == key], minlength=uniq.size)
+    return hits[np.searchsorted(uniq, queries)].astype(np.int64)
 
 
 def gapped_letter_probs(counts: KmerCounts, windows: Sequence[str], gaps, targets, *, order: int, alpha: float = 0.5,
-                        min_count: int = 1, return_order: bool = False):
+                        min_count: int = 1, return_order: bool = False, memo: dict | None = None):
     """ACGT distribution of one hidden letter from both flanks when a whole gap around it is unseen.
 
     ``windows``: n str; ``gaps``: (n, 2) int ``[start, end)`` of the nucleotides the predictor may not read in
@@ -628,6 +653,10 @@ def gapped_letter_probs(counts: KmerCounts, windows: Sequence[str], gaps, target
     sees exactly what a model sees when masking a token hides more letters than the one scored (a
     non-overlapping 6-mer or BPE token). Cost: one pass over the counted corpus per (order, gap length, target
     offset) group. Returns (n, 4) float64; with ``return_order=True`` also the (n,) int64 order used.
+
+    ``memo``: a dict the caller keeps across calls on the same ``counts`` ((order, gap, offset) -> the sorted
+    queried keys and their counts). A group whose keys were all counted before is read from it instead of from
+    the corpus: scoring the same windows at ascending orders, every backed-off group is found there.
     """
     alpha, min_count, order = _check_smoothing(alpha, min_count, order)
     if isinstance(windows, (str, bytes)):
@@ -655,15 +684,24 @@ def gapped_letter_probs(counts: KmerCounts, windows: Sequence[str], gaps, target
         groups = np.stack([o_cur[pending], gap[pending], u[pending]], 1)
         for o, g, uu in np.unique(groups, axis=0).tolist():
             idx = pending[(groups == (o, g, uu)).all(1)]
-            if o and o not in kmers:
-                values, _ = codec.kmer_codes(codes, o)
-                kmers[o] = (values, values)
-            keys = _gap_keys(codes, invalid_before, kmers, o, uu, g)
             base = np.zeros(idx.size, np.uint64)
             if o:
                 base = (_flank_code(flat, S[idx] - o, o) << np.uint64(2 * o + 2)) | _flank_code(flat, E[idx], o)
             query = base[:, None] | (np.arange(4, dtype=np.uint64)[None, :] << np.uint64(2 * o))
-            raw = _gap_counts(keys, query, 2 * o + 1)
+            raw = None
+            if memo is not None and (o, g, uu) in memo:
+                known, known_counts = memo[(o, g, uu)]
+                at = np.minimum(np.searchsorted(known, query), known.size - 1)
+                if (known[at] == query).all():
+                    raw = known_counts[at]
+            if raw is None:
+                if o and o not in kmers:
+                    values, _ = codec.kmer_codes(codes, o)
+                    kmers[o] = (values, values)
+                raw = _gap_counts(codes, invalid_before, kmers, o, uu, g, query)
+                if memo is not None:
+                    known, first = np.unique(query, return_index=True)
+                    memo[(o, g, uu)] = (known, raw.reshape(-1)[first])
             ok = (raw.sum(1) >= min_count) | (o == 0)
             out[idx[ok]] = _smoothed(raw[ok], alpha)
             if not ok.all():
@@ -823,8 +861,10 @@ def held_out_gap_order(sequences: Sequence[str], gap_lengths: Iterable[int], *, 
         offsets = ((np.arange(strata) + 0.5) * g / strata).astype(np.int64)  # middle of each of the equal parts
         targets = starts + offsets[rng.permutation(len(valid)) % strata]
         truth = np.array([codec.letter_index(w, [t])[0] for w, t in zip(valid, targets)])
+        memo: dict = {}  # ascending orders: every backed-off group was counted by an earlier order's call
         rows = [{"order": o, **score_probs(gapped_letter_probs(counts, valid, np.stack([starts, starts + g], 1), targets,
-                                                               order=o, alpha=alpha, min_count=min_count), truth)}
+                                                               order=o, alpha=alpha, min_count=min_count, memo=memo),
+                                           truth)}
                 for o in orders]
         table = pd.DataFrame(rows)
         out[g] = (int(table.order.iloc[int(np.argmin(table.log_loss.to_numpy()))]), table)

@@ -537,6 +537,57 @@ def test_gapped_long_gap_matches_a_brute_force_count():
         pytest.skip("the brute-force context never occurs in this corpus")
 
 
+@pytest.mark.parametrize("o", [3, 6, 7, 12])
+def test_gapped_long_flanks_match_a_brute_force_count(o):
+    """Short and long flanks (beyond 11 letters the screen on the left flank is approximate): every window's counts
+    equal a brute-force scan of both strands, for contexts that occur (windows cut from the corpus) and that do
+    not."""
+    rng = np.random.default_rng(o)
+    corpus = ["".join(rng.choice(list("ACGT"), 3000)) + "N" + "".join(rng.choice(list("ACGT"), 2000))]
+    counts = ngram.KmerCounts(corpus, max_len=1)
+    strands = corpus + [ngram_revcomp(s) for s in corpus]
+    gap_nt, u = 3, 1
+    wins, gaps, targets = [], [], []
+    for i in range(12):
+        start = int(rng.integers(0, 2900))
+        win = corpus[0][start: start + 40] if i % 3 else "".join(rng.choice(list("ACGT"), 40))
+        wins.append(win)
+        gaps.append((15, 15 + gap_nt))
+        targets.append(15 + u)
+    got, used = ngram.gapped_letter_probs(counts, wins, np.array(gaps), targets, order=o, alpha=0.5, min_count=1,
+                                          return_order=True)
+    for w, win in enumerate(wins):
+        order = int(used[w])
+        left, right = win[15 - order: 15], win[15 + gap_nt: 15 + gap_nt + order]
+        span = 2 * order + gap_nt
+        raw = np.zeros(4)
+        for seq in strands:
+            for t in range(len(seq) - span + 1):
+                run = seq[t: t + span]
+                if run[:order] == left and run[span - order:] == right and set(run) <= set("ACGT"):
+                    raw["ACGT".index(run[order + u])] += 1
+        assert raw.sum() >= 1 or order == 0
+        np.testing.assert_allclose(got[w], (raw + 0.5) / (raw.sum() + 2.0), err_msg=f"window {w}, order {order}")
+    assert (used == o).sum() >= 8  # the windows cut from the corpus keep the full order
+
+
+def test_gapped_memo_gives_the_same_probabilities_and_is_read():
+    counts = ngram.KmerCounts(_gap_corpus(2), max_len=1)
+    rng = np.random.default_rng(5)
+    wins = ["".join(rng.choice(list("ACGT"), 40)) for _ in range(50)]
+    gaps = np.tile([15, 19], (50, 1))
+    targets = 15 + rng.integers(0, 4, 50)
+    memo: dict = {}
+    for o in range(0, 7):  # ascending orders, as held_out_gap_order scores them
+        plain, used = ngram.gapped_letter_probs(counts, wins, gaps, targets, order=o, return_order=True)
+        np.testing.assert_array_equal(ngram.gapped_letter_probs(counts, wins, gaps, targets, order=o, memo=memo), plain)
+    assert {key[0] for key in memo} == set(range(0, 7)) and used.min() < 6  # some windows backed off
+    for key, (known, raw) in memo.items():  # alter every remembered count: a later call must read them
+        memo[key] = (known, raw + 1000)
+    altered = ngram.gapped_letter_probs(counts, wins, gaps, targets, order=6, memo=memo)
+    assert not np.allclose(altered, plain)
+
+
 def ngram_revcomp(s):
     return s[::-1].translate(str.maketrans("ACGTN", "TGCAN"))
 
