@@ -327,8 +327,9 @@ def _gate_phrase(gate: str, value: float) -> str:
 def budget_sentence(record, configs: Mapping | None = None) -> str:
     """Per arm of a :func:`budget_record`, one computed sentence: at each budget (a multiple of the base recipe's
     nucleotides) the held-out loss, the gates passed and each gate's value, and the wall time; then the smallest
-    budget tried that passes every gate, or that none does. Seed replicates of one budget are reported as their
-    mean and range. Given ``configs`` (name -> PretrainConfig of this run), an arm whose base recipe
+    budget tried that passes every gate, or that none does; for an arm without the n-gram gate, its accuracy on
+    one hidden nucleotide beside the n-gram's. Seed replicates of one budget are reported as their mean and
+    range. Given ``configs`` (name -> PretrainConfig of this run), an arm whose base recipe
     (:func:`recipe_digest`) no model of this run was trained with is said not to describe this run's zoo."""
     if record is None or not len(record):
         return ("No budget record was given, so this page does not say what a longer training would change "
@@ -341,6 +342,10 @@ def budget_sentence(record, configs: Mapping | None = None) -> str:
             loss = rows.heldout_loss.astype(float)
             spread = f" (range {loss.min():.3f}-{loss.max():.3f} over {len(rows)} seeds)" if len(rows) > 1 else ""
             gates = [_gate_phrase(c[len("gate:"):], float(rows[c].mean())) for c in gate_cols if rows[c].notna().all()]
+            if {"accuracy", "ngram_accuracy"} <= set(rows.columns) and "context_vs_ngram" not in \
+                    {c[len("gate:"):] for c in gate_cols if rows[c].notna().all()}:
+                gates.append(f"one hidden nucleotide {100 * rows.accuracy.astype(float).mean():.1f} % against "
+                             f"{100 * float(rows.ngram_accuracy.iloc[0]):.1f} % for the two-sided n-gram, not a gate")
             passed, total = int(rows.gates_passed.min()), int(rows.gates.max())
             label = "the zoo's budget" if multiple == 1 else f"{multiple:g}x"
             wall = f", {rows.wall_s.astype(float).mean():.0f} s of training" if "wall_s" in rows.columns else ""

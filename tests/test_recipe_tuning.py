@@ -144,6 +144,9 @@ def test_the_budget_record_reads_multiples_and_the_first_budget_that_passes(tmp_
     assert six.startswith("overlap6: at the zoo's budget (0.0 M nt, 10 s of training) held-out loss 2.000 nats, 0 of 2 gates")
     assert "at 4x (0.0 M nt, 40 s of training) held-out loss 1.500 nats, 2 of 2 gates passed" in six
     assert "overlap rule 96.6 % at its worst m (gate: 99 %)" in six and "fell 0.200 nats" in six
+    assert "one hidden nucleotide" not in text  # the tables hold no accuracy
+    record["accuracy"], record["ngram_accuracy"] = 0.45, 0.40
+    assert R.budget_sentence(record).count("one hidden nucleotide 45.0 % against 40.0 % for the two-sided n-gram") == 5  # one per arm and budget
     assert six.endswith("The smallest budget tried that passes every gate is 4x.")
     five = text[:text.index("overlap6:")]
     assert "at 2x (0.0 M nt, 20 s of training) held-out loss 1.420 nats (range 1.400-1.440 over 2 seeds), 1 of 2" in five
