@@ -316,7 +316,7 @@ def _gate_phrase(gate: str, value: float) -> str:
     from .convergence import FLAT_TOLERANCE_NATS, OVERLAP_RULE_MIN
 
     if gate == "flat":
-        return f"held-out loss fell {value:.3f} nats over the last quarter (gate: at most {FLAT_TOLERANCE_NATS})"
+        return f"loss fell {value:.3f} nats over the last quarter (gate: at most {FLAT_TOLERANCE_NATS})"
     if gate == "overlap_rule":
         return f"overlap rule {100 * value:.1f} % at its worst m (gate: {100 * OVERLAP_RULE_MIN:.0f} %)"
     if gate == "context_vs_ngram":
@@ -325,7 +325,7 @@ def _gate_phrase(gate: str, value: float) -> str:
 
 
 def budget_sentence(record, configs: Mapping | None = None) -> str:
-    """Per arm of a :func:`budget_record`, one computed sentence: at each budget (a multiple of the base recipe's
+    """Markdown, one bullet per arm of a :func:`budget_record`: at each budget (a multiple of the base recipe's
     nucleotides) the held-out loss, the gates passed and each gate's value, and the wall time; then the smallest
     budget tried that passes every gate, or that none does; for an arm without the n-gram gate, its accuracy on
     one hidden nucleotide beside the n-gram's. Seed replicates of one budget are reported as their mean and
@@ -341,26 +341,26 @@ def budget_sentence(record, configs: Mapping | None = None) -> str:
         for multiple, rows in part.groupby("multiple", sort=True):
             loss = rows.heldout_loss.astype(float)
             spread = f" (range {loss.min():.3f}-{loss.max():.3f} over {len(rows)} seeds)" if len(rows) > 1 else ""
-            gates = [_gate_phrase(c[len("gate:"):], float(rows[c].mean())) for c in gate_cols if rows[c].notna().all()]
-            if {"accuracy", "ngram_accuracy"} <= set(rows.columns) and "context_vs_ngram" not in \
-                    {c[len("gate:"):] for c in gate_cols if rows[c].notna().all()}:
+            measured = [c[len("gate:"):] for c in gate_cols if rows[c].notna().all()]
+            gates = [_gate_phrase(g, float(rows[f"gate:{g}"].mean())) for g in measured]
+            if {"accuracy", "ngram_accuracy"} <= set(rows.columns) and "context_vs_ngram" not in measured:
                 gates.append(f"one hidden nucleotide {100 * rows.accuracy.astype(float).mean():.1f} % against "
                              f"{100 * float(rows.ngram_accuracy.iloc[0]):.1f} % for the two-sided n-gram, not a gate")
             passed, total = int(rows.gates_passed.min()), int(rows.gates.max())
             label = "the zoo's budget" if multiple == 1 else f"{multiple:g}x"
             wall = f", {rows.wall_s.astype(float).mean():.0f} s of training" if "wall_s" in rows.columns else ""
-            parts.append(f"at {label} ({rows.nucleotides.iloc[0] / 1e6:.1f} M nt{wall}) held-out loss "
+            parts.append(f"at {label} ({rows.nucleotides.iloc[0] / 1e6:.1f} M nt{wall}): held-out loss "
                          f"{loss.mean():.3f} nats{spread}, {passed} of {total} gates passed ({'; '.join(gates)})")
             if passing is None and passed == total:
                 passing = multiple
-        verdict = (f" The smallest budget tried that passes every gate is {passing:g}x." if passing is not None else
-                   f" No budget tried, up to {part.multiple.max():g}x, passes every gate.")
+        verdict = (f"The smallest budget tried that passes every gate is {passing:g}x." if passing is not None else
+                   f"No budget tried, up to {part.multiple.max():g}x, passes every gate.")
         base = part[part.variant == BASE_VARIANT]
         if configs is not None and "recipe" in part.columns and \
                 str(base.recipe.iloc[0]) not in {recipe_digest(cfg) for cfg in configs.values()}:
             verdict += " This run's zoo trains no model with the record's base recipe, so the record does not describe it."
-        out.append(f"{arm}: " + "; ".join(parts) + "." + verdict)
-    return " ".join(out)
+        out.append(f"- **{arm}**. {verdict}\n" + "".join(f"  - {p[0].upper() + p[1:]}.\n" for p in parts))
+    return "".join(out)
 
 
 def _parse_variant(text: str) -> dict:

@@ -140,23 +140,23 @@ def test_the_budget_record_reads_multiples_and_the_first_budget_that_passes(tmp_
     assert record.groupby("arm", sort=False).multiple.apply(list).to_dict() == {"overlap5": [1.0, 2.0, 2.0],
                                                                                 "overlap6": [1.0, 2.0, 4.0]}
     text = R.budget_sentence(record)
-    six = text[text.index("overlap6:"):]
-    assert six.startswith("overlap6: at the zoo's budget (0.0 M nt, 10 s of training) held-out loss 2.000 nats, 0 of 2 gates")
-    assert "at 4x (0.0 M nt, 40 s of training) held-out loss 1.500 nats, 2 of 2 gates passed" in six
+    six = text[text.index("- **overlap6**"):]
+    assert six.startswith("- **overlap6**. The smallest budget tried that passes every gate is 4x.\n"
+                          "  - At the zoo's budget (0.0 M nt, 10 s of training): held-out loss 2.000 nats, 0 of 2 gates")
+    assert "  - At 4x (0.0 M nt, 40 s of training): held-out loss 1.500 nats, 2 of 2 gates passed" in six
     assert "overlap rule 96.6 % at its worst m (gate: 99 %)" in six and "fell 0.200 nats" in six
     assert "one hidden nucleotide" not in text  # the tables hold no accuracy
     record["accuracy"], record["ngram_accuracy"] = 0.45, 0.40
     assert R.budget_sentence(record).count("one hidden nucleotide 45.0 % against 40.0 % for the two-sided n-gram") == 5  # one per arm and budget
-    assert six.endswith("The smallest budget tried that passes every gate is 4x.")
-    five = text[:text.index("overlap6:")]
-    assert "at 2x (0.0 M nt, 20 s of training) held-out loss 1.420 nats (range 1.400-1.440 over 2 seeds), 1 of 2" in five
+    five = text[:text.index("- **overlap6**")]
+    assert "At 2x (0.0 M nt, 20 s of training): held-out loss 1.420 nats (range 1.400-1.440 over 2 seeds), 1 of 2" in five
     assert "No budget tried, up to 2x, passes every gate." in five
     assert R.budget_record(tmp_path / "absent").empty and "No budget record" in R.budget_sentence(None)
     cfg = P.zoo_config("overlap6", **TINY)
     assert "does not describe" not in text
     record["recipe"] = [R.recipe_digest(cfg)] + ["other"] * (len(record) - 1)  # overlap5 first: its base is "cfg"
     text = R.budget_sentence(record, {"overlap5": cfg})
-    assert text.count("does not describe it") == 1 and text.index("does not describe") > text.index("overlap6:")
+    assert text.count("does not describe it") == 1 and text.index("does not describe") > text.index("- **overlap6**")
 
 
 @pytest.mark.parametrize("change, match", [
