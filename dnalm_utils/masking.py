@@ -1038,14 +1038,15 @@ def same_view_items(models, windows: Sequence[str], blocks_by_m, *, counts, orde
             masks = lm.can("masked_logprobs")
             gaps = unseen_gaps(lm.tokenizer, windows, blocks) if masks else blocks
             per = np.ascontiguousarray(gaps[window], dtype=np.int64)
-            if per.tobytes() not in scored:
+            pattern = per.tobytes()
+            if pattern not in scored:
                 probs = np.zeros((len(targets), 4))
                 for g in np.unique(per[:, 1] - per[:, 0]).tolist():
                     rows = np.flatnonzero(per[:, 1] - per[:, 0] == g)
                     probs[rows] = ngram.gapped_letter_probs(counts, [windows[i] for i in window[rows]], per[rows],
                                                             targets[rows], order=order_for(g), alpha=alpha)
-                scored[per.tobytes()] = window_scores(probs, truth, window, len(blocks))
-            acc, bits = scored[per.tobytes()]
+                scored[pattern] = window_scores(probs, truth, window, len(blocks))
+            acc, bits = scored[pattern]
             parts.append(pd.DataFrame({"model": name, "m": m, "h": h, "window": np.arange(len(blocks)),
                                        "gap_nt": gaps[:, 1] - gaps[:, 0], "accuracy": acc, "bits": bits}))
     return (pd.concat(parts, ignore_index=True) if parts else

@@ -216,6 +216,23 @@ def seed_spread_sentence(part) -> str:
     return text + "."
 
 
+def _read_tables(folder, required: set, what: str, variant_hint: str):
+    """(path, DataFrame) of every ``*.csv`` in ``folder`` (none for no folder), each checked to hold the
+    ``required`` columns; ParameterError naming the file and how to write one otherwise."""
+    import pandas as pd
+
+    paths = sorted(Path(folder).glob("*.csv")) if folder and Path(folder).is_dir() else []
+    out = []
+    for path in paths:
+        table = pd.read_csv(path)
+        missing = set(required) - set(table.columns)
+        if missing:
+            raise ParameterError(f"{path}: not a {what} table (missing columns {sorted(missing)}); write it with "
+                                 f"`python -m dnalm_utils.recipe_tuning ARM --variant {variant_hint} --out FILE`.")
+        out.append((path, table))
+    return out
+
+
 def tuning_record(folder, configs: Mapping, manifests=None):
     """Every :func:`tune_recipe` table (``*.csv``) in ``folder`` as one DataFrame, with ``chosen`` (the row
     :func:`best_variant` picks for its arm), ``in_zoo`` (the names in ``configs`` -- name -> PretrainConfig of
@@ -224,16 +241,11 @@ def tuning_record(folder, configs: Mapping, manifests=None):
     loss of the first such model; NaN for none). Empty DataFrame when the folder holds no table."""
     import pandas as pd
 
-    paths = sorted(Path(folder).glob("*.csv")) if folder and Path(folder).is_dir() else []
-    if not paths:
+    found = _read_tables(folder, {"arm", "variant", "recipe", "heldout_loss"}, "recipe-tuning", "...")
+    if not found:
         return pd.DataFrame()
     tables = []
-    for path in paths:
-        table = pd.read_csv(path)
-        missing = {"arm", "variant", "recipe", "heldout_loss"} - set(table.columns)
-        if missing:
-            raise ParameterError(f"{path}: not a recipe-tuning table (missing columns {sorted(missing)}); write it with "
-                                 "`python -m dnalm_utils.recipe_tuning ARM --variant ... --out FILE`.")
+    for _, table in found:
         chosen = best_variant(table)["variant"]
         tables.append(table.assign(chosen=table.variant == chosen))
     record = pd.concat(tables, ignore_index=True)
@@ -291,14 +303,9 @@ def budget_record(folder):
     models are cached) or with a variant that changes anything but the budget."""
     import pandas as pd
 
-    paths = sorted(Path(folder).glob("*.csv")) if folder and Path(folder).is_dir() else []
     tables = []
-    for path in paths:
-        table = pd.read_csv(path)
-        missing = {"arm", "variant", "heldout_loss", "nucleotides", "gates_passed", "gates"} - set(table.columns)
-        if missing:
-            raise ParameterError(f"{path}: not a budget table (missing columns {sorted(missing)}); write it with "
-                                 "`python -m dnalm_utils.recipe_tuning ARM --variant steps=N --out FILE`.")
+    for path, table in _read_tables(folder, {"arm", "variant", "heldout_loss", "nucleotides", "gates_passed", "gates"},
+                                    "budget", "steps=N"):
         for variant in table.variant:
             keys = {item.partition("=")[0] for item in str(variant).split(", ")} - {"seed"}
             if variant != BASE_VARIANT and keys - {"steps"}:
