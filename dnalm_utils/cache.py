@@ -1,9 +1,10 @@
 """The package's one cache rule: how every cached artifact is keyed, written, read and rejected.
 
-Four kinds of artifact are cached (:data:`DEPENDS_ON` names them): a pre-trained model
+Six kinds of artifact are cached (:data:`DEPENDS_ON` names them): a pre-trained model
 (``pretraining.train``), a fine-tuning run's result row (``finetune_runs.run_grid``), a 2-D embedding map
-(``embeddings.umap_coordinates``) and a model's pooled hidden states for the frozen probes
-(``frozen_probes.pooled_features``). Each is reused only under one rule:
+(``embeddings.umap_coordinates``), a model's pooled hidden states for the frozen probes
+(``frozen_probes.pooled_features``), an executed chapter (``chapter_cache``) and the value of one analysis
+function called by a chapter (``result_cache.Memo``). Each is reused only under one rule:
 
 **Key.** ``sha256`` of the JSON of a :class:`CacheKey` manifest (sorted keys) holding
 
@@ -13,7 +14,8 @@ Four kinds of artifact are cached (:data:`DEPENDS_ON` names them): a pre-trained
 * ``versions``: the Python version and the installed versions of the libraries that shape the result
   (:data:`LIBRARIES`);
 * ``code_sha256``: :func:`code_digest` of exactly the package modules the artifact depends on
-  (:data:`DEPENDS_ON`), computed from their syntax trees with every docstring removed, so docstrings,
+  (:data:`DEPENDS_ON`; for an analysis result, the called function's module and every package module it imports,
+  :func:`import_closure`, listed in the manifest as ``modules``), computed from their syntax trees with every docstring removed, so docstrings,
   comments and formatting never count and a change to what the code does always does. Figure code lives in
   ``plotting.py``, which no artifact depends on.
 
@@ -36,7 +38,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from .errors import ParameterError
 
@@ -45,7 +47,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 
 #: Layout version of each kind's entries; bump it when an entry's body or manifest changes shape.
 FORMATS: dict[str, int] = {"pretrained-model": 3, "finetune-run": 2, "embedding-map": 2, "frozen-features": 1,
-                           "executed-chapter": 1}
+                           "executed-chapter": 1, "analysis-result": 1}
 
 #: The package modules (``dnalm_utils.<name>``; a name that is a sub-package means every module in it; ``"*"``
 #: every module of the package) whose code determines each kind of artifact. A module listed here but absent
@@ -66,7 +68,13 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
     "frozen-features": ("frozen_probes", "embeddings", "adapters", "families", "models", "tokenization", "codec"),
     # an executed chapter may call any module
     "executed-chapter": ("*",),
+    # named per call (make_key(modules=...)): the module of the function whose value is cached and every
+    # package module it imports, directly or not (import_closure)
+    "analysis-result": (),
 }
+
+#: Kinds whose modules are named per call, by ``make_key(kind, inputs, modules=...)``.
+PER_CALL_MODULES = frozenset({"analysis-result"})
 
 #: Installed distributions whose versions shape each kind of artifact.
 LIBRARIES: dict[str, tuple[str, ...]] = {
@@ -77,6 +85,8 @@ LIBRARIES: dict[str, tuple[str, ...]] = {
     "executed-chapter": ("torch", "transformers", "tokenizers", "accelerate", "numpy", "scipy", "pandas",
                          "scikit-learn", "umap-learn", "numba", "matplotlib", "seaborn", "papermill", "myst-nb",
                          "pyfaidx"),
+    "analysis-result": ("torch", "transformers", "tokenizers", "accelerate", "numpy", "scipy", "pandas",
+                        "scikit-learn", "umap-learn", "numba", "pyfaidx"),
 }
 
 
@@ -112,12 +122,19 @@ def source_digest(source: str, *, filename: str = "<module>") -> str:
     return sha256_bytes(ast.dump(_strip_docstrings(tree), include_attributes=False).encode("utf-8"))
 
 
-def module_files(kind: str, root: str | os.PathLike | None = None) -> dict[str, Path | None]:
-    """``{module name: its .py file, or None when absent}`` for the modules ``kind`` depends on, under the
-    package folder ``root`` (default :data:`PACKAGE_ROOT`); a sub-package expands to all its modules, sorted."""
+def _module_path(root: Path, name: str) -> Path:
+    """The file of module ``name`` ("ngram", "families.bert", "families.__init__") under ``root``."""
+    return root.joinpath(*name.split(".")).with_suffix(".py")
+
+
+def module_files(kind: str, root: str | os.PathLike | None = None, *,
+                 modules: Sequence[str] | None = None) -> dict[str, Path | None]:
+    """``{module name: its .py file, or None when absent}`` for the modules ``kind`` depends on (or ``modules``,
+    for a kind in :data:`PER_CALL_MODULES`), under the package folder ``root`` (default :data:`PACKAGE_ROOT`); a
+    sub-package expands to all its modules, sorted; a dotted name ("families.bert") is one module of one."""
     root = Path(root) if root is not None else PACKAGE_ROOT
     out: dict[str, Path | None] = {}
-    names = DEPENDS_ON[check_kind(kind)]
+    names = DEPENDS_ON[check_kind(kind)] if modules is None else tuple(modules)
     if "*" in names:
         names = sorted({f.stem for f in root.glob("*.py")} | {d.name for d in root.iterdir()
                                                               if d.is_dir() and (d / "__init__.py").is_file()})
@@ -127,25 +144,103 @@ def module_files(kind: str, root: str | os.PathLike | None = None) -> dict[str, 
             for f in sorted(package.glob("*.py")):
                 out[f"{name}.{f.stem}"] = f
         else:
-            f = root / f"{name}.py"
+            f = _module_path(root, name)
             out[name] = f if f.is_file() else None
     return out
 
 
-@functools.lru_cache(maxsize=32)
-def _code_digest(kind: str, root: str) -> str:
+def _imported(root: Path, name: str, tree: ast.AST) -> set[str]:
+    """Package modules that the module ``name`` imports anywhere in its body (functions included), as names for
+    :func:`module_files`: a module, a dotted module of a sub-package, or a whole sub-package."""
+    parts = name.split(".")
+    here = parts[:-1]  # the package holding module ``name`` (relative to root)
+    found = set()
+
+    def add(path_parts: list[str], names=()) -> None:
+        base = root.joinpath(*path_parts) if path_parts else root
+        if path_parts and base.is_dir() and (base / "__init__.py").is_file():
+            found.add(".".join(path_parts))  # a sub-package: all its modules
+            return
+        if path_parts and base.with_suffix(".py").is_file():
+            found.add(".".join(path_parts))
+            return
+        for alias in names:  # ``from . import a, b``: a and b are modules or sub-packages
+            add(path_parts + [alias])
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                if node.level - 1 > len(here):
+                    continue
+                base = here[:len(here) - (node.level - 1)]
+            elif node.module and (node.module == PACKAGE_ROOT.name or node.module.startswith(PACKAGE_ROOT.name + ".")):
+                base, node_module = [], node.module.split(".", 1)[1] if "." in node.module else None
+                add(node_module.split(".") if node_module else [], [a.name for a in node.names])
+                continue
+            else:
+                continue
+            target = base + (node.module.split(".") if node.module else [])
+            add(target, [a.name for a in node.names])
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith(PACKAGE_ROOT.name + "."):
+                    add(alias.name.split(".")[1:])
+    return found
+
+
+@functools.lru_cache(maxsize=1024)
+def _file_imports(root: str, name: str, path: str, mtime_ns: int, size: int) -> tuple[str, ...]:
+    """:func:`_imported` of one file, parsed once per process while the file is unchanged."""
+    tree = ast.parse(Path(path).read_text(encoding="utf-8"), filename=path)
+    return tuple(sorted(_imported(Path(root), name, tree)))
+
+
+def import_closure(modules: Sequence[str], root: str | os.PathLike | None = None) -> tuple[str, ...]:
+    """Sorted names of ``modules`` and every package module they import, directly or through others, read from
+    their syntax trees (imports inside functions count) under ``root`` (default :data:`PACKAGE_ROOT`). A
+    sub-package is named once and stands for all its modules, whose imports are followed too."""
+    return _import_closure(tuple(sorted(modules)), str(Path(root).resolve() if root is not None else PACKAGE_ROOT))
+
+
+@functools.lru_cache(maxsize=256)
+def _import_closure(modules: tuple[str, ...], root: str) -> tuple[str, ...]:
+    root = Path(root)
+    seen: set[str] = set()
+    todo = list(modules)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        package = root.joinpath(*name.split("."))
+        files = ([(f"{name}.{f.stem}", f) for f in sorted(package.glob("*.py"))] if package.is_dir()
+                 else [(name, _module_path(root, name))])
+        for module, f in files:
+            if not f.is_file():
+                continue
+            stat = f.stat()
+            todo.extend(set(_file_imports(str(root), module, str(f), stat.st_mtime_ns, stat.st_size)) - seen)
+    # a module of a sub-package that is listed whole is already covered
+    whole = {n for n in seen if root.joinpath(*n.split(".")).is_dir()}
+    return tuple(sorted(n for n in seen if not any(n.startswith(w + ".") for w in whole)))
+
+
+@functools.lru_cache(maxsize=256)
+def _code_digest(kind: str, root: str, modules: tuple[str, ...] | None = None) -> str:
     from .io import sha256_bytes
 
     lines = []
-    for name, f in module_files(kind, root).items():
+    for name, f in module_files(kind, root, modules=modules).items():
         lines.append(f"{name}:{source_digest(f.read_text(encoding='utf-8'), filename=str(f)) if f else 'absent'}\n")
     return sha256_bytes("".join(lines).encode("utf-8"))
 
 
-def code_digest(kind: str, root: str | os.PathLike | None = None) -> str:
-    """sha256 over the :func:`source_digest` of every module ``kind`` depends on (:data:`DEPENDS_ON`) in the
-    package folder ``root`` (default: this package); computed once per process and folder."""
-    return _code_digest(check_kind(kind), str(Path(root).resolve() if root is not None else PACKAGE_ROOT))
+def code_digest(kind: str, root: str | os.PathLike | None = None, *, modules: Sequence[str] | None = None) -> str:
+    """sha256 over the :func:`source_digest` of every module ``kind`` depends on (:data:`DEPENDS_ON`, or
+    ``modules`` for a kind in :data:`PER_CALL_MODULES`) in the package folder ``root`` (default: this package);
+    computed once per process, folder and module list."""
+    return _code_digest(check_kind(kind), str(Path(root).resolve() if root is not None else PACKAGE_ROOT),
+                        tuple(modules) if modules is not None else None)
 
 
 @functools.lru_cache(maxsize=8)
@@ -197,14 +292,24 @@ def _plain(obj):
     return json.loads(json.dumps(obj, sort_keys=True, default=default))
 
 
-def make_key(kind: str, inputs: Mapping, *, root: str | os.PathLike | None = None) -> CacheKey:
+def make_key(kind: str, inputs: Mapping, *, root: str | os.PathLike | None = None,
+             modules: Sequence[str] | None = None) -> CacheKey:
     """The :class:`CacheKey` of a ``kind`` artifact computed from ``inputs`` (a JSON-able mapping: parameters,
     data checksums, model digest, seed, device type, ...), with the library versions and the code digest of
-    the package folder ``root`` (default: this package)."""
+    the package folder ``root`` (default: this package). A kind in :data:`PER_CALL_MODULES` takes the modules
+    it depends on as ``modules`` (recorded in the manifest); the others take them from :data:`DEPENDS_ON`."""
     from .io import sha256_bytes
 
-    manifest = _plain({"kind": check_kind(kind), "format": FORMATS[kind], "inputs": dict(inputs),
-                       "versions": library_versions(kind), "code_sha256": code_digest(kind, root)})
+    check_kind(kind)
+    if (kind in PER_CALL_MODULES) != (modules is not None):
+        raise ParameterError(f"cache kind {kind!r} " + ("names its modules per call: pass modules=[...]"
+                                                         if kind in PER_CALL_MODULES else
+                                                         "takes its modules from cache.DEPENDS_ON; do not pass modules"))
+    manifest = {"kind": kind, "format": FORMATS[kind], "inputs": dict(inputs), "versions": library_versions(kind),
+                "code_sha256": code_digest(kind, root, modules=modules)}
+    if modules is not None:
+        manifest["modules"] = sorted(modules)
+    manifest = _plain(manifest)
     return CacheKey(manifest, sha256_bytes(json.dumps(manifest, sort_keys=True).encode("utf-8")))
 
 
@@ -264,6 +369,7 @@ def read_folder_entry(folder: str | os.PathLike, manifest_name: str, key: CacheK
 
 
 __all__ = [
-    "PACKAGE_ROOT", "FORMATS", "DEPENDS_ON", "LIBRARIES", "check_kind", "source_digest", "module_files", "code_digest",
+    "PACKAGE_ROOT", "FORMATS", "DEPENDS_ON", "PER_CALL_MODULES", "LIBRARIES", "check_kind", "source_digest",
+    "module_files", "import_closure", "code_digest",
     "library_versions", "CacheKey", "make_key", "entry_path", "write_entry", "read_entry", "read_folder_entry",
 ]

@@ -689,65 +689,9 @@ def chance_accuracy(k: int) -> float:
     return 1.0 / 4 ** check_k(k)
 
 
-# --------------------------------------------------------------------------------------------------
-# Figure
-# --------------------------------------------------------------------------------------------------
-BASELINE_STYLES = {
-    "chance": ("#999999", ":"),
-    "majority class": ("#555555", "--"),
-    "prior sampling": ("#bbbbbb", "-."),
-    NGRAM_LEFT: ("black", "-"),
-    WINDOW_NGRAM: ("#444444", (0, (5, 1, 1, 1))),
-    "k-mer TF-IDF + logistic regression": ("#8e6c00", "--"),
-}
-
-
-def plot_accuracy_vs_k(summary, *, roles=None):
-    """Accuracy (log scale, left) and cross-entropy in bits per predicted nucleotide (right) against k.
-
-    summary: output of :func:`summarize` (model, init, k, accuracy_mean, accuracy_std, bits_mean, bits_std).
-    Fine-tuned pre-trained models: solid lines in their scheme's colour (a ``*_dnabert`` control dash-dotted
-    with squares); the same models from random initialisation: dotted, same colour; baselines: black/grey.
-    Error bars: one standard deviation over seeds.
-    """
-    import matplotlib.pyplot as plt
-
-    from .plotting import model_style
-
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
-    ks = sorted(summary.k.unique())
-    for (name, init), sub in summary.groupby(["model", "init"], sort=False):
-        sub = sub.sort_values("k")
-        if init == "baseline":
-            color, ls = BASELINE_STYLES.get(name, ("black", "-"))
-            lw, marker, label = 1.6, None, name
-        else:
-            color = model_style(name, roles)[0]
-            control = name.endswith("_dnabert")  # DNABERT's exact recipe: same colour as its k, other line and marker
-            ls = ("-." if control else "-") if init == "pretrained" else ":"
-            marker = ("s" if control else "o") if init == "pretrained" else ("+" if control else "x")
-            lw, label = 1.4, f"{name} ({init})"
-        for ax, col in zip(axes, ("accuracy", "bits")):
-            y = sub[f"{col}_mean"].to_numpy(dtype=float)
-            if not np.isfinite(y).any():
-                continue
-            err = sub[f"{col}_std"].fillna(0).to_numpy(dtype=float) if f"{col}_std" in sub else None
-            ax.errorbar(sub.k, y, yerr=err, ls=ls, color=color, lw=lw, marker=marker, ms=4, capsize=2, label=label)
-    axes[0].set_yscale("log")
-    axes[0].set_ylabel("test accuracy (log scale)")
-    axes[1].set_ylabel("cross-entropy, bits per predicted nucleotide")
-    axes[1].axhline(2.0, color="#dddddd", lw=0.8)
-    for ax in axes:
-        ax.set_xlabel("k, predicted nucleotides (4^k classes)")
-        ax.set_xticks(ks)
-    axes[1].legend(fontsize=7, frameon=False, bbox_to_anchor=(1.02, 1), loc="upper left")
-    fig.tight_layout()
-    return fig
-
-
 __all__ = [
     "MAX_K", "check_k", "check_ks", "min_input_nt", "check_input_length", "block_intervals", "draw_windows",
     "kmer_classes", "class_kmers", "NextKmerTask", "NextKmerWindows", "NextKmerSplits", "build_splits",
     "class_prior", "NgramBaseline", "NGRAM_LEFT", "WINDOW_NGRAM", "training_windows", "window_ngram_sentence", "baseline_scores", "tfidf_baseline", "baseline_tables", "run_benchmark", "summarize", "chance_accuracy",
-    "plot_accuracy_vs_k", "READOUTS", "readout_comparison", "accuracy_intervals",
+    "READOUTS", "readout_comparison", "accuracy_intervals",
 ]

@@ -187,6 +187,13 @@ class KmerCounts:
         self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._totals: dict[int, int] = {}
 
+    def cache_fingerprint(self) -> dict:
+        """What every count depends on (``result_cache``): the encoded sequences, strands and longest k -- not
+        which tables happen to be built yet."""
+        from .io import sha256_bytes
+
+        return {"codes": sha256_bytes(self._codes.tobytes()), "max_len": self.max_len, "both_strands": self.both_strands}
+
     def __repr__(self) -> str:
         strands = "both strands" if self.both_strands else "forward strand"
         return (f"KmerCounts({self.n_sequences} sequences, {self.n_acgt:,} ACGT nt, {strands}, "

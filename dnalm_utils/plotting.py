@@ -584,6 +584,56 @@ def plot_conclusions(table, roles=None):
     return fig
 
 
+#: Line styles of chapter 5's baselines by name (``nextkmer`` names the n-grams); any other baseline is black.
+NEXT_KMER_BASELINE_STYLES = {
+    "chance": ("#999999", ":"),
+    "majority class": ("#555555", "--"),
+    "prior sampling": ("#bbbbbb", "-."),
+    "n-gram (left context)": ("black", "-"),
+    "n-gram (fine-tuning windows)": ("#444444", (0, (5, 1, 1, 1))),
+    "k-mer TF-IDF + logistic regression": ("#8e6c00", "--"),
+}
+
+
+def plot_accuracy_vs_k(summary, *, roles=None):
+    """Accuracy (log scale, left) and cross-entropy in bits per predicted nucleotide (right) against k.
+
+    summary: ``nextkmer.summarize`` output (model, init, k, accuracy_mean, accuracy_std, bits_mean, bits_std).
+    Fine-tuned pre-trained models: solid lines in their tokenization's colour (a recipe control, per ``roles``,
+    dash-dotted with squares); the same models from random initialisation: dotted, same colour; baselines:
+    black/grey. Error bars: one standard deviation over seeds.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
+    ks = sorted(summary.k.unique())
+    for (name, init), sub in summary.groupby(["model", "init"], sort=False):
+        sub = sub.sort_values("k")
+        if init == "baseline":
+            color, ls = NEXT_KMER_BASELINE_STYLES.get(name, ("black", "-"))
+            lw, marker, label = 1.6, None, name
+        else:
+            color, style = model_style(name, roles)
+            control = style == "--"  # a recipe control: same colour as its tokenization, other line and marker
+            ls = ("-." if control else "-") if init == "pretrained" else ":"
+            marker = ("s" if control else "o") if init == "pretrained" else ("+" if control else "x")
+            lw, label = 1.4, f"{name} ({init})"
+        for ax, col in zip(axes, ("accuracy", "bits")):
+            y = sub[f"{col}_mean"].to_numpy(dtype=float)
+            if not np.isfinite(y).any():
+                continue
+            err = sub[f"{col}_std"].fillna(0).to_numpy(dtype=float) if f"{col}_std" in sub else None
+            ax.errorbar(sub.k, y, yerr=err, ls=ls, color=color, lw=lw, marker=marker, ms=4, capsize=2, label=label)
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("test accuracy (log scale)")
+    axes[1].set_ylabel("cross-entropy, bits per predicted nucleotide")
+    axes[1].axhline(2.0, color="#dddddd", lw=0.8)
+    for ax in axes:
+        ax.set_xlabel("k, predicted nucleotides (4^k classes)")
+        ax.set_xticks(ks)
+    axes[1].legend(fontsize=7, frameon=False, bbox_to_anchor=(1.02, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
 #: Line styles of chapter 6's baselines by name; any other baseline (the k-mer regression) is black dashed.
 BASELINE_STYLES = {"majority class": ("grey", ":"), "one-hot CNN": ("#1e8449", "-.")}
 

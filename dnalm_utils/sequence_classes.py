@@ -323,6 +323,19 @@ def classify_windows(genome, windows, *, pad: int = DEFAULT_PAD, **parameters) -
     return out
 
 
+def stratified_evaluation_windows(n_candidates: int, window_nt: int, n_per_class: int, *, seed: int, fasta="",
+                                  region: str = "", classes: Sequence[str] = CLASSES, pad: int = DEFAULT_PAD):
+    """Held-out windows for a probe that can afford few: ``n_candidates`` windows of ``window_nt`` nt drawn with
+    ``seed`` from ``data.evaluation_genome(fasta, region)``, then up to ``n_per_class`` per sequence class picked
+    among them (:func:`stratify_windows`). Returns (picked windows, the strata table, number of candidates drawn,
+    where they come from, e.g. ``"chr22:20000001-21000000"``)."""
+    from .data import evaluation_genome, evaluation_window_records
+
+    candidates, where = evaluation_window_records(n_candidates, window_nt, seed=seed, fasta=fasta, region=region)
+    picked, strata = stratify_windows(evaluation_genome(fasta, region), candidates, n_per_class, classes=classes, pad=pad)
+    return picked, strata, len(candidates), where
+
+
 def stratify_windows(genome, candidates, n_per_class: int, *, classes: Sequence[str] = CLASSES, pad: int = DEFAULT_PAD,
                      **parameters):
     """Pick up to ``n_per_class`` windows per sequence class from ``candidates`` (:class:`genome.Window` records drawn
@@ -551,6 +564,7 @@ __all__ = [
     "CODE_NAMES",
     "DEFAULTS",
     "classify_sequence",
+    "stratified_evaluation_windows",
     "describe_parameters",
     "classify_records",
     "class_summary",
