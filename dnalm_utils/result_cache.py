@@ -131,6 +131,9 @@ def fingerprint(obj, _stack: tuple = (), _where: str = "the value") -> Any:
     if id(obj) in _stack:
         return {"cycle": _qualname(obj)}
     stack = _stack + (id(obj),)
+    tokenizer = _tokenizer(obj, stack, _where)
+    if tokenizer is not None:
+        return tokenizer
     custom = getattr(type(obj), "cache_fingerprint", None)
     if custom is not None and not isinstance(obj, type):
         return {"object": _qualname(obj), "fingerprint": fingerprint(obj.cache_fingerprint(), stack, _where)}
@@ -201,6 +204,23 @@ def _named_file(text) -> dict | None:
         files = {f.relative_to(path).as_posix(): sha256_file(f) for f in sorted(path.rglob("*")) if f.is_file()}
         return {"folder": str(text), "files": _digest_json(files)}
     return None
+
+
+def _tokenizer(obj, stack, where) -> dict | None:
+    """A package tokenizer by what defines it -- class, ``metadata()`` (scheme, k, special tokens, framing),
+    vocabulary, its plain public settings (``on_invalid``) and, for BPE, the trained model's JSON -- not by the
+    lookup tables it builds lazily on use. None for anything else."""
+    from .tokenization import BPETokenizer, DNATokenizer
+
+    if not isinstance(obj, DNATokenizer):
+        return None
+    plain = (str, int, float, bool, type(None))
+    settings = {name: value for name, value in vars(obj).items() if not name.startswith("_") and (
+        isinstance(value, plain) or isinstance(value, tuple) and all(isinstance(v, plain) for v in value))}
+    out = {"tokenizer": _qualname(obj), "metadata": obj.metadata(), "vocab": obj.vocab, "settings": settings}
+    if isinstance(obj, BPETokenizer):
+        out["backend"] = obj.to_hf().backend_tokenizer.to_str()
+    return fingerprint(out, stack, where)
 
 
 def _opaque(obj) -> bool:

@@ -157,7 +157,8 @@ def test_chapters_3_and_4_run_on_a_dnabert_format_folder(tmp_path):
     for nb, extra in (("03_masked_prediction", {"perturbation_m": [1], "readout_m": [1]}),
                       ("04_embeddings", {"projection": "pca", "min_occurrences": 1, "knn_neighbors": 3})):
         out = tmp_path / nb
-        params = {"models": [str(folder)], "n_windows": 12, "output_dir": str(out), **extra}
+        params = {"models": [str(folder)], "n_windows": 12, "output_dir": str(out), "analysis_cache": str(tmp_path / "analyses"),
+                  **extra}
         if nb.startswith("03"):
             params.update(m_past_k=1, ngram_order=2, n_verdict_windows=40)
         notebook_execution.run_notebook(ROOT / "notebooks" / f"{nb}.ipynb", params, tmp_path / f"{nb}.ipynb", cwd=ROOT, progress=False)

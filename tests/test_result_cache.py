@@ -193,3 +193,20 @@ def test_per_call_kinds_require_their_modules():
     key = C.make_key(R.KIND, {"x": 1}, modules=["ngram", "codec"])
     assert key.manifest["modules"] == ["codec", "ngram"]
     assert key.key != C.make_key(R.KIND, {"x": 1}, modules=["ngram"]).key
+
+
+def test_tokenizer_fingerprint_ignores_lookup_tables_built_on_use():
+    from dnalm_utils import tokenization as T
+
+    corpus = _windows(20, 300)
+    for tok in (T.OverlappingKmerTokenizer(4), T.NonOverlappingKmerTokenizer(3), T.NucleotideTokenizer(),
+                T.BPETokenizer.train(corpus, vocab_size=40)):
+        fresh = R.fingerprint(tok)
+        ids = tok.encode(corpus[0]).ids
+        tok.decode(ids)
+        tok.is_special  # noqa: B018  (a cached property, built on first use)
+        assert R.fingerprint(tok) == fresh, type(tok).__name__
+    assert R.fingerprint(T.OverlappingKmerTokenizer(4)) != R.fingerprint(T.OverlappingKmerTokenizer(5))
+    assert R.fingerprint(T.OverlappingKmerTokenizer(4).set_framing(("cls",), ())) != \
+        R.fingerprint(T.OverlappingKmerTokenizer(4))
+    assert R.fingerprint(T.BPETokenizer.train(corpus, vocab_size=40)) != R.fingerprint(T.BPETokenizer.train(corpus, vocab_size=60))
