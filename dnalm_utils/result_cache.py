@@ -5,24 +5,29 @@ pure functions of models, windows and parameters. :class:`Memo` calls such a fun
 cache rule (``cache``), so that re-executing a chapter whose page changed (a figure, a sentence, a parameter of
 another cell) does not recompute them:
 
-    memo = result_cache.Memo("artifacts/analysis-results")
+    memo = result_cache.Memo("artifacts/analysis_results")
     items = memo(masking.hidden_nucleotide_items, loaded, windows, blocks, counts=counts, prior=prior)
 
 **Key** (``cache.make_key("analysis-result", ...)``): the function's module and name; a :func:`fingerprint` of
-every argument except those that only say how to compute (:data:`NOT_IN_KEY`: ``executor``, ``progress``); the
-device type; the library versions; and the code digest of the function's module and every package module it
-imports, directly or not (``cache.import_closure``). So a change to what any of that code does recomputes the
-value, while a docstring, a comment, a figure (``plotting`` is imported by no analysis module) or a notebook
-cell does not.
+every argument except those that only say how or where to compute (:data:`NOT_IN_KEY`: ``executor``,
+``progress``, ``cache_dir``, ``log``); the digest of the bundled data files (a function called with an empty
+``fasta`` reads them); the device type; the library versions; and the code digest of the function's module and
+every package module it imports, directly or not (``cache.import_closure``). So a change to what any of that
+code does recomputes the value, while a docstring, a comment, a figure (``plotting`` is imported by no analysis
+module) or a notebook cell does not. A call that passes an argument of :data:`WRITES_FILES` (``keep_models_dir``)
+writes files of its own, and one told to go without its inner cache (``cache_dir=None``: ``-p run_cache none``
+retrains every run), is always computed.
 
 **Fingerprints** are built from what an argument holds, never from its ``id`` or its address: numbers and
-strings as they are (long ones as their sha256), sequences and mappings element by element, arrays, tensors and
-tables by the sha256 of their bytes with their shape and dtype, a torch module by its class, mode and every
-tensor of its state dict, a package function by its name, code digest and closure, and any other object by its
-class and attributes (or ``__getstate__``). A class can define ``cache_fingerprint()`` to name what determines
-its results instead (``ngram.KmerCounts``: the sequence and the longest k, not its lazily built tables). An
-object that cannot be fingerprinted (an open file, a lambda from a notebook) raises ParameterError naming it;
-it is never keyed by accident.
+strings as they are (long ones as their sha256; a string or path that names an existing file or folder by the
+sha256 of its content), sequences and mappings element by element, arrays, tensors and tables by the sha256 of
+their bytes with their shape and dtype, a torch module by its class, mode, config and every tensor of its state
+dict, a package tokenizer by what defines it (class, ``metadata()``, vocabulary, plain settings, the BPE model's
+JSON; not the lookup tables it builds on use), a package function by its name, code digest and closure, and any
+other object by its class and attributes (or ``__getstate__``). A class can define ``cache_fingerprint()`` to
+name what determines its results instead (``ngram.KmerCounts``: the sequence and the longest k, not its lazily
+built tables). An object that cannot be fingerprinted (an open file, a lambda from a notebook) raises
+ParameterError naming where it sits; it is never keyed by accident.
 
 **Entry**: ``<cache_dir>/analysis-result-<key>.entry``, the pickled value behind the ``# {header}`` line,
 written atomically; an entry that is absent, altered, truncated or does not unpickle is recomputed and
@@ -53,6 +58,9 @@ KIND = "analysis-result"
 NOT_IN_KEY = frozenset({"executor", "progress", "cache_dir", "log"})
 #: Arguments that name where a call writes files of its own: a call that passes one is computed, never cached.
 WRITES_FILES = frozenset({"keep_models_dir"})
+#: An inner cache the call is told to go without (``cache_dir=None``, e.g. ``-p run_cache none`` to retrain every
+#: run) means "compute": such a call is not read from this cache either.
+INNER_CACHE = "cache_dir"
 #: Strings longer than this, and sequences or mappings with more items, are fingerprinted by their sha256.
 _INLINE = 64
 
@@ -316,7 +324,9 @@ class Memo:
         """``fn(*args, **kwargs)``, read from the cache when an entry for the same key is there and intact, else
         computed and stored."""
         self.last_hit = False
-        if self.cache_dir is None or any(kwargs.get(name) not in (None, "") for name in WRITES_FILES):
+        writes = any(kwargs.get(name) not in (None, "") for name in WRITES_FILES)
+        no_inner_cache = INNER_CACHE in kwargs and kwargs[INNER_CACHE] in (None, "")
+        if self.cache_dir is None or writes or no_inner_cache:
             return fn(*args, **kwargs)
         from . import cache
 

@@ -229,3 +229,22 @@ def test_pretraining_curves_compare_arms_at_equal_nucleotides_seen():
     assert fig.axes[1].get_xlabel() == "nucleotides seen (millions)" and fig.axes[0].lines[0].get_xdata().tolist() == [0, 1.28]
     fig = plotting.plot_loss_curves(curves.drop(columns="nucleotides_seen"), {"a": 2.0, "b": 2.0})
     assert fig.axes[0].get_xlabel() == "training step"
+
+
+def test_accuracy_vs_k_marks_the_recipe_control_by_role_and_styles_the_named_baselines():
+    import pandas as pd
+
+    from dnalm_utils import nextkmer
+
+    roles = pd.DataFrame({"model": ["overlap6_dnabert", "x"], "scheme": ["overlapping", "overlapping"], "k": [6, 4],
+                          "origin": "zoo", "embedding_init": ["nucleotide_sum", "random"]})
+    rows = [{"model": m, "init": init, "k": k, "accuracy_mean": 0.3 / k, "accuracy_std": 0.01, "bits_mean": 1.9,
+             "bits_std": 0.02} for m, init in (("overlap6_dnabert", "pretrained"), ("x", "pretrained"),
+                                               (nextkmer.NGRAM_LEFT, "baseline")) for k in (1, 2, 3)]
+    fig = plotting.plot_accuracy_vs_k(pd.DataFrame(rows), roles=roles)
+    lines = {c.get_label(): c.lines[0] for c in fig.axes[0].containers}  # one errorbar container per line
+    assert lines["x (pretrained)"].get_linestyle() == "-." and lines["x (pretrained)"].get_marker() == "s"  # the control
+    assert lines["overlap6_dnabert (pretrained)"].get_linestyle() == "-"  # its name does not make it one
+    assert lines[nextkmer.NGRAM_LEFT].get_color() == "black"
+    assert {nextkmer.NGRAM_LEFT, nextkmer.WINDOW_NGRAM} <= set(plotting.NEXT_KMER_BASELINE_STYLES)
+    assert np.allclose(lines["x (pretrained)"].get_ydata(), [0.3, 0.15, 0.1])

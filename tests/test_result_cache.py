@@ -18,16 +18,18 @@ from dnalm_utils import models as M
 from dnalm_utils import ngram
 from dnalm_utils import result_cache as R
 from dnalm_utils.errors import ParameterError
+from finetune_fixtures import random_seqs
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return M.load_model(M.make_tiny_dnabert(tmp_path_factory.mktemp("m") / "tiny4", k=4, max_positions=128))
+    """A tiny DNABERT-3 loaded through the model interface, as the chapters load theirs."""
+    folder = M.make_tiny_dnabert(tmp_path_factory.mktemp("memo") / "tiny3", k=3, max_positions=96)
+    return M.load_model(folder)
 
 
 def _windows(n=6, length=60, seed=0):
-    rng = np.random.default_rng(seed)
-    return ["".join(rng.choice(list("ACGT"), length)) for _ in range(n)]
+    return random_seqs(n, length=length, seed=seed)
 
 
 def test_fingerprints_follow_content_not_identity():
@@ -136,6 +138,19 @@ def test_without_a_cache_folder_every_call_computes(tmp_path, monkeypatch):
     assert (off.hits, off.misses) == (0, 0)
     monkeypatch.chdir(tmp_path)
     assert not list(tmp_path.iterdir())  # nothing written anywhere
+
+
+def test_calls_that_go_without_their_inner_cache_are_computed(tmp_path, tiny):
+    from dnalm_utils import frozen_probes as FP
+
+    memo = R.Memo(tmp_path / "analyses")
+    seqs = _windows(4, 30)
+    for _ in range(2):
+        memo(FP.pooled_features, tiny, seqs, cache_dir=None)
+    assert (memo.hits, memo.misses) == (0, 0)  # told to go without the feature cache: computed both times
+    for _ in range(2):
+        memo(FP.pooled_features, tiny, seqs, cache_dir=tmp_path / "features")
+    assert (memo.hits, memo.misses) == (1, 1)
 
 
 def _patched(package, tag, module, text_from, text_to):

@@ -367,3 +367,16 @@ def test_stratify_windows_takes_the_windows_richest_in_each_class():
         SC.stratify_windows(plain, [], 1, classes=["satellite"])
     with pytest.raises(ParameterError, match="n_per_class"):
         SC.stratify_windows(plain, [], 0)
+
+
+def test_stratified_evaluation_windows_draws_then_stratifies_a_users_fasta(tmp_path):
+    """The one-call form chapter 7 caches: the same windows as drawing candidates and stratifying them by hand."""
+    rng = np.random.default_rng(5)
+    body = "".join(["CA" * 40 + "".join(rng.choice(list("ACGT"), 300)) + "A" * 30 for _ in range(8)])
+    fasta = tmp_path / "region.fa"
+    fasta.write_text(">chrT\n" + "\n".join(body[i:i + 60] for i in range(0, len(body), 60)) + "\n")
+    picked, strata, n, where = SC.stratified_evaluation_windows(80, 32, 2, seed=3, fasta=str(fasta))
+    candidates, where_by_hand = data.evaluation_window_records(80, 32, seed=3, fasta=str(fasta))
+    by_hand, table = SC.stratify_windows(data.evaluation_genome(str(fasta)), candidates, 2)
+    assert picked == by_hand and strata.equals(table) and n == len(candidates) == 80 and where == where_by_hand
+    assert strata.picked.sum() == len(picked) > 0
