@@ -169,17 +169,15 @@ def _imported(root: Path, name: str, tree: ast.AST) -> set[str]:
 
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            if node.level:
+            module = node.module.split(".") if node.module else []
+            if node.level:  # relative: from the package holding this module, one level up per extra dot
                 if node.level - 1 > len(here):
                     continue
-                base = here[:len(here) - (node.level - 1)]
-            elif node.module and (node.module == PACKAGE_ROOT.name or node.module.startswith(PACKAGE_ROOT.name + ".")):
-                base, node_module = [], node.module.split(".", 1)[1] if "." in node.module else None
-                add(node_module.split(".") if node_module else [], [a.name for a in node.names])
-                continue
+                target = here[:len(here) - (node.level - 1)] + module
+            elif module[:1] == [PACKAGE_ROOT.name]:  # absolute: dnalm_utils[.x] -> [x]
+                target = module[1:]
             else:
                 continue
-            target = base + (node.module.split(".") if node.module else [])
             add(target, [a.name for a in node.names])
         elif isinstance(node, ast.Import):
             for alias in node.names:

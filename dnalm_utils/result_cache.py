@@ -80,12 +80,19 @@ def _qualname(obj) -> str:
     return f"{t.__module__}.{t.__qualname__}"
 
 
+def _code_modules(fn) -> tuple[str, ...]:
+    """The package modules whose code keys a package function: its module and everything it imports."""
+    from . import cache
+
+    module = fn.__module__.split(".", 1)[1] if "." in fn.__module__ else fn.__module__
+    return cache.import_closure([module])
+
+
 def _package_function_digest(fn) -> str:
     """Code digest of a package function's module and everything it imports."""
     from . import cache
 
-    module = fn.__module__.split(".", 1)[1] if "." in fn.__module__ else fn.__module__
-    return cache.code_digest(KIND, modules=cache.import_closure([module]))
+    return cache.code_digest(KIND, modules=_code_modules(fn))
 
 
 def _array(a: np.ndarray) -> dict:
@@ -209,8 +216,9 @@ def _named_file(text) -> dict | None:
     if is_file:
         return {"file": str(text), "sha256": sha256_file(path)}
     if is_dir:
-        files = {f.relative_to(path).as_posix(): sha256_file(f) for f in sorted(path.rglob("*")) if f.is_file()}
-        return {"folder": str(text), "files": _digest_json(files)}
+        from .chapter_cache import folder_digest
+
+        return {"folder": str(text), "files": _digest_json(folder_digest(path))}
     return None
 
 
@@ -284,6 +292,20 @@ def _device_type() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+_ABSENT = object()
+
+
+def _unpickled(body: bytes | None):
+    """The value stored in an entry's body, or :data:`_ABSENT` when there is none or it no longer unpickles (a
+    class moved): the caller recomputes."""
+    if body is None:
+        return _ABSENT
+    try:
+        return pickle.loads(body)
+    except Exception:
+        return _ABSENT
+
+
 class Memo:
     """Call package functions through the analysis cache in ``cache_dir`` (None or "" = no cache: every call
     computes). ``hits`` and ``misses`` count this object's calls; ``log`` holds (function, key, "hit"/"miss");
@@ -317,8 +339,7 @@ class Memo:
                       "data": _bundled_data(), "device": _device_type()}
         except ParameterError as e:
             raise ParameterError(f"{func.__qualname__}: {e}") from e
-        name = module.split(".", 1)[1]
-        return cache.make_key(KIND, inputs, modules=cache.import_closure([name]))
+        return cache.make_key(KIND, inputs, modules=_code_modules(func))
 
     def __call__(self, fn: Callable, *args, **kwargs):
         """``fn(*args, **kwargs)``, read from the cache when an entry for the same key is there and intact, else
@@ -332,17 +353,12 @@ class Memo:
 
         key = self.key(fn, *args, **kwargs)
         path = cache.entry_path(self.cache_dir, key)
-        body = cache.read_entry(path, key)
-        if body is not None:
-            try:
-                value = pickle.loads(body)
-            except Exception:  # an entry that no longer unpickles (a class moved): recompute
-                value = body = None
-            if body is not None:
-                self.hits += 1
-                self.last_hit = True
-                self.log.append((fn.__qualname__, key.key, "hit"))
-                return value
+        value = _unpickled(cache.read_entry(path, key))
+        if value is not _ABSENT:
+            self.hits += 1
+            self.last_hit = True
+            self.log.append((fn.__qualname__, key.key, "hit"))
+            return value
         value = fn(*args, **kwargs)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         cache.write_entry(path, key, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
