@@ -1,7 +1,8 @@
 """Open every page of a built book in headless Chromium and check what a reader would see.
 
 :func:`check_book` drives Debian's ``chromium`` through Selenium and ``chromedriver`` and reports, per page:
-cell outputs that are errors or tracebacks, images that did not load (natural width 0), tables wider than the
+cell outputs that are errors or tracebacks, Python object reprs in the text (an output or glued value that
+did not render), images that did not load (natural width 0), tables wider than the
 text column that do not scroll inside it, internal links whose file or anchor does not exist; then it runs a
 search and saves a screenshot of the front page. Nothing is
 fetched from the network: pages are opened as ``file://`` URLs.
@@ -23,6 +24,14 @@ CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 ERROR_SELECTOR = "div.output.error, div.output.traceback, .cell_output .traceback"
 #: Words that make a stderr output a problem (progress bars on stderr are fine).
 STDERR_PROBLEMS = ("Traceback", "Error", "Warning", "warn(")
+#: A Python object's default repr ("<IPython.core.display.Markdown object>", "<foo.Bar object at 0x7f..>"): what
+#: a page shows where a glue role or an output got an object it cannot render (e.g. {glue:text} of Markdown).
+OBJECT_REPR_RE = re.compile(r"<(?:[A-Za-z_]\w*\.)+[A-Za-z_]\w* object(?: at 0x[0-9a-fA-F]+)?>")
+
+
+def object_reprs(text: str) -> list[str]:
+    """The distinct Python object reprs (:data:`OBJECT_REPR_RE`) in a page's visible text, in order of appearance."""
+    return list(dict.fromkeys(OBJECT_REPR_RE.findall(text)))
 
 
 @dataclass
@@ -124,6 +133,7 @@ def check_book(html_dir: str | os.PathLike, *, query: str = "overlapping", scree
             if errors or bad or "Traceback (most recent call last)" in text:
                 first = (bad[0].strip().splitlines() or [""])[0][:120] if bad else ""
                 report.problems.append(f"{rel}: {errors} error output(s), {len(bad)} warning/error stream(s) {first!r}")
+            report.problems += [f"{rel}: a Python object's repr shows instead of its content: {r}" for r in object_reprs(text)]
             images = d.execute_script(
                 "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0])")
             report.images += len(images)

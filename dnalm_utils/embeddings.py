@@ -1162,9 +1162,9 @@ def step0_sentences(comparison, *, roles, not_applicable, n_neighbors: int) -> d
     ``step0_share``: per model, the share of its static purity above the shuffled baseline that the step-0
     table already had, (initial - baseline) / (trained - baseline); ``step0_analytic``: the analytic step-0
     purity (:func:`letter_sum_static_purity`) of every letter-sum overlapping model in ``roles`` (scheme,
-    k, embedding_init), beside its measured step-0 value where it has step-0 weights; ``step0_na``: the models without step-0 weights.
+    k, embedding_init), beside its measured step-0 value where it has step-0 weights; ``step0_na``: the sentence naming the models without step-0 weights.
     ``comparison``: :func:`summary_versus_initial`; ``not_applicable``: :func:`initial_models`' rows."""
-    from .findings import labelled, names
+    from .findings import labelled, step0_missing_sentence
     from .verdicts import fmt_pct
 
     pts = lambda d: "n/a" if not np.isfinite(d) else f"{100 * d:+.1f} points"  # noqa: E731
@@ -1203,5 +1203,5 @@ def step0_sentences(comparison, *, roles, not_applicable, n_neighbors: int) -> d
                 analytic.append(f"**{r.model}** {fmt_pct(letter_sum_static_purity(int(r.k), n_neighbors))} "
                                 f"(k = {int(r.k)}, {n_neighbors} neighbours; {seen})")
     out["step0_analytic"] = ", ".join(analytic) if analytic else "n/a (no letter-sum overlapping model in this run)"
-    out["step0_na"] = names([row["model"] for row in not_applicable])
+    out["step0_na"] = step0_missing_sentence([row["model"] for row in not_applicable])
     return out

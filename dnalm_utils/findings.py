@@ -40,6 +40,14 @@ def names(models: Sequence[str]) -> str:
     return models[0] if len(models) == 1 else ", ".join(models[:-1]) + " and " + models[-1]
 
 
+def step0_missing_sentence(models: Sequence[str]) -> str:
+    """The sentence naming the models without step-0 weights, whose step-0 comparisons are not applicable
+    ("Every model of this run has step-0 weights." when there is none)."""
+    if not len(models):
+        return "Every model of this run has step-0 weights."
+    return f"Not applicable for want of step-0 weights: {names(models)}."
+
+
 def value_range(values) -> str:
     """"97.1 % to 99.8 %" over finite values ("n/a" when none)."""
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
@@ -63,6 +71,15 @@ def glue_all(texts: Mapping[str, str]) -> None:
 
     for key, text in texts.items():
         glue(key, Markdown(str(text)), display=False)
+
+
+def show(text: str) -> None:
+    """Display ``text`` as Markdown below the cell; nothing when it is empty or blank (an empty Markdown output
+    would render as its Python repr, ``<IPython.core.display.Markdown object>``)."""
+    if str(text).strip():
+        from IPython.display import Markdown, display
+
+        display(Markdown(str(text)))
 
 
 def _at(df, value: str, **where) -> dict[str, float]:
@@ -158,20 +175,24 @@ def masked_prediction(*, roles, summary, same, baselines, perturbation, lens, at
 
 
 def copying_sentence(verdict_table, roles) -> str:
-    """What chapter 3's copying test decided, for the overlapping models of the zoo's main recipe, with the recipe
-    controls (roles.recipe_controls) reported apart: a control that has not learned the rule in the same budget
-    does not make the main models' copying any less clear."""
+    """What chapter 3's flank test decided (does the prediction follow a revealed letter when every token showing
+    it is edited?), for the overlapping models of the zoo's main recipe, with the recipe controls
+    (roles.recipe_controls) reported apart: a control that has not learned the rule in the same budget does not
+    make the main models' result any less clear. The sentence says what the test cannot show: following an edit
+    that removes the genome's letter from the input is what any input-reading model does, context or not."""
     controls = set(recipe_controls(roles)) if roles is not None and len(roles) else set()
     cop = verdict_table[verdict_table.claim == V.CLAIM_COPIES]
     main, ctrl = cop[~cop.subject.isin(controls)], cop[cop.subject.isin(controls)]
     if main.empty and ctrl.empty:
         return "no overlapping model was tested for copying"
     if len(main) and (main.outcome == "better").all():
-        text = (f"with one masked token, the overlapping models' high accuracy is the overlap rule: every one of them "
-                f"({names(main.subject.tolist())}) follows an altered flank letter, even when the flank is wrong")
+        text = (f"with one masked token, the overlapping models predict the letters their unmasked neighbours reveal: "
+                f"every one of them ({names(main.subject.tolist())}) follows a revealed letter once every token showing "
+                "it is edited, which a copier and a model that also reads context would both do, so this test alone "
+                "does not tell them apart")
     elif len(main):
-        text = ("some overlapping models are not shown to follow the overlap rule: "
-                + V.outcome_sentence(main, V.CLAIM_COPIES, better="copy", worse="keep the genome's letter"))
+        text = ("some overlapping models are not shown to predict the letters their neighbours reveal: "
+                + V.outcome_sentence(main, V.CLAIM_COPIES, better="follow the edited letter", worse="keep the genome's letter"))
     else:
         text = "only recipe controls were tested for copying"
     if len(ctrl):

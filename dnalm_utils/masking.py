@@ -1240,9 +1240,9 @@ def step0_probe_sentences(comparison, *, not_applicable, perturbation_m: Sequenc
     of windows; training took that to **a** y %" (m = first of ``perturbation_m``);
     ``step0_sweep_m1``: per model, m = 1 token accuracy at step 0 -> trained (difference in points);
     ``step0_same_h1``: per model, accuracy on the first hidden-block length h at step 0 -> trained, with the
-    two-sided n-gram beside it; ``step0_probe_na``: the models without step-0 weights (``not_applicable``:
+    two-sided n-gram beside it; ``step0_probe_na``: the sentence naming the models without step-0 weights (``not_applicable``:
     ``embeddings.initial_models``' rows). No model names are written in: they come from the tables."""
-    from .findings import names
+    from .findings import step0_missing_sentence
     from .verdicts import fmt_pct
 
     def pairs(rows, value):
@@ -1277,5 +1277,5 @@ def step0_probe_sentences(comparison, *, not_applicable, perturbation_m: Sequenc
         out["step0_same_h1"] = f"h = {int(first.h.iloc[0])}: " + (moves(first) or "n/a") + beside
     else:
         out["step0_same_h1"] = "n/a"
-    out["step0_probe_na"] = names([row["model"] for row in not_applicable])
+    out["step0_probe_na"] = step0_missing_sentence([row["model"] for row in not_applicable])
     return out

@@ -193,8 +193,10 @@ def _mcnemar_p(d: np.ndarray) -> float:
 
 
 def _compare_differences(d: np.ndarray, *, alpha: float, margin: float | None, test: str,
-                         exact_p: float | None) -> Comparison:
-    """The paired t procedure on differences ``d`` (NaN already dropped); ``exact_p`` replaces the t p-value."""
+                         exact_p: float | None, bounds: tuple[float, float] | None = None) -> Comparison:
+    """The paired t procedure on differences ``d`` (NaN already dropped); ``exact_p`` replaces the t p-value;
+    ``bounds``: the range the mean difference can take (e.g. (-1, 1) for 0/1 pairs), which the interval is cut to
+    (a t-interval near the edge of that range would run past it)."""
     n = int(d.size)
     if n < 2:
         estimate = float(d[0]) if n == 1 else math.nan
@@ -211,6 +213,8 @@ def _compare_differences(d: np.ndarray, *, alpha: float, margin: float | None, t
     else:
         half = float(_sps.t.ppf(1 - alpha / 2, df)) * se
         low, high = mean - half, mean + half
+        if bounds is not None:
+            low, high = max(low, bounds[0]), min(high, bounds[1])
         p = _t_p_two_sided(mean / se, df)
     if exact_p is not None:
         p = exact_p
@@ -227,7 +231,8 @@ def compare_paired(a, b, *, alpha: float = ALPHA, margin: float | None = None, u
     log-loss; NaN marks a missing value and drops its pair). ``alpha`` in (0, 0.5); ``margin`` > 0 (metric's
     units) adds the TOST equivalence p-value; ``unit`` names what is paired ("items", "seeds") in ``test``.
     When both sides are 0/1 (and ``exact_binary``), p is the exact McNemar test; otherwise the paired t-test.
-    The interval is always the paired t-interval. See the module docstring for the whole procedure.
+    The interval is always the paired t-interval, cut to [-1, 1] when both sides are 0/1 (a difference of two
+    shares cannot leave it). See the module docstring for the whole procedure.
     """
     alpha = _check_alpha(alpha)
     margin = _check_margin(margin)
@@ -244,13 +249,15 @@ def compare_paired(a, b, *, alpha: float = ALPHA, margin: float | None = None, u
     d = a - b
     n = int(d.size)
     exact_p = None
-    if exact_binary and n > 0 and _is_binary(a) and _is_binary(b):
+    binary = n > 0 and _is_binary(a) and _is_binary(b)
+    if exact_binary and binary:
         test = f"exact McNemar (paired 0/1) over {n:,} {_label(unit, n)}"
         if n >= 2:
             exact_p = _mcnemar_p(d)
     else:
         test = f"paired t over {n:,} {_label(unit, n)}"
-    return _compare_differences(d, alpha=alpha, margin=margin, test=test, exact_p=exact_p)
+    return _compare_differences(d, alpha=alpha, margin=margin, test=test, exact_p=exact_p,
+                                bounds=(-1.0, 1.0) if binary else None)
 
 
 def one_sample(values, reference: float, *, alpha: float = ALPHA, margin: float | None = None,

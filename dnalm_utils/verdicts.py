@@ -125,11 +125,16 @@ def _scale(metric: str) -> tuple[float, str]:
     return (100.0, " points") if metric in ("accuracy", "share") else (1.0, "")
 
 
+def interval_level(alpha: float) -> str:
+    """The confidence level of an interval at ``alpha`` in percent, as written: "98.75" for 0.0125, "95" for 0.05."""
+    return f"{100 * (1 - float(alpha)):.2f}".rstrip("0").rstrip(".")
+
+
 def describe(row) -> str:
-    """One claim in words: "+1.2 points (99 % CI 0.5 to 1.9; paired t over 20,000 windows; Holm p = 0.003)"."""
+    """One claim in words: "+1.2 points (98.75 % CI 0.5 to 1.9; paired t over 20,000 windows; Holm p = 0.003)"
+    (the interval is the claim's own, not adjusted for the other claims; the Holm p is)."""
     f, unit = _scale(row["metric"])
-    level = 100 * (1 - row["alpha"])
-    ci = (f"{level:.0f} % CI {f * row['low']:+.2f} to {f * row['high']:+.2f}"
+    ci = (f"{interval_level(row['alpha'])} % CI {f * row['low']:+.2f} to {f * row['high']:+.2f}"
           if np.isfinite(row["low"]) else "no interval")
     return f"{f * row['estimate']:+.2f}{unit} ({ci}; {row['test']}; Holm {fmt_p(row['p_holm'])})"
 
@@ -598,17 +603,31 @@ def task_outcomes(verdicts, claim_prefix: str) -> dict[str, dict[str, list[str]]
 
 def display_table(table):
     """The verdict table as a reader sees it: claim, model, reference, difference with its interval, Holm p,
-    outcome (percentage points for accuracies and shares)."""
+    outcome (percentage points for accuracies and shares). The interval column says its level (every claim of
+    a verdict table is decided at one level, :func:`decide`'s ``alpha``; a row at another level names its own).
+    Intervals are per claim (not adjusted for the others), while the outcome follows the Holm-adjusted p: a
+    claim among many can have an interval that excludes 0 and still be inconclusive."""
     import pandas as pd
 
+    levels = [interval_level(a) for a in table["alpha"]] if len(table) else [interval_level(CHAPTER_ALPHA)]
+    header = f"{levels[0]} % interval (per claim, unadjusted)"
     rows = []
-    for r in table.to_dict("records"):
+    for r, level in zip(table.to_dict("records"), levels):
         f, unit = _scale(r["metric"])
+        interval = f"{f * r['low']:+.2f} to {f * r['high']:+.2f}" if np.isfinite(r["low"]) else "n/a"
         rows.append({"claim": r["claim"], "model": r["subject"], "reference": r["reference"],
                      "difference": f"{f * r['estimate']:+.2f}{unit}" if np.isfinite(r["estimate"]) else "n/a",
-                     f"{100 * (1 - r['alpha']):.0f} % interval": (f"{f * r['low']:+.2f} to {f * r['high']:+.2f}"
-                                                                 if np.isfinite(r["low"]) else "n/a"),
+                     header: interval if level == levels[0] or interval == "n/a" else f"{interval} ({level} %)",
                      "n": r["n"], "Holm p": fmt_p(r["p_holm"]).removeprefix("p ").removeprefix("= "),
                      "outcome": r["outcome"]})
-    return pd.DataFrame(rows, columns=["claim", "model", "reference", "difference",
-                                       f"{100 * (1 - CHAPTER_ALPHA):.0f} % interval", "n", "Holm p", "outcome"])
+    return pd.DataFrame(rows, columns=["claim", "model", "reference", "difference", header, "n", "Holm p", "outcome"])
+
+
+def show_table(table) -> None:
+    """Display :func:`display_table` in full below the cell: every row and every claim uncut (pandas alone shows
+    10 of more than 60 rows and cuts text at 50 characters)."""
+    import pandas as pd
+    from IPython.display import display
+
+    with pd.option_context("display.max_rows", None, "display.min_rows", None, "display.max_colwidth", None):
+        display(display_table(table))

@@ -499,6 +499,15 @@ def test_wide_tables_scroll_inside_the_page(tmp_path):
     assert len(problems) == 1 and problems[0].startswith("book/_generated/wide.html: a table"), problems
 
 
+def test_object_reprs_finds_default_reprs_and_nothing_else():
+    from dnalm_utils import browser
+
+    text = ("on <IPython.core.display.Markdown object> windows; <foo.Bar object at 0x7f3a2c> and again "
+            "<IPython.core.display.Markdown object>; not these: <b>bold</b>, a < b > c, <object>, <Markdown object>")
+    assert browser.object_reprs(text) == ["<IPython.core.display.Markdown object>", "<foo.Bar object at 0x7f3a2c>"]
+    assert browser.object_reprs("accuracy 45.6 % [44.5, 46.7] against the n-gram") == []
+
+
 def test_input_errors_are_dnalm_input_errors():
     assert issubclass(ParameterError, DnalmInputError)
     assert issubclass(notebook_execution.KernelNotFoundError, DnalmInputError)

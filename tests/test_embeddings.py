@@ -530,4 +530,4 @@ def test_step0_sentences_compute_the_comparison_from_the_tables():
     # over4's step-0 table was purer than the trained one: "all of it", never a share above 100 %.
     assert text["step0_share"] == ("**over4** all of it (training took it from 75.0 % to 74.2 %), "
                                    f"**ctrl** {100 * (0.26 - 0.25) / (0.30 - 0.25):.0f} %")
-    assert text["step0_na"] == "**hub**"
+    assert text["step0_na"] == "Not applicable for want of step-0 weights: **hub**."

@@ -150,8 +150,9 @@ def test_copying_sentence_reports_the_recipe_control_apart():
     table = V.decide("03", [V.Claim(V.CLAIM_COPIES, "a", "genome's letter", "share", True, yes),
                             V.Claim(V.CLAIM_COPIES, "b", "genome's letter", "share", True, no)])
     text = F.copying_sentence(table, ROLES)
-    assert text.startswith("with one masked token, the overlapping models' high accuracy is the overlap rule: every one "
-                           "of them (**a**)")
+    assert text.startswith("with one masked token, the overlapping models predict the letters their unmasked "
+                           "neighbours reveal: every one of them (**a**) follows a revealed letter")
+    assert "does not tell them apart" in text
     assert text.endswith("the recipe control, trained with a different embedding initialisation in the same budget: "
                          "inconclusive: b")
     answer = F.conclusions(table=pd.DataFrame(), verdict_table=table, roles=ROLES)["answer"]

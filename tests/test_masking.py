@@ -698,7 +698,7 @@ def test_a_step0_twin_is_at_chance_where_a_copying_model_is_far_above(init, tmp_
     assert f"follow the altered flank in **over3** {100 * flank.initial:.1f} % of windows" in text["step0_perturb"]
     assert "training took that to **over3** 100.0 %" in text["step0_perturb"]
     assert text["step0_sweep_m1"].startswith(f"**over3** {100 * acc.initial:.1f} % → 100.0 %")
-    assert text["step0_same_h1"].startswith("h = 1: **over3**") and text["step0_probe_na"] == "none"
+    assert text["step0_same_h1"].startswith("h = 1: **over3**") and text["step0_probe_na"] == "Every model of this run has step-0 weights."
 
 
 def test_step0_probe_sentences_without_twins_say_not_applicable(tiny):
@@ -712,7 +712,7 @@ def test_step0_probe_sentences_without_twins_say_not_applicable(tiny):
                                                             blocks_by_m={}, perturbation_m=[1], guess_probs=[0.25] * 4))
     assert out.empty
     text = MK.step0_probe_sentences(out, not_applicable=na, perturbation_m=[1])
-    assert text["step0_probe_na"] == "**tiny4**" and "No overlapping model" in text["step0_perturb"]
+    assert text["step0_probe_na"] == "Not applicable for want of step-0 weights: **tiny4**." and "No overlapping model" in text["step0_perturb"]
     assert text["step0_sweep_m1"] == "n/a" and text["step0_same_h1"] == "n/a"
 
 

@@ -227,11 +227,13 @@ def test_browser_check_reports_broken_pages(smoke_book, tmp_path):
     img = next(p for p in (html / "_images").iterdir() if p.suffix == ".png" and p.name in text)
     img.write_bytes(b"not a png")
     text = text.replace("</main>", '<a href="nowhere.html">x</a><a href="../intro.html#no-such-anchor">y</a>'
-                        '<div class="output traceback">Traceback (most recent call last)</div></main>', 1)
+                        '<div class="output traceback">Traceback (most recent call last)</div>'
+                        '<p>on &lt;IPython.core.display.Markdown object&gt; windows</p></main>', 1)
     page.write_text(text)
     problems = "\n".join(browser.check_book(html, screenshot=tmp_path / "s.png").problems)
     assert "did not load" in problems and "missing book/_generated/nowhere.html" in problems
     assert "missing anchor #no-such-anchor" in problems and "error output" in problems
+    assert "repr shows instead of its content: <IPython.core.display.Markdown object>" in problems
 
 
 @pytest.mark.slow

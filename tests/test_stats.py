@@ -319,6 +319,22 @@ def test_binary_detection():
     assert stats.compare_paired(a, b).p != pytest.approx(stats.compare_paired(a, b, exact_binary=False).p)
 
 
+def test_interval_of_two_shares_stays_inside_minus_one_to_one():
+    # 997 windows follow the edit, 2 keep the genome's letter, 1 neither: the t-interval of the mean difference
+    # (0.995) would reach past 1; a difference of two shares cannot
+    follows = np.r_[np.ones(997), np.zeros(3)]
+    keeps = np.r_[np.zeros(997), np.ones(2), np.zeros(1)]
+    d = follows - keeps
+    half = sps.t.ppf(1 - 0.0125 / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
+    assert d.mean() + half > 1  # the uncut interval runs past the edge
+    cmp = stats.compare_paired(follows, keeps, alpha=0.0125)
+    assert cmp.high == 1.0 and cmp.low == pytest.approx(d.mean() - half) and cmp.estimate == pytest.approx(0.995)
+    assert stats.compare_paired(keeps, follows, alpha=0.0125).low == -1.0
+    # values that are not 0/1 keep the plain t-interval
+    soft = stats.compare_paired(follows * 0.999 + 0.0005, keeps, alpha=0.0125)
+    assert soft.high > 0.995 and soft.high == pytest.approx(soft.estimate + half * 0.999, rel=1e-3)
+
+
 def test_swapping_a_and_b_flips_the_sign_only():
     rng = np.random.default_rng(9)
     for a, b in [correlated_loss_pairs(rng, 1, 300, shift=0.2), correlated_binary_pairs(rng, 1, 500, shift=0.1)]:

@@ -340,3 +340,21 @@ def test_extra_references_add_their_own_claims_only_where_items_hold_them():
     assert [c for c in extra if c.reference != "window n-gram"] == plain
     table = V.decide("05", added)
     assert set(table[table.metric == "accuracy"].outcome) == {"better"}
+
+
+def test_verdict_table_is_shown_whole_with_its_interval_level(monkeypatch):
+    import IPython.display
+
+    cmp = stats.Comparison("paired t over 50 windows", 50, 0.05, 0.01, 0.09, 0.008, V.CHAPTER_ALPHA, None, np.nan)
+    long_claim = "hidden-nucleotide accuracy against the two-sided n-gram, a claim far longer than fifty characters"
+    table = V.decide("03", [V.Claim(f"{long_claim} ({i})", f"m{i}", "n-gram", "accuracy", True, cmp) for i in range(70)])
+    shown = V.display_table(table)
+    assert list(shown.columns)[4] == "98.75 % interval (per claim, unadjusted)" and V.interval_level(0.05) == "95"
+    assert shown.iloc[0, 4] == "+1.00 to +9.00" and shown.difference.iloc[0] == "+5.00 points"
+    html = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: html.append(obj._repr_html_()))
+    V.show_table(table)
+    assert all(f"m{i}<" in html[0] for i in range(70)) and f"{long_claim} (69)" in html[0]
+    # tables of chapters decided at other levels, read together (chapter 8): a row at another level names it
+    other = pd.concat([table.iloc[:1], V.decide("05", [V.Claim("c", "b", "r", "accuracy", True, cmp)], alpha=0.05)])
+    assert V.display_table(other).iloc[1, 4] == "+1.00 to +9.00 (95 %)"
