@@ -37,6 +37,9 @@ GATES_FILE = "gates.csv"
 
 GATE_NAMES = {"flat": "held-out loss flat", "overlap_rule": "overlap rule (m < k)",
               "context_vs_ngram": "one hidden nucleotide vs the n-gram"}
+#: What a model that fails each gate has not done, in words (the gate's name says what it checks).
+GATE_FAILURES = {"flat": "held-out loss still falling", "overlap_rule": "overlap rule below 99 % for some m < k",
+                 "context_vs_ngram": "below the n-gram on one hidden nucleotide"}
 
 
 def loss_flattening(steps: Sequence[int], heldout_loss: Sequence[float], *, tail: float = FLAT_TAIL) -> float:
@@ -232,10 +235,10 @@ def snapshot_scores(folders: Mapping[str, Path], references: Mapping, *, device:
 
 
 def gate_status(gates) -> dict[str, str]:
-    """model -> "passed" or "failed: <gate names>" from a :func:`gate_table`."""
+    """model -> "passed" or "failed: <what it has not done>" (:data:`GATE_FAILURES`) from a :func:`gate_table`."""
     out = {}
     for model, g in gates.groupby("model", sort=False):
-        failed = [GATE_NAMES[x] for x in g.loc[~g.passed.astype(bool), "gate"]]
+        failed = [GATE_FAILURES[x] for x in g.loc[~g.passed.astype(bool), "gate"]]
         out[model] = "failed: " + ", ".join(failed) if failed else "passed"
     return out
 

@@ -555,9 +555,11 @@ def book_answer(verdicts, copy_candidates: Sequence[str] = ()) -> dict:
 
     Returns: ``copying`` (True / False / None: every copy candidate that was tested follows the altered flank
     more often than the genome / some do not / none tested; this shows that the revealed letter is read, not that
-    context is not), ``copiers`` (list), ``context_better`` (list of
-    "model (claim)" where a model beats the context-only n-gram on accuracy in chapter 3 or 5),
-    ``context_tested`` (bool), ``answer`` (one sentence).
+    context is not), ``copiers`` (list), ``context_better`` (list of "model (claim)" where a model beats a
+    context-only n-gram in accuracy on real DNA, chapters 3 and 5), ``context_tested`` (bool), ``planted_better``
+    (models that read chapter 7's planted partner better than the n-gram at some distance), ``planted_tested``
+    (bool), ``answer`` (one sentence: the copying part, then real DNA, then the planted answer key, which says
+    whether the instruments can see context where it is known to be).
     """
     v = verdicts
     cop = v[v.claim == CLAIM_COPIES]
@@ -565,30 +567,35 @@ def book_answer(verdicts, copy_candidates: Sequence[str] = ()) -> dict:
         cop = cop[cop.subject.isin(list(copy_candidates))]
     copiers = cop[cop.outcome == "better"].subject.tolist()
     copying = None if cop.empty else bool(len(copiers) == len(cop))
-    ngram = v[v.reference.astype(str).str.contains("n-gram") & (v.metric == "accuracy")]
-    better = [f"{r.subject} ({r.claim})" for r in ngram.itertuples() if r.outcome == "better"]
-    tested = bool(len(ngram))
-    if copying and tested and not better:
-        answer = ("word identity as far as this build can tell: the overlapping models' masked-token skill is reading the "
-                  "letters their neighbours reveal, and no model is shown to know more about the sequence around a "
-                  "nucleotide than flank counts do (chapter 7 says whether the instruments could have seen it)")
-    elif copying and better:
-        answer = ("the overlapping models read the letters their neighbours reveal, but that is not all: some models "
-                  "beat the context-only n-gram somewhere (listed below)")
-    elif copying and not tested:
-        answer = ("the overlapping models read the letters their neighbours reveal; whether any model knows more "
-                  "than flank counts was not tested in this build")
-    elif copying is None and not tested:
+    planted = v[v.claim.str.startswith(CLAIM_PLANTED.split("{")[0])]
+    real = v[v.reference.astype(str).str.contains("n-gram") & (v.metric == "accuracy") & ~v.index.isin(planted.index)]
+    better = [f"{r.subject} ({r.claim})" for r in real.itertuples() if r.outcome == "better"]
+    tested = bool(len(real))
+    planted_better = list(dict.fromkeys(planted[planted.outcome == "better"].subject))
+    if copying is None and not tested and planted.empty:
         answer = "not decided: the chapters that test copying and context were not run in this build"
-    elif copying is None:
-        answer = ("no overlapping model was tested for copying; on context: "
-                  + ("some models beat the context-only n-gram" if better else
-                     "no model is shown to beat the context-only n-gram"))
+        return {"copying": copying, "copiers": copiers, "context_better": better, "context_tested": tested,
+                "planted_better": planted_better, "planted_tested": False, "answer": answer}
+    parts = [{True: "the overlapping models read the letters their neighbours reveal",
+              False: "not every overlapping model is shown to read the letters its neighbours reveal",
+              None: "no overlapping model was tested for reading its neighbours' letters"}[copying]]
+    if not tested:
+        parts.append("whether any model knows more than flank counts on real DNA was not tested in this build")
+    elif better:
+        winners = list(dict.fromkeys(b.split(" (")[0] for b in better))
+        parts.append(f"on real DNA {', '.join(winners)} beat a context-only n-gram somewhere (listed below)")
     else:
-        answer = ("not the simple copying picture: some overlapping models are not shown to copy their neighbours in "
-                  "this build")
+        parts.append("on real DNA no model is shown to know more about a nucleotide's surroundings than flank counts do")
+    if len(planted):
+        parts.append(f"on the planted answer key {', '.join(planted_better)} read the planted partner better than the "
+                     "n-gram, so the instruments see context where it is known to be" if planted_better else
+                     "on the planted answer key no model reads the planted partner better than the n-gram, so the "
+                     "instruments were not shown to see context even where it is known to be")
+    answer = "; ".join(parts)
+    if copying and tested and not better:
+        answer = "word identity as far as this build can tell: " + answer
     return {"copying": copying, "copiers": copiers, "context_better": better, "context_tested": tested,
-            "answer": answer}
+            "planted_better": planted_better, "planted_tested": bool(len(planted)), "answer": answer}
 
 
 def task_outcomes(verdicts, claim_prefix: str) -> dict[str, dict[str, list[str]]]:

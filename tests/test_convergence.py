@@ -47,7 +47,11 @@ def test_gates_are_computed_per_scheme_and_a_barely_trained_model_fails(tiny_zoo
     ctx = gates[(gates.model == "nt") & (gates.gate == "context_vs_ngram")].iloc[0]
     assert not ctx.passed and ctx.value < 0
     status = C.gate_status(gates)
-    assert status["nt"].startswith("failed") and "n-gram" in status["nt"]
+    assert status["nt"].startswith("failed") and "below the n-gram on one hidden nucleotide" in status["nt"]
+    # a failed gate is named by what the model has not done, never by what the gate checks
+    flat = gates.assign(passed=[g != "flat" for g in gates.gate])
+    assert all(v == "failed: held-out loss still falling" for v in C.gate_status(flat).values())
+    assert "held-out loss flat" not in C.gate_note(flat, ["ov3", "nt"])
 
 
 def test_snapshot_scores_follow_training_on_one_shared_reference(tiny_zoo):
@@ -87,7 +91,7 @@ def test_orders_matched_and_its_sentence_read_the_first_order_above_the_model():
 def test_gate_note_names_failures_passes_and_unchecked_models():
     gates = pd.DataFrame([C.gate_row("a", "flat", 0.0, 0.02, True), C.gate_row("b", "flat", 0.5, 0.02, False)])
     note = C.gate_note(gates, ["a", "b", "published"])
-    assert "b (held-out loss flat)" in note and "Passed every gate: a." in note and "Not checked" in note
+    assert "b (held-out loss still falling)" in note and "Passed every gate: a." in note and "Not checked" in note
     assert "published" in note.split("Not checked")[1]
     assert C.gate_note(None, ["x"]).startswith("Not checked")
     assert C.gate_summary_text(gates).startswith("1 of 2 models pass")

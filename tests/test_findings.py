@@ -157,7 +157,7 @@ def test_copying_sentence_reports_the_recipe_control_apart():
                          "inconclusive: b")
     answer = F.conclusions(table=pd.DataFrame(), verdict_table=table, roles=ROLES)["answer"]
     assert answer == ("The overlapping models read the letters their neighbours reveal; whether any model knows "
-                      "more than flank counts was not tested in this build")
+                      "more than flank counts on real DNA was not tested in this build")
 
 
 def test_copying_or_context_reads_the_positive_control_then_the_verdicts():

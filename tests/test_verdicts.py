@@ -101,8 +101,18 @@ def test_conclusions_read_the_chapters_verdicts_and_cannot_contradict_them(tmp_p
     ans = V.book_answer(read, copy_candidates=[])
     chapter_better = ch3[(ch3.metric == "accuracy") & (ch3.outcome == "better")].subject.tolist()
     assert [b.split(" (")[0] for b in ans["context_better"]] == chapter_better == ["better"]
-    assert ans["copying"] is None and "some models beat" in ans["answer"]
+    assert ans["copying"] is None and "on real DNA better beat a context-only n-gram" in ans["answer"]
     assert V.book_answer(V.read_verdicts(tmp_path / "nothing"))["answer"].startswith("not decided")
+    # chapter 7's planted answer key is reported apart from real DNA, metric "correct" included
+    cmp = stats.Comparison("exact McNemar", 600, 0.6, 0.5, 0.7, 1e-9, V.CHAPTER_ALPHA, None, np.nan)
+    ch7 = V.decide("07_copying_or_context", [V.Claim(V.CLAIM_PLANTED.format(distance=8), "nuc", "n-gram", "correct",
+                                                     True, cmp)])
+    both = V.book_answer(pd.concat([read, ch7], ignore_index=True), copy_candidates=[])
+    assert both["context_better"] == ans["context_better"] and both["planted_better"] == ["nuc"]
+    assert both["answer"].endswith("on the planted answer key nuc read the planted partner better than the n-gram, "
+                                   "so the instruments see context where it is known to be")
+    only_planted = V.book_answer(ch7.assign(outcome="inconclusive"))
+    assert "not tested in this build" in only_planted["answer"] and "no model reads the planted partner" in only_planted["answer"]
 
 
 def _run_items(n=5000, seed=3):
