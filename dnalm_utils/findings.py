@@ -436,10 +436,13 @@ def next_kmer(*, summary, baselines, runs, verdict_table, ks: Sequence[int], n_t
         out[f"ngram_bits_{tag}"] = "n/a" if bits is None else f"{bits:.3f}"
         row = baselines[(baselines.k == k) & (baselines.model == NGRAM_LEFT)]
         out[f"ngram_order_{tag}"] = row.detail.iloc[0].split()[1] if len(row) else "n/a"
+        majority = cell("majority class", "baseline", k)
         for init, key in (("pretrained", "best"), ("random", "best_rand")):
             sub = fine[(fine.k == k) & (fine.init == init)].sort_values("accuracy_mean", ascending=False)
-            out[f"{key}_{tag}"] = (f"**{sub.model.iloc[0]}** ({fmt_pct(sub.accuracy_mean.iloc[0], 2)})" if len(sub)
-                                   else "n/a")
+            best = float(sub.accuracy_mean.iloc[0]) if len(sub) else None
+            out[f"{key}_{tag}"] = (f"**{sub.model.iloc[0]}** ({fmt_pct(best, 2)}"
+                                   + (", no better than the majority class" if majority is not None and best <= majority
+                                      else "") + ")" if len(sub) else "n/a")
             out[f"{key}_bits_{tag}"] = f"{sub.bits_mean.min():.3f}" if len(sub) else "n/a"
         task = f"next {k}-mer"
         out[f"vs_ngram_{tag}"] = V.outcome_sentence(
@@ -459,6 +462,7 @@ def next_kmer(*, summary, baselines, runs, verdict_table, ks: Sequence[int], n_t
                            + names(better) if better else
                            "no fine-tuned model is found above the context-only n-gram at any k")
     fine_runs = runs[runs.init.isin(["pretrained", "random"])]
+    out["constant_runs"] = constant_runs_sentence(fine_runs, by="k", what="k = ")
     out["early_share"] = fmt_pct(fine_runs.stopped_early.mean(), 0) if len(fine_runs) else "n/a"
     out["median_best_step"] = (str(int(fine_runs.best_step.median())) if fine_runs.best_step.notna().any()
                                else "n/a")
@@ -467,6 +471,21 @@ def next_kmer(*, summary, baselines, runs, verdict_table, ks: Sequence[int], n_t
     out["acc_table"] = markdown_table(wide_table(summary, rows=["model", "init"], column="k", metric="accuracy",
                                                  digits=2))
     return out
+
+
+def constant_runs_sentence(runs, *, by: str, what: str = "") -> str:
+    """One sentence naming the fine-tuning runs, pre-trained or not, that predict a single class on the whole test
+    set (``predicted_classes`` <= 1: they learned nothing beyond a constant), grouped by model, init and ``by``
+    (e.g. "k", "task") with their seeds; says so when there is none (or the table cannot tell)."""
+    if "predicted_classes" not in runs or not len(runs):
+        return "The run table does not record how many classes each run predicts."
+    one = runs[runs.predicted_classes <= 1]
+    if not len(one):
+        return "Every fine-tuned run predicts more than one class."
+    parts = [f"**{model}** ({init}, {what}{key}; seed{'s' if len(g) > 1 else ''} {', '.join(map(str, sorted(g.seed)))})"
+             for (model, init, key), g in one.groupby(["model", "init", by], sort=True)]
+    return (f"{len(one)} of {len(runs)} fine-tuned runs predict a single class on the whole test set, so their "
+            "scores are those of a constant: " + "; ".join(parts) + ".")
 
 
 #: Descriptive cut-offs the chapters state in words (not tests): a loss curve "crosses" this share of a uniform

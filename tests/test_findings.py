@@ -86,6 +86,20 @@ def test_next_kmer_sentences_read_the_verdicts():
     assert out["vs_ngram_first"] == "above the n-gram: a"
     assert out["verdict_text"].endswith("**a**") and out["ngram_order_first"] == "7"
     assert out["still_improving"] == "50 %" and out["pretraining_first"] == "not tested"
+    assert out["constant_runs"] == "The run table does not record how many classes each run predicts."
+    assert out["best_first"] == "**a** (35.00 %)"
+    # a best model at or below the majority class says so; runs that predict one class are named, either init
+    summary2 = pd.concat([summary, pd.DataFrame({"model": ["majority class"], "init": ["baseline"], "k": [1],
+                                                 "accuracy_mean": [0.35], "bits_mean": [np.nan]})])
+    runs2 = pd.DataFrame({"model": ["a", "a", "a", "b"], "init": ["pretrained", "pretrained", "random", "random"],
+                          "seed": [0, 1, 0, 0], "k": 1, "stopped_early": False, "best_step": 100, "steps": 100,
+                          "predicted_classes": [1, 1, 7, 3]})
+    out2 = F.next_kmer(summary=summary2, baselines=baselines, runs=runs2, verdict_table=table, ks=[1], n_test=100)
+    assert out2["best_first"] == "**a** (35.00 %, no better than the majority class)"
+    assert out2["constant_runs"] == ("2 of 4 fine-tuned runs predict a single class on the whole test set, so their "
+                                     "scores are those of a constant: **a** (pretrained, k = 1; seeds 0, 1).")
+    assert F.constant_runs_sentence(runs2.assign(predicted_classes=2), by="k") == \
+        "Every fine-tuned run predicts more than one class."
 
 
 def test_conclusions_read_outcomes_and_say_what_was_not_run():
