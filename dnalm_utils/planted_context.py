@@ -35,7 +35,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -66,6 +66,7 @@ __all__ = [
     "positive_control",
     "positive_control_text",
     "recipe_text",
+    "recipes_text",
 ]
 
 #: The rules a determined block can follow (see the module docstring).
@@ -619,13 +620,35 @@ def rule_text(spec: PlantedSpec) -> str:
             f"{spec.spacing} nt")
 
 
-def recipe_text(model_folder) -> str:
-    """The pre-training recipe of a trained model folder, in words (from its ``pretrain_manifest.json``)."""
+def _recipe_parts(model_folder) -> dict[str, str]:
+    """The pre-training recipe of a trained model folder (its ``pretrain_manifest.json``) as named phrases."""
     from .pretraining import MANIFEST, PretrainConfig, masking_text
 
     m = json.loads((Path(model_folder) / MANIFEST).read_text())
     known = {f.name for f in dataclasses.fields(PretrainConfig)}
     cfg = PretrainConfig(**{key: v for key, v in m["config"].items() if key in known})
-    return (f"{cfg.layers} layers x {cfg.hidden} ({cfg.heads} heads), {cfg.steps} steps x {cfg.batch_size} windows x "
-            f"{cfg.window_nt} nt ({cfg.nucleotides_seen:,} nt seen), {masking_text(cfg)}, learning rate "
-            f"{cfg.learning_rate}, {cfg.position_init} positions; {m['wall_time_s']} s on {m['device']}")
+    return {"size": f"{cfg.layers} layers x {cfg.hidden} ({cfg.heads} heads)",
+            "budget": f"{cfg.steps} steps x {cfg.batch_size} windows x {cfg.window_nt} nt ({cfg.nucleotides_seen:,} nt seen)",
+            "masking": masking_text(cfg), "learning rate": f"learning rate {cfg.learning_rate}",
+            "positions": f"{cfg.position_init} positions", "wall": f"{m['wall_time_s']} s on {m['device']}"}
+
+
+def recipe_text(model_folder) -> str:
+    """The pre-training recipe of a trained model folder, in words (from its ``pretrain_manifest.json``)."""
+    parts = _recipe_parts(model_folder)
+    return ", ".join(v for k, v in parts.items() if k != "wall") + f"; {parts['wall']}"
+
+
+def recipes_text(model_folders: Mapping[str, object]) -> str:
+    """The recipes of several trained models (name -> folder) in words: what they share once, then per model
+    what differs (e.g. each arm's own masking), so that no model's setting is reported for another's."""
+    parts = {name: _recipe_parts(folder) for name, folder in model_folders.items()}
+    if not parts:
+        return "no planted model was trained"
+    keys = list(next(iter(parts.values())))
+    shared = [k for k in keys if len({p[k] for p in parts.values()}) == 1]
+    own = [k for k in keys if k not in shared]
+    text = ", ".join(next(iter(parts.values()))[k] for k in shared if k != "wall")
+    if own:
+        text += "; " + "; ".join(f"{name}: " + ", ".join(p[k] for k in own) for name, p in parts.items())
+    return text + (f"; {next(iter(parts.values()))['wall']}" if "wall" in shared else "")

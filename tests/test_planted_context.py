@@ -270,3 +270,24 @@ def test_planted_benchmark_trains_each_arm_per_distance_and_scores_it_beside_the
     again, _, _ = pc.planted_benchmark(["nucleotide"], [8], block_nt=6, steps=2, n_windows=5, seed=0,
                                        models_root=tmp_path, device="cpu")  # the trained arm comes from the cache
     assert again.equals(items)
+
+
+def test_recipes_text_reports_each_arms_own_masking_and_the_shared_budget_once(tmp_path):
+    import json
+
+    from dnalm_utils import pretraining as P
+
+    folders = {}
+    for name, scheme, k, seconds in (("planted-nuc", "nucleotide", None, 10.0), ("planted-ov6", "overlapping", 6, 12.5)):
+        cfg = P.PretrainConfig(name=name, scheme=scheme, k=k, steps=40, batch_size=8, mask_rate=0.3)
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / P.MANIFEST).write_text(json.dumps({"config": cfg.to_dict(), "wall_time_s": seconds, "device": "cpu"}))
+        folders[name] = folder
+    text = pc.recipes_text(folders)
+    shared, nuc, ov6 = text.split("; ")[0], text.split("; ")[1], text.split("; ")[2]
+    assert shared.startswith("2 layers x 128 (2 heads), 40 steps x 8 windows x 64 nt (20,480 nt seen)")
+    assert nuc.startswith("planted-nuc: token") and ov6.startswith("planted-ov6: dnabert")
+    assert "12.5 s on cpu" in ov6 and "10.0 s on cpu" in nuc and text.count("steps x") == 1
+    assert pc.recipe_text(folders["planted-ov6"]).startswith("2 layers x 128 (2 heads), 40 steps")
+    assert pc.recipes_text({}) == "no planted model was trained"
