@@ -387,6 +387,7 @@ def biology(*, summary, runs, verdict_table, built: Mapping, kmer_reference: str
             "in every seed (MCC exactly 0)" if single.any() else
             f"every one of the {len(single)} models fine-tuned from random weights predicts both classes")
     out["bio_best_text"] = "; ".join(f"{built[k].name}: {out[f'{k}_best']}" for k in built) or "no task was run"
+    out["pretraining_measures_text"] = pretraining_measures_sentence(verdict_table, [t.name for t in built.values()])
     if next_summary is None or not len(next_summary):
         out["chapter5_text"] = "chapter 5's results were not found; run chapter 5 first (same profile)"
         out["verdict_text"] = "the two chapters cannot be set side by side from this run alone"
@@ -412,6 +413,31 @@ def biology(*, summary, runs, verdict_table, built: Mapping, kmer_reference: str
     return out
 
 
+
+
+def pretraining_measures_sentence(verdict_table, tasks: Sequence[str],
+                                  metrics: Sequence[str] = ("accuracy", "mcc", "auroc")) -> str:
+    """Whether chapter 6's pre-trained-against-random verdicts agree across ``metrics`` (decision rule: accuracy,
+    MCC; ranking: AUROC), per task: "on TASK they agree for every model" or the models whose outcomes differ,
+    with each measure's outcome. Tasks or metrics without claims are left out; "not tested" when none has any."""
+    parts = []
+    for task in tasks:
+        by_metric = {}
+        for metric in metrics:
+            sub = verdict_table[verdict_table.claim == V.CLAIM_PRETRAINING.format(metric=metric, task=task)]
+            if len(sub):
+                by_metric[metric] = dict(zip(sub.subject, sub.outcome))
+        if len(by_metric) < 2:
+            continue
+        models = list(dict.fromkeys(m for d in by_metric.values() for m in d))
+        differ = [m for m in models if len({d.get(m) for d in by_metric.values()}) > 1]
+        if not differ:
+            parts.append(f"on {task} the {', '.join(by_metric)} verdicts agree for every model")
+        else:
+            parts.append(f"on {task} they differ for " + "; ".join(
+                f"**{m}** (" + ", ".join(f"{metric} {d.get(m, 'not tested')}" for metric, d in by_metric.items()) + ")"
+                for m in differ))
+    return "; ".join(parts) if parts else "not tested on more than one measure in this build"
 
 
 def next_kmer(*, summary, baselines, runs, verdict_table, ks: Sequence[int], n_test: int) -> dict[str, str]:

@@ -208,3 +208,18 @@ def test_readouts_sentence_names_the_best_model_per_readout():
     assert text.startswith("next 1-mer: best fine-tuned **b** 42.5 %, frozen probe **b** 41.5 %, zero-shot **b** 40.5 %")
     assert "(n-gram 40.0 %, chance 25.0 %)" in text and "next 3-mer" in text and "chance 1.562 %" in text
     assert "not run" in F.readouts_sentence(None)
+
+
+def test_pretraining_measures_sentence_names_the_models_whose_measures_disagree():
+    from dnalm_utils.stats import Comparison
+
+    up = Comparison("t", 100, 0.1, 0.05, 0.15, 1e-6, V.CHAPTER_ALPHA, None, np.nan)
+    flat = Comparison("t", 100, 0.0, -0.05, 0.05, 0.9, V.CHAPTER_ALPHA, None, np.nan)
+    claims = [V.Claim(V.CLAIM_PRETRAINING.format(metric=metric, task=task), model, "random", metric, True,
+                      up if (task == "t1" or metric != "auroc" or model == "a") else flat)
+              for task in ("t1", "t2") for metric in ("accuracy", "mcc", "auroc") for model in ("a", "b")]
+    text = F.pretraining_measures_sentence(V.decide("06", claims), ["t1", "t2", "t3"])
+    assert text == ("on t1 the accuracy, mcc, auroc verdicts agree for every model; on t2 they differ for **b** "
+                    "(accuracy better, mcc better, auroc inconclusive)")
+    assert F.pretraining_measures_sentence(V.decide("06", claims[:1]), ["t1"]) == \
+        "not tested on more than one measure in this build"
