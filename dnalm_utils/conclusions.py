@@ -17,7 +17,7 @@ from .nextkmer import NGRAM_LEFT
 CHAPTER_TABLES = {
     "03_masked_prediction": ("span_sweep.csv", "same_nucleotides.csv", "flank_perturbation.csv", "layer_readout.csv",
                              "hidden_nucleotides_by_class.csv"),
-    "04_embeddings": ("embedding_summary.csv", "state_probes_paired.csv"),
+    "04_embeddings": ("embedding_summary.csv", "embedding_summary_vs_step0.csv", "state_probes_paired.csv"),
     "05_next_kmer": ("summary.csv", "baselines.csv", "readouts.csv"),
     "06_biology_finetuning": ("summary.csv",),
     "07_copying_or_context": ("planted_accuracy.csv", "dependency_mass.csv"),
@@ -49,7 +49,8 @@ def headline_table(tables: dict) -> "pandas.DataFrame":
 
     Columns: accuracy at m = 1 (overlapping k-mers only), share of perturbed flanks copied (m = 1 or the
     smallest m run), accuracy on one nucleotide hidden from every model and the n-gram's on the same
-    nucleotides, token-identity share of the last layer's variance; from chapters 5 and 6 (when run) the
+    nucleotides, token-identity share of the last layer's variance (and at step 0, the same architecture and seed
+    at initialisation, where chapter 4 had step-0 weights); from chapters 5 and 6 (when run) the
     next-k-mer accuracy at the smallest and largest k with the n-gram's, and the biology tasks' MCC.
     """
     import pandas as pd
@@ -72,6 +73,8 @@ def headline_table(tables: dict) -> "pandas.DataFrame":
     ch4 = tables.get("04_embeddings", {})
     if "embedding_summary" in ch4:
         cols["token share of last-layer variance"] = ch4["embedding_summary"].set_index("model")["token share last"]
+    if "embedding_summary_vs_step0" in ch4:
+        cols["token share at step 0"] = _by_model(ch4["embedding_summary_vs_step0"], "initial", quantity="token share last")
     ch5 = tables.get("05_next_kmer", {})
     if "summary" in ch5 and len(ch5["summary"]):
         summ = ch5["summary"]

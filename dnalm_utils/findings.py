@@ -272,6 +272,10 @@ def conclusions(*, table, verdict_table, roles, bio_summary=None, planted=None, 
     out["beats_ngram"] = ", ".join(ans["context_better"]) if ans["context_better"] else (
         "none" if ans["context_tested"] else "not tested in this build")
     out["token_share"] = value_range(col("token share of last-layer variance").values())
+    step0 = col("token share at step 0")
+    out["token_share_step0"] = (f"at initialisation (step 0) it is {value_range(step0.values())}, so training put the "
+                                "rest there" if step0 and np.isfinite(list(step0.values())).any() else
+                                "no model of this build has step-0 weights to say how much of it training put there")
     bio = task_outcome_text(verdict_table)
     out["bio_text"] = bio
     if bio_summary is not None and len(bio_summary) and {"task", "mcc_mean", "init"} <= set(bio_summary.columns):

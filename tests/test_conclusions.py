@@ -49,6 +49,9 @@ def test_headline_table_reads_what_is_there(runs):
 
 def test_headline_table_adds_chapters_4_to_6(runs):
     _write(runs, "04_embeddings", "embedding_summary.csv", [{"model": "o6", "token share last": 0.9}])
+    _write(runs, "04_embeddings", "embedding_summary_vs_step0.csv",
+           [{"model": "o6", "quantity": "token share last", "trained": 0.9, "initial": 0.45},
+            {"model": "o6", "quantity": "static purity", "trained": 0.7, "initial": 0.75}])
     _write(runs, "05_next_kmer", "summary.csv",
            [{"model": "o6", "init": i, "k": k, "accuracy_mean": a, "scheme": "overlapping"}
             for i, k, a in (("pretrained", 1, 0.3), ("random", 1, 0.22), ("pretrained", 3, 0.02))])
@@ -59,7 +62,7 @@ def test_headline_table_adds_chapters_4_to_6(runs):
            [{"task": "tf_peaks", "model": "o6", "init": "pretrained", "mcc_mean": 0.5},
             {"task": "tf_peaks", "model": "o6", "init": "random", "mcc_mean": 0.1}])
     t = C.headline_table(C.read_tables(runs)).set_index("model")
-    assert t.loc["o6", "token share of last-layer variance"] == 0.9
+    assert t.loc["o6", "token share of last-layer variance"] == 0.9 and t.loc["o6", "token share at step 0"] == 0.45
     assert t.loc["o6", "next-1-mer accuracy"] == 0.3 and t.loc["o6", "n-gram, next 1-mer"] == 0.41  # pre-trained only
     assert t.loc["o6", "next-3-mer accuracy"] == 0.02 and t.loc["o6", "tf_peaks MCC"] == 0.5
     fig = plotting.plot_conclusions(t.reset_index())
