@@ -243,6 +243,12 @@ def gate_status(gates) -> dict[str, str]:
     return out
 
 
+def gated_models(runs_dir) -> list[str] | None:
+    """The models chapter 2 trained and gated in the run under ``runs_dir`` (its gate table), None without one."""
+    gates = read_gates(runs_dir)
+    return None if gates is None else list(dict.fromkeys(gates.model))
+
+
 def read_gates(runs_dir) -> "object | None":
     """The gate table chapter 2 wrote under ``runs_dir`` (``02_pretraining/gates.csv``), or None."""
     import pandas as pd

@@ -886,11 +886,13 @@ def arms_left_out(names: Sequence[str]) -> list[str]:
     return [a for a in ZOO if a not in present]
 
 
-def left_out_sentence(names: Sequence[str]) -> str:
+def left_out_sentence(names: Sequence[str], trained: Sequence[str] | None = None) -> str:
     """One sentence for a chapter's page on which zoo arms its run analyses and which it leaves out, e.g. "This
-    run analyses 5 of the zoo's 11 arms: overlap6, .... It leaves out overlap4, ..., which chapter 2 trains under
-    ``params/extended.yml``." A run of models outside the zoo only (local folders, hub ids) names those and says
-    nothing of the zoo."""
+    run analyses 5 of the zoo's 11 arms: overlap6, .... It leaves out overlap4 and overlap5, which chapter 2
+    trained in this build and other chapters analyse; and overlap6_token, ..., which chapter 2 trains under
+    ``params/extended.yml``." ``trained``: the models chapter 2 trained in this build (its gate table; seeded
+    names count for their arm), None when unknown (the left-out arms are then only named). A run of models
+    outside the zoo only (local folders, hub ids) names those and says nothing of the zoo."""
     names = [str(n) for n in names]
     arms = [n for n in names if is_zoo_name(n)]
     others = [n for n in names if not is_zoo_name(n)]
@@ -903,7 +905,13 @@ def left_out_sentence(names: Sequence[str]) -> str:
     left = arms_left_out(arms)
     if not left:
         return text + "."
-    return text + f". It leaves out {', '.join(left)}, which chapter 2 trains under `params/extended.yml`."
+    if trained is None:
+        return text + f". It leaves out {', '.join(left)}."
+    built = {split_seeded_name(str(t))[0] for t in trained}
+    here, elsewhere = [a for a in left if a in built], [a for a in left if a not in built]
+    parts = ([f"{', '.join(here)}, which chapter 2 trained in this build and other chapters analyse"] if here else []) + (
+        [f"{', '.join(elsewhere)}, which chapter 2 trains under `params/extended.yml`"] if elsewhere else [])
+    return text + ". It leaves out " + "; and ".join(parts) + "."
 
 
 def model_sources(names: Sequence[str], *, models_dir=None, device: str = "auto", log=print) -> dict[str, str]:

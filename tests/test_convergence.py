@@ -95,3 +95,11 @@ def test_gate_note_names_failures_passes_and_unchecked_models():
     assert "published" in note.split("Not checked")[1]
     assert C.gate_note(None, ["x"]).startswith("Not checked")
     assert C.gate_summary_text(gates).startswith("1 of 2 models pass")
+
+
+def test_gated_models_reads_chapter_2s_gate_table(tmp_path):
+    assert C.gated_models(tmp_path) is None
+    (tmp_path / "02_pretraining").mkdir()
+    pd.DataFrame([C.gate_row(m, g, 0.0, 0.02, True) for m in ("b", "a") for g in ("flat", "overlap_rule")]).to_csv(
+        tmp_path / "02_pretraining" / C.GATES_FILE, index=False)
+    assert C.gated_models(tmp_path) == ["b", "a"]

@@ -416,5 +416,11 @@ def test_left_out_sentence_names_the_missing_arms_and_other_models():
     assert all(arm in text.split("leaves out")[1] for arm in P.ZOO if arm not in ("overlap6", "nucleotide"))
     assert all(f"{arm} (" not in text for arm in P.ZOO)  # no zoo name reads as a model with a description
     assert "leaves out" not in P.left_out_sentence(list(P.ZOO))
+    assert "extended" not in text  # without chapter 2's list, the page cannot say where the others were trained
+    # with chapter 2's list: the arms it trained in this build are told apart from those extended.yml trains
+    built = P.left_out_sentence(["overlap6", "nucleotide"], trained=["overlap4", "overlap4_seed1", "overlap6", "nucleotide"])
+    here, there = built.split("leaves out ")[1].split("; and ")
+    assert here == "overlap4, which chapter 2 trained in this build and other chapters analyse"
+    assert there.endswith("which chapter 2 trains under `params/extended.yml`.") and "overlap5" in there
     outside = P.left_out_sentence(["/models/alpha", "/models/beta"])
     assert "2 models from outside the zoo" in outside and not any(arm in outside for arm in P.ZOO)
