@@ -535,13 +535,26 @@ def pretraining(*, roles, curves, sweep, scores, baselines, block_lengths: Seque
     overlapping = [m for m in final.index if m in set(roles[roles.scheme == "overlapping"].model)]
     controls = set(recipe_controls(roles)) if roles is not None and len(roles) else set()
     others = [m for m in final.index if m not in overlapping]
-    out["share_overlapping"] = value_list({m: final[m] for m in overlapping}, roles)
-    out["share_others"] = value_list({m: final[m] for m in others}, roles)
     main = [m for m in overlapping if m not in controls]
-    out["leak_verdict"] = ("lower than that of every other tokenization" if main and others
-                           and max(final[m] for m in main) < min(final[m] for m in others)
-                           else "not lower than that of every other tokenization" if main and others
-                           else "not comparable in this run (no overlapping model, or no other tokenization)")
+    ctrl = [m for m in overlapping if m in controls]
+    out["share_overlapping"] = value_list({m: final[m] for m in main}, roles)
+    out["share_others"] = value_list({m: final[m] for m in others}, roles)
+
+    def lower(models):
+        if not (models and others):
+            return "not comparable in this run (no overlapping model, or no other tokenization)"
+        return ("lower than that of every other tokenization" if max(final[m] for m in models) < min(final[m] for m in others)
+                else "not lower than that of every other tokenization")
+
+    out["leak_verdict"] = lower(main)
+    out["control_share_text"] = (
+        f"The recipe control{'s' if len(ctrl) > 1 else ''} (the same overlapping tokens, so the same leak, and another "
+        f"embedding initialisation) end{'' if len(ctrl) > 1 else 's'} at {value_list({m: final[m] for m in ctrl}, roles)}: "
+        f"{lower(ctrl)}, so within this budget the leak alone does not make the loss low."
+        if ctrl and lower(ctrl).startswith("not lower") else
+        f"The recipe control{'s' if len(ctrl) > 1 else ''} (the same leak, another embedding initialisation) "
+        f"end{'' if len(ctrl) > 1 else 's'} at {value_list({m: final[m] for m in ctrl}, roles)}: {lower(ctrl)}."
+        if ctrl else "No recipe control was run.")
     crossing = {}
     for m, part in curves.groupby("model", sort=False):
         below = part[part.share_of_uniform < LOSS_SHARE_MARK]

@@ -42,6 +42,9 @@ def test_pretraining_sentences_compare_roles_not_names():
                         corpus_nt=2_700_000)
     # the recipe control (b, random init) is not held against the leak verdict; the letter-init model is lower
     assert out["leak_verdict"] == "lower than that of every other tokenization"
+    assert "**b**" not in out["share_overlapping"] and out["control_share_text"].startswith("The recipe control (")
+    assert "**b** (overlapping 6-mers, DNABERT's random embedding init) 85.0 %: not lower than that of every other " \
+           "tokenization, so within this budget the leak alone" in out["control_share_text"]
     assert out["collapse_text"] == "**a** at m = 6 (k = 6)"
     assert "**b** (overlapping 6-mers, DNABERT's random embedding init) 20.0 %" in out["control_text"]
     assert out["best_model"] == "**c** (41.0 %)" and out["ngram_order"] == "5" and out["ngram_acc_first"] == "45.0 %"
