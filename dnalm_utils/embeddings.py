@@ -1186,7 +1186,8 @@ def step0_sentences(comparison, *, roles, not_applicable, n_neighbors: int) -> d
         if np.isfinite(above) and above > 0 and np.isfinite(r.initial):
             share = (r.initial - r.baseline) / above
             if share >= 1:  # the step-0 table had at least the trained purity: training kept or lowered it
-                shares.append(f"**{r.model}** all of it (training took it from {fmt_pct(r.initial)} to {fmt_pct(r.trained)})")
+                shares.append(f"**{r.model}** more than all of it: training {'kept' if r.trained >= r.initial else 'lowered'} "
+                              f"it ({fmt_pct(r.initial)} at step 0, {fmt_pct(r.trained)} trained)")
             elif share <= 0:
                 shares.append(f"**{r.model}** none (step 0 at the shuffled level)")
             else:

@@ -40,6 +40,14 @@ def names(models: Sequence[str]) -> str:
     return models[0] if len(models) == 1 else ", ".join(models[:-1]) + " and " + models[-1]
 
 
+def share_with_interval(successes: int, n: int, digits: int = 1) -> str:
+    """"23.4 % [21.6 %, 25.3 %]": a share of ``n`` trials with its 95 % Wilson interval (``stats.binomial_interval``)."""
+    from .stats import binomial_interval
+
+    low, high = binomial_interval(int(successes), int(n))
+    return f"{fmt_pct(successes / n, digits)} [{fmt_pct(low, digits)}, {fmt_pct(high, digits)}]" if n else "n/a"
+
+
 def step0_missing_sentence(models: Sequence[str]) -> str:
     """The sentence naming the models without step-0 weights, whose step-0 comparisons are not applicable
     ("Every model of this run has step-0 weights." when there is none)."""

@@ -260,7 +260,7 @@ def plot_span_sweep(summary, bound: Mapping[int, Sequence[float]] | None = None)
         elif "leak_bound" in sub:
             ax.plot(sub.m, sub.leak_bound, "--", color="black", lw=1, label="leak bound (overlap rule, uniform guess)")
         if "oracle_accuracy" in sub:
-            ax.plot(sub.m, sub.oracle_accuracy, "-.", color="grey", lw=1, label="overlap oracle, commonest base")
+            ax.plot(sub.m, sub.oracle_accuracy, "-.", color="grey", lw=1, label="overlap oracle (copy revealed + context-only guess)")
         if "chance" in sub:
             ax.plot(sub.m, sub.chance, ":", color="lightgrey", lw=1, label="chance (uniform token)")
         ax.axvline(k, color="grey", lw=0.8, ls=":")

@@ -527,7 +527,8 @@ def test_step0_sentences_compute_the_comparison_from_the_tables():
     none = E.step0_sentences(empty, roles=roles, not_applicable=na, n_neighbors=10)
     assert none["step0_list"].startswith("n/a")  # the analytic value needs no step-0 weights:
     assert none["step0_analytic"] == "**over4** 75.0 % (k = 4, 10 neighbours; no step-0 weights to measure)"
-    # over4's step-0 table was purer than the trained one: "all of it", never a share above 100 %.
-    assert text["step0_share"] == ("**over4** all of it (training took it from 75.0 % to 74.2 %), "
+    # over4's step-0 table was purer than the trained one: "more than all of it", never a share above 100 %.
+    assert text["step0_share"] == ("**over4** more than all of it: training lowered it (75.0 % at step 0, 74.2 % "
+                                   "trained), "
                                    f"**ctrl** {100 * (0.26 - 0.25) / (0.30 - 0.25):.0f} %")
     assert text["step0_na"] == "Not applicable for want of step-0 weights: **hub**."

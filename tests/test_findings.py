@@ -22,6 +22,14 @@ ROLES = _roles([
 ])
 
 
+def test_share_with_interval_is_the_wilson_interval():
+    from dnalm_utils.stats import binomial_interval
+
+    low, high = binomial_interval(468, 2000)
+    assert F.share_with_interval(468, 2000) == f"23.4 % [{100 * low:.1f} %, {100 * high:.1f} %]"
+    assert 21 < 100 * low < 23.4 < 100 * high < 26 and F.share_with_interval(0, 0) == "n/a"
+
+
 def test_value_lists_ranges_and_names():
     assert F.value_list({"a": 0.5, "c": np.nan}, ROLES) == "**a** (overlapping 6-mers) 50.0 %"
     assert F.value_list({}, ROLES) == "n/a"
