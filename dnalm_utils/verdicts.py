@@ -468,21 +468,23 @@ CLAIM_PLANTED = "planted block (D = {distance} nt) against the n-gram"
 
 
 def twin_claims(items, models: Sequence[str], *, metric_columns: Mapping[str, str], margin: float | None,
-                higher_is_better: bool = True) -> list[Claim]:
+                higher_is_better: bool = True, item_col: str = "item", unit: str = "hidden targets") -> list[Claim]:
     """Per model and metric column: the trained model against its step-0 twin on the same items (``items``: model,
-    item and the ``metric_columns`` keys; the twin's rows are named ``model + STEP0_SUFFIX``), one claim each
-    (``metric_columns``: column -> claim text). Models without twin rows, and columns without one measured pair
-    for a model (a band it does not have), are left out."""
+    ``item_col`` and the ``metric_columns`` keys; the twin's rows are named ``model + STEP0_SUFFIX``), one claim
+    each (``metric_columns``: column -> claim text). Rows sharing an ``item_col`` value are averaged first, so a
+    coarser column (e.g. "window" for the targets of one mapped window, which are not independent) makes that
+    the unit that is paired and counted (``unit`` names it). Models without twin rows, and columns without one
+    measured pair for a model (a band it does not have), are left out."""
     out = []
     for name in models:
         twin = name + STEP0_SUFFIX
         if not ((items.model == name).any() and (items.model == twin).any()):
             continue
         for column, claim in metric_columns.items():
-            a, b = paired_values(items, name, twin, column)
+            a, b = paired_values(items, name, twin, column, item_col=item_col)
             if not np.isfinite(a - b).any():  # the band does not exist for this model (e.g. k = 1: no copy band)
                 continue
-            cmp = stats.compare_paired(a, b, alpha=CHAPTER_ALPHA, margin=margin, unit="hidden targets")
+            cmp = stats.compare_paired(a, b, alpha=CHAPTER_ALPHA, margin=margin, unit=unit)
             out.append(Claim(claim, name, "step-0 twin", column, higher_is_better, cmp))
     return out
 
@@ -503,18 +505,19 @@ CLAIM_ARM = "{what} against {reference}, the arm it changes"
 
 
 def arm_claims(items, pairs: Mapping[str, str], *, value: str, what: str, higher_is_better: bool,
-               margin: float | None, unit: str, by: str | None = None) -> list[Claim]:
+               margin: float | None, unit: str, by: str | None = None, item_col: str = "item") -> list[Claim]:
     """Per (arm, reference arm) of ``pairs`` present in ``items`` (e.g. a leak-closing arm and the DNABERT-masked arm
     it changes, ``pretraining.ARM_CHANGES``): the arm's per-item ``value`` against the reference's on the same items
-    (``items``: model, item, ``value``[, ``by``]), one claim per value of ``by`` (e.g. the planted distance) or one
-    in all. The claim reads "<what> against <reference>, the arm it changes" (plus " (<by> = x)")."""
+    (``items``: model, ``item_col``, ``value``[, ``by``]; rows sharing an ``item_col`` value averaged first, as in
+    :func:`twin_claims`), one claim per value of ``by`` (e.g. the planted distance) or one in all. The claim reads
+    "<what> against <reference>, the arm it changes" (plus " (<by> = x)")."""
     out = []
     groups = items.groupby(by, sort=True) if by else [(None, items)]
     for key, part in groups:
         for arm, reference in pairs.items():
             if not ((part.model == arm).any() and (part.model == reference).any()):
                 continue
-            a, b = paired_values(part, arm, reference, value)
+            a, b = paired_values(part, arm, reference, value, item_col=item_col)
             cmp = stats.compare_paired(a, b, alpha=CHAPTER_ALPHA, margin=margin, unit=unit)
             claim = CLAIM_ARM.format(what=what, reference=reference) + (f" ({by} = {key})" if by else "")
             out.append(Claim(claim, arm, reference, value, higher_is_better, cmp))

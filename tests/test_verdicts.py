@@ -218,6 +218,12 @@ def test_twin_claims_pair_each_model_with_its_own_step0_twin():
     assert got == {"learned": "better", "flat": "equivalent"}
     row = table[table.subject == "learned"].iloc[0]
     assert row.estimate == pytest.approx(0.05, abs=0.001) and row.reference == "step-0 twin"
+    # targets of one window share that window: paired by window, the same data count 8 windows, not 400 targets
+    by_window = items.assign(window=items["item"] % 8)
+    coarse = V.twin_claims(by_window, ["learned"], margin=0.005, metric_columns={"beyond": V.CLAIM_BEYOND},
+                           item_col="window", unit="windows")
+    assert coarse[0].comparison.n == 8 and coarse[0].comparison.test.endswith("over 8 windows")
+    assert coarse[0].comparison.estimate == pytest.approx(row.estimate)
 
 
 def test_planted_claims_test_each_distance_on_the_same_nucleotides():
