@@ -225,12 +225,12 @@ def _model_scale(roles) -> str:
 
 
 def conclusions(*, table, verdict_table, roles, bio_summary=None, planted=None, state_paired=None,
-                by_class=None, readouts=None) -> dict[str, str]:
+                by_class=None, readouts=None, mass=None) -> dict[str, str]:
     """Chapter 8's sentences (conclusions), read from the chapters' tables (``table``: conclusions.headline_table), their
     verdicts (``verdict_table``: verdicts.read_verdicts), the models' roles, chapter 7's planted-accuracy table
-    (``planted``), chapter 4's paired state-probe table (``state_paired``), chapter 3's split by sequence class
-    (``by_class``) and chapter 5's readouts (``readouts``), each None when its chapter did not run; nothing is
-    re-tested here."""
+    (``planted``) and dependency-mass table (``mass``), chapter 4's paired state-probe table (``state_paired``),
+    chapter 3's split by sequence class (``by_class``) and chapter 5's readouts (``readouts``), each None when its
+    chapter did not run; nothing is re-tested here."""
     from .sequence_classes import class_split_sentence
     from .state_probes import paired_sentence
 
@@ -242,7 +242,7 @@ def conclusions(*, table, verdict_table, roles, bio_summary=None, planted=None, 
     out["class_text"] = (class_split_sentence(by_class) if by_class is not None and len(by_class)
                          else "chapter 3's split by sequence class was not run in this build")
     out["readouts_text"] = readouts_sentence(readouts)
-    out["context_probe_text"] = (copying_or_context(verdict_table, planted) if planted is not None
+    out["context_probe_text"] = (copying_or_context(verdict_table, planted, mass) if planted is not None
                                  else "chapter 7 was not run in this build")
     controls = set(recipe_controls(roles)) if roles is not None and len(roles) else set()
     cands = [c for c in copy_candidates(roles) if c not in controls] if roles is not None and len(roles) else []
@@ -656,11 +656,14 @@ def embeddings(*, roles, summary, metrics) -> dict[str, str]:
     return out
 
 
-def copying_or_context(verdict_table, planted) -> str:
-    """Chapter 7's answer from its verdicts and planted-accuracy table (``planted_context.planted_table``): the
-    positive control (``planted_context.positive_control_text``: without it the benchmark measures nothing),
-    which models gained dependency beyond their copy band in training (against their step-0 weights), and which
-    arms read the planted partner better than the n-gram."""
+def copying_or_context(verdict_table, planted, mass=None) -> str:
+    """Chapter 7's answer from its verdicts, planted-accuracy table (``planted_context.planted_table``) and
+    dependency-mass table (``mass``: band, share, model, as chapter 7 writes it; step-0 rows named
+    ``model + verdicts.STEP0_SUFFIX``; None leaves the shares out): the positive control
+    (``planted_context.positive_control_text``: without it the benchmark measures nothing), which models gained
+    dependency beyond their copy band in training (against their step-0 weights, beside how the share of their
+    dependency beyond the band moved), which arms read the planted partner better than the n-gram, and then the
+    chapter's question answered for the overlapping k-mer arms (:func:`overlap_context_answer`)."""
     from . import planted_context
     from . import verdicts as V
 
@@ -671,9 +674,45 @@ def copying_or_context(verdict_table, planted) -> str:
     if tested:
         gained = groups["better"]
         rest = groups["equivalent"] + groups["inconclusive"] + groups["worse"]
-        real = ("On held-out human DNA, training added dependency beyond the copy band (paired against each model's "
-                "step-0 weights) for " + (names(gained) if gained else "no model")
+        real = ("On held-out human DNA, training added dependency beyond the copy band (paired by window against each "
+                "model's step-0 weights, which depend on almost nothing, so this only says that training made the "
+                "prediction read its surroundings at all) for " + (names(gained) if gained else "no model")
                 + (f"; not for {names(rest)}" if rest else "") + ".")
     else:
         real = "No model had step-0 weights to set its dependency map against, so what training added was not tested."
-    return " ".join([head, real, "Reading the planted partner, against the n-gram: " + V.planted_sentence(verdict_table)])
+    if mass is not None and len(mass):
+        beyond = mass[mass.band == "beyond"].set_index("model").share
+        moved = [f"**{m}** {fmt_pct(beyond[m + V.STEP0_SUFFIX], 0)} → {fmt_pct(beyond[m], 0)}" for m in beyond.index
+                 if not m.endswith(V.STEP0_SUFFIX) and m + V.STEP0_SUFFIX in beyond.index]
+        if moved:
+            real += (" Where the dependency sits is a different matter: its share beyond the copy band went (step 0 → "
+                     "trained) " + ", ".join(moved) + ".")
+    planted_part = "Reading the planted partner, against the n-gram: " + V.planted_sentence(verdict_table)
+    return " ".join([head, real, planted_part, overlap_context_answer(verdict_table, planted)])
+
+
+def overlap_context_answer(verdict_table, planted) -> str:
+    """The chapter's question -- does overlapping tokenization stop a model from reading context? -- answered from
+    the planted answer key: without a positive control it cannot be answered; with one, by whether each planted
+    overlapping k-mer arm (scheme from ``pretraining.ZOO``) reads the planted partner better than the n-gram at
+    some distance."""
+    from . import planted_context
+    from . import verdicts as V
+    from .pretraining import ZOO
+
+    if planted is None or not len(planted) or planted_context.positive_control(planted) is None:
+        return ("So whether overlapping tokens stop a model from reading context cannot be answered here: no model "
+                "showed that this benchmark can see context at this budget.")
+    planted_rows = verdict_table[verdict_table.claim.str.startswith(V.CLAIM_PLANTED.split("{")[0])]
+    overlapping = [m for m in dict.fromkeys(planted_rows.subject) if ZOO.get(m, {}).get("scheme") == "overlapping"]
+    if not overlapping:
+        return "No overlapping k-mer arm was trained on the planted corpus, so the question is not tested here."
+    reads = [m for m in overlapping if (planted_rows[planted_rows.subject == m].outcome == "better").any()]
+    not_reads = [m for m in overlapping if m not in reads]
+    text = "So, do overlapping tokens stop a model from reading context? "
+    if reads:
+        text += (f"No: with the positive control's budget, {names(reads)} read the planted partner beyond what the "
+                 "n-gram's flanks give, so overlapping k-mers and their masking leave context learnable")
+        return text + (f"; {names(not_reads)} did not show it." if not_reads else ".")
+    return (text + f"At this budget they did: {names(not_reads)} did not read the planted partner better than the "
+            "n-gram, while the positive control did.")

@@ -197,11 +197,26 @@ def test_copying_or_context_reads_the_positive_control_then_the_verdicts():
     text = F.copying_or_context(verdicts, planted)
     assert text.startswith("Positive control: nuc at D = 8") and "88.0%" in text and "24.5%" in text
     assert "for **nuc**; not for **ov6**." in text
-    assert text.endswith("D = 8 nt: better than the n-gram: nuc, ov6.")
+    assert "D = 8 nt: better than the n-gram: nuc, ov6." in text
+    assert text.endswith("No overlapping k-mer arm was trained on the planted corpus, so the question is not tested here.")
     failed = F.copying_or_context(verdicts, planted.assign(accuracy=[0.5, 0.4, 0.245, 0.25]))
     assert failed.startswith("No model reaches 80%") and "cannot separate" in failed
+    assert failed.endswith("no model showed that this benchmark can see context at this budget.")
     none = F.copying_or_context(verdicts[verdicts.claim != V.CLAIM_BEYOND], planted)
     assert "what training added was not tested" in none
+    # zoo arm names: the overlapping arm's planted verdict answers the chapter's question either way
+    zoo = verdicts.replace({"ov6": "overlap6", "nuc": "nucleotide"})
+    zoo_planted = planted.replace({"ov6": "overlap6", "nuc": "nucleotide"})
+    assert F.overlap_context_answer(zoo, zoo_planted).startswith(
+        "So, do overlapping tokens stop a model from reading context? No: with the positive control's budget, **overlap6**")
+    lost = zoo.assign(outcome=["better", "inconclusive", "better", "worse"])
+    assert F.overlap_context_answer(lost, zoo_planted).endswith(
+        "At this budget they did: **overlap6** did not read the planted partner better than the n-gram, while the "
+        "positive control did.")
+    # the share of dependency beyond the band, step 0 -> trained
+    mass = pd.DataFrame({"band": ["copy band", "beyond"] * 3, "share": [0.2, 0.8, 0.65, 0.35, 0.5, 0.5],
+                         "model": ["ov6 (step 0)", "ov6 (step 0)", "ov6", "ov6", "nuc", "nuc"]})
+    assert "beyond the copy band went (step 0 → trained) **ov6** 80 % → 35 %." in F.copying_or_context(verdicts, planted, mass)
 
 
 def test_readouts_sentence_names_the_best_model_per_readout():
