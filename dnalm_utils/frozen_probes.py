@@ -514,8 +514,9 @@ def _fmt(metric: str, value: float, lo: float, hi: float) -> str:
 def best_layer_sentence(layer_table, *, metric: str = "accuracy", task: str = "") -> str:
     """One computed sentence per model: the layer chosen on validation (``chosen``) with its test ``metric``
     ("accuracy", "mcc" or "auroc") and 95 % interval, the last layer's, and the baseline (chance and the
-    majority class for accuracy, 0 for MCC, 0.5 for AUROC). E.g. "The frozen probe peaks at layer 2 for
-    overlap6 (31.2 % [30.3, 32.1]; last layer 3: 28.0 % [27.1, 29.0]; chance 6.2 %, majority class 7.9 %)."
+    majority class for accuracy, 0 for MCC, 0.5 for AUROC). E.g. "The frozen probe for overlap6 reads layer 2, the
+    layer chosen on validation (31.2 % [30.3, 32.1] on test; last layer 3: 28.0 % [27.1, 29.0]; chance 6.2 %,
+    majority class 7.9 %)." The chosen layer need not be the best on test.
     Models the probe did not apply to (``attrs["not_applicable"]``) are named with the reason."""
     if metric not in ("accuracy", "mcc", "auroc"):
         raise ParameterError(f"metric={metric!r}: use 'accuracy', 'mcc' or 'auroc'.")
@@ -530,8 +531,8 @@ def best_layer_sentence(layer_table, *, metric: str = "accuracy", task: str = ""
     for name, g in layer_table.groupby("model", sort=False):
         best = g[g.chosen].iloc[0]
         last = g.loc[g.layer.idxmax()]
-        text = (f"The frozen probe{where} peaks at layer {int(best.layer)} for {name} "
-                f"({_fmt(metric, best[metric], best[lo_col], best[hi_col])}")
+        text = (f"The frozen probe{where} for {name} reads layer {int(best.layer)}, the layer chosen on validation "
+                f"({_fmt(metric, best[metric], best[lo_col], best[hi_col])} on test")
         if int(last.layer) != int(best.layer):
             text += f"; last layer {int(last.layer)}: {_fmt(metric, last[metric], last[lo_col], last[hi_col])}"
         if metric == "accuracy":

@@ -209,7 +209,7 @@ def test_the_layer_that_holds_the_label_is_perfect_and_the_others_at_chance(plan
     assert last.accuracy.mean() == pytest.approx(at.loc[3, "accuracy"])
     assert last.bits.mean() == pytest.approx(at.loc[3, "bits"])
     text = F.best_layer_sentence(table)
-    assert text.startswith("The frozen probe peaks at layer 2 for planted (100.0 % [100.0, 100.0]; last layer 3: ")
+    assert text.startswith("The frozen probe for planted reads layer 2, the layer chosen on validation (100.0 % [100.0, 100.0] on test; last layer 3: ")
     assert "chance 25.0 %" in text and "not applicable to no_states" in text
 
 
