@@ -599,7 +599,10 @@ def pretraining(*, roles, curves, sweep, scores, baselines, block_lengths: Seque
     pr = baselines[(baselines.h == h0) & (baselines.model == "corpus base frequencies")]
     out["prior_acc"] = fmt_pct(float(pr.accuracy.iloc[0])) if len(pr) else "n/a"
     s0 = scores[scores.h == h0].sort_values("accuracy", ascending=False)
-    out["best_model"] = f"**{s0.model.iloc[0]}** ({fmt_pct(s0.accuracy.iloc[0])})" if len(s0) else "n/a"
+    out["best_model"] = (f"**{s0.model.iloc[0]}** ("
+                         + (share_with_interval(round(s0.accuracy.iloc[0] * s0.nucleotides.iloc[0]), int(s0.nucleotides.iloc[0]))
+                            + ", 95 % Wilson interval" if "nucleotides" in s0 else fmt_pct(s0.accuracy.iloc[0])) + ")"
+                         if len(s0) else "n/a")
     out["n_hidden"] = f"{int(s0.nucleotides.iloc[0]):,}" if len(s0) else "n/a"
     out["scale_text"] = f"{_model_scale(roles)}, trained on {int(corpus_nt):,} nt of human DNA"
     return out

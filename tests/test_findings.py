@@ -55,7 +55,7 @@ def test_pretraining_sentences_compare_roles_not_names():
            "tokenization, so within this budget the leak alone" in out["control_share_text"]
     assert out["collapse_text"] == "**a** at m = 6 (k = 6)"
     assert "**b** (overlapping 6-mers, DNABERT's random embedding init) 20.0 %" in out["control_text"]
-    assert out["best_model"] == "**c** (41.0 %)" and out["ngram_order"] == "5" and out["ngram_acc_first"] == "45.0 %"
+    assert out["best_model"] == f"**c** ({F.share_with_interval(410, 1000)}, 95 % Wilson interval)" and out["ngram_order"] == "5" and out["ngram_acc_first"] == "45.0 %"
     assert out["scale_text"] == "2 layers of 128 units, 8,192,000 nucleotides seen in pre-training, trained on 2,700,000 nt of human DNA"
     assert "n/a" not in " ".join(out.values())
     assert out["step60_list"] == "**a** step 1, **b** never, **c** never"
