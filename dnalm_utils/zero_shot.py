@@ -389,9 +389,13 @@ def zero_shot_sentence(table, *, k: int | None = None, roles=None) -> str:
     listing = "; ".join(one(r) for r in sub.itertuples())
     n = sorted(set(sub.n_test.tolist()))
     n_text = f"{n[0]:,}" if len(n) == 1 else f"{n[0]:,} to {n[-1]:,}"
+    worse = [labelled(r.model, roles) for r in sub.itertuples() if r.bits > 2.0]
     return (f"Read zero-shot from the pre-trained heads ({'; '.join(how)}), without fine-tuning, the models "
             f"predict the next {k}-mer with accuracy {listing} (chance {fmt_pct(4.0**-k, 3 if k > 3 else 1)}, 2 bits "
-            f"per nt for a uniform guess; 95 % bootstrap intervals over the {n_text} test windows).")
+            f"per nt for a uniform guess; 95 % bootstrap intervals over the {n_text} test windows)."
+            + (f" In bits per nucleotide {', '.join(worse)} {'does' if len(worse) == 1 else 'do'} worse than a uniform "
+               f"guess: {'its' if len(worse) == 1 else 'their'} head is confident where it is wrong."
+               if worse else ""))
 
 
 __all__ = [

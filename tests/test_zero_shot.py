@@ -309,6 +309,11 @@ def test_scores_are_seeded_and_consistent_with_items():
     assert row.x_chance == pytest.approx(row.accuracy * 16) and row.n_test == 60 and row.chance == 1 / 16
     text = Z.zero_shot_sentence(a[0])
     assert "**m**" in text and "next 2-mer" in text and "x chance" in text and "60 test windows" in text
+    assert ("worse than a uniform guess" in text) == (row.bits > 2)
+    over = Z.zero_shot_sentence(a[0].assign(bits=2.17))
+    assert over.endswith("In bits per nucleotide **m** does worse than a uniform guess: its head is confident "
+                         "where it is wrong.")
+    assert "uniform guess:" not in Z.zero_shot_sentence(a[0].assign(bits=1.5)).split("test windows).")[1]
     with pytest.raises(ParameterError, match="NextKmerTask or a pair|key it by its own k"):
         Z.zero_shot_scores({"m": lm}, {3: task})
 
