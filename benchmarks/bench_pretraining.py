@@ -14,7 +14,7 @@ It prints tokens/s of each, their ratio (target >= 2x), this CPU's bf16 and fp32
 same run, and the share of the bf16 peak each path reaches (model FLOPs: 6 per matmul weight per token, plus
 attention and the head on the ~15 % labelled tokens). Only same-run ratios count: machines differ.
 
-    .venv/bin/python benchmarks/bench_pretraining.py [--model overlap6] [--steps 40]
+    .venv/bin/python benchmarks/bench_pretraining.py [--model overlap6] [--steps 40] [--threads 1]
 """
 
 from __future__ import annotations
@@ -156,7 +156,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="overlap6")
     ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads for both paths (0: torch's default; the default book trains each zoo model in "
+                         "a single-threaded worker, two at a time)")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cfg = P.zoo_config(args.model)
     records = corpus.corpus_records()
     windows = P.sample_training_windows(cfg, records, n=args.steps * cfg.batch_size)
