@@ -224,6 +224,11 @@ def to_device(lm: ModelAdapter, device, dtype, *, eval_mode: bool = True) -> Mod
 
 
 CHECKSUMS = "dnalm_checksums.json"
+#: Key of ``CHECKSUMS`` listing the folder's records (model card, ``extra`` and ``files`` entries, subfolders such as
+#: training snapshots): checked for damage like every file, but not part of :func:`model_digest`.
+RECORDS_KEY = "_records"
+#: Files that never shape what a model computes, in any folder (a hub download's card included).
+NOT_MODEL_CONTENT = ("README.md", CHECKSUMS)
 
 
 def save_model(model, tokenizer: DNATokenizer, folder: str | os.PathLike, *, card: str | None = None,
@@ -231,7 +236,9 @@ def save_model(model, tokenizer: DNATokenizer, folder: str | os.PathLike, *, car
                subfolders: dict[str, str | os.PathLike] | None = None) -> Path:
     """Save model + tokenizer (+ README model card, + ``extra`` JSON files, + ``files`` text files, + copies of
     the folders in ``subfolders`` under their names) into ``folder`` atomically, with ``dnalm_checksums.json``
-    (sha256 of every file, subfolders included, by relative path) so a damaged copy is detected."""
+    (sha256 of every file, subfolders included, by relative path) so a damaged copy is detected. The card,
+    ``extra``, ``files`` and ``subfolders`` are the folder's records (:data:`RECORDS_KEY`): how it was made
+    (wall times, loss curves, snapshots), not what the model computes, so :func:`model_digest` leaves them out."""
     import shutil
 
     from .io import sha256_file
@@ -258,6 +265,7 @@ def save_model(model, tokenizer: DNATokenizer, folder: str | os.PathLike, *, car
         for name, src in (subfolders or {}).items():
             shutil.copytree(src, tmp / name)
         sums = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        sums[RECORDS_KEY] = (["README.md"] if card else []) + sorted([*(extra or {}), *(files or {}), *(subfolders or {})])
         (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=2, sort_keys=True) + "\n")
     return folder
 
@@ -277,6 +285,8 @@ def verify_model_folder(folder: str | os.PathLike) -> list[str]:
         return [f"{path} is not valid JSON"]
     problems = []
     for name, digest in sums.items():
+        if name == RECORDS_KEY:
+            continue
         f = folder / name
         if not f.is_file():
             problems.append(f"{f} is missing")
@@ -287,13 +297,23 @@ def verify_model_folder(folder: str | os.PathLike) -> list[str]:
 
 def model_digest(folder: str | os.PathLike) -> str:
     """sha256 naming a model folder's content: every file's relative path and bytes (hidden entries skipped),
-    so two folders with the same weights, config and tokenizer get the same digest wherever they live."""
+    so two folders with the same weights, config and tokenizer get the same digest wherever they live. The
+    folder's records (:data:`NOT_MODEL_CONTENT`, and what :func:`save_model` listed under :data:`RECORDS_KEY`:
+    manifest, loss curve, snapshots) are left out, so a model retrained to the same weights keeps its digest
+    and the caches keyed on it (fine-tuning runs, frozen features)."""
     from .io import sha256_file
 
     folder = Path(folder)
+    skip = set(NOT_MODEL_CONTENT)
+    try:
+        skip |= set(json.loads((folder / CHECKSUMS).read_text()).get(RECORDS_KEY, []))
+    except (OSError, ValueError, AttributeError):
+        pass  # no checksum file (a hub download) or an unreadable one: only the fixed names are left out
     h = hashlib.sha256()
     for f in sorted(folder.rglob("*")):
         rel = f.relative_to(folder)
+        if rel.parts[0] in skip:
+            continue
         if f.is_file() and not any(part.startswith(".") for part in rel.parts):
             h.update(f"{rel.as_posix()}\0{sha256_file(f)}\n".encode())
     return h.hexdigest()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -71,6 +72,37 @@ def test_project_saved_model_round_trip(tmp_path, dnabert6):
     again = M.load_model("tiny6", models_dir=tmp_path / "zoo")
     assert again.source == "zoo"
     assert torch.equal(again.model.cls.predictions.decoder.weight, lm.model.cls.predictions.decoder.weight)
+
+
+def test_model_digest_names_what_the_model_computes_not_how_it_was_made(tmp_path, dnabert6):
+    """Two saves of the same weights with other records (card, manifest, loss curve, snapshots) share a digest;
+    other weights do not; every record is still checked for damage."""
+    lm = M.load_model(dnabert6)
+    snaps = tmp_path / "snaps"
+    (snaps / "step-0").mkdir(parents=True)
+    (snaps / "step-0" / "w.txt").write_text("first")
+    a = M.save_model(lm.model, lm.tokenizer, tmp_path / "a", card="# trained in 10 s\n",
+                     extra={"pretrain_manifest.json": {"wall_time_s": 10}}, files={"loss_curve.csv": "step,loss\n"},
+                     subfolders={"snapshots": snaps})
+    (snaps / "step-0" / "w.txt").write_text("second")
+    b = M.save_model(lm.model, lm.tokenizer, tmp_path / "b", card="# trained in 12 s\n",
+                     extra={"pretrain_manifest.json": {"wall_time_s": 12}}, files={"loss_curve.csv": "step,loss\n1,2\n"},
+                     subfolders={"snapshots": snaps})
+    assert M.model_digest(a) == M.model_digest(b) == M.model_digest(M.save_model(lm.model, lm.tokenizer, tmp_path / "c"))
+    with torch.no_grad():
+        lm.model.cls.predictions.bias[0] += 1.0
+    assert M.model_digest(M.save_model(lm.model, lm.tokenizer, tmp_path / "d")) != M.model_digest(a)
+    (a / "pretrain_manifest.json").write_text("{}")
+    assert M.verify_model_folder(b) == [] and M.verify_model_folder(a) == [
+        f"{a / 'pretrain_manifest.json'} does not match its recorded sha256"]
+    # a folder without a checksum file (a hub download): only its card is left out
+    hub = tmp_path / "hub"
+    shutil.copytree(dnabert6, hub)
+    before = M.model_digest(hub)
+    (hub / "README.md").write_text("another card")
+    assert M.model_digest(hub) == before
+    (hub / "extra_notes.json").write_text("{}")
+    assert M.model_digest(hub) != before
 
 
 def test_vocabulary_mismatch_is_a_clear_error(tmp_path, dnabert6):
