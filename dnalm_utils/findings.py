@@ -522,8 +522,10 @@ def constant_runs_sentence(runs, *, by: str, what: str = "") -> str:
         return "Every fine-tuned run predicts more than one class."
     parts = [f"**{model}** ({init}, {what}{key}; seed{'s' if len(g) > 1 else ''} {', '.join(map(str, sorted(g.seed)))})"
              for (model, init, key), g in one.groupby(["model", "init", by], sort=True)]
-    return (f"{len(one)} of {len(runs)} fine-tuned runs predict a single class on the whole test set, so their "
-            "scores are those of a constant: " + "; ".join(parts) + ".")
+    by_init = "; ".join(f"{init}: {int((one.init == init).sum())} of {int((runs.init == init).sum())}"
+                        for init in dict.fromkeys(runs.init))
+    return (f"{len(one)} of {len(runs)} fine-tuned runs ({by_init}) predict a single class on the whole test set, so "
+            "their scores are those of a constant: " + "; ".join(parts) + ".")
 
 
 #: Descriptive cut-offs the chapters state in words (not tests): a loss curve "crosses" this share of a uniform

@@ -107,8 +107,9 @@ def test_next_kmer_sentences_read_the_verdicts():
                           "predicted_classes": [1, 1, 7, 3]})
     out2 = F.next_kmer(summary=summary2, baselines=baselines, runs=runs2, verdict_table=table, ks=[1], n_test=100)
     assert out2["best_first"] == "**a** (35.00 %, no better than the majority class)"
-    assert out2["constant_runs"] == ("2 of 4 fine-tuned runs predict a single class on the whole test set, so their "
-                                     "scores are those of a constant: **a** (pretrained, k = 1; seeds 0, 1).")
+    assert out2["constant_runs"] == ("2 of 4 fine-tuned runs (pretrained: 2 of 2; random: 0 of 2) predict a single "
+                                     "class on the whole test set, so their scores are those of a constant: **a** "
+                                     "(pretrained, k = 1; seeds 0, 1).")
     assert F.constant_runs_sentence(runs2.assign(predicted_classes=2), by="k") == \
         "Every fine-tuned run predicts more than one class."
 
