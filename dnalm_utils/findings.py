@@ -557,14 +557,15 @@ def pretraining(*, roles, curves, sweep, scores, baselines, block_lengths: Seque
                 else "not lower than that of every other tokenization")
 
     out["leak_verdict"] = lower(main)
-    out["control_share_text"] = (
-        f"The recipe control{'s' if len(ctrl) > 1 else ''} (the same overlapping tokens, so the same leak, and another "
-        f"embedding initialisation) end{'' if len(ctrl) > 1 else 's'} at {value_list({m: final[m] for m in ctrl}, roles)}: "
-        f"{lower(ctrl)}, so within this budget the leak alone does not make the loss low."
-        if ctrl and lower(ctrl).startswith("not lower") else
-        f"The recipe control{'s' if len(ctrl) > 1 else ''} (the same leak, another embedding initialisation) "
-        f"end{'' if len(ctrl) > 1 else 's'} at {value_list({m: final[m] for m in ctrl}, roles)}: {lower(ctrl)}."
-        if ctrl else "No recipe control was run.")
+    if ctrl:
+        verdict, many = lower(ctrl), len(ctrl) > 1
+        out["control_share_text"] = (
+            f"The recipe control{'s' if many else ''} (the same overlapping tokens, so the same leak, and another "
+            f"embedding initialisation) end{'' if many else 's'} at {value_list({m: final[m] for m in ctrl}, roles)}: "
+            + verdict + (", so within this budget the leak alone does not make the loss low."
+                         if verdict.startswith("not lower") else "."))
+    else:
+        out["control_share_text"] = "No recipe control was run."
     crossing = {}
     for m, part in curves.groupby("model", sort=False):
         below = part[part.share_of_uniform < LOSS_SHARE_MARK]
@@ -601,10 +602,11 @@ def pretraining(*, roles, curves, sweep, scores, baselines, block_lengths: Seque
     pr = baselines[(baselines.h == h0) & (baselines.model == "corpus base frequencies")]
     out["prior_acc"] = fmt_pct(float(pr.accuracy.iloc[0])) if len(pr) else "n/a"
     s0 = scores[scores.h == h0].sort_values("accuracy", ascending=False)
-    out["best_model"] = (f"**{s0.model.iloc[0]}** ("
-                         + (share_with_interval(round(s0.accuracy.iloc[0] * s0.nucleotides.iloc[0]), int(s0.nucleotides.iloc[0]))
-                            + ", 95 % Wilson interval" if "nucleotides" in s0 else fmt_pct(s0.accuracy.iloc[0])) + ")"
-                         if len(s0) else "n/a")
+    if len(s0):
+        best, n = s0.iloc[0], int(s0.nucleotides.iloc[0])
+        out["best_model"] = f"**{best.model}** ({share_with_interval(round(best.accuracy * n), n)}, 95 % Wilson interval)"
+    else:
+        out["best_model"] = "n/a"
     out["n_hidden"] = f"{int(s0.nucleotides.iloc[0]):,}" if len(s0) else "n/a"
     out["scale_text"] = f"{_model_scale(roles)}, trained on {int(corpus_nt):,} nt of human DNA"
     return out
