@@ -951,7 +951,7 @@ def recipe_table(configs: dict[str, PretrainConfig], folders: dict[str, Path], c
     rows = []
     for name, cfg in configs.items():
         tok = load_tokenizer(folders[name])
-        rows.append({"model": name, "tokenization": tok.description, "vocabulary": tok.vocab_size,
+        rows.append({"model": name, "tokenization": tok.description, "vocabulary (with special tokens)": tok.vocab_size,
                      "masking": masking_text(cfg),
                      "embedding init": cfg.embedding_init, "position init": cfg.position_init,
                      "tokens per window": float(np.mean([len(tok.encode(w)) for w in probe])),
