@@ -710,7 +710,7 @@ def overlap_context_answer(verdict_table, planted) -> str:
     if planted is None or not len(planted) or planted_context.positive_control(planted) is None:
         return ("So whether overlapping tokens stop a model from reading context cannot be answered here: no model "
                 "showed that this benchmark can see context at this budget.")
-    planted_rows = verdict_table[verdict_table.claim.str.startswith(V.CLAIM_PLANTED.split("{")[0])]
+    planted_rows = V.planted_rows(verdict_table)
     overlapping = [m for m in dict.fromkeys(planted_rows.subject) if ZOO.get(m, {}).get("scheme") == "overlapping"]
     if not overlapping:
         return "No overlapping k-mer arm was trained on the planted corpus, so the question is not tested here."

@@ -645,10 +645,10 @@ def recipes_text(model_folders: Mapping[str, object]) -> str:
     parts = {name: _recipe_parts(folder) for name, folder in model_folders.items()}
     if not parts:
         return "no planted model was trained"
-    keys = list(next(iter(parts.values())))
-    shared = [k for k in keys if len({p[k] for p in parts.values()}) == 1]
-    own = [k for k in keys if k not in shared]
-    text = ", ".join(next(iter(parts.values()))[k] for k in shared if k != "wall")
+    first = next(iter(parts.values()))
+    shared = [k for k in first if len({p[k] for p in parts.values()}) == 1]
+    own = [k for k in first if k not in shared]
+    text = ", ".join(first[k] for k in shared if k != "wall")
     if own:
         text += "; " + "; ".join(f"{name}: " + ", ".join(p[k] for k in own) for name, p in parts.items())
-    return text + (f"; {next(iter(parts.values()))['wall']}" if "wall" in shared else "")
+    return text + (f"; {first['wall']}" if "wall" in shared else "")

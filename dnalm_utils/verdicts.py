@@ -467,6 +467,11 @@ CLAIM_INSIDE = "dependency inside the copy band against its step-0 twin"
 CLAIM_PLANTED = "planted block (D = {distance} nt) against the n-gram"
 
 
+def planted_rows(table):
+    """The rows of a verdict table that are :data:`CLAIM_PLANTED` claims (one per model and planted distance)."""
+    return table[table.claim.astype(str).str.startswith(CLAIM_PLANTED.split("{")[0])]
+
+
 def twin_claims(items, models: Sequence[str], *, metric_columns: Mapping[str, str], margin: float | None,
                 higher_is_better: bool = True, item_col: str = "item", unit: str = "hidden targets") -> list[Claim]:
     """Per model and metric column: the trained model against its step-0 twin on the same items (``items``: model,
@@ -542,7 +547,7 @@ def planted_sentence(table) -> str:
     """Per planted distance, which models read the planted partner better than the n-gram, equivalently, worse
     or inconclusively ("D = 8 nt: better than the n-gram: a; inconclusive: b. D = 32 nt: ...")."""
     parts = []
-    claims = [c for c in dict.fromkeys(table.claim) if c.startswith("planted block (D = ")]
+    claims = list(dict.fromkeys(planted_rows(table).claim))
     for claim in sorted(claims, key=lambda c: int(c.split("D = ")[1].split(" ")[0])):
         distance = claim.split("D = ")[1].split(" ")[0]
         parts.append(f"D = {distance} nt: " + outcome_sentence(table, claim, better="better than the n-gram",
@@ -570,23 +575,23 @@ def book_answer(verdicts, copy_candidates: Sequence[str] = ()) -> dict:
         cop = cop[cop.subject.isin(list(copy_candidates))]
     copiers = cop[cop.outcome == "better"].subject.tolist()
     copying = None if cop.empty else bool(len(copiers) == len(cop))
-    planted = v[v.claim.str.startswith(CLAIM_PLANTED.split("{")[0])]
+    planted = planted_rows(v)
     real = v[v.reference.astype(str).str.contains("n-gram") & (v.metric == "accuracy") & ~v.index.isin(planted.index)]
-    better = [f"{r.subject} ({r.claim})" for r in real.itertuples() if r.outcome == "better"]
+    real_better = real[real.outcome == "better"]
+    better = [f"{r.subject} ({r.claim})" for r in real_better.itertuples()]
     tested = bool(len(real))
     planted_better = list(dict.fromkeys(planted[planted.outcome == "better"].subject))
+    out = {"copying": copying, "copiers": copiers, "context_better": better, "context_tested": tested,
+           "planted_better": planted_better, "planted_tested": bool(len(planted))}
     if copying is None and not tested and planted.empty:
-        answer = "not decided: the chapters that test copying and context were not run in this build"
-        return {"copying": copying, "copiers": copiers, "context_better": better, "context_tested": tested,
-                "planted_better": planted_better, "planted_tested": False, "answer": answer}
+        return {**out, "answer": "not decided: the chapters that test copying and context were not run in this build"}
     parts = [{True: "the overlapping models read the letters their neighbours reveal",
               False: "not every overlapping model is shown to read the letters its neighbours reveal",
               None: "no overlapping model was tested for reading its neighbours' letters"}[copying]]
     if not tested:
         parts.append("whether any model knows more than flank counts on real DNA was not tested in this build")
     elif better:
-        winners = list(dict.fromkeys(b.split(" (")[0] for b in better))
-        parts.append(f"on real DNA {', '.join(winners)} beat a context-only n-gram somewhere (listed below)")
+        parts.append(f"on real DNA {', '.join(dict.fromkeys(real_better.subject))} beat a context-only n-gram somewhere (listed below)")
     else:
         parts.append("on real DNA no model is shown to know more about a nucleotide's surroundings than flank counts do")
     if len(planted):
@@ -597,8 +602,7 @@ def book_answer(verdicts, copy_candidates: Sequence[str] = ()) -> dict:
     answer = "; ".join(parts)
     if copying and tested and not better:
         answer = "word identity as far as this build can tell: " + answer
-    return {"copying": copying, "copiers": copiers, "context_better": better, "context_tested": tested,
-            "planted_better": planted_better, "planted_tested": bool(len(planted)), "answer": answer}
+    return {**out, "answer": answer}
 
 
 def task_outcomes(verdicts, claim_prefix: str) -> dict[str, dict[str, list[str]]]:
