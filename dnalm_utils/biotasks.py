@@ -209,7 +209,7 @@ def run_task(task: ClassificationTask, sources: Mapping[str, str], *, seeds: Seq
              inits: Sequence[str] = INITS, models_dir=None, device: str = "auto", progress: bool = True,
              kmer: int | Sequence[int] = (3, 4, 5, 6), keep_models_dir=None, cache_dir=None, load_options: Mapping | None = None,
              with_items: bool = False, cnn_lrs: Sequence[float] | None = DEFAULT_CNN_LRS, executor=None,
-             learning_rates: Mapping | None = None):
+             learning_rates: Mapping | None = None, init_settings: Mapping | None = None):
     """Fine-tune every model on a binary :class:`ClassificationTask` and add the baselines (init "baseline"): the
     TF-IDF k-mer logistic regression (:data:`KMER_BASELINE`; its k-mer size among ``kmer`` and its C picked on
     validation, ``kmer_baseline.tuned_kmer_logistic_regression``, recorded in columns kmer and C; ``kmer=0``: none),
@@ -219,7 +219,8 @@ def run_task(task: ClassificationTask, sources: Mapping[str, str], *, seeds: Seq
     accuracy, auroc, ...; ``with_items=True`` returns ``(runs, items)``, items being the per-item test scores
     (task, model, init, seed, item, accuracy 0/1, bits, p1 = p(class 1)) of the fine-tuned runs and the baselines. ``executor``:
     where the fine-tuning runs execute (``finetune_runs.run_grid``; None = serially here). ``learning_rates``: init ->
-    candidate rates picked on validation per model (``lr_tuning.tuned_grid``; column ``learning_rate``)."""
+    candidate rates picked on validation per model (``lr_tuning.tuned_grid``; column ``learning_rate``);
+    ``init_settings``: init -> its own budget (``lr_tuning.init_run_settings``)."""
     import pandas as pd
 
     train, valid, test = task.splits["train"], task.splits["valid"], task.splits["test"]
@@ -229,7 +230,7 @@ def run_task(task: ClassificationTask, sources: Mapping[str, str], *, seeds: Seq
                                     progress=progress, desc=task.name, keep_models_dir=keep_models_dir,
                                     tag=task.name.split()[0].lower(), cache_dir=cache_dir,
                                     score_id="binary/valid-threshold", load_options=load_options, with_items=True,
-                                    executor=executor)
+                                    executor=executor, init_settings=init_settings)
     rows, items = [], [run_items]
     if kmer:
         kmers = [kmer] if isinstance(kmer, (int, np.integer)) else list(kmer)

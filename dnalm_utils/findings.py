@@ -470,6 +470,8 @@ def next_kmer(*, summary, baselines, runs, verdict_table, ks: Sequence[int], n_t
         out[f"prior_{tag}"] = fmt_pct(cell("prior sampling", "baseline", k), 2)
         out[f"tfidf_{tag}"] = fmt_pct(cell("k-mer TF-IDF + logistic regression", "baseline", k), 2)
         out[f"ngram_{tag}"] = fmt_pct(cell(NGRAM_LEFT, "baseline", k), 2)
+        cnn = cell(V.ONEHOT_CNN, "baseline", k)
+        out[f"cnn_{tag}"] = "not run" if cnn is None else fmt_pct(cnn, 2)
         bits = cell(NGRAM_LEFT, "baseline", k, "bits")
         out[f"ngram_bits_{tag}"] = "n/a" if bits is None else f"{bits:.3f}"
         row = baselines[(baselines.k == k) & (baselines.model == NGRAM_LEFT)]
@@ -491,6 +493,10 @@ def next_kmer(*, summary, baselines, runs, verdict_table, ks: Sequence[int], n_t
             verdict_table, V.CLAIM_BASELINE.format(metric="bits", reference=NGRAM_LEFT, task=task),
             better="fewer bits than the n-gram", worse="more bits", equivalent="equivalent within the margin",
             none="not tested")
+        out[f"vs_cnn_{tag}"] = V.outcome_sentence(
+            verdict_table, V.CLAIM_BASELINE.format(metric="accuracy", reference=V.ONEHOT_CNN, task=task),
+            better="above the CNN", worse="below it", equivalent="equivalent to it within the margin",
+            none="not tested (no CNN in this run)")
         out[f"pretraining_{tag}"] = V.outcome_sentence(
             verdict_table, V.CLAIM_PRETRAINING.format(metric="accuracy", task=task), better="pre-training helps",
             worse="pre-training hurts", equivalent="no difference beyond the margin", none="not tested")

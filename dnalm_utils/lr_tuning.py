@@ -39,19 +39,47 @@ def check_learning_rates(learning_rates: Mapping | None, inits: Sequence[str],
     return out
 
 
+#: The settings an init may change for its own runs (``init_settings`` of :func:`tuned_grid`): its budget and
+#: stopping rule. The learning rate has ``learning_rates``; batch size and the rest stay shared.
+BUDGET_FIELDS = ("max_steps", "patience", "eval_steps")
+
+
+def init_run_settings(settings: FinetuneSettings, init_settings: Mapping | None,
+                      inits: Sequence[str]) -> dict[str, FinetuneSettings]:
+    """init -> the settings its runs use: ``settings`` with the init's entries of ``init_settings`` (init ->
+    {field: value}, fields among :data:`BUDGET_FIELDS`) put in. Raises ParameterError for an init not in ``inits``,
+    a field outside :data:`BUDGET_FIELDS` or a value FinetuneSettings refuses."""
+    init_settings = dict(init_settings or {})
+    unknown = sorted(set(init_settings) - set(inits))
+    if unknown:
+        raise ParameterError(f"init_settings has init(s) {unknown} that this grid does not run; "
+                             f"use some of {list(inits)}.")
+    out = {}
+    for init in inits:
+        changes = dict(init_settings.get(init) or {})
+        bad = sorted(set(changes) - set(BUDGET_FIELDS))
+        if bad:
+            raise ParameterError(f"init_settings[{init!r}] sets {bad}: an init may change only {list(BUDGET_FIELDS)} "
+                                 "(its learning rate goes in learning_rates).")
+        out[init] = dataclasses.replace(settings, **changes)  # FinetuneSettings checks the values
+    return out
+
+
 def tuned_grid(sources: Mapping[str, str], train, valid, test, *, learning_rates: Mapping | None, seeds: Sequence[int],
                inits: Sequence[str] = INITS, settings: FinetuneSettings | None = None, tune_seed: int | None = None,
-               with_items: bool = False, **grid_options):
+               with_items: bool = False, init_settings: Mapping | None = None, **grid_options):
     """``finetune_runs.run_grid`` with each (model, init)'s learning rate picked on validation.
 
     ``learning_rates``: init -> candidate peak rates (e.g. ``{"random": [5e-4, 2e-3]}``); inits not named use
     ``settings.learning_rate``. For an init with several candidates, every model is first fine-tuned once per
     candidate with ``tune_seed`` (default: the first of ``seeds``), and the rate with the lowest best validation
-    loss is kept (ties: the smaller rate). ``grid_options`` go to every ``run_grid`` call (``cache_dir``,
-    ``score``, ``executor`` ...).
+    loss is kept (ties: the smaller rate). ``init_settings``: init -> its own budget (:func:`init_run_settings`, e.g.
+    ``{"random": {"max_steps": 1000, "patience": 8}}``: a network from random weights sits on a plateau longer);
+    its tuning runs use it too. ``grid_options`` go to every ``run_grid`` call (``cache_dir``, ``score``,
+    ``executor`` ...).
 
     Returns ``(runs, tuning)`` (``(runs, items, tuning)`` with ``with_items``): ``runs`` has run_grid's rows in its
-    order (model, init, seed) plus ``learning_rate``; ``tuning`` one row per (model, init, candidate rate):
+    order (model, init, seed) plus ``learning_rate``, ``max_steps`` and ``patience``; ``tuning`` one row per (model, init, candidate rate):
     model, init, learning_rate, best_eval_loss, chosen."""
     import pandas as pd
 
@@ -65,6 +93,7 @@ def tuned_grid(sources: Mapping[str, str], train, valid, test, *, learning_rates
     settings = settings or FinetuneSettings()
     inits = list(inits)
     rates = check_learning_rates(learning_rates, inits, settings.learning_rate)
+    per_init = init_run_settings(settings, init_settings, inits)
     tune_seed = seeds[0] if tune_seed is None else check_int_range("tune_seed", tune_seed, 0)
     chosen: dict[tuple[str, str], float] = {}
     tuning = []
@@ -74,7 +103,7 @@ def tuned_grid(sources: Mapping[str, str], train, valid, test, *, learning_rates
             continue
         for lr in rates[init]:
             trial = run_grid(sources, train, valid, test, seeds=[tune_seed], inits=[init],
-                             settings=dataclasses.replace(settings, learning_rate=lr), **grid_options)
+                             settings=dataclasses.replace(per_init[init], learning_rate=lr), **grid_options)
             tuning += [{"model": r.model, "init": init, "learning_rate": lr, "best_eval_loss": float(r.best_eval_loss)}
                        for r in trial.itertuples()]
         table = pd.DataFrame(tuning)
@@ -84,7 +113,8 @@ def tuned_grid(sources: Mapping[str, str], train, valid, test, *, learning_rates
     tuning = pd.DataFrame(tuning, columns=["model", "init", "learning_rate", "best_eval_loss"])
     tuning["chosen"] = [chosen[(m, i)] == lr for m, i, lr in zip(tuning.model, tuning.init, tuning.learning_rate)]
     rates_used = set(chosen.values())
-    if len(rates_used) == 1:  # one rate everywhere (e.g. nothing tuned): the plain run_grid call
+    if len(rates_used) == 1 and len({dataclasses.astuple(v) for v in per_init.values()}) == 1:
+        # one rate and one budget everywhere (e.g. nothing tuned): the plain run_grid call
         calls = [(inits, rates_used.pop(), list(sources))]
     else:  # one call per (init, chosen rate) with the models that chose it
         calls = []
@@ -96,9 +126,10 @@ def tuned_grid(sources: Mapping[str, str], train, valid, test, *, learning_rates
     parts, item_parts = [], []
     for call_inits, lr, names in calls:
         runs, items = run_grid({n: sources[n] for n in names}, train, valid, test, seeds=seeds, inits=call_inits,
-                               settings=dataclasses.replace(settings, learning_rate=lr), with_items=True,
+                               settings=dataclasses.replace(per_init[call_inits[0]], learning_rate=lr), with_items=True,
                                **grid_options)
-        parts.append(runs.assign(learning_rate=lr))
+        budget = per_init[call_inits[0]]
+        parts.append(runs.assign(learning_rate=lr, max_steps=budget.max_steps, patience=budget.patience))
         item_parts.append(items)
     order = {(n, i): k for k, (n, i) in enumerate((n, i) for n in sources for i in inits)}
 

@@ -24,8 +24,9 @@ Windows hold only A/C/G/T, on the forward strand. Validation and test windows do
 
 Baselines on the same test windows (:func:`baseline_scores`): chance, the majority class of the training
 labels, sampling from the training label frequencies, the left-context n-gram model of every order up to
-``max_order`` counted on the training blocks with the order chosen on validation, and optionally a
-TF-IDF-weighted k-mer-count logistic regression. Metrics: :func:`classification_metrics.multiclass_metrics`.
+``max_order`` counted on the training blocks with the order chosen on validation, the same n-gram counted on the
+fine-tuning windows alone, and optionally a TF-IDF-weighted k-mer-count logistic regression and a one-hot CNN
+trained from scratch (:func:`cnn_baseline`). Metrics: :func:`classification_metrics.multiclass_metrics`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import ParameterError, check_int_range
+from .verdicts import ONEHOT_CNN  # the one-hot CNN's row name (onehot_cnn.MODEL_NAME), shared with chapter 6
 
 #: Largest k: 4**8 = 65,536 classes (the limit of ngram.left_context_probs).
 MAX_K = 8
@@ -429,9 +431,34 @@ def tfidf_baseline(tasks: Mapping[str, NextKmerTask], *, tfidf_kmer: int | Seque
                                           kmers=kmers, Cs=tfidf_Cs)
 
 
+
+
+def cnn_baseline(tasks: Mapping[str, NextKmerTask], *, seed: int, lrs: Sequence[float], settings=None):
+    """One one-hot CNN trained from scratch on the training windows of ``tasks`` (one k), its learning rate picked
+    among ``lrs`` on the validation windows (``onehot_cnn.tune_cnn``; ``settings``: its budget, a
+    ``finetuning.FinetuneSettings``), scored on the test windows. Returns (row, items): row = model
+    (:data:`ONEHOT_CNN`), seed, the multiclass scores, detail (the rate chosen, the best and last step); items =
+    model, seed, item, accuracy (0/1), bits per nucleotide."""
+    from .lr_tuning import format_rate
+    from .onehot_cnn import cnn_grid
+
+    train, valid, test = tasks["train"], tasks["valid"], tasks["test"]
+    runs, items = cnn_grid((list(train.inputs), train.labels), (list(valid.inputs), valid.labels),
+                           (list(test.inputs), test.labels), num_classes=test.num_classes, seeds=[seed],
+                           settings=settings, lrs=list(lrs), nt_per_class=test.k)
+    run = runs.iloc[0].to_dict()
+    keep = ("accuracy", "top5", "macro_f1", "bits", "predicted_classes")
+    row = {"model": ONEHOT_CNN, "seed": int(seed), **{c: run[c] for c in keep if c in run},
+           "detail": (f"learning rate {format_rate(run['lr'])} picked on validation among "
+                      f"{', '.join(format_rate(r) for r in lrs)}; best step {int(run['best_step'])} of "
+                      f"{int(run['steps'])}" + (" (stopped early)" if run["stopped_early"] else " (the step cap)"))}
+    return row, items[["model", "seed", "item", "accuracy", "bits"]]
+
+
 def baseline_scores(tasks: Mapping[str, NextKmerTask], *, ngram: NgramBaseline | None = None, seeds: Sequence[int] = (0,),
                     tfidf_kmer: int | Sequence[int] = 0, tfidf_max_train: int = 20_000, with_items: bool = False,
-                    tfidf_Cs: Sequence[float] = (0.1, 1.0, 10.0), window_ngram: bool = False, tfidf_fitted=None):
+                    tfidf_Cs: Sequence[float] = (0.1, 1.0, 10.0), window_ngram: bool = False, tfidf_fitted=None,
+                    cnn_lrs: Sequence[float] | None = None, cnn_settings=None, cnn_fitted=None):
     """Scores of the baselines on ``tasks["test"]`` (one k): chance, majority class, sampling from the
     training prior (one row per seed), the left-context n-gram with its order chosen on ``tasks["valid"]``,
     with ``window_ngram`` the same n-gram counted on the fine-tuning windows alone (:data:`WINDOW_NGRAM`: each
@@ -439,12 +466,14 @@ def baseline_scores(tasks: Mapping[str, NextKmerTask], *, ngram: NgramBaseline |
     and, if ``tfidf_kmer`` is given (one k-mer size or several), a logistic regression on TF-IDF-weighted k-mer
     counts of the input, its k-mer size (among ``tfidf_kmer``) and C (among ``tfidf_Cs``) picked on
     ``tasks["valid"]`` like the models' early stopping (``kmer_baseline.tuned_kmer_logistic_regression``; trained
-    on at most ``tfidf_max_train`` training examples).
+    on at most ``tfidf_max_train`` training examples), and, if ``cnn_lrs`` is given, a one-hot CNN trained from
+    scratch per seed (:func:`cnn_baseline`, its budget ``cnn_settings``; ``cnn_fitted``: seed -> its result already
+    computed elsewhere, or a future of it).
 
     Returns (DataFrame with one row per baseline and seed: model, seed, accuracy, top5, macro_f1, bits,
     detail; DataFrame of the n-gram's validation scores per order). ``with_items=True`` adds a third
-    element, the per-item test scores (model, item, accuracy 0/1, bits per nt) of the baselines that predict
-    probabilities per item (majority class, n-gram, TF-IDF regression). ``tfidf_fitted``: the TF-IDF result
+    element, the per-item test scores (model, item, accuracy 0/1, bits per nt; seed for the CNN) of the baselines
+    that predict probabilities per item (majority class, n-grams, TF-IDF regression, CNN). ``tfidf_fitted``: the TF-IDF result
     already computed elsewhere (:func:`tfidf_baseline`'s (probs, choice), or a future of it), used instead of
     fitting here.
     """
@@ -495,6 +524,14 @@ def baseline_scores(tasks: Mapping[str, NextKmerTask], *, ngram: NgramBaseline |
         probs, choice = tfidf_fitted.result() if hasattr(tfidf_fitted, "result") else tfidf_fitted
         add("k-mer TF-IDF + logistic regression", probs,
             detail=f"{choice['kmer']}-mer counts of the input, C = {choice['C']:g} (both picked on validation)")
+    if cnn_lrs:
+        for s in seeds:
+            done = (cnn_fitted or {}).get(int(s))
+            if done is None:
+                done = cnn_baseline(tasks, seed=int(s), lrs=cnn_lrs, settings=cnn_settings)
+            row, item = done.result() if hasattr(done, "result") else done
+            rows.append(row)
+            items.append(item)
     table = pd.DataFrame(rows)
     if with_items:
         return table, order_table, pd.concat(items, ignore_index=True)
@@ -503,24 +540,31 @@ def baseline_scores(tasks: Mapping[str, NextKmerTask], *, ngram: NgramBaseline |
 
 def baseline_tables(splits, ks: Sequence[int], *, ngram: NgramBaseline | None = None, seeds: Sequence[int] = (0,),
                     tfidf_kmer: int | Sequence[int] = 0, tfidf_max_train: int = 20_000,
-                    tfidf_Cs: Sequence[float] = (0.1, 1.0, 10.0), window_ngram: bool = False, executor=None):
+                    tfidf_Cs: Sequence[float] = (0.1, 1.0, 10.0), window_ngram: bool = False, executor=None,
+                    cnn_lrs: Sequence[float] | None = None, cnn_settings=None):
     """:func:`baseline_scores` for every k of ``ks`` (``splits.tasks(k)``), stacked with a ``k`` column: returns
     (baselines, n-gram orders, per-item scores). ``executor`` (``grid_executors.make_executor``): the TF-IDF
-    regressions (the slow part: 4^k classes) are fitted in its workers, the largest k first, while the n-grams
-    are scored here; the numbers equal the serial ones up to float rounding (BLAS threads)."""
+    regressions (the slow part: 4^k classes) and the one-hot CNNs (``cnn_lrs``, one per k and seed) are fitted in
+    its workers, the largest k first, while the n-grams are scored here; the numbers equal the serial ones up to
+    float rounding (BLAS and torch threads)."""
     import pandas as pd
 
     ks = list(ks)
-    fitted = {}
-    if tfidf_kmer and executor is not None:
+    fitted, cnns = {}, {}
+    if executor is not None:
         for k in sorted(ks, reverse=True):
-            fitted[k] = executor.submit(tfidf_baseline, splits.tasks(k), tfidf_kmer=tfidf_kmer,
-                                        tfidf_max_train=tfidf_max_train, tfidf_Cs=tfidf_Cs)
+            if tfidf_kmer:
+                fitted[k] = executor.submit(tfidf_baseline, splits.tasks(k), tfidf_kmer=tfidf_kmer,
+                                            tfidf_max_train=tfidf_max_train, tfidf_Cs=tfidf_Cs)
+            if cnn_lrs:
+                cnns[k] = {int(s): executor.submit(cnn_baseline, splits.tasks(k), seed=int(s), lrs=list(cnn_lrs),
+                                                   settings=cnn_settings) for s in seeds}
     tables, orders, items = [], [], []
     for k in ks:
         table, order, item = baseline_scores(splits.tasks(k), ngram=ngram, seeds=seeds, tfidf_kmer=tfidf_kmer,
                                              tfidf_max_train=tfidf_max_train, tfidf_Cs=tfidf_Cs, with_items=True,
-                                             window_ngram=window_ngram, tfidf_fitted=fitted.get(k))
+                                             window_ngram=window_ngram, tfidf_fitted=fitted.get(k),
+                                             cnn_lrs=cnn_lrs, cnn_settings=cnn_settings, cnn_fitted=cnns.get(k))
         tables.append(table.assign(k=k))
         items.append(item.assign(k=k))
         if order is not None:
@@ -557,7 +601,7 @@ def run_benchmark(sources: Mapping[str, str], splits: NextKmerSplits, ks: Sequen
                   settings=None, inits: Sequence[str] = ("pretrained", "random"), models_dir=None,
                   device: str = "auto", progress: bool = True, keep_models_dir=None, cache_dir=None,
                   load_options: Mapping | None = None, with_items: bool = False, executor=None,
-                  learning_rates: Mapping | None = None):
+                  learning_rates: Mapping | None = None, init_settings: Mapping | None = None):
     """Fine-tune every model of ``sources`` (name -> what models.load_model takes) for every k of ``ks``,
     init (pre-trained weights / random initialisation of the same config) and seed, and score it on the test
     windows. Returns a tidy DataFrame, one row per run: model, init, k, seed, accuracy, top5, macro_f1, bits,
@@ -567,6 +611,8 @@ def run_benchmark(sources: Mapping[str, str], splits: NextKmerSplits, ks: Sequen
     ``models.load_model`` arguments (``trust_remote_code``, ``on_invalid``). ``executor``: where the runs
     execute (``finetune_runs.run_grid``; None = serially here). ``learning_rates``: init -> candidate rates picked
     on validation per model and k (``lr_tuning.tuned_grid``; column ``learning_rate`` says which each run used).
+    ``init_settings``: init -> its own budget (``lr_tuning.init_run_settings``; columns max_steps and patience say
+    which each run had).
     """
     import functools
 
@@ -591,7 +637,7 @@ def run_benchmark(sources: Mapping[str, str], splits: NextKmerSplits, ks: Sequen
             desc=f"next {k}-mer", keep_models_dir=keep_models_dir, tag=f"k{k}",
             check=lambda tok, name: check_input_length(tok, splits.train.input_nt, name=name),
             cache_dir=cache_dir, score_id=f"multiclass/nt_per_class={k}", load_options=load_options,
-            nt_per_class=k, with_items=True, executor=executor,
+            nt_per_class=k, with_items=True, executor=executor, init_settings=init_settings,
         )
         rows.append(frame[0].assign(k=k))
         items.append(frame[1].assign(k=k))
@@ -651,23 +697,28 @@ def readout_comparison(summary, frozen=None, zero=None):
 
 
 def accuracy_intervals(run_items, baseline_items, *, init: str = "pretrained",
-                       reference: str = NGRAM_LEFT, n_boot: int = 1000, seed: int = 0):
+                       reference: str = NGRAM_LEFT, n_boot: int = 1000, seed: int = 0,
+                       trained_baselines: Sequence[str] = (ONEHOT_CNN,)):
     """Per (model, k) of the ``init`` runs: test accuracy as is, as a multiple of chance and as the gap to the
     ``reference`` baseline, each with a 95 % percentile bootstrap interval over test windows (the per-window
     accuracy averaged over seeds first; the gap resampled in pairs, the same windows for model and reference),
-    and the spread over seeds.
+    and the spread over seeds. The baselines named in ``trained_baselines`` that ``baseline_items`` hold (trained
+    per seed, e.g. the one-hot CNN) get the same row, with init "baseline".
 
     run_items: model, init, seed, item, accuracy, k (``run_benchmark(..., with_items=True)`` with k); baseline_items:
     model, item, accuracy, k (``baseline_scores(..., with_items=True)`` with k). Columns: model, k, accuracy,
     accuracy_low, accuracy_high, seed_sd (standard deviation of the per-seed accuracies; NaN for one seed), seeds,
-    chance, x_chance, x_chance_low, x_chance_high, reference_accuracy, gap, gap_low, gap_high, windows."""
+    chance, x_chance, x_chance_low, x_chance_high, reference_accuracy, gap, gap_low, gap_high, windows, init."""
     import pandas as pd
 
     from .dependency_maps import bootstrap_mean_interval
 
     rows = []
-    runs = run_items[run_items.init == init]
-    for (model, k), part in runs.groupby(["model", "k"], sort=False):
+    runs = run_items[run_items.init == init].assign(init=init)
+    trained = baseline_items[baseline_items.model.isin(list(trained_baselines))]
+    if len(trained):
+        runs = pd.concat([runs, trained.assign(init="baseline")], ignore_index=True)
+    for (model, k, group), part in runs.groupby(["model", "k", "init"], sort=False):
         per_item = part.groupby("item").accuracy.mean()
         per_seed = part.groupby("seed").accuracy.mean()
         acc, lo, hi = bootstrap_mean_interval(per_item.to_numpy(), n_boot=n_boot, seed=seed)
@@ -681,7 +732,7 @@ def accuracy_intervals(run_items, baseline_items, *, init: str = "pretrained",
                      "chance": chance, "x_chance": acc / chance, "x_chance_low": lo / chance,
                      "x_chance_high": hi / chance,
                      "reference_accuracy": float(ref.loc[both].mean()) if len(both) else np.nan,
-                     "gap": gap, "gap_low": glo, "gap_high": ghi, "windows": len(per_item)})
+                     "gap": gap, "gap_low": glo, "gap_high": ghi, "windows": len(per_item), "init": group})
     return pd.DataFrame(rows)
 
 
@@ -692,6 +743,6 @@ def chance_accuracy(k: int) -> float:
 __all__ = [
     "MAX_K", "check_k", "check_ks", "min_input_nt", "check_input_length", "block_intervals", "draw_windows",
     "kmer_classes", "class_kmers", "NextKmerTask", "NextKmerWindows", "NextKmerSplits", "build_splits",
-    "class_prior", "NgramBaseline", "NGRAM_LEFT", "WINDOW_NGRAM", "training_windows", "window_ngram_sentence", "baseline_scores", "tfidf_baseline", "baseline_tables", "run_benchmark", "summarize", "chance_accuracy",
+    "class_prior", "NgramBaseline", "NGRAM_LEFT", "WINDOW_NGRAM", "ONEHOT_CNN", "cnn_baseline", "training_windows", "window_ngram_sentence", "baseline_scores", "tfidf_baseline", "baseline_tables", "run_benchmark", "summarize", "chance_accuracy",
     "READOUTS", "readout_comparison", "accuracy_intervals",
 ]

@@ -592,6 +592,7 @@ NEXT_KMER_BASELINE_STYLES = {
     "n-gram (left context)": ("black", "-"),
     "n-gram (fine-tuning windows)": ("#444444", (0, (5, 1, 1, 1))),
     "k-mer TF-IDF + logistic regression": ("#8e6c00", "--"),
+    "one-hot CNN": ("#1e8449", "-."),
 }
 
 

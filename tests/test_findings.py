@@ -1,6 +1,8 @@
 """The chapters' sentences from synthetic tables: every branch of the wording, roles instead of names, "n/a" only
 where a number is missing."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
@@ -99,6 +101,16 @@ def test_next_kmer_sentences_read_the_verdicts():
     assert out["still_improving"] == "50 %" and out["pretraining_first"] == "not tested"
     assert out["constant_runs"] == "The run table does not record how many classes each run predicts."
     assert out["best_first"] == "**a** (35.00 %)"
+    assert out["cnn_first"] == "not run" and out["vs_cnn_first"] == "not tested (no CNN in this run)"
+    # with a CNN in the summary and a verdict against it, both sentences read them
+    with_cnn = pd.concat([summary, pd.DataFrame({"model": [V.ONEHOT_CNN], "init": ["baseline"], "k": [1],
+                                                 "accuracy_mean": [0.3125], "bits_mean": [1.97]})])
+    worse = dataclasses.replace(cmp, estimate=-0.02, low=-0.03, high=-0.01)
+    cnn_table = V.decide("05_next_kmer", [V.Claim(V.CLAIM_BASELINE.format(metric="accuracy", reference=V.ONEHOT_CNN,
+                                                                            task="next 1-mer"), "a", V.ONEHOT_CNN,
+                                                  "accuracy", True, worse)])
+    out_cnn = F.next_kmer(summary=with_cnn, baselines=baselines, runs=runs, verdict_table=cnn_table, ks=[1], n_test=100)
+    assert out_cnn["cnn_first"] == "31.25 %" and out_cnn["vs_cnn_first"] == "below it: a"
     # a best model at or below the majority class says so; runs that predict one class are named, either init
     summary2 = pd.concat([summary, pd.DataFrame({"model": ["majority class"], "init": ["baseline"], "k": [1],
                                                  "accuracy_mean": [0.35], "bits_mean": [np.nan]})])

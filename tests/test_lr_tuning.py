@@ -27,8 +27,10 @@ def test_rates_are_chosen_on_validation_and_rows_equal_a_plain_grid(tiny, data, 
     plain_columns = FR.run_grid({"nt2": sources["nt2"]}, train, valid, test, seeds=[0], inits=["random"],
                                 settings=QUICK, **kw).columns
     # run_grid's own column order follows its first row (cached rows come back in the cache's key order)
-    assert sorted(runs.columns) == sorted(list(plain_columns) + ["learning_rate"])
-    assert list(runs.columns[:3]) == ["model", "init", "seed"] and runs.columns[-1] == "learning_rate"
+    assert sorted(runs.columns) == sorted(list(plain_columns) + ["learning_rate", "max_steps", "patience"])
+    assert list(runs.columns[:3]) == ["model", "init", "seed"]
+    assert list(runs.columns[-3:]) == ["learning_rate", "max_steps", "patience"]
+    assert (runs.max_steps == QUICK.max_steps).all() and (runs.patience == QUICK.patience).all()
     for (name, init), part in tuning.groupby(["model", "init"]):
         assert sorted(part.learning_rate) == sorted(RATES[init]) and part.chosen.sum() == 1
         losses = dict(zip(part.learning_rate, part.best_eval_loss))  # brute-force argmin, ties -> smaller rate
@@ -116,7 +118,45 @@ def test_a_single_candidate_runs_no_tuning_grid(tiny, data, monkeypatch):
     direct = real({"nt2": tiny["nt2"]}, train, valid, test, seeds=[0], settings=QUICK, device="cpu", progress=False,
                   num_labels=2)
     assert calls == [QUICK.learning_rate] and plain.drop(columns="train_s").equals(
-        direct.assign(learning_rate=QUICK.learning_rate).drop(columns="train_s"))
+        direct.assign(learning_rate=QUICK.learning_rate, max_steps=QUICK.max_steps, patience=QUICK.patience)
+        .drop(columns="train_s"))
+
+
+def test_an_init_budget_reaches_its_tuning_and_final_runs_only(monkeypatch):
+    losses = {(m, i, lr): 0.5 for m in "ab" for i in ("pretrained", "random") for lr in (1e-3, 1e-2, QUICK.learning_rate)}
+    calls, budgets = [], []
+    grid = fake_grid(losses, calls)
+
+    def spy(sources, train, valid, test, *, settings, **kw):
+        budgets.append((tuple(kw["inits"]), settings.max_steps, settings.patience, settings.eval_steps,
+                        settings.batch_size))
+        return grid(sources, train, valid, test, settings=settings, **kw)
+
+    monkeypatch.setattr(FR, "run_grid", spy)
+    runs, tuning = LT.tuned_grid({m: m for m in "ab"}, None, None, None, learning_rates={"random": [1e-2, 1e-3]},
+                                 seeds=[0, 1], settings=QUICK, init_settings={"random": {"max_steps": 77, "patience": 5}})
+    # two tuning grids and one final grid for the random init, all at its budget; the pre-trained grid at the shared one
+    assert sorted(b for b in budgets if b[0] == ("random",)) == [(("random",), 77, 5, QUICK.eval_steps,
+                                                                       QUICK.batch_size)] * 3
+    assert [b for b in budgets if b[0] != ("random",)] == [(("pretrained",), QUICK.max_steps, QUICK.patience,
+                                                            QUICK.eval_steps, QUICK.batch_size)]
+    want = {"pretrained": (QUICK.max_steps, QUICK.patience), "random": (77, 5)}
+    assert [(m, p) for m, p in zip(runs.max_steps, runs.patience)] == [want[i] for i in runs.init]
+    calls.clear()  # the same budget for both inits and one rate: the one plain run_grid call
+    LT.tuned_grid({m: m for m in "ab"}, None, None, None, learning_rates=None, seeds=[0], settings=QUICK,
+                  init_settings={"random": {"max_steps": QUICK.max_steps}})
+    assert [c[1] for c in calls] == [("pretrained", "random")]
+
+
+@pytest.mark.parametrize("budget, match", [({"warm": {"max_steps": 9}}, "init_settings has init"),
+                                           ({"random": {"learning_rate": 1e-3}}, "learning_rates"),
+                                           ({"random": {"batch_size": 8}}, "may change only"),
+                                           ({"random": {"patience": 0}}, "patience")])
+def test_bad_init_budgets_are_refused_before_any_training(budget, match, monkeypatch):
+    monkeypatch.setattr(FR, "run_grid", lambda *a, **k: pytest.fail("trained despite bad input"))
+    with pytest.raises(ParameterError, match=match):
+        LT.tuned_grid({"m": "x"}, ([], []), ([], []), ([], []), learning_rates=None, seeds=[0], num_labels=2,
+                      init_settings=budget)
 
 
 @pytest.mark.parametrize("rates, match", [({"warm": [1e-3]}, "learning_rates.*warm"),

@@ -302,7 +302,10 @@ def test_baseline_tables_on_an_executor_equal_the_serial_loop():
 
     splits = small_splits(20, 2, n_train=200, n_valid=40, n_test=60)
     model = NK.NgramBaseline(splits.train_block_sequences, max_order=3, k_max=2)
-    args = dict(ngram=model, seeds=[0], tfidf_kmer=[1, 2], window_ngram=True)
+    from dnalm_utils.finetuning import FinetuneSettings
+
+    cnn = dict(cnn_lrs=[1e-2, 3e-3], cnn_settings=FinetuneSettings(max_steps=12, eval_steps=4, batch_size=16))
+    args = dict(ngram=model, seeds=[0, 1], tfidf_kmer=[1, 2], window_ngram=True, **cnn)
     serial = NK.baseline_tables(splits, [1, 2], **args)
     with ProcessPoolExecutor(2) as pool:
         parallel = NK.baseline_tables(splits, [1, 2], executor=pool, **args)
@@ -316,6 +319,21 @@ def test_baseline_tables_on_an_executor_equal_the_serial_loop():
     pd.testing.assert_frame_equal(table[table.k == 2].drop(columns="k").reset_index(drop=True), one)
     tfidf = table[table.model == "k-mer TF-IDF + logistic regression"]
     assert len(tfidf) == 2 and tfidf.detail.str.contains("picked on validation").all()
+    # one CNN per k and seed, equal to onehot_cnn's own grid on the same windows, its items carrying the seed
+    from dnalm_utils import onehot_cnn
+
+    nets = table[table.model == NK.ONEHOT_CNN]
+    assert sorted(zip(nets.k, nets.seed)) == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    assert nets.detail.str.contains("picked on validation among 1e-2, 3e-3; best step").all()
+    t = splits.tasks(2)
+    direct, direct_items = onehot_cnn.cnn_grid(*[(list(t[p].inputs), t[p].labels) for p in ("train", "valid", "test")],
+                                               num_classes=16, seeds=[1], settings=cnn["cnn_settings"],
+                                               lrs=cnn["cnn_lrs"], nt_per_class=2)
+    mine = nets[(nets.k == 2) & (nets.seed == 1)].iloc[0]
+    assert mine.accuracy == pytest.approx(direct.accuracy.iloc[0]) and mine.bits == pytest.approx(direct.bits.iloc[0])
+    cnn_items = items[(items.model == NK.ONEHOT_CNN) & (items.k == 2) & (items.seed == 1)]
+    assert cnn_items.bits.tolist() == pytest.approx(direct_items.bits.tolist())
+    assert items[items.model != NK.ONEHOT_CNN].seed.isna().all()
 
 
 def test_baselines_on_a_known_test_set():
@@ -433,7 +451,13 @@ def test_accuracy_intervals_average_seeds_per_window_and_pair_the_gap():
     assert out.gap == pytest.approx(out.accuracy - truth.mean())
     # paired: the gap's interval is much narrower than the accuracy's
     assert (out.gap_high - out.gap_low) < 0.8 * (out.accuracy_high - out.accuracy_low)
-    assert out.seed_sd == pytest.approx(pre.groupby("seed").accuracy.mean().std())
+    assert out.seed_sd == pytest.approx(pre.groupby("seed").accuracy.mean().std()) and out.init == "pretrained"
+    # a baseline trained per seed (the one-hot CNN) gets its own row from the baseline items, init "baseline"
+    cnn = runs[1].drop(columns="init").assign(model=NK.ONEHOT_CNN)
+    both = NK.accuracy_intervals(items, pd.concat([base, cnn, cnn.assign(seed=5, accuracy=1.0)]), n_boot=500)
+    row = both[both.model == NK.ONEHOT_CNN].iloc[0]
+    assert row.init == "baseline" and row.seeds == 2 and row.accuracy == pytest.approx((cnn.accuracy.mean() + 1) / 2)
+    assert both[both.model == "m"].iloc[0].accuracy == pytest.approx(out.accuracy)
 
 
 def test_window_ngram_counts_the_fine_tuning_windows_only():

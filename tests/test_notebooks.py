@@ -262,7 +262,14 @@ def test_next_kmer_biology_and_conclusions_chapters(smoke_book):
                  for r, key in ((parts["05_next_kmer"], "k"), (parts["06_biology_finetuning"], "task")))
     assert tuning == 2 * 2 + 2 * 2
     assert len(list((root / "artifacts" / "smoke-finetune-runs").glob("finetune-run-*.entry"))) == len(fine) + tuning
-    assert set(fine[fine.init == "random"].learning_rate) <= {0.0005, 0.002}
+    assert set(fine[fine.init == "random"].learning_rate) <= {0.0005, 0.001, 0.002}
+    # chapter 5's runs from random weights get 2.5 x the step cap (smoke: 10 steps), the pre-trained ones the cap
+    nk = parts["05_next_kmer"]
+    assert set(nk[nk.init == "random"].max_steps) == {25} and set(nk[nk.init == "pretrained"].max_steps) == {10}
+    nk_cnn = base[base.model == "one-hot CNN"]  # one CNN per k and seed, paired with every model in the verdicts
+    assert sorted(nk_cnn.k) == [1, 2] and nk_cnn.detail.str.contains("picked on validation").all()
+    nk_verdicts = pd.read_csv(out / "05_next_kmer" / "verdicts.csv")
+    assert (nk_verdicts.reference == "one-hot CNN").sum() == 2 * 2 * 2  # models x k x (accuracy, bits)
     bio = pd.read_csv(out / "06_biology_finetuning" / "summary.csv")
     pairs = bio[bio.init.isin(["pretrained", "random"])].groupby(["task", "model"]).init.nunique()
     assert len(set(bio.task)) == 2 and (pairs == 2).all() and len(pairs) == 2 * 2  # both inits of both models
