@@ -172,6 +172,17 @@ def masked_prediction(*, roles, summary, same, baselines, perturbation, lens, at
     out["att_distant_overlapping"] = value_range(att.loc[cands].share_distant) if cands else "n/a"
     out["att_distant_others"] = (value_list({n: float(att.share_distant[n]) for n in others}, roles)
                                  if others else "n/a (no other model was run)")
+    # what a head without preference would give, on the same windows and spans (masking.attention_shares)
+    flat = (attention.groupby("model", sort=False)[["uniform_overlapping", "uniform_distant"]].mean()
+            if len(attention) and "uniform_overlapping" in attention else None)
+
+    def uniform(col, models):
+        models = [n for n in models if flat is not None and n in flat.index]
+        return f"{value_range(flat.loc[models, col])} under uniform attention" if models else "uniform reference n/a"
+
+    out["att_overlap_uniform"] = uniform("uniform_overlapping", cands)
+    out["att_distant_uniform"] = uniform("uniform_distant", cands)
+    out["att_distant_others_uniform"] = uniform("uniform_distant", others)
     first_part = copying_sentence(verdict_table, roles)
     hidden_better = V.names_by_outcome(verdict_table, V.CLAIM_HIDDEN.format(metric="accuracy", h=h_values[0])
                                        )["better"] if h_values else []

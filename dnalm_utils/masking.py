@@ -222,10 +222,15 @@ def summarize_hidden(hidden, ms: Sequence[int] | None = None, windows: int | Non
     return out
 
 
-def own_masking_eval(lm, windows: Sequence[str], cfg, *, seed: int = 0, batch_size: int = 64) -> dict:
+def own_masking_eval(lm, windows: Sequence[str], cfg, *, seed: int = 0, batch_size: int = 64,
+                     prior_counts=None) -> dict:
     """Masked-token accuracy and perplexity under the model's own pre-training masking (``cfg`` a
     :class:`pretraining.PretrainConfig`), every chosen token replaced by [MASK]. Returns accuracy, top5,
-    perplexity (exp of mean NLL in nats), nll, masked_tokens, masked_fraction."""
+    perplexity (exp of mean NLL in nats), nll, masked_tokens, masked_fraction, and the references on the same
+    masked tokens: chance_accuracy and chance_perplexity (a uniform guess over the non-special tokens), and with
+    ``prior_counts`` ((vocab,) token counts of the training corpus, ``tokenization.token_counts``)
+    prior_accuracy (always the corpus's most frequent non-special token) and prior_perplexity (its token
+    frequencies, add-0.5 smoothed)."""
     import torch
 
     from .pretraining import mask_tokens
@@ -246,9 +251,21 @@ def own_masking_eval(lm, windows: Sequence[str], cfg, *, seed: int = 0, batch_si
     lp = np.concatenate(logps)
     nll = -lp[np.arange(len(true)), true]
     top5 = (np.argsort(-lp, axis=1)[:, :5] == true[:, None]).any(axis=1)
-    return {"accuracy": float((lp.argmax(1) == true).mean()), "top5": float(top5.mean()),
-            "nll": float(nll.mean()), "perplexity": float(np.exp(nll.mean())), "masked_tokens": int(len(true)),
-            "masked_fraction": float(chosen.sum() / (att.sum() - tok.n_framing * len(encs)))}
+    plain = ~np.asarray(tok.is_special)
+    out = {"accuracy": float((lp.argmax(1) == true).mean()), "top5": float(top5.mean()),
+           "nll": float(nll.mean()), "perplexity": float(np.exp(nll.mean())), "masked_tokens": int(len(true)),
+           "masked_fraction": float(chosen.sum() / (att.sum() - tok.n_framing * len(encs))),
+           "chance_accuracy": 1.0 / int(plain.sum()), "chance_perplexity": float(plain.sum())}
+    if prior_counts is not None:
+        counts = np.asarray(prior_counts, dtype=np.float64).reshape(-1)
+        if counts.shape != plain.shape or (counts < 0).any():
+            raise ParameterError(f"prior_counts must be {plain.size} non-negative token counts (one per vocabulary "
+                                 f"id, tokenization.token_counts), got shape {counts.shape}.")
+        freq = np.where(plain, counts + 0.5, 0.0)
+        freq /= freq.sum()
+        out["prior_accuracy"] = float((true == int(np.argmax(freq))).mean())
+        out["prior_perplexity"] = float(np.exp(-np.log(freq[true]).mean()))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -728,8 +745,10 @@ def attention_shares(lm, windows: Sequence[str], m: int = 1, *, seed: int = 0, b
     included), distant (all other tokens) and special ([CLS], [SEP]; padding, which gets no weight). Each
     query's attention row is renormalised to 1 (absorbs bf16 rounding), then averaged over all masked
     queries. Returns a DataFrame: layer (1..L, the l-th transformer layer), head, share_overlapping,
-    share_masked, share_distant, share_special, queries. Needs a model loaded with
-    ``attn_implementation="eager"`` (SDPA returns no attention weights).
+    share_masked, share_distant, share_special, queries, and the reference a head without preference would give:
+    uniform_<key>, the share of each key class under attention spread evenly over a window's attended keys
+    (padding excluded), averaged over the same queries (the same for every layer and head). Needs a model
+    loaded with ``attn_implementation="eager"`` (SDPA returns no attention weights).
     """
     import pandas as pd
     import torch
@@ -750,7 +769,9 @@ def attention_shares(lm, windows: Sequence[str], m: int = 1, *, seed: int = 0, b
         cat[i, overlap + off] = 0
         cat[i, a + off : a + m + off] = 1
     onehot = torch.nn.functional.one_hot(torch.from_numpy(cat), len(ATTENTION_KEYS)).double()  # (rows, T, 4)
-    totals, n = None, 0
+    keys = torch.as_tensor(np.asarray(att), dtype=torch.float64)  # (rows, T): 1 where a key can be attended
+    per_row = torch.einsum("rt,rtc->rc", keys, onehot) / keys.sum(-1, keepdim=True)  # uniform attention's shares
+    totals, uniform, n = None, torch.zeros(len(ATTENTION_KEYS), dtype=torch.float64), 0
     lm.model.eval()
     with torch.no_grad():
         for lo, hi, ids, mask, r, c in _device_batches(lm, sp, input_ids, att, batch_size, desc="attention", progress=progress):
@@ -761,6 +782,7 @@ def attention_shares(lm, windows: Sequence[str], m: int = 1, *, seed: int = 0, b
             q = q / q.sum(-1, keepdim=True)
             share = torch.einsum("lqhk,qkc->lhc", q, onehot[lo:hi][r])
             totals = share if totals is None else totals + share
+            uniform += per_row[lo:hi][r].sum(0)
             n += r.shape[0]
     shares = (totals / n).numpy()  # (layer, head, 4)
     n_layers, n_heads = shares.shape[:2]
@@ -768,6 +790,8 @@ def attention_shares(lm, windows: Sequence[str], m: int = 1, *, seed: int = 0, b
     for i, key in enumerate(ATTENTION_KEYS):
         df[f"share_{key}"] = shares[:, :, i].reshape(-1)
     df["queries"] = n
+    for i, key in enumerate(ATTENTION_KEYS):
+        df[f"uniform_{key}"] = float(uniform[i] / n)
     return df
 
 

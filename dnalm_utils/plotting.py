@@ -404,7 +404,8 @@ ATTENTION_COLORS = {"overlapping": "#c0392b", "masked": "#f5b041", "distant": "#
 def plot_attention_shares(table):
     """Where masked positions attend: stacked bars per (layer, head), one panel per model.
 
-    table: DataFrame (model, layer, head, share_overlapping, share_masked, share_distant, share_special)."""
+    table: DataFrame (model, layer, head, share_overlapping, share_masked, share_distant, share_special; with
+    uniform_overlapping and uniform_masked a dashed line marks their sum under uniform attention)."""
     models = list(dict.fromkeys(table.model))
     fig, axes = _model_panels(len(models), width=2.6, height=3.4)
     for ax, name in zip(axes[0], models):
@@ -414,6 +415,9 @@ def plot_attention_shares(table):
             vals = sub[f"share_{key}"].to_numpy()
             ax.bar(range(len(sub)), vals, bottom=bottom, color=color, label=key, width=0.85)
             bottom += vals
+        if "uniform_overlapping" in sub:  # where the first two bars would end if attention were uniform
+            ax.axhline(float(sub.uniform_overlapping.iloc[0] + sub.uniform_masked.iloc[0]), color="black", lw=0.9,
+                       ls="--", label="uniform attention:\noverlapping + masked")
         ax.set_xticks(range(len(sub)), [f"L{l}H{h}" for l, h in zip(sub["layer"], sub["head"])], rotation=90, fontsize=7)
         ax.set_title(name, fontsize=9)
         ax.set_ylim(0, 1)

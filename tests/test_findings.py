@@ -176,6 +176,14 @@ def test_masked_prediction_sentences_from_minimal_tables():
     assert out["ngram_same_h1"] == "45.0 %" and out["ngram_order_h1"] == "6" and out["best_same_h1"] == "**c** (42.0 %)"
     assert out["lens_text"] == "**a** 1.0 % at the embedding output, 50.0 % after layer 1 and 99.0 % after the last"
     assert out["att_distant_others"] == "**c** (single nucleotides) 90.0 %"
+    assert out["att_overlap_uniform"] == "uniform reference n/a"  # an attention table without the reference
+    with_uniform = att.assign(uniform_overlapping=[0.2, 0.0], uniform_distant=[0.7, 0.95])
+    out_u = F.masked_prediction(roles=ROLES, summary=summary, same=same, baselines=base, perturbation=pert, lens=lens,
+                                attention=with_uniform, verdict_table=V.read_verdicts("/nonexistent"), h_by_m={6: 1},
+                                perturbation_m=[1], readout_m=[1], m_past_k=1, n_verdict_windows=20000)
+    assert out_u["att_overlap_uniform"] == "20.0 % under uniform attention"
+    assert out_u["att_distant_uniform"] == "70.0 % under uniform attention"
+    assert out_u["att_distant_others_uniform"] == "95.0 % under uniform attention"
     assert out["perturb_verdict"] == "no overlapping k-mer model with a masked-token head was run"
     assert out["conclusion"].startswith("no overlapping model was tested for copying")
 

@@ -108,6 +108,36 @@ def test_own_masking_eval_rates(tiny):
     assert out["masked_fraction"] == pytest.approx(expected, abs=tol)  # about 0.13 +- 0.02
     assert out["perplexity"] == pytest.approx(np.exp(out["nll"]))
     assert out["accuracy"] <= out["top5"]
+    plain = int((~tiny.tokenizer.is_special).sum())
+    assert out["chance_accuracy"] == pytest.approx(1 / plain) and out["chance_perplexity"] == plain
+    assert "prior_accuracy" not in out
+
+
+def test_own_masking_eval_prior_equals_a_brute_force_count(tiny):
+    """The prior rows: the corpus's most frequent token scored on the same masked tokens, and the perplexity of
+    its smoothed token frequencies, recomputed here from the masked tokens the model was asked for."""
+    import torch
+
+    from dnalm_utils.pretraining import mask_tokens
+
+    cfg = zoo_config("overlap4")
+    windows = _windows(40, 90, seed=5)
+    tok = tiny.tokenizer
+    counts = T.token_counts(tok, _windows(30, 200, seed=6))
+    out = MK.own_masking_eval(tiny, windows, cfg, seed=3, prior_counts=counts)
+    ids, att = tiny.frame([tok.encode(w).ids for w in windows])  # the same draw as own_masking_eval's
+    special = torch.from_numpy(tok.is_special)[torch.from_numpy(ids)] | (torch.from_numpy(att) == 0)
+    _, labels = mask_tokens(torch.from_numpy(ids), special, centre_rate=cfg.centre_rate, offsets=cfg.offsets,
+                            mask_id=tok.mask_id, random_ids=torch.arange(1), generator=torch.Generator().manual_seed(3))
+    true = labels[labels != -100].numpy()
+    assert len(true) == out["masked_tokens"]
+    plain = ~tok.is_special
+    top = max((i for i in range(tok.vocab_size) if plain[i]), key=lambda i: (counts[i], -i))
+    assert out["prior_accuracy"] == pytest.approx(np.mean(true == top))
+    p = np.where(plain, counts + 0.5, 0) / np.where(plain, counts + 0.5, 0).sum()
+    assert out["prior_perplexity"] == pytest.approx(np.exp(-np.mean(np.log(p[true]))))
+    with pytest.raises(ParameterError, match="prior_counts"):
+        MK.own_masking_eval(tiny, windows, cfg, prior_counts=counts[:-1])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -397,6 +427,8 @@ def test_attention_shares_sum_to_one_and_sdpa_refused(tiny_folder):
     cols = [f"share_{c}" for c in MK.ATTENTION_KEYS]
     assert len(shares) == 3 * 2 and shares.layer.tolist() == [1, 1, 2, 2, 3, 3]
     assert np.allclose(shares[cols].sum(axis=1), 1, atol=1e-9) and (shares[cols] >= 0).all().all()
+    uniform = shares[[f"uniform_{c}" for c in MK.ATTENTION_KEYS]]
+    assert np.allclose(uniform.sum(axis=1), 1) and (uniform.nunique() == 1).all()  # one reference for every head
     assert shares.equals(MK.attention_shares(lm, windows, 2, seed=1, batch_size=3))  # same seed, same numbers
     other = MK.attention_shares(lm, windows, 2, seed=1, batch_size=8)  # batching changes only rounding
     assert np.allclose(other[cols], shares[cols], atol=2e-3)
@@ -424,6 +456,8 @@ def test_attention_categories_on_known_attention():
     assert shares.share_overlapping == pytest.approx((overlap / (n_tok + 2)).mean())
     assert shares.share_masked == pytest.approx(m / (n_tok + 2))
     assert shares.share_special == pytest.approx(2 / (n_tok + 2))
+    for key in MK.ATTENTION_KEYS:  # attention that is uniform equals the uniform reference, class by class
+        assert shares[f"uniform_{key}"] == pytest.approx(shares[f"share_{key}"])
 
     class NoAttention(torch.nn.Module):
         def forward(self, input_ids, attention_mask=None, output_attentions=False):
