@@ -2,7 +2,9 @@
 
 Each chapter writes tidy CSVs to its ``output_dir`` (``runs/<profile>/<chapter>/``). :func:`read_tables` loads
 those of one run, tolerating chapters that were not run; :func:`headline_table` reduces them to one row per
-model with the number each chapter contributes to the book's question, beside its reference.
+model with the number each chapter contributes to the book's question, beside its reference, and
+:func:`headline_intervals` gives the 95 % interval of each of those accuracies where its chapter recorded what
+it needs.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ CHAPTER_TABLES = {
     "03_masked_prediction": ("span_sweep.csv", "same_nucleotides.csv", "flank_perturbation.csv", "layer_readout.csv",
                              "hidden_nucleotides_by_class.csv"),
     "04_embeddings": ("embedding_summary.csv", "embedding_summary_vs_step0.csv", "state_probes_paired.csv"),
-    "05_next_kmer": ("summary.csv", "baselines.csv", "readouts.csv"),
+    "05_next_kmer": ("summary.csv", "baselines.csv", "readouts.csv", "accuracy_intervals.csv"),
     "06_biology_finetuning": ("summary.csv",),
     "07_copying_or_context": ("planted_accuracy.csv", "dependency_mass.csv"),
 }
@@ -106,6 +108,53 @@ def headline_table(tables: dict) -> "pandas.DataFrame":
     return table.sort_values(["scheme", "model"], key=lambda c: c.map(order).fillna(9) if c.name == "scheme" else c,
                              kind="stable").reset_index(drop=True)
 
+
+
+def headline_intervals(tables: dict) -> "pandas.DataFrame":
+    """95 % intervals of :func:`headline_table`'s accuracy columns: one row per (model, column) with low, high and
+    how the interval was made (``method``). Chapter 3's shares (masked accuracy at m = 1, flank copied, hidden-
+    nucleotide accuracy) get a Wilson interval (``stats.binomial_interval``) over their ``tokens``, ``windows``
+    or ``nucleotides`` (one per window at m = 1, at the smallest m and at the smallest h); chapter 5's next-k-mer
+    accuracies the bootstrap interval over test windows it wrote (``accuracy_intervals.csv``). Columns whose
+    count is missing get no row."""
+    import pandas as pd
+
+    from .stats import binomial_interval
+
+    rows = []
+
+    def wilson(df, column, value, count):
+        if count not in df:
+            return
+        for r in df.itertuples():
+            n = getattr(r, count)
+            if pd.notna(n) and int(n) > 0 and pd.notna(getattr(r, value)):
+                lo, hi = binomial_interval(int(round(getattr(r, value) * int(n))), int(n))
+                rows.append({"model": r.model, "column": column, "low": lo, "high": hi,
+                             "method": f"Wilson over {int(n):,} {count}"})
+
+    ch3 = tables.get("03_masked_prediction", {})
+    if "span_sweep" in ch3:
+        sweep = ch3["span_sweep"]
+        wilson(sweep[sweep.m == 1], "masked accuracy, m = 1", "accuracy", "tokens")
+    if "flank_perturbation" in ch3:
+        fp = ch3["flank_perturbation"]
+        wilson(fp[fp.m == fp.m.min()], "copies the altered flank", "follows_flank", "windows")
+    if "same_nucleotides" in ch3:
+        same = ch3["same_nucleotides"]
+        h1 = same[same.h == same.h.min()]
+        wilson(h1[~h1.model.str.startswith(("two-sided", "corpus", "chance"))], "hidden-nucleotide accuracy",
+               "accuracy", "nucleotides")
+    ch5 = tables.get("05_next_kmer", {})
+    summ, ints = ch5.get("summary"), ch5.get("accuracy_intervals")
+    if summ is not None and ints is not None and len(summ) and len(ints):
+        if "init" in ints:
+            ints = ints[ints.init == "pretrained"]
+        for k in sorted({int(summ.k.min()), int(summ.k.max())}):
+            for r in ints[ints.k == k].itertuples():
+                rows.append({"model": r.model, "column": f"next-{k}-mer accuracy", "low": r.accuracy_low,
+                             "high": r.accuracy_high, "method": "bootstrap over test windows"})
+    return pd.DataFrame(rows, columns=["model", "column", "low", "high", "method"])
 
 
 def read_roles(runs_dir: str | os.PathLike):

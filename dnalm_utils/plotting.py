@@ -553,11 +553,12 @@ def plot_letter_purity(table):
 # ------------------------------------------------------------------------------------------------
 # Conclusions
 # ------------------------------------------------------------------------------------------------
-def plot_conclusions(table, roles=None):
+def plot_conclusions(table, roles=None, intervals=None):
     """Per model, the book's two kinds of evidence side by side. Left: what copying gives (accuracy with one
     masked token, share of perturbed flanks copied; models without overlap have no bars). Right: what needs
     context (accuracy on hidden nucleotides and on the next k-mers), each with its n-gram as a black line.
-    table: conclusions.headline_table() (model, optional scheme, metric columns)."""
+    table: conclusions.headline_table() (model, optional scheme, metric columns); intervals:
+    conclusions.headline_intervals() (model, column, low, high), drawn as error bars where present."""
     left = [c for c in ("masked accuracy, m = 1", "copies the altered flank") if c in table]
     right = [c for c in table.columns if c == "hidden-nucleotide accuracy" or (c.startswith("next-") and c.endswith("accuracy"))]
     schemes = dict(zip(table.model, table["scheme"])) if "scheme" in table else {}
@@ -568,8 +569,17 @@ def plot_conclusions(table, roles=None):
         for i, (_, row) in enumerate(rows.iterrows()):
             x = np.arange(len(cols)) + (i - (len(rows) - 1) / 2) * width
             color, ls = model_style(row.model, roles, schemes.get(row.model))
-            ax.bar(x, row[cols].to_numpy(float), width, color=color, label=row.model,
-                   hatch="//" if ls == "--" else None, edgecolor="white")
+            heights = row[cols].to_numpy(float)
+            ax.bar(x, heights, width, color=color, label=row.model, hatch="//" if ls == "--" else None,
+                   edgecolor="white")
+            if intervals is not None and len(intervals):
+                mine = intervals[intervals.model == row.model].set_index("column")
+                lo = np.array([mine.low.get(c, np.nan) for c in cols], dtype=float)
+                hi = np.array([mine.high.get(c, np.nan) for c in cols], dtype=float)
+                ok = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(heights)
+                if ok.any():
+                    ax.errorbar(x[ok], heights[ok], yerr=[heights[ok] - lo[ok], hi[ok] - heights[ok]], fmt="none",
+                                ecolor="#333333", elinewidth=0.9, capsize=2)
         for j, c in enumerate(cols):
             ref = ("n-gram, same nucleotides" if c == "hidden-nucleotide accuracy"
                    else f"n-gram, next {c.split('-')[1]}-mer" if c.startswith("next-") else None)

@@ -67,6 +67,36 @@ def test_headline_table_adds_chapters_4_to_6(runs):
     assert t.loc["o6", "next-3-mer accuracy"] == 0.02 and t.loc["o6", "tf_peaks MCC"] == 0.5
     fig = plotting.plot_conclusions(t.reset_index())
     assert len(fig.axes) == 2 and len(fig.axes[1].patches) == 2 * 3  # two models x three context columns
+    # intervals: chapter 5's bootstrap interval as written, pre-trained rows only, the smallest and largest k
+    _write(runs, "05_next_kmer", "accuracy_intervals.csv",
+           [{"model": "o6", "init": i, "k": k, "accuracy": a, "accuracy_low": a - 0.01, "accuracy_high": a + 0.02}
+            for i, k, a in (("pretrained", 1, 0.3), ("baseline", 1, 0.25), ("pretrained", 3, 0.02),
+                            ("pretrained", 2, 0.1))])
+    ints = C.headline_intervals(C.read_tables(runs)).set_index(["model", "column"])
+    assert ints.loc[("o6", "next-1-mer accuracy")].low == pytest.approx(0.29)
+    assert ints.loc[("o6", "next-3-mer accuracy")].high == pytest.approx(0.04)
+    assert len(ints) == 2  # no k = 2 row (not a headline column); chapter 3's tables here carry no counts
+    fig = plotting.plot_conclusions(t.reset_index(), intervals=ints.reset_index())
+    from matplotlib.container import ErrorbarContainer
+
+    bars = [c for c in fig.axes[1].containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 1 and len(bars[0].lines[2][0].get_segments()) == 2  # o6's two next-k-mer columns only
+
+
+def test_chapter_3_intervals_are_wilson_over_the_recorded_counts(runs):
+    from dnalm_utils.stats import binomial_interval
+
+    _write(runs, "03_masked_prediction", "span_sweep.csv",
+           [{"model": "o6", "m": m, "accuracy": a, "tokens": 200} for m, a in ((1, 0.95), (2, 0.9))])
+    _write(runs, "03_masked_prediction", "same_nucleotides.csv",
+           [{"model": "o6", "h": 1, "accuracy": 0.43, "nucleotides": 1000},
+            {"model": "two-sided n-gram (order 4)", "h": 1, "accuracy": 0.44, "nucleotides": 1000}])
+    ints = C.headline_intervals(C.read_tables(runs)).set_index(["model", "column"])
+    assert tuple(ints.loc[("o6", "masked accuracy, m = 1"), ["low", "high"]]) == pytest.approx(binomial_interval(190, 200))
+    assert tuple(ints.loc[("o6", "hidden-nucleotide accuracy"), ["low", "high"]]) == pytest.approx(
+        binomial_interval(430, 1000))
+    assert ("two-sided n-gram (order 4)", "hidden-nucleotide accuracy") not in ints.index
+    assert ("o6", "copies the altered flank") not in ints.index  # the fixture's perturbation table has no counts
 
 
 def test_empty_runs_dir_gives_an_empty_table(tmp_path):
