@@ -67,7 +67,8 @@ def init_run_settings(settings: FinetuneSettings, init_settings: Mapping | None,
 
 def tuned_grid(sources: Mapping[str, str], train, valid, test, *, learning_rates: Mapping | None, seeds: Sequence[int],
                inits: Sequence[str] = INITS, settings: FinetuneSettings | None = None, tune_seed: int | None = None,
-               with_items: bool = False, init_settings: Mapping | None = None, **grid_options):
+               with_items: bool = False, init_settings: Mapping | None = None,
+               chosen_rates: Mapping | None = None, **grid_options):
     """``finetune_runs.run_grid`` with each (model, init)'s learning rate picked on validation.
 
     ``learning_rates``: init -> candidate peak rates (e.g. ``{"random": [5e-4, 2e-3]}``); inits not named use
@@ -75,8 +76,9 @@ def tuned_grid(sources: Mapping[str, str], train, valid, test, *, learning_rates
     candidate with ``tune_seed`` (default: the first of ``seeds``), and the rate with the lowest best validation
     loss is kept (ties: the smaller rate). ``init_settings``: init -> its own budget (:func:`init_run_settings`, e.g.
     ``{"random": {"max_steps": 1000, "patience": 8}}``: a network from random weights sits on a plateau longer);
-    its tuning runs use it too. ``grid_options`` go to every ``run_grid`` call (``cache_dir``, ``score``,
-    ``executor`` ...).
+    its tuning runs use it too. ``chosen_rates``: (model, init) -> a rate already picked on validation elsewhere
+    (e.g. on another k of the same benchmark: :func:`chosen_from`); those pairs run at it and are not tuned again.
+    ``grid_options`` go to every ``run_grid`` call (``cache_dir``, ``score``, ``executor`` ...).
 
     Returns ``(runs, tuning)`` (``(runs, items, tuning)`` with ``with_items``): ``runs`` has run_grid's rows in its
     order (model, init, seed) plus ``learning_rate``, ``max_steps`` and ``patience``; ``tuning`` one row per (model, init, candidate rate):
@@ -96,18 +98,26 @@ def tuned_grid(sources: Mapping[str, str], train, valid, test, *, learning_rates
     per_init = init_run_settings(settings, init_settings, inits)
     tune_seed = seeds[0] if tune_seed is None else check_int_range("tune_seed", tune_seed, 0)
     chosen: dict[tuple[str, str], float] = {}
+    for (name, init), lr in dict(chosen_rates or {}).items():
+        if name in sources and init in inits:
+            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+                raise ParameterError(f"chosen_rates[{(name, init)!r}]={lr!r}: pass a positive learning rate.")
+            chosen[(name, init)] = float(lr)
     tuning = []
     for init in inits:
         if len(rates[init]) == 1:
             chosen.update({(name, init): rates[init][0] for name in sources})
             continue
+        todo = {name: src for name, src in sources.items() if (name, init) not in chosen}
+        if not todo:
+            continue
         for lr in rates[init]:
-            trial = run_grid(sources, train, valid, test, seeds=[tune_seed], inits=[init],
+            trial = run_grid(todo, train, valid, test, seeds=[tune_seed], inits=[init],
                              settings=dataclasses.replace(per_init[init], learning_rate=lr), **grid_options)
             tuning += [{"model": r.model, "init": init, "learning_rate": lr, "best_eval_loss": float(r.best_eval_loss)}
                        for r in trial.itertuples()]
         table = pd.DataFrame(tuning)
-        for name in sources:
+        for name in todo:
             part = table[(table.model == name) & (table.init == init)].sort_values(["best_eval_loss", "learning_rate"])
             chosen[(name, init)] = float(part.learning_rate.iloc[0])
     tuning = pd.DataFrame(tuning, columns=["model", "init", "learning_rate", "best_eval_loss"])
@@ -143,6 +153,15 @@ def tuned_grid(sources: Mapping[str, str], train, valid, test, *, learning_rates
     return runs, tuning
 
 
+def chosen_from(tuning) -> dict[tuple[str, str], float]:
+    """(model, init) -> the rate a :func:`tuned_grid` tuning table chose, to pass as ``chosen_rates`` to other
+    grids of the same models."""
+    if tuning is None or not len(tuning):
+        return {}
+    picked = tuning[tuning.chosen.astype(bool)]
+    return {(m, i): float(lr) for m, i, lr in zip(picked.model, picked.init, picked.learning_rate)}
+
+
 def format_rate(lr: float) -> str:
     """A learning rate as the page writes it: 0.0005 -> "5e-4", 0.0015 -> "1.5e-3", 0.01 -> "1e-2", 0.1 -> "0.1"."""
     lr = float(lr)
@@ -163,9 +182,10 @@ INIT_PHRASES = {"random": "the random-initialised twins", "pretrained": "the pre
 
 
 def _rates_sentence(chosen, candidates: Mapping[str, Sequence[float]], by: Sequence[str],
-                    fixed: Mapping[str, float] | None = None) -> str:
+                    fixed: Mapping[str, float] | None = None, scope: str = "") -> str:
     """chosen: one row per (by..., init) with the rate it ran at; candidates: init -> rates (tuned inits only);
-    fixed: init -> the one rate of an untuned init."""
+    fixed: init -> the one rate of an untuned init; scope: words after "one seed" (e.g. " at k = 1, then used for
+    every k")."""
     if not candidates:
         return "Every initialisation was fine-tuned at one learning rate (no rate was tuned)."
     by = list(by)
@@ -196,7 +216,7 @@ def _rates_sentence(chosen, candidates: Mapping[str, Sequence[float]], by: Seque
     parts += [f"{INIT_PHRASES.get(init, f'the {init}-initialised runs')} kept {format_rate(lr)} (not tuned)"
               for init, lr in (fixed or {}).items() if init not in candidates]
     what = _join(by + ["initialisation"])
-    return (f"Learning rates were chosen on the validation loss of one seed, per {what}, among "
+    return (f"Learning rates were chosen on the validation loss of one seed{scope}, per {what}, among "
             f"{_join([format_rate(r) for r in all_rates])}: {'; '.join(parts)}.")
 
 
@@ -214,10 +234,12 @@ def tuning_sentence(tuning, *, by: Sequence[str] | None = None) -> str:
     return _rates_sentence(chosen, candidates, by)
 
 
-def chosen_rates_sentence(runs, learning_rates: Mapping | None, *, by: Sequence[str] = ("model",)) -> str:
+def chosen_rates_sentence(runs, learning_rates: Mapping | None, *, by: Sequence[str] = ("model",),
+                          scope: str = "") -> str:
     """:func:`tuning_sentence` from the runs alone (for callers that keep only :func:`tuned_grid`'s rows): rows
     with init and learning_rate (e.g. ``nextkmer.run_benchmark``'s, ``by=("model", "k")``) and the candidate rates
-    that were passed."""
+    that were passed. ``scope``: where the rates were picked, said after "one seed" (e.g. " at k = 1, then used
+    for every k")."""
     candidates = {i: sorted({float(r) for r in v}) for i, v in dict(learning_rates or {}).items()
                   if not isinstance(v, (int, float)) and len(set(v)) > 1}
     if runs is None or not len(runs) or "learning_rate" not in runs:
@@ -228,8 +250,8 @@ def chosen_rates_sentence(runs, learning_rates: Mapping | None, *, by: Sequence[
         for init, part in runs.groupby("init", sort=False):
             if init not in candidates and part.learning_rate.nunique() == 1:
                 fixed[init] = float(part.learning_rate.iloc[0])
-    return _rates_sentence(chosen, candidates, by, fixed)
+    return _rates_sentence(chosen, candidates, by, fixed, scope)
 
 
-__all__ = ["check_learning_rates", "tuned_grid", "format_rate", "tuning_sentence", "chosen_rates_sentence",
+__all__ = ["check_learning_rates", "tuned_grid", "chosen_from", "init_run_settings", "BUDGET_FIELDS", "format_rate", "tuning_sentence", "chosen_rates_sentence",
            "INIT_PHRASES"]

@@ -601,7 +601,8 @@ def run_benchmark(sources: Mapping[str, str], splits: NextKmerSplits, ks: Sequen
                   settings=None, inits: Sequence[str] = ("pretrained", "random"), models_dir=None,
                   device: str = "auto", progress: bool = True, keep_models_dir=None, cache_dir=None,
                   load_options: Mapping | None = None, with_items: bool = False, executor=None,
-                  learning_rates: Mapping | None = None, init_settings: Mapping | None = None):
+                  learning_rates: Mapping | None = None, init_settings: Mapping | None = None,
+                  tune_k: int | None = None):
     """Fine-tune every model of ``sources`` (name -> what models.load_model takes) for every k of ``ks``,
     init (pre-trained weights / random initialisation of the same config) and seed, and score it on the test
     windows. Returns a tidy DataFrame, one row per run: model, init, k, seed, accuracy, top5, macro_f1, bits,
@@ -612,21 +613,26 @@ def run_benchmark(sources: Mapping[str, str], splits: NextKmerSplits, ks: Sequen
     execute (``finetune_runs.run_grid``; None = serially here). ``learning_rates``: init -> candidate rates picked
     on validation per model and k (``lr_tuning.tuned_grid``; column ``learning_rate`` says which each run used).
     ``init_settings``: init -> its own budget (``lr_tuning.init_run_settings``; columns max_steps and patience say
-    which each run had).
+    which each run had). ``tune_k``: one k of ``ks`` whose validation loss picks each model's rate, then used for
+    every k (``lr_tuning.chosen_from``; one tuning grid instead of one per k); None: each k picks its own.
     """
     import functools
 
     import pandas as pd
 
     from .classification_metrics import multiclass_metrics
-    from .lr_tuning import tuned_grid
+    from .lr_tuning import chosen_from, tuned_grid
 
     ks = check_ks(ks)
     for k in ks:
         if k > splits.train.k_max:
             raise ParameterError(f"k={k} exceeds k_max={splits.train.k_max} of the splits.")
-    rows, items = [], []
-    for k in ks:
+    if tune_k is not None and tune_k not in ks:
+        raise ParameterError(f"tune_k={tune_k!r} is not one of ks={ks}: pick the k whose validation loss chooses the "
+                             "learning rates, or None to choose them per k.")
+    order = ks if tune_k is None else [tune_k] + [k for k in ks if k != tune_k]
+    chosen, frames = None, {}
+    for k in order:
         tasks = splits.tasks(k)
         train, valid, test = tasks["train"], tasks["valid"], tasks["test"]
         frame = tuned_grid(
@@ -637,10 +643,13 @@ def run_benchmark(sources: Mapping[str, str], splits: NextKmerSplits, ks: Sequen
             desc=f"next {k}-mer", keep_models_dir=keep_models_dir, tag=f"k{k}",
             check=lambda tok, name: check_input_length(tok, splits.train.input_nt, name=name),
             cache_dir=cache_dir, score_id=f"multiclass/nt_per_class={k}", load_options=load_options,
-            nt_per_class=k, with_items=True, executor=executor, init_settings=init_settings,
+            nt_per_class=k, with_items=True, executor=executor, init_settings=init_settings, chosen_rates=chosen,
         )
-        rows.append(frame[0].assign(k=k))
-        items.append(frame[1].assign(k=k))
+        if k == tune_k:
+            chosen = chosen_from(frame[2])
+        frames[k] = frame
+    rows = [frames[k][0].assign(k=k) for k in ks]
+    items = [frames[k][1].assign(k=k) for k in ks]
     out = pd.concat(rows, ignore_index=True)
     first = ["model", "init", "k", "seed"]
     out = out[first + [c for c in out.columns if c not in first]]

@@ -148,6 +148,30 @@ def test_an_init_budget_reaches_its_tuning_and_final_runs_only(monkeypatch):
     assert [c[1] for c in calls] == [("pretrained", "random")]
 
 
+def test_rates_chosen_elsewhere_are_not_tuned_again(monkeypatch):
+    losses = {(m, "random", lr): {"a": 0.5, "b": 0.9}[m] + (lr == 1e-2) * {"a": 1, "b": -1}[m]
+              for m in "ab" for lr in (1e-3, 1e-2)} | {(m, "pretrained", QUICK.learning_rate): 0.1 for m in "ab"}
+    calls = []
+    monkeypatch.setattr(FR, "run_grid", fake_grid(losses, calls))
+    first, tuning = LT.tuned_grid({m: m for m in "ab"}, None, None, None, learning_rates={"random": [1e-3, 1e-2]},
+                                  seeds=[0], settings=QUICK)
+    picked = LT.chosen_from(tuning)
+    assert picked == {("a", "random"): 1e-3, ("b", "random"): 1e-2}
+    calls.clear()  # another task: every rate given, so no tuning grid, each model at its rate
+    runs, again = LT.tuned_grid({m: m for m in "ab"}, None, None, None, learning_rates={"random": [1e-3, 1e-2]},
+                                seeds=[0, 1], settings=QUICK, chosen_rates=picked)
+    assert again.empty and all(c[2] == (0, 1) for c in calls)  # final grids only: both seeds, no tuning seed alone
+    assert dict(zip(zip(runs.model, runs.init), runs.learning_rate)) == {**picked, ("a", "pretrained"): QUICK.learning_rate,
+                                                                          ("b", "pretrained"): QUICK.learning_rate}
+    calls.clear()  # only a given: b alone is tuned
+    _, part = LT.tuned_grid({m: m for m in "ab"}, None, None, None, learning_rates={"random": [1e-3, 1e-2]},
+                            seeds=[0], settings=QUICK, chosen_rates={("a", "random"): 1e-2})
+    assert set(part.model) == {"b"} and [c[0] for c in calls[:2]] == [("b",), ("b",)]
+    with pytest.raises(ParameterError, match="chosen_rates"):
+        LT.tuned_grid({"a": "a"}, None, None, None, learning_rates=None, seeds=[0], settings=QUICK,
+                      chosen_rates={("a", "random"): -1.0})
+
+
 @pytest.mark.parametrize("budget, match", [({"warm": {"max_steps": 9}}, "init_settings has init"),
                                            ({"random": {"learning_rate": 1e-3}}, "learning_rates"),
                                            ({"random": {"batch_size": 8}}, "may change only"),

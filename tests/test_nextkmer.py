@@ -492,3 +492,34 @@ def test_window_ngram_sentence_reads_the_table():
     assert "scores 35.00 % at k = 1 and 12.00 % at k = 2, against 40.00 % at k = 1 and 10.00 % at k = 2" in text
     assert "lower at 1 of 2 values of k" in text
     assert NK.window_ngram_sentence(rows[rows.model == NK.NGRAM_LEFT]) == ""
+
+
+def test_tune_k_picks_the_rates_once_and_reuses_them_for_every_k(monkeypatch):
+    """With tune_k, the grid of that k runs first and tunes; every other k gets its chosen rates and tunes nothing;
+    the rows come back in the order of ks."""
+    import pandas as pd
+
+    from dnalm_utils import lr_tuning
+
+    seen = []
+
+    def fake_tuned_grid(sources, train, valid, test, *, num_labels, chosen_rates=None, **kw):
+        k = {4: 1, 16: 2, 64: 3}[num_labels]
+        seen.append((k, chosen_rates))
+        lr = 1e-3 if chosen_rates is None else chosen_rates[("m", "random")]
+        runs = pd.DataFrame({"model": ["m"], "init": ["random"], "seed": [0], "learning_rate": [lr]})
+        tuning = (pd.DataFrame({"model": ["m", "m"], "init": "random", "learning_rate": [1e-3, 1e-2],
+                                "best_eval_loss": [0.4, 0.5], "chosen": [True, False]}) if chosen_rates is None
+                  else pd.DataFrame(columns=["model", "init", "learning_rate", "best_eval_loss", "chosen"]))
+        return runs, runs.assign(item=0, accuracy=1.0, bits=1.0), tuning
+
+    monkeypatch.setattr(lr_tuning, "tuned_grid", fake_tuned_grid)
+    splits = small_splits(20, 3, n_train=40, n_valid=10, n_test=10)
+    runs = NK.run_benchmark({"m": "x"}, splits, [1, 2, 3], seeds=[0], tune_k=2, learning_rates={"random": [1e-3, 1e-2]})
+    assert seen == [(2, None), (1, {("m", "random"): 1e-3}), (3, {("m", "random"): 1e-3})]
+    assert runs.k.tolist() == [1, 2, 3] and (runs.learning_rate == 1e-3).all()
+    seen.clear()
+    NK.run_benchmark({"m": "x"}, splits, [1, 3], seeds=[0], learning_rates={"random": [1e-3, 1e-2]})
+    assert seen == [(1, None), (3, None)]  # without tune_k each k tunes its own
+    with pytest.raises(ParameterError, match="tune_k=4 is not one of ks"):
+        NK.run_benchmark({"m": "x"}, splits, [1, 3], seeds=[0], tune_k=4)

@@ -254,13 +254,18 @@ def test_next_kmer_biology_and_conclusions_chapters(smoke_book):
     runs = pd.concat(parts.values())
     fine = runs[runs.init.isin(["pretrained", "random"])]
     # a fresh copy trains every run and stores each in the run cache, plus the random twins' tuning run at the
-    # learning rate they did not choose (two candidates: one per model and k, or model and task); the twins' run
-    # at the chosen rate and the tuning seed is the tuning run itself, read back from the cache
+    # learning rate they did not choose (two candidates: chapter 5 tunes per model at its smallest k and reuses the
+    # rate for every k, chapter 6 per model and task); the twins' run at the chosen rate and the tuning seed is the
+    # tuning run itself, read back from the cache
     assert not fine[fine.init == "pretrained"].cached.astype(bool).any()
-    assert fine[fine.init == "random"].cached.astype(bool).all()  # smoke: one seed, the tuning seed
-    tuning = sum(len(r[r.init == "random"].drop_duplicates(["model", key]))
-                 for r, key in ((parts["05_next_kmer"], "k"), (parts["06_biology_finetuning"], "task")))
-    assert tuning == 2 * 2 + 2 * 2
+    tuned_here = fine[(fine.init == "random") & (fine.k != 2)]  # chapter 6's rows have no k
+    assert tuned_here.cached.astype(bool).all()  # smoke: one seed, the tuning seed
+    nk_random = parts["05_next_kmer"][parts["05_next_kmer"].init == "random"]
+    assert not nk_random[nk_random.k == 2].cached.astype(bool).any()  # k = 2 reused k = 1's rate: no tuning run
+    assert nk_random.groupby("model").learning_rate.nunique().eq(1).all()
+    bio = parts["06_biology_finetuning"]
+    tuning = nk_random.model.nunique() + len(bio[bio.init == "random"].drop_duplicates(["model", "task"]))
+    assert tuning == 2 + 2 * 2
     assert len(list((root / "artifacts" / "smoke-finetune-runs").glob("finetune-run-*.entry"))) == len(fine) + tuning
     assert set(fine[fine.init == "random"].learning_rate) <= {0.0005, 0.001, 0.002}
     # chapter 5's runs from random weights get 2.5 x the step cap (smoke: 10 steps), the pre-trained ones the cap
