@@ -528,6 +528,28 @@ def next_kmer(*, summary, baselines, runs, verdict_table, ks: Sequence[int], n_t
     return out
 
 
+def convergence_sentence(runs, *, target: float = 0.8) -> str:
+    """One computed sentence on whether a grid's fine-tuning runs converged: how many stopped early on validation
+    (the share against ``target``), how many kept their last evaluated step (still improving when the step budget
+    ran out), and the median kept step, per initialisation when the inits had budgets of their own (column
+    ``max_steps``). ``runs``: fine-tuning rows (stopped_early, best_step, steps; optionally init, max_steps)."""
+    need = {"stopped_early", "best_step", "steps"}
+    if not len(runs) or not need <= set(runs.columns):
+        return "No fine-tuning run in this build."
+    n = len(runs)
+    early = int(runs.stopped_early.astype(bool).sum())
+    last = int((runs.best_step == runs.steps).sum())
+    verdict = ("at least" if early / n >= target else "fewer than") + f" the {100 * target:.0f} % aimed at"
+    head = (f"{early:,} of {n:,} runs ({100 * early / n:.0f} %, {verdict}) stopped early because the validation "
+            f"loss had stopped improving; {last:,} ({100 * last / n:.0f} %) kept their last step, so they were still "
+            f"improving when the step budget ran out and their scores are lower bounds; ")
+    if {"max_steps", "init"} <= set(runs.columns) and runs.max_steps.nunique() > 1:  # a budget per initialisation
+        parts = [f"{int(g.best_step.median()):,} of at most {int(g.max_steps.max()):,} from {init} weights"
+                 for init, g in runs.groupby("init", sort=False)]
+        return head + "the median kept step is " + ", and ".join(parts) + "."
+    return head + f"the median kept step is {int(runs.best_step.median()):,} of at most {int(runs.steps.max()):,}."
+
+
 def constant_runs_sentence(runs, *, by: str, what: str = "") -> str:
     """One sentence naming the fine-tuning runs, pre-trained or not, that predict a single class on the whole test
     set (``predicted_classes`` <= 1: they learned nothing beyond a constant), grouped by model, init and ``by``

@@ -232,23 +232,6 @@ def learning_curves(runs, by: Sequence[str] = ()):
     return pd.DataFrame(out, columns=[*cols, "step", "eval_loss"])
 
 
-def convergence_sentence(runs, *, target: float = 0.8) -> str:
-    """One computed sentence on whether a grid's runs converged: how many stopped early on validation (the share
-    against ``target``), how many kept their last evaluated step (still improving when the step budget ran out),
-    and the median kept step. ``runs``: fine-tuning rows (stopped_early, best_step, steps)."""
-    need = {"stopped_early", "best_step", "steps"}
-    if not len(runs) or not need <= set(runs.columns):
-        return "No fine-tuning run in this build."
-    n = len(runs)
-    early = int(runs.stopped_early.astype(bool).sum())
-    last = int((runs.best_step == runs.steps).sum())
-    verdict = ("at least" if early / n >= target else "fewer than") + f" the {100 * target:.0f} % aimed at"
-    return (f"{early:,} of {n:,} runs ({100 * early / n:.0f} %, {verdict}) stopped early because the validation "
-            f"loss had stopped improving; {last:,} ({100 * last / n:.0f} %) kept their last step, so they were still "
-            f"improving when the step budget ran out and their scores are lower bounds; the median kept step is "
-            f"{int(runs.best_step.median()):,} of at most {int(runs.steps.max()):,}.")
-
-
 def _fit_and_score(spec: RunSpec, data: Mapping | None = None) -> tuple[dict, dict]:
     """Fine-tune ``spec``'s run and score it on its test set: (row without model/init/seed/cached, encoded items).
     ``data``: the run's {train, valid, test} ``SequenceDataset``s when the caller already tokenized them (serial
@@ -468,5 +451,5 @@ def summarize_runs(results, by: Sequence[str], metrics: Sequence[str] = ("accura
 __all__ = [
     "RUN_KIND", "data_digest", "run_cache_key", "read_cached_run", "write_cached_run", "run_cache_dir", "cache_note",
     "run_grid", "summarize_runs", "RunSpec", "run_one", "GridRunError", "encode_curve", "learning_curves",
-    "convergence_sentence",
+
 ]

@@ -270,3 +270,16 @@ def test_pretraining_measures_sentence_names_the_models_whose_measures_disagree(
                     "(accuracy better, mcc better, auroc inconclusive)")
     assert F.pretraining_measures_sentence(V.decide("06", claims[:1]), ["t1"]) == \
         "not tested on more than one measure in this build"
+
+
+def test_convergence_sentence_counts_early_stops_and_last_steps():
+    runs = pd.DataFrame({"stopped_early": [True, True, False, False, True], "best_step": [20, 40, 100, 60, 20],
+                         "steps": [60, 80, 100, 100, 60]})
+    text = F.convergence_sentence(runs)
+    assert text.startswith("3 of 5 runs (60 %, fewer than the 80 % aimed at) stopped early")
+    assert "1 (20 %) kept their last step" in text and "median kept step is 40 of at most 100" in text
+    assert "at least the 50 %" in F.convergence_sentence(runs, target=0.5)
+    assert F.convergence_sentence(runs.iloc[:0]) == "No fine-tuning run in this build."
+    per_init = runs.assign(init=["pretrained"] * 2 + ["random"] * 3, max_steps=[80, 80, 200, 200, 200])
+    assert F.convergence_sentence(per_init).endswith(
+        "the median kept step is 30 of at most 80 from pretrained weights, and 60 of at most 200 from random weights.")

@@ -117,11 +117,3 @@ def test_per_item_scores_round_trip_through_their_cache_text():
     assert c.tolist() == [1, 0, 0] and np.allclose(b, -np.log2([0.7, 0.2, 0.5]))  # a tie goes to class 0
 
 
-def test_convergence_sentence_counts_early_stops_and_last_steps():
-    runs = pd.DataFrame({"stopped_early": [True, True, False, False, True], "best_step": [20, 40, 100, 60, 20],
-                         "steps": [60, 80, 100, 100, 60]})
-    text = FR.convergence_sentence(runs)
-    assert text.startswith("3 of 5 runs (60 %, fewer than the 80 % aimed at) stopped early")
-    assert "1 (20 %) kept their last step" in text and "median kept step is 40 of at most 100" in text
-    assert "at least the 50 %" in FR.convergence_sentence(runs, target=0.5)
-    assert FR.convergence_sentence(runs.iloc[:0]) == "No fine-tuning run in this build."
