@@ -431,8 +431,6 @@ def tfidf_baseline(tasks: Mapping[str, NextKmerTask], *, tfidf_kmer: int | Seque
                                           kmers=kmers, Cs=tfidf_Cs)
 
 
-
-
 def cnn_baseline(tasks: Mapping[str, NextKmerTask], *, seed: int, lrs: Sequence[float], settings=None):
     """One one-hot CNN trained from scratch on the training windows of ``tasks`` (one k), its learning rate picked
     among ``lrs`` on the validation windows (``onehot_cnn.tune_cnn``; ``settings``: its budget, a
