@@ -606,7 +606,7 @@ NEXT_KMER_BASELINE_STYLES = {
     "n-gram (left context)": ("black", "-"),
     "n-gram (fine-tuning windows)": ("#444444", (0, (5, 1, 1, 1))),
     "k-mer TF-IDF + logistic regression": ("#8e6c00", "--"),
-    "one-hot CNN": ("#1e8449", "-."),
+    "one-hot CNN": ("#d35400", "-."),  # orange: no tokenization's colour (chapter 6 draws it the same)
 }
 
 
@@ -650,7 +650,7 @@ def plot_accuracy_vs_k(summary, *, roles=None):
 
 
 #: Line styles of chapter 6's baselines by name; any other baseline (the k-mer regression) is black dashed.
-BASELINE_STYLES = {"majority class": ("grey", ":"), "one-hot CNN": ("#1e8449", "-.")}
+BASELINE_STYLES = {"majority class": ("grey", ":"), "one-hot CNN": ("#d35400", "-.")}
 
 
 def plot_task_scores(summary, *, metrics: Sequence[str] = ("mcc", "auroc"), roles=None):
