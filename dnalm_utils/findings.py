@@ -498,7 +498,7 @@ def next_kmer(*, summary, baselines, runs, verdict_table, ks: Sequence[int], n_t
         task = f"next {k}-mer"
         out[f"vs_ngram_{tag}"] = V.outcome_sentence(
             verdict_table, V.CLAIM_BASELINE.format(metric="accuracy", reference=NGRAM_LEFT, task=task),
-            better="above the n-gram", worse="below it", equivalent="equivalent to it within the margin",
+            better="above the n-gram", worse="below the n-gram", equivalent="equivalent to the n-gram within the margin",
             none="not tested")
         out[f"vs_ngram_bits_{tag}"] = V.outcome_sentence(
             verdict_table, V.CLAIM_BASELINE.format(metric="bits", reference=NGRAM_LEFT, task=task),
@@ -506,7 +506,7 @@ def next_kmer(*, summary, baselines, runs, verdict_table, ks: Sequence[int], n_t
             none="not tested")
         out[f"vs_cnn_{tag}"] = V.outcome_sentence(
             verdict_table, V.CLAIM_BASELINE.format(metric="accuracy", reference=V.ONEHOT_CNN, task=task),
-            better="above the CNN", worse="below it", equivalent="equivalent to it within the margin",
+            better="above the CNN", worse="below the CNN", equivalent="equivalent to the CNN within the margin",
             none="not tested (no CNN in this run)")
         out[f"pretraining_{tag}"] = V.outcome_sentence(
             verdict_table, V.CLAIM_PRETRAINING.format(metric="accuracy", task=task), better="pre-training helps",

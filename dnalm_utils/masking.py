@@ -227,10 +227,11 @@ def own_masking_eval(lm, windows: Sequence[str], cfg, *, seed: int = 0, batch_si
     """Masked-token accuracy and perplexity under the model's own pre-training masking (``cfg`` a
     :class:`pretraining.PretrainConfig`), every chosen token replaced by [MASK]. Returns accuracy, top5,
     perplexity (exp of mean NLL in nats), nll, masked_tokens, masked_fraction, and the references on the same
-    masked tokens: chance_accuracy and chance_perplexity (a uniform guess over the non-special tokens), and with
-    ``prior_counts`` ((vocab,) token counts of the training corpus, ``tokenization.token_counts``)
-    prior_accuracy (always the corpus's most frequent non-special token) and prior_perplexity (its token
-    frequencies, add-0.5 smoothed)."""
+    masked tokens: chance_accuracy and chance_perplexity (a uniform guess over the tokens made of A, C, G and T
+    only: no special token, no N), and with ``prior_counts`` ((vocab,) token counts of the training corpus,
+    ``tokenization.token_counts``; count them on pieces as long as the windows, so that tokens that occur only at
+    a window's end weigh as they do there) prior_accuracy (always the corpus's most frequent such token) and
+    prior_perplexity (their frequencies, add-0.5 smoothed)."""
     import torch
 
     from .pretraining import mask_tokens
@@ -252,6 +253,9 @@ def own_masking_eval(lm, windows: Sequence[str], cfg, *, seed: int = 0, batch_si
     nll = -lp[np.arange(len(true)), true]
     top5 = (np.argsort(-lp, axis=1)[:, :5] == true[:, None]).any(axis=1)
     plain = ~np.asarray(tok.is_special)
+    vocab = getattr(tok, "vocab", None)
+    if vocab is not None and len(vocab) == plain.size:  # chance guesses among ACGT tokens only (not N, not specials)
+        plain &= np.array([set(str(t)) <= set("ACGT") for t in vocab])
     out = {"accuracy": float((lp.argmax(1) == true).mean()), "top5": float(top5.mean()),
            "nll": float(nll.mean()), "perplexity": float(np.exp(nll.mean())), "masked_tokens": int(len(true)),
            "masked_fraction": float(chosen.sum() / (att.sum() - tok.n_framing * len(encs))),

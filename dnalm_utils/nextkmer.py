@@ -747,9 +747,22 @@ def chance_accuracy(k: int) -> float:
     return 1.0 / 4 ** check_k(k)
 
 
+def accuracy_margin(margin_at_k1: float | None, k: int) -> float | None:
+    """The equivalence margin of an accuracy verdict at k, scaled with chance: ``margin_at_k1 * 4^(1 - k)`` (1 point
+    at k = 1 is 0.25 points at k = 2 and about 0.001 points at k = 6). A fixed margin would exceed every accuracy at
+    large k (chance at k = 5 is 0.1 %), and then any two models, however different, would pass as equivalent.
+    None stays None (no equivalence test)."""
+    if margin_at_k1 is None:
+        return None
+    if isinstance(margin_at_k1, bool) or not isinstance(margin_at_k1, (int, float)) or not margin_at_k1 > 0:
+        raise ParameterError(f"margin_accuracy={margin_at_k1!r}: pass a positive accuracy margin at k = 1 "
+                             "(e.g. 0.01), or None.")
+    return float(margin_at_k1) * 4.0 * chance_accuracy(k)
+
+
 __all__ = [
     "MAX_K", "check_k", "check_ks", "min_input_nt", "check_input_length", "block_intervals", "draw_windows",
     "kmer_classes", "class_kmers", "NextKmerTask", "NextKmerWindows", "NextKmerSplits", "build_splits",
     "class_prior", "NgramBaseline", "NGRAM_LEFT", "WINDOW_NGRAM", "ONEHOT_CNN", "cnn_baseline", "training_windows", "window_ngram_sentence", "baseline_scores", "tfidf_baseline", "baseline_tables", "run_benchmark", "summarize", "chance_accuracy",
-    "READOUTS", "readout_comparison", "accuracy_intervals",
+    "READOUTS", "readout_comparison", "accuracy_intervals", "accuracy_margin",
 ]

@@ -110,7 +110,7 @@ def test_next_kmer_sentences_read_the_verdicts():
                                                                             task="next 1-mer"), "a", V.ONEHOT_CNN,
                                                   "accuracy", True, worse)])
     out_cnn = F.next_kmer(summary=with_cnn, baselines=baselines, runs=runs, verdict_table=cnn_table, ks=[1], n_test=100)
-    assert out_cnn["cnn_first"] == "31.25 %" and out_cnn["vs_cnn_first"] == "below it: a"
+    assert out_cnn["cnn_first"] == "31.25 %" and out_cnn["vs_cnn_first"] == "below the CNN: a"
     # a best model at or below the majority class says so; runs that predict one class are named, either init
     summary2 = pd.concat([summary, pd.DataFrame({"model": ["majority class"], "init": ["baseline"], "k": [1],
                                                  "accuracy_mean": [0.35], "bits_mean": [np.nan]})])

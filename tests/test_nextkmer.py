@@ -523,3 +523,13 @@ def test_tune_k_picks_the_rates_once_and_reuses_them_for_every_k(monkeypatch):
     assert seen == [(1, None), (3, None)]  # without tune_k each k tunes its own
     with pytest.raises(ParameterError, match="tune_k=4 is not one of ks"):
         NK.run_benchmark({"m": "x"}, splits, [1, 3], seeds=[0], tune_k=4)
+
+
+def test_accuracy_margin_scales_with_chance():
+    assert NK.accuracy_margin(0.01, 1) == pytest.approx(0.01)
+    assert NK.accuracy_margin(0.01, 2) == pytest.approx(0.0025)
+    for k in range(1, 7):  # always the same multiple of chance, so never larger than chance for a 1-point margin
+        assert NK.accuracy_margin(0.01, k) / NK.chance_accuracy(k) == pytest.approx(0.04)
+    assert NK.accuracy_margin(None, 3) is None
+    with pytest.raises(ParameterError, match="margin_accuracy"):
+        NK.accuracy_margin(-0.01, 2)
