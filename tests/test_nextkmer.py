@@ -298,7 +298,7 @@ def test_ngram_order_is_chosen_on_validation_and_counts_train_blocks_only():
 
 
 def test_baseline_tables_on_an_executor_equal_the_serial_loop():
-    from concurrent.futures import ProcessPoolExecutor
+    from dnalm_utils.grid_executors import make_executor
 
     splits = small_splits(20, 2, n_train=200, n_valid=40, n_test=60)
     model = NK.NgramBaseline(splits.train_block_sequences, max_order=3, k_max=2)
@@ -307,7 +307,7 @@ def test_baseline_tables_on_an_executor_equal_the_serial_loop():
     cnn = dict(cnn_lrs=[1e-2, 3e-3], cnn_settings=FinetuneSettings(max_steps=12, eval_steps=4, batch_size=16))
     args = dict(ngram=model, seeds=[0, 1], tfidf_kmer=[1, 2], window_ngram=True, **cnn)
     serial = NK.baseline_tables(splits, [1, 2], **args)
-    with ProcessPoolExecutor(2) as pool:
+    with make_executor("processes:2") as pool:  # spawned workers: a forked child of a process using torch can hang
         parallel = NK.baseline_tables(splits, [1, 2], executor=pool, **args)
     for got, want in zip(parallel, serial):
         pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-6)
