@@ -19,15 +19,20 @@ from .errors import ParameterError, check_int_range
 from .finetuning import INITS, FinetuneSettings
 
 
+def _by_init(values: Mapping | None, inits: Sequence[str], name: str) -> dict:
+    """``values`` (init -> anything) as a dict; ParameterError naming ``name`` for an init not in ``inits``."""
+    values = dict(values or {})
+    unknown = sorted(set(values) - set(inits))
+    if unknown:
+        raise ParameterError(f"{name} has init(s) {unknown} that this grid does not run; use some of {list(inits)}.")
+    return values
+
+
 def check_learning_rates(learning_rates: Mapping | None, inits: Sequence[str],
                          default: float) -> dict[str, list[float]]:
     """init -> sorted distinct candidate rates (an init not in ``learning_rates`` gets ``[default]``). Raises
     ParameterError for an init not in ``inits``, an empty list or a non-positive rate."""
-    learning_rates = dict(learning_rates or {})
-    unknown = sorted(set(learning_rates) - set(inits))
-    if unknown:
-        raise ParameterError(f"learning_rates has init(s) {unknown} that this grid does not run; "
-                             f"use some of {list(inits)}.")
+    learning_rates = _by_init(learning_rates, inits, "learning_rates")
     out = {}
     for init in inits:
         rates = learning_rates.get(init, [default])
@@ -49,11 +54,7 @@ def init_run_settings(settings: FinetuneSettings, init_settings: Mapping | None,
     """init -> the settings its runs use: ``settings`` with the init's entries of ``init_settings`` (init ->
     {field: value}, fields among :data:`BUDGET_FIELDS`) put in. Raises ParameterError for an init not in ``inits``,
     a field outside :data:`BUDGET_FIELDS` or a value FinetuneSettings refuses."""
-    init_settings = dict(init_settings or {})
-    unknown = sorted(set(init_settings) - set(inits))
-    if unknown:
-        raise ParameterError(f"init_settings has init(s) {unknown} that this grid does not run; "
-                             f"use some of {list(inits)}.")
+    init_settings = _by_init(init_settings, inits, "init_settings")
     out = {}
     for init in inits:
         changes = dict(init_settings.get(init) or {})
