@@ -747,6 +747,27 @@ def chance_accuracy(k: int) -> float:
     return 1.0 / 4 ** check_k(k)
 
 
+def next_kmer_claims(items, *, ks: Sequence[int], failed, margin_accuracy: float | None, margin_bits: float | None,
+                     arm_pairs: Mapping | None = None) -> list:
+    """Chapter 5's claims per k, each with the accuracy margin of that k (:func:`accuracy_margin`): every pre-trained
+    model against the left n-gram, the n-gram of the fine-tuning windows, the one-hot CNN and its random-initialised
+    twin (``verdicts.fine_tuning_claims``; ``failed``: ``verdicts.failed_controls(runs, by="k")``), and each masking
+    arm against the arm it changes (``verdicts.arm_claims`` on ``arm_pairs``). ``items``: the runs' and the
+    baselines' per-item scores (model, init, seed, item, k, accuracy, bits)."""
+    from . import verdicts
+
+    pretrained, claims = items[items.init == "pretrained"], []
+    for k in ks:
+        margin_k = accuracy_margin(margin_accuracy, k)
+        claims += verdicts.fine_tuning_claims(items, NGRAM_LEFT, tasks={f"next {k}-mer": k}, task_col="k",
+                                              margin_accuracy=margin_k, margin_bits=margin_bits, failed=failed,
+                                              extra_references=[WINDOW_NGRAM, ONEHOT_CNN])
+        claims += verdicts.arm_claims(pretrained[pretrained.k == k], arm_pairs or {}, value="accuracy",
+                                      what="next-k-mer accuracy", higher_is_better=True, margin=margin_k,
+                                      unit="test windows", by="k")
+    return claims
+
+
 def accuracy_margin(margin_at_k1: float | None, k: int) -> float | None:
     """The equivalence margin of an accuracy verdict at k, scaled with chance: ``margin_at_k1 * 4^(1 - k)`` (1 point
     at k = 1 is 0.25 points at k = 2 and about 0.001 points at k = 6). A fixed margin would exceed every accuracy at
@@ -764,5 +785,5 @@ __all__ = [
     "MAX_K", "check_k", "check_ks", "min_input_nt", "check_input_length", "block_intervals", "draw_windows",
     "kmer_classes", "class_kmers", "NextKmerTask", "NextKmerWindows", "NextKmerSplits", "build_splits",
     "class_prior", "NgramBaseline", "NGRAM_LEFT", "WINDOW_NGRAM", "ONEHOT_CNN", "cnn_baseline", "training_windows", "window_ngram_sentence", "baseline_scores", "tfidf_baseline", "baseline_tables", "run_benchmark", "summarize", "chance_accuracy",
-    "READOUTS", "readout_comparison", "accuracy_intervals", "accuracy_margin",
+    "READOUTS", "readout_comparison", "accuracy_intervals", "accuracy_margin", "next_kmer_claims",
 ]

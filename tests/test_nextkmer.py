@@ -533,3 +533,20 @@ def test_accuracy_margin_scales_with_chance():
     assert NK.accuracy_margin(None, 3) is None
     with pytest.raises(ParameterError, match="margin_accuracy"):
         NK.accuracy_margin(-0.01, 2)
+
+
+def test_next_kmer_claims_use_each_ks_scaled_margin():
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for k in (1, 3):
+        for model, init, p in (("m", "pretrained", 0.4), ("m", "random", 0.3), (NK.NGRAM_LEFT, "baseline", 0.35)):
+            rows.append(pd.DataFrame({"model": model, "init": init, "seed": 0, "item": np.arange(300), "k": k,
+                                      "accuracy": (rng.random(300) < p).astype(float), "bits": rng.random(300)}))
+    claims = NK.next_kmer_claims(pd.concat(rows, ignore_index=True), ks=[1, 3], failed=set(), margin_accuracy=0.01,
+                                 margin_bits=0.02)
+    margins = {(c.claim.split("next ")[1][0], c.metric): c.comparison.margin for c in claims}
+    assert margins[("1", "accuracy")] == pytest.approx(0.01) and margins[("3", "accuracy")] == pytest.approx(0.01 / 16)
+    assert margins[("3", "bits")] == pytest.approx(0.02)  # bits keep their margin
+    assert {c.reference for c in claims} == {NK.NGRAM_LEFT, "random-initialised twin"}  # references the items hold
